@@ -1,0 +1,49 @@
+"""conveyor: a Python task queue with Celery's API and its traps removed by design."""
+
+from __future__ import annotations
+
+from .app import Conveyor, current_app, shared_task
+from .errors import (
+    ConfigurationError,
+    ConveyorError,
+    DecodeError,
+    EncodeError,
+    Ignore,
+    MaxRetriesExceededError,
+    MessageTooLarge,
+    NotRegistered,
+    Reject,
+    RemoteError,
+    Retry,
+    TaskRevokedError,
+    TimeoutError,
+)
+from .request import Request
+from .result import AsyncResult
+from .states import TaskState
+from .task import Task
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncResult",
+    "ConfigurationError",
+    "Conveyor",
+    "ConveyorError",
+    "DecodeError",
+    "EncodeError",
+    "Ignore",
+    "MaxRetriesExceededError",
+    "MessageTooLarge",
+    "NotRegistered",
+    "Reject",
+    "RemoteError",
+    "Request",
+    "Retry",
+    "Task",
+    "TaskRevokedError",
+    "TaskState",
+    "TimeoutError",
+    "current_app",
+    "shared_task",
+]

@@ -1,0 +1,353 @@
+"""The Conveyor app: task registry, settings, and the wiring of broker and result store.
+
+There is no global broker: each app opens its own broker and result store lazily, once per
+process, from its URLs. The only process-wide state is the "current app" that `shared_task`
+binds to, as in Celery.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar, overload
+from zoneinfo import ZoneInfo
+
+from ._names import nearest
+from .brokers import open_broker
+from .brokers.base import Broker, Envelope
+from .clock import SYSTEM_CLOCK, Clock
+from .config import Config, resolve_urls
+from .errors import ConfigurationError, NotRegistered
+from .message import Message, encode_message
+from .options import CallOptions, TaskOptions, task_options
+from .request import current_request
+from .result import AsyncResult
+from .results import open_result_store
+from .results.base import ResultStore
+from .task import Task
+
+F = TypeVar("F", bound=Callable[..., Any])
+_PUBLISHED_NAMES_TTL = 5.0
+
+_apps: weakref.WeakSet[Conveyor] = weakref.WeakSet()
+_current_app: Conveyor | None = None
+_shared: list[tuple[Callable[..., Any], TaskOptions]] = []
+
+
+class Conveyor:
+    """A task queue application.
+
+    `Conveyor("proj")` with no URLs uses the embedded SQLite file `./conveyor.db` for messages
+    and results (CONVEYOR_BROKER_URL / CONVEYOR_RESULT_BACKEND override that default).
+    `include` lists modules that define tasks; workers import them at start.
+    """
+
+    def __init__(
+        self,
+        main: str | None = None,
+        broker: str | None = None,
+        backend: str | None = None,
+        *,
+        include: Sequence[str] = (),
+        clock: Clock = SYSTEM_CLOCK,
+        set_as_current: bool = True,
+    ) -> None:
+        self.main = main
+        self.conf = Config()
+        self.clock = clock
+        self.include = tuple(include)
+        self._broker_arg = broker
+        self._backend_arg = backend
+        self._tasks: dict[str, Task] = {}
+        self._lock = threading.Lock()
+        self._broker: Broker | None = None
+        self._results: ResultStore | None = None
+        self._published: tuple[float, frozenset[str]] = (0.0, frozenset())
+        _apps.add(self)
+        for fn, opts in _shared:
+            self._register(fn, opts)
+        if set_as_current:
+            self.set_current()
+
+    def __repr__(self) -> str:
+        return f"<Conveyor {self.main or '__main__'}: {len(self._tasks)} tasks>"
+
+    def set_current(self) -> None:
+        """Make this the app that `shared_task` proxies resolve to."""
+        global _current_app
+        _current_app = self
+
+    # -- settings ---------------------------------------------------------------------------
+    def config_from_object(self, obj: Any, namespace: str | None = None) -> None:
+        """Load settings from an object or module path; see Config.config_from_object."""
+        self.conf.config_from_object(obj, namespace=namespace)
+
+    @property
+    def urls(self) -> tuple[str, str]:
+        """(broker URL, result store URL) in effect."""
+        settings = self.conf.settings
+        if settings.task_always_eager and not (self._broker_arg or settings.broker_url):
+            return "memory://", self._backend_arg or settings.result_backend or "memory://"
+        return resolve_urls(settings, self._broker_arg, self._backend_arg)
+
+    # -- tasks ------------------------------------------------------------------------------
+    @overload
+    def task(self, fn: F) -> Task: ...
+    @overload
+    def task(self, fn: None = None, **options: Any) -> Callable[[F], Task]: ...
+
+    def task(self, fn: Any = None, **options: Any) -> Any:
+        """Register a task: `@app.task` or `@app.task(name=..., queue=..., bind=True, ...)`.
+        An unknown option is a TypeError naming the closest valid one."""
+        opts = task_options(options)
+        if fn is not None:
+            return self._register(fn, opts)
+        return lambda f: self._register(f, opts)
+
+    def _register(self, fn: Callable[..., Any], opts: TaskOptions) -> Task:
+        name = opts.name or default_task_name(fn, self.main)
+        with self._lock:
+            existing = self._tasks.get(name)
+            if existing is not None and existing.fn is not fn and _origin(existing.fn) != _origin(fn):
+                raise ConfigurationError(
+                    f"two different functions are registered as task {name!r}: "
+                    f"{_origin(existing.fn)} and {_origin(fn)}; give one of them name=..."
+                )
+            task = Task(self, fn, name, opts)
+            self._tasks[name] = task
+        return task
+
+    @property
+    def tasks(self) -> Mapping[str, Task]:
+        """Registered tasks by name (read-only view)."""
+        return dict(self._tasks)
+
+    def import_modules(self) -> None:
+        """Import the modules named in `include` so their tasks register."""
+        for module in self.include:
+            importlib.import_module(module)
+
+    # -- backends ---------------------------------------------------------------------------
+    @property
+    def broker(self) -> Broker:
+        """This process's broker, opened on first use."""
+        if self._broker is None:
+            with self._lock:
+                if self._broker is None:
+                    self._broker = open_broker(self.urls[0], self.conf.settings, self.clock)
+        return self._broker
+
+    @property
+    def results(self) -> ResultStore:
+        """This process's result store, opened on first use."""
+        if self._results is None:
+            with self._lock:
+                if self._results is None:
+                    self._results = open_result_store(self.urls[1], self.conf.settings, self.clock)
+        return self._results
+
+    def close(self) -> None:
+        """Close the broker and result store of this process."""
+        with self._lock:
+            for backend in (self._broker, self._results):
+                if backend is not None:
+                    backend.close()
+            self._broker = self._results = None
+
+    # -- sending ----------------------------------------------------------------------------
+    def AsyncResult(self, task_id: str) -> AsyncResult:  # noqa: N802 - Celery's name
+        return AsyncResult(task_id, self)
+
+    def send_task(
+        self,
+        name: str,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        countdown: float | None = None,
+        eta: datetime | None = None,
+        expires: float | datetime | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        task_id: str | None = None,
+    ) -> AsyncResult:
+        """Send a call by task name. The name must be registered here or published by a worker
+        that has started against this broker; otherwise NotRegistered names close matches."""
+        call = CallOptions(countdown=countdown, eta=eta, expires=expires, priority=priority,
+                           queue=queue, task_id=task_id)
+        task = self._tasks.get(name)
+        if task is None:
+            self.check_task_name(name)
+        return self.publish(name, tuple(args or ()), dict(kwargs or {}), call, task)
+
+    def check_task_name(self, name: str) -> None:
+        """Raise NotRegistered unless `name` is registered here or published by a worker."""
+        if name in self._tasks or name in self.published_task_names():
+            return
+        known = set(self._tasks) | self.published_task_names()
+        close = nearest(name, known)
+        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise NotRegistered(
+            f"unknown task {name!r}: it is not registered in this app and no worker has "
+            f"published it{hint}"
+        )
+
+    def published_task_names(self) -> frozenset[str]:
+        """Task names that workers published to the broker (cached for a few seconds)."""
+        fetched_at, names = self._published
+        if time.monotonic() - fetched_at > _PUBLISHED_NAMES_TTL:
+            names = frozenset(n for w in self.broker.workers() for n in w.task_names)
+            self._published = (time.monotonic(), names)
+        return names
+
+    def publish(
+        self,
+        name: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        call: CallOptions,
+        task: Task | None,
+    ) -> AsyncResult:
+        """Build, encode and enqueue one call (or run it now in eager mode)."""
+        settings = self.conf.settings
+        opts = task.options if task is not None else TaskOptions()
+        message, delay = self._message(name, args, kwargs, call, opts)
+        if settings.task_always_eager:
+            from .eager import run_eagerly
+
+            return run_eagerly(self, message)
+        body = encode_message(message, settings.task_message_max_size)
+        priority = _first(call.priority, opts.priority, settings.task_default_priority, 0)
+        envelope = Envelope(
+            id=message.id,
+            queue=call.queue or opts.queue or settings.task_default_queue,
+            body=body,
+            priority=priority,
+            delay=delay,
+            max_deliveries=opts.max_deliveries or settings.task_max_deliveries,
+        )
+        self.broker.enqueue([envelope])
+        return AsyncResult(message.id, self)
+
+    def _message(
+        self,
+        name: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        call: CallOptions,
+        opts: TaskOptions,
+    ) -> tuple[Message, float]:
+        now = self.clock.now()
+        eta = self.to_epoch(call.eta) if call.eta is not None else None
+        delay = call.countdown if call.countdown is not None else (eta - now if eta else 0.0)
+        expires_opt = call.expires if call.expires is not None else opts.expires
+        expires = None
+        if expires_opt is not None:
+            expires = (
+                self.to_epoch(expires_opt) if isinstance(expires_opt, datetime)
+                else now + float(expires_opt)
+            )
+        parent = current_request()
+        parent_id = parent.id if parent is not None else None
+        message = Message(
+            id=call.task_id or str(uuid.uuid4()),
+            task=name,
+            args=args,
+            kwargs=kwargs,
+            eta=now + delay if delay > 0 else None,
+            expires=expires,
+            parent_id=parent_id,
+            root_id=(parent.root_id or parent_id) if parent is not None else None,
+        )
+        return message, max(0.0, delay)
+
+    def to_epoch(self, when: datetime) -> float:
+        """Seconds since the epoch; a naive datetime is read in the `timezone` setting."""
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=ZoneInfo(self.conf.settings.timezone))
+        return when.timestamp()
+
+
+def _first(*values: int | None) -> int:
+    for v in values:
+        if v is not None:
+            return v
+    return 0
+
+
+def _origin(fn: Callable[..., Any]) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', '?')}"
+
+
+def default_task_name(fn: Callable[..., Any], main: str | None) -> str:
+    """`module.function`, as Celery names tasks; a task defined in a script run as __main__
+    takes the app's main name instead, so workers that import the app agree on it."""
+    module = getattr(fn, "__module__", None) or "__main__"
+    if module == "__main__" and main:
+        module = main
+    return f"{module}.{fn.__name__}"
+
+
+def current_app() -> Conveyor:
+    """The app `shared_task` proxies use: the most recently created (or set) app."""
+    if _current_app is None:
+        raise ConfigurationError(
+            "no Conveyor app exists yet: create one (app = Conveyor('proj')) before sending a "
+            "shared task"
+        )
+    return _current_app
+
+
+class SharedTask:
+    """What `@shared_task` returns: a stand-in that resolves to the task registered in the
+    current app, so reusable modules need not import a specific app."""
+
+    def __init__(self, fn: Callable[..., Any], options: TaskOptions) -> None:
+        self._fn = fn
+        self._options = options
+        self.name = options.name or default_task_name(fn, None)
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    def _task(self) -> Task:
+        app = current_app()
+        task = app.tasks.get(self.name)
+        return task if task is not None else app._register(self._fn, self._options)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._task()(*args, **kwargs)
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._task(), attr)
+
+    def __repr__(self) -> str:
+        return f"<SharedTask {self.name}>"
+
+
+@overload
+def shared_task(fn: Callable[..., Any]) -> SharedTask: ...
+@overload
+def shared_task(fn: None = None, **options: Any) -> Callable[[Callable[..., Any]], SharedTask]: ...
+
+
+def shared_task(fn: Any = None, **options: Any) -> Any:
+    """Define a task for every app (Celery's `shared_task`): `@shared_task` or
+    `@shared_task(bind=True, ...)`."""
+    opts = task_options(options)
+
+    def register(f: Callable[..., Any]) -> SharedTask:
+        _shared.append((f, opts))
+        for app in list(_apps):
+            app._register(f, opts)
+        return SharedTask(f, opts)
+
+    return register(fn) if fn is not None else register
+
+
+def all_apps() -> Iterable[Conveyor]:
+    return list(_apps)

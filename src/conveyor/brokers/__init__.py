@@ -1,0 +1,29 @@
+"""Brokers by URL scheme. See `base.py` for the contract every broker keeps."""
+
+from __future__ import annotations
+
+from ..clock import Clock
+from ..config import Settings
+from ..errors import ConfigurationError
+from .base import Broker
+
+
+def open_broker(url: str, settings: Settings, clock: Clock) -> Broker:
+    """Open the broker that `url` names: `sqlite:///path.db` or `memory://`."""
+    scheme = url.split(":", 1)[0].lower()
+    if scheme == "sqlite":
+        from .._sqlite import sqlite_path_from_url
+        from .sqlite import SqliteBroker
+
+        path, sync = sqlite_path_from_url(url)
+        return SqliteBroker(path, sync, clock, settings.task_idempotency_window)
+    if scheme == "memory":
+        from .memory import MemoryBroker
+
+        return MemoryBroker(clock, settings.task_idempotency_window)
+    if scheme in ("redis", "rediss", "unix", "postgresql", "postgres", "amqp"):
+        raise ConfigurationError(
+            f"the {scheme}:// broker is not available yet; use the embedded SQLite broker "
+            "(sqlite:///conveyor.db, the default)"
+        )
+    raise ConfigurationError(f"unknown broker URL scheme {scheme!r}: use sqlite:/// or memory://")

@@ -1,0 +1,195 @@
+"""The broker contract.
+
+A broker stores **envelopes** — routing fields plus an opaque, already-encoded `body` — and hands
+them to workers under **leases**. It never decodes a body: serialization stays out of brokers.
+
+Guarantees every backend gives (the suite in `tests/contract/` checks each one):
+
+* **Idempotent, atomic enqueue.** `enqueue` stores all of a batch or none of it. An id that is
+  already stored — waiting, leased, dead, or acknowledged within the idempotency window — is a
+  no-op, so a producer may safely send the same id twice (the scheduler relies on this).
+* **Order.** `reserve` hands out due envelopes highest `priority` first, then earliest due time,
+  then enqueue order, across all the queues it is given.
+* **Delays live in storage.** A delayed envelope stays in the broker until it is due; workers
+  never hold it. Delays are relative (`delay` seconds from the moment the broker stores it), so
+  the broker's clock is the only clock that decides when anything is due or expired.
+* **Leases and fencing.** Every grant of a lease carries a new fencing token, larger than any
+  token granted before by this broker. `extend`, `ack`, `release` and `dead_letter` act only when
+  the token is still the current one; with a stale token they change nothing and return False
+  (or None), so a worker that lost its lease can never settle a message another worker now owns.
+* **Redelivery.** A lease that is not extended expires; the envelope is then due again and its
+  next delivery has a higher `attempt`. An envelope whose lease has expired `max_deliveries`
+  times (it keeps killing its worker) is dead-lettered instead of delivered again.
+* **Thread safety.** One broker object may be used from several threads of one process (the
+  worker's loop, its settler and its lease keeper). Each process opens its own broker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Protocol
+
+DEFAULT_MAX_DELIVERIES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What a broker stores for one message."""
+
+    id: str
+    queue: str
+    body: bytes
+    priority: int = 0
+    delay: float = 0.0
+    max_deliveries: int = DEFAULT_MAX_DELIVERIES
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A worker's exclusive, time-limited claim on one envelope.
+
+    `token` is the fencing token of this grant; `expires_at` is on the broker's clock.
+    """
+
+    message_id: str
+    token: int
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """An envelope handed to a worker: the envelope, its lease and the attempt number (1 for
+    the first delivery, 2 after one redelivery, …)."""
+
+    envelope: Envelope
+    lease: Lease
+    attempt: int
+
+
+class MessageState(str, Enum):
+    """Where an envelope stands inside a broker (admin views only)."""
+
+    READY = "ready"
+    SCHEDULED = "scheduled"
+    LEASED = "leased"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """Counts for one queue."""
+
+    queue: str
+    ready: int = 0
+    scheduled: int = 0
+    leased: int = 0
+    dead: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """An envelope as the admin calls show it."""
+
+    envelope: Envelope
+    state: MessageState
+    attempts: int
+    available_at: float
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """What a worker publishes about itself when it starts and on every heartbeat."""
+
+    name: str
+    queues: tuple[str, ...]
+    task_names: tuple[str, ...]
+    pid: int
+    started_at: float
+    heartbeat_at: float = 0.0
+    stopped_at: float | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class Broker(Protocol):
+    """Stores envelopes and leases them to workers. See the module docstring for guarantees."""
+
+    # -- hot path ---------------------------------------------------------------------------
+    def enqueue(self, envelopes: Sequence[Envelope]) -> list[bool]:
+        """Store a batch atomically. Returns, per envelope, True if it was newly stored and
+        False if its id was already known (an idempotent no-op)."""
+        ...
+
+    def reserve(
+        self, queues: Sequence[str], limit: int, lease_for: float, wait: float = 0.0
+    ) -> list[Delivery]:
+        """Lease up to `limit` due envelopes from `queues` for `lease_for` seconds.
+
+        Blocks at most `wait` seconds for one to become due; returns [] if none did. Envelopes
+        whose lease expired are due again; one past `max_deliveries` is dead-lettered here.
+        """
+        ...
+
+    def extend(self, leases: Sequence[Lease], lease_for: float) -> list[Lease | None]:
+        """Push each lease's expiry to now + `lease_for`, in one call. None where the lease was
+        lost (expired and re-granted, settled, or purged): its holder must stop settling."""
+        ...
+
+    def ack(self, leases: Sequence[Lease]) -> list[bool]:
+        """Settle successfully: remove each envelope, remembering its id for the idempotency
+        window. False where the token is stale (nothing changed)."""
+        ...
+
+    def release(
+        self,
+        lease: Lease,
+        delay: float = 0.0,
+        body: bytes | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Put a leased envelope back, due after `delay`, optionally with a new body (a retry
+        carries its incremented retry count). Does not count as a lost delivery. False if the
+        token is stale."""
+        ...
+
+    def dead_letter(self, lease: Lease, reason: str) -> bool:
+        """Move a leased envelope to the dead letters with `reason`. False if the token is
+        stale."""
+        ...
+
+    # -- workers ----------------------------------------------------------------------------
+    def register_worker(self, info: WorkerInfo) -> None:
+        """Insert or replace the record of a worker (by name). Used at start, on heartbeats
+        and at stop; producers read the task names workers publish here."""
+        ...
+
+    def workers(self) -> list[WorkerInfo]:
+        """Every worker record still kept (including stopped ones within the retention)."""
+        ...
+
+    # -- admin (CLI, dashboard; never on the hot path) --------------------------------------
+    def queue_stats(self) -> list[QueueStats]:
+        """Counts per queue for every queue that holds any envelope, sorted by name."""
+        ...
+
+    def list_messages(
+        self, queue: str, state: MessageState | None = None, limit: int = 100, offset: int = 0
+    ) -> list[StoredMessage]:
+        """Envelopes of one queue in reserve order, optionally of one state."""
+        ...
+
+    def redrive(self, message_ids: Sequence[str]) -> int:
+        """Make dead-lettered envelopes ready again with fresh delivery counts. Returns how many
+        moved."""
+        ...
+
+    def purge(self, queues: Sequence[str], include_dead: bool = False) -> int:
+        """Delete ready and scheduled envelopes (and dead ones if asked) of `queues`. Leased
+        envelopes are left to their workers. Returns how many were deleted."""
+        ...
+
+    def close(self) -> None:
+        """Release connections. The broker is unusable afterwards."""
+        ...

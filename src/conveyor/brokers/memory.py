@@ -1,0 +1,260 @@
+"""In-process broker: the reference semantics of the broker contract.
+
+Written for obviousness, not speed: every call takes one lock and scans. It backs tests and
+eager mode (`task_always_eager`). It is not shared between processes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from ..clock import SYSTEM_CLOCK, Clock
+from .base import (
+    Delivery,
+    Envelope,
+    Lease,
+    MessageState,
+    QueueStats,
+    StoredMessage,
+    WorkerInfo,
+)
+
+DEFAULT_IDEMPOTENCY_WINDOW = 3600.0
+
+
+@dataclass(slots=True)
+class _Record:
+    envelope: Envelope
+    seq: int
+    available_at: float
+    state: MessageState = MessageState.READY
+    token: int = 0
+    lease_expires: float = 0.0
+    deliveries: int = 0
+    lost: int = 0
+    reason: str | None = None
+
+    def order(self) -> tuple[int, float, int]:
+        return (-self.envelope.priority, self.available_at, self.seq)
+
+
+class MemoryBroker:
+    """Broker contract over plain dicts under one lock."""
+
+    def __init__(
+        self, clock: Clock = SYSTEM_CLOCK, idempotency_window: float = DEFAULT_IDEMPOTENCY_WINDOW
+    ) -> None:
+        self._clock = clock
+        self._window = idempotency_window
+        self._records: dict[str, _Record] = {}
+        self._acked: dict[str, float] = {}
+        self._workers: dict[str, WorkerInfo] = {}
+        self._seq = itertools.count(1)
+        self._tokens = itertools.count(1)
+        self._cond = threading.Condition()
+
+    # -- hot path ---------------------------------------------------------------------------
+    def enqueue(self, envelopes: Sequence[Envelope]) -> list[bool]:
+        now = self._clock.now()
+        stored: list[bool] = []
+        with self._cond:
+            self._forget_old_acks(now)
+            batch_ids: set[str] = set()
+            for env in envelopes:
+                known = env.id in self._records or env.id in self._acked or env.id in batch_ids
+                stored.append(not known)
+                batch_ids.add(env.id)
+            for env, new in zip(envelopes, stored):
+                if new:
+                    due = now + max(0.0, env.delay)
+                    self._records[env.id] = _Record(env, next(self._seq), due)
+            self._cond.notify_all()
+        return stored
+
+    def reserve(
+        self, queues: Sequence[str], limit: int, lease_for: float, wait: float = 0.0
+    ) -> list[Delivery]:
+        deadline = time.monotonic() + wait  # real time: a FakeClock never moves by itself
+        with self._cond:
+            while True:
+                got = self._reserve_now(set(queues), limit, lease_for)
+                remaining = deadline - time.monotonic()
+                if got or remaining <= 0 or limit <= 0:
+                    return got
+                self._cond.wait(min(remaining, 0.05))
+
+    def _reserve_now(self, queues: set[str], limit: int, lease_for: float) -> list[Delivery]:
+        now = self._clock.now()
+        self._reclaim_expired(now)
+        due = [
+            r
+            for r in self._records.values()
+            if r.envelope.queue in queues and r.state is MessageState.READY and r.available_at <= now
+        ]
+        due.sort(key=_Record.order)
+        out: list[Delivery] = []
+        for rec in due[: max(0, limit)]:
+            rec.state = MessageState.LEASED
+            rec.token = next(self._tokens)
+            rec.lease_expires = now + lease_for
+            rec.deliveries += 1
+            lease = Lease(rec.envelope.id, rec.token, rec.lease_expires)
+            out.append(Delivery(rec.envelope, lease, rec.deliveries))
+        return out
+
+    def _reclaim_expired(self, now: float) -> None:
+        for rec in self._records.values():
+            if rec.state is MessageState.LEASED and rec.lease_expires <= now:
+                rec.lost += 1
+                if rec.lost >= rec.envelope.max_deliveries:
+                    rec.state = MessageState.DEAD
+                    rec.reason = f"lease expired {rec.lost} times (max_deliveries)"
+                else:
+                    rec.state = MessageState.READY
+
+    def _held(self, lease: Lease) -> _Record | None:
+        rec = self._records.get(lease.message_id)
+        if rec is None or rec.state is not MessageState.LEASED or rec.token != lease.token:
+            return None
+        if rec.lease_expires <= self._clock.now():
+            return None
+        return rec
+
+    def extend(self, leases: Sequence[Lease], lease_for: float) -> list[Lease | None]:
+        with self._cond:
+            out: list[Lease | None] = []
+            expires = self._clock.now() + lease_for
+            for lease in leases:
+                rec = self._held(lease)
+                if rec is None:
+                    out.append(None)
+                    continue
+                rec.lease_expires = expires
+                out.append(replace(lease, expires_at=expires))
+            return out
+
+    def ack(self, leases: Sequence[Lease]) -> list[bool]:
+        with self._cond:
+            now = self._clock.now()
+            out = []
+            for lease in leases:
+                rec = self._held(lease)
+                if rec is not None:
+                    del self._records[lease.message_id]
+                    self._acked[lease.message_id] = now
+                out.append(rec is not None)
+            return out
+
+    def release(
+        self,
+        lease: Lease,
+        delay: float = 0.0,
+        body: bytes | None = None,
+        error: str | None = None,
+    ) -> bool:
+        with self._cond:
+            rec = self._held(lease)
+            if rec is None:
+                return False
+            rec.state = MessageState.READY
+            rec.available_at = self._clock.now() + max(0.0, delay)
+            rec.reason = error
+            if body is not None:
+                rec.envelope = replace(rec.envelope, body=body)
+            self._cond.notify_all()
+            return True
+
+    def dead_letter(self, lease: Lease, reason: str) -> bool:
+        with self._cond:
+            rec = self._held(lease)
+            if rec is None:
+                return False
+            rec.state = MessageState.DEAD
+            rec.reason = reason
+            return True
+
+    # -- workers ----------------------------------------------------------------------------
+    def register_worker(self, info: WorkerInfo) -> None:
+        with self._cond:
+            self._workers[info.name] = info
+
+    def workers(self) -> list[WorkerInfo]:
+        with self._cond:
+            return sorted(self._workers.values(), key=lambda w: w.name)
+
+    # -- admin ------------------------------------------------------------------------------
+    def queue_stats(self) -> list[QueueStats]:
+        with self._cond:
+            now = self._clock.now()
+            counts: dict[str, dict[MessageState, int]] = {}
+            for rec in self._records.values():
+                per = counts.setdefault(rec.envelope.queue, dict.fromkeys(MessageState, 0))
+                per[self._visible_state(rec, now)] += 1
+            return [
+                QueueStats(q, c[MessageState.READY], c[MessageState.SCHEDULED],
+                           c[MessageState.LEASED], c[MessageState.DEAD])
+                for q, c in sorted(counts.items())
+            ]
+
+    @staticmethod
+    def _visible_state(rec: _Record, now: float) -> MessageState:
+        if rec.state is MessageState.READY and rec.available_at > now:
+            return MessageState.SCHEDULED
+        return rec.state
+
+    def list_messages(
+        self, queue: str, state: MessageState | None = None, limit: int = 100, offset: int = 0
+    ) -> list[StoredMessage]:
+        with self._cond:
+            now = self._clock.now()
+            recs = sorted(
+                (r for r in self._records.values() if r.envelope.queue == queue),
+                key=_Record.order,
+            )
+            shown = [
+                StoredMessage(r.envelope, self._visible_state(r, now), r.deliveries,
+                              r.available_at, r.reason)
+                for r in recs
+                if state is None or self._visible_state(r, now) is state
+            ]
+            return shown[offset : offset + limit]
+
+    def redrive(self, message_ids: Sequence[str]) -> int:
+        with self._cond:
+            moved = 0
+            now = self._clock.now()
+            for mid in message_ids:
+                rec = self._records.get(mid)
+                if rec is not None and rec.state is MessageState.DEAD:
+                    rec.state, rec.available_at, rec.lost, rec.reason = (
+                        MessageState.READY, now, 0, None)
+                    moved += 1
+            self._cond.notify_all()
+            return moved
+
+    def purge(self, queues: Sequence[str], include_dead: bool = False) -> int:
+        states = {MessageState.READY} | ({MessageState.DEAD} if include_dead else set())
+        with self._cond:
+            doomed = [
+                mid
+                for mid, r in self._records.items()
+                if r.envelope.queue in queues and r.state in states
+            ]
+            for mid in doomed:
+                del self._records[mid]
+            return len(doomed)
+
+    def close(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def _forget_old_acks(self, now: float) -> None:
+        if not self._acked:
+            return
+        cutoff = now - self._window
+        for mid in [m for m, t in self._acked.items() if t < cutoff]:
+            del self._acked[mid]

@@ -1,0 +1,162 @@
+-- SQLite broker.
+--
+-- Layout
+--   conveyor_messages  one row per envelope, keyed by `seq` (AUTOINCREMENT: never reused, so it is
+--                      the enqueue order) with a UNIQUE message `id`.
+--       state  0 ready      due now; ordered by (priority DESC, available_at, seq)
+--              1 scheduled  due at available_at; promoted to ready by `promote_due`
+--              2 leased     held until lease_expires under fencing token `token`
+--              3 dead       dead-lettered with `reason`
+--              4 done       acknowledged; body dropped, id kept until done_at + window so a
+--                           repeated enqueue of the same id stays a no-op (idempotency)
+--       deliveries  grants so far (the attempt number of the latest grant)
+--       lost        leases that expired unsettled; at max_deliveries the row goes dead
+--   conveyor_counters  `lease`: the last fencing token granted (one per reserve batch; a
+--                      message appears once per batch, so (id, token) is unique)
+--   conveyor_workers   one row per worker name: its published WorkerInfo (JSON)
+--
+-- Every write runs inside BEGIN IMMEDIATE, so each named statement group is atomic.
+
+-- name: schema
+CREATE TABLE IF NOT EXISTS conveyor_messages (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    id             TEXT    NOT NULL UNIQUE,
+    queue          TEXT    NOT NULL,
+    priority       INTEGER NOT NULL,
+    state          INTEGER NOT NULL,
+    available_at   REAL    NOT NULL,
+    body           BLOB,
+    max_deliveries INTEGER NOT NULL,
+    deliveries     INTEGER NOT NULL DEFAULT 0,
+    lost           INTEGER NOT NULL DEFAULT 0,
+    token          INTEGER NOT NULL DEFAULT 0,
+    lease_expires  REAL    NOT NULL DEFAULT 0,
+    reason         TEXT,
+    done_at        REAL
+);
+CREATE INDEX IF NOT EXISTS conveyor_messages_ready
+    ON conveyor_messages (queue, priority DESC, available_at, seq) WHERE state = 0;
+CREATE INDEX IF NOT EXISTS conveyor_messages_scheduled
+    ON conveyor_messages (available_at) WHERE state = 1;
+CREATE INDEX IF NOT EXISTS conveyor_messages_leased
+    ON conveyor_messages (lease_expires) WHERE state = 2;
+CREATE INDEX IF NOT EXISTS conveyor_messages_done
+    ON conveyor_messages (done_at) WHERE state = 4;
+CREATE INDEX IF NOT EXISTS conveyor_messages_queue_state
+    ON conveyor_messages (queue, state);
+CREATE TABLE IF NOT EXISTS conveyor_counters (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO conveyor_counters (name, value) VALUES ('lease', 0);
+CREATE TABLE IF NOT EXISTS conveyor_workers (
+    name         TEXT PRIMARY KEY,
+    info         BLOB NOT NULL,
+    heartbeat_at REAL NOT NULL
+);
+
+-- name: insert
+INSERT INTO conveyor_messages (id, queue, priority, state, available_at, body, max_deliveries)
+VALUES (:id, :queue, :priority, :state, :available_at, :body, :max_deliveries)
+ON CONFLICT (id) DO NOTHING;
+
+-- name: forget_done
+DELETE FROM conveyor_messages WHERE state = 4 AND done_at < :cutoff;
+
+-- name: probe
+-- Read-only: is anything due in this queue, and when is the next scheduled or lease expiry?
+SELECT
+    EXISTS (SELECT 1 FROM conveyor_messages WHERE state = 0 AND queue = :queue),
+    (SELECT min(available_at) FROM conveyor_messages WHERE state = 1),
+    (SELECT min(lease_expires) FROM conveyor_messages WHERE state = 2);
+
+-- name: promote_due
+UPDATE conveyor_messages SET state = 0 WHERE state = 1 AND available_at <= :now;
+
+-- name: reclaim_expired
+-- A lease that ran out makes its message due again, or dead once it has been lost
+-- max_deliveries times. (SQLite evaluates every SET expression on the old row.)
+UPDATE conveyor_messages
+SET state  = CASE WHEN lost + 1 >= max_deliveries THEN 3 ELSE 0 END,
+    reason = CASE WHEN lost + 1 >= max_deliveries
+                  THEN 'lease expired ' || (lost + 1) || ' times (max_deliveries)'
+                  ELSE reason END,
+    lost   = lost + 1
+WHERE state = 2 AND lease_expires <= :now;
+
+-- name: next_token
+UPDATE conveyor_counters SET value = value + 1 WHERE name = 'lease' RETURNING value;
+
+-- name: ready_in_queue
+SELECT seq, priority, available_at FROM conveyor_messages
+WHERE state = 0 AND queue = :queue
+ORDER BY priority DESC, available_at, seq
+LIMIT :limit;
+
+-- name: grant
+UPDATE conveyor_messages
+SET state = 2, token = :token, lease_expires = :expires, deliveries = deliveries + 1
+WHERE seq IN (SELECT value FROM json_each(:seqs)) AND state = 0
+RETURNING seq, id, queue, priority, available_at, body, max_deliveries, deliveries;
+
+-- name: extend
+UPDATE conveyor_messages SET lease_expires = :expires
+WHERE id = :id AND state = 2 AND token = :token AND lease_expires > :now;
+
+-- name: ack
+UPDATE conveyor_messages SET state = 4, body = NULL, done_at = :now
+WHERE id = :id AND state = 2 AND token = :token AND lease_expires > :now;
+
+-- name: release
+UPDATE conveyor_messages
+SET state = CASE WHEN :delay > 0 THEN 1 ELSE 0 END,
+    available_at = :now + :delay,
+    body = coalesce(:body, body),
+    reason = :reason
+WHERE id = :id AND state = 2 AND token = :token AND lease_expires > :now;
+
+-- name: dead_letter
+UPDATE conveyor_messages SET state = 3, reason = :reason
+WHERE id = :id AND state = 2 AND token = :token AND lease_expires > :now;
+
+-- name: register_worker
+INSERT INTO conveyor_workers (name, info, heartbeat_at) VALUES (:name, :info, :heartbeat_at)
+ON CONFLICT (name) DO UPDATE SET info = excluded.info, heartbeat_at = excluded.heartbeat_at;
+
+-- name: forget_workers
+DELETE FROM conveyor_workers WHERE heartbeat_at < :cutoff;
+
+-- name: workers
+SELECT info FROM conveyor_workers ORDER BY name;
+
+-- name: queue_stats
+SELECT queue,
+       sum(state = 0 OR (state = 1 AND available_at <= :now)),
+       sum(state = 1 AND available_at > :now),
+       sum(state = 2),
+       sum(state = 3)
+FROM conveyor_messages WHERE state < 4
+GROUP BY queue ORDER BY queue;
+
+-- name: list_messages
+SELECT id, queue, priority, state, available_at, body, max_deliveries, deliveries, reason
+FROM conveyor_messages
+WHERE queue = :queue AND state < 4
+ORDER BY priority DESC, available_at, seq
+LIMIT :limit OFFSET :offset;
+
+-- name: list_messages_in_state
+SELECT id, queue, priority, state, available_at, body, max_deliveries, deliveries, reason
+FROM conveyor_messages
+WHERE queue = :queue AND state = :state
+ORDER BY priority DESC, available_at, seq
+LIMIT :limit OFFSET :offset;
+
+-- name: redrive
+UPDATE conveyor_messages SET state = 0, available_at = :now, lost = 0, reason = NULL
+WHERE id = :id AND state = 3;
+
+-- name: purge
+DELETE FROM conveyor_messages
+WHERE queue IN (SELECT value FROM json_each(:queues))
+  AND (state IN (0, 1) OR (:include_dead AND state = 3));

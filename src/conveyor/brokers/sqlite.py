@@ -1,0 +1,268 @@
+"""SQLite broker: the embedded default, for any number of producer and worker processes on one
+machine. Statements live in `sql/sqlite_broker.sql`, whose header documents the table layout.
+
+The broker's clock (one `Clock`, the machine's by default) is the only source of time; every
+process on the machine reads the same clock, and tests inject a FakeClock.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from .._sqlite import SqliteDatabase
+from ..clock import SYSTEM_CLOCK, Clock
+from ..sqlfiles import load_sql
+from .base import (
+    Delivery,
+    Envelope,
+    Lease,
+    MessageState,
+    QueueStats,
+    StoredMessage,
+    WorkerInfo,
+)
+from .memory import DEFAULT_IDEMPOTENCY_WINDOW
+
+_STATE_CODES = {
+    MessageState.READY: 0,
+    MessageState.SCHEDULED: 1,
+    MessageState.LEASED: 2,
+    MessageState.DEAD: 3,
+}
+_STATES_BY_CODE = {code: state for state, code in _STATE_CODES.items()}
+_HOUSEKEEPING_EVERY = 30.0
+_WORKER_RETENTION = 7 * 86400.0
+# Upper bound on one idle wait before re-probing: catches due times of delayed messages and
+# expired leases even though no commit wakes us for those.
+_IDLE_REPROBE = 0.25
+
+
+def _sql() -> dict[str, str]:
+    return load_sql("conveyor.brokers.sql", "sqlite_broker.sql")
+
+
+class SqliteBroker:
+    """Broker contract on one SQLite file (WAL)."""
+
+    def __init__(
+        self,
+        path: Path,
+        synchronous: str = "normal",
+        clock: Clock = SYSTEM_CLOCK,
+        idempotency_window: float = DEFAULT_IDEMPOTENCY_WINDOW,
+    ) -> None:
+        self._q = _sql()
+        self._db = SqliteDatabase(path, synchronous, self._q["schema"])
+        self._clock = clock
+        self._window = idempotency_window
+        self._next_housekeeping = 0.0
+
+    @property
+    def path(self) -> Path:
+        return self._db.path
+
+    # -- hot path ---------------------------------------------------------------------------
+    def enqueue(self, envelopes: Sequence[Envelope]) -> list[bool]:
+        now = self._clock.now()
+        insert = self._q["insert"]
+        stored: list[bool] = []
+        with self._db.transaction() as conn:
+            self._housekeeping(conn, now)
+            for env in envelopes:
+                delay = max(0.0, env.delay)
+                cur = conn.execute(
+                    insert,
+                    {
+                        "id": env.id,
+                        "queue": env.queue,
+                        "priority": env.priority,
+                        "state": 1 if delay > 0 else 0,
+                        "available_at": now + delay,
+                        "body": env.body,
+                        "max_deliveries": env.max_deliveries,
+                    },
+                )
+                stored.append(cur.rowcount == 1)
+        return stored
+
+    def _housekeeping(self, conn: sqlite3.Connection, now: float) -> None:
+        """Drop expired idempotency tombstones and stale worker records, at most every 30 s
+        per process. Runs inside the caller's transaction."""
+        if now < self._next_housekeeping:
+            return
+        self._next_housekeeping = now + _HOUSEKEEPING_EVERY
+        conn.execute(self._q["forget_done"], {"cutoff": now - self._window})
+        conn.execute(self._q["forget_workers"], {"cutoff": now - _WORKER_RETENTION})
+
+    def reserve(
+        self, queues: Sequence[str], limit: int, lease_for: float, wait: float = 0.0
+    ) -> list[Delivery]:
+        if limit <= 0 or not queues:
+            return []
+        deadline = time.monotonic() + max(0.0, wait)
+        while True:
+            version = self._db.data_version()
+            next_due = self._probe(queues)
+            if next_due is not None and next_due <= self._clock.now():
+                got = self._reserve_now(queues, limit, lease_for)
+                if got:
+                    return got
+                next_due = None
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            pause = min(remaining, _IDLE_REPROBE)
+            if next_due is not None:
+                pause = min(pause, max(0.0, next_due - self._clock.now()))
+            self._db.wait_for_change(version, pause)
+
+    def _probe(self, queues: Sequence[str]) -> float | None:
+        """Earliest time something may be due for `queues` (now if a message is ready), or
+        None. Read-only, so idle workers do not take the write lock."""
+        conn = self._db.connection()
+        soonest: float | None = None
+        for queue in queues:
+            ready, scheduled, expiry = conn.execute(self._q["probe"], {"queue": queue}).fetchone()
+            if ready:
+                return self._clock.now()
+            for t in (scheduled, expiry):
+                if t is not None and (soonest is None or t < soonest):
+                    soonest = t
+        return soonest
+
+    def _reserve_now(self, queues: Sequence[str], limit: int, lease_for: float) -> list[Delivery]:
+        now = self._clock.now()
+        with self._db.transaction() as conn:
+            conn.execute(self._q["promote_due"], {"now": now})
+            conn.execute(self._q["reclaim_expired"], {"now": now})
+            candidates: list[tuple[int, float, int]] = []
+            for queue in queues:
+                for seq, priority, available_at in conn.execute(
+                    self._q["ready_in_queue"], {"queue": queue, "limit": limit}
+                ):
+                    candidates.append((-priority, available_at, seq))
+            if not candidates:
+                return []
+            candidates.sort()
+            chosen = [seq for _, _, seq in candidates[:limit]]
+            (token,) = conn.execute(self._q["next_token"]).fetchone()
+            expires = now + lease_for
+            rows = conn.execute(
+                self._q["grant"],
+                {"seqs": json.dumps(chosen), "token": token, "expires": expires},
+            ).fetchall()
+        rows.sort(key=lambda r: (-r[3], r[4], r[0]))
+        return [
+            Delivery(
+                Envelope(id=r[1], queue=r[2], body=r[5], priority=r[3], max_deliveries=r[6]),
+                Lease(r[1], token, expires),
+                r[7],
+            )
+            for r in rows
+        ]
+
+    def _settle(self, statement: str, params: list[dict[str, Any]]) -> list[bool]:
+        now = self._clock.now()
+        sql = self._q[statement]
+        with self._db.transaction() as conn:
+            return [conn.execute(sql, {**p, "now": now}).rowcount == 1 for p in params]
+
+    def extend(self, leases: Sequence[Lease], lease_for: float) -> list[Lease | None]:
+        if not leases:
+            return []
+        expires = self._clock.now() + lease_for
+        kept = self._settle(
+            "extend", [{"id": x.message_id, "token": x.token, "expires": expires} for x in leases]
+        )
+        return [
+            Lease(x.message_id, x.token, expires) if ok else None for x, ok in zip(leases, kept)
+        ]
+
+    def ack(self, leases: Sequence[Lease]) -> list[bool]:
+        if not leases:
+            return []
+        return self._settle("ack", [{"id": x.message_id, "token": x.token} for x in leases])
+
+    def release(
+        self,
+        lease: Lease,
+        delay: float = 0.0,
+        body: bytes | None = None,
+        error: str | None = None,
+    ) -> bool:
+        params = {
+            "id": lease.message_id,
+            "token": lease.token,
+            "delay": max(0.0, delay),
+            "body": body,
+            "reason": error,
+        }
+        return self._settle("release", [params])[0]
+
+    def dead_letter(self, lease: Lease, reason: str) -> bool:
+        params = {"id": lease.message_id, "token": lease.token, "reason": reason}
+        return self._settle("dead_letter", [params])[0]
+
+    # -- workers ----------------------------------------------------------------------------
+    def register_worker(self, info: WorkerInfo) -> None:
+        with self._db.transaction() as conn:
+            conn.execute(
+                self._q["register_worker"],
+                {"name": info.name, "info": msgspec.json.encode(info),
+                 "heartbeat_at": info.heartbeat_at},
+            )
+
+    def workers(self) -> list[WorkerInfo]:
+        rows = self._db.connection().execute(self._q["workers"]).fetchall()
+        return [msgspec.json.decode(r[0], type=WorkerInfo) for r in rows]
+
+    # -- admin ------------------------------------------------------------------------------
+    def queue_stats(self) -> list[QueueStats]:
+        rows = self._db.connection().execute(
+            self._q["queue_stats"], {"now": self._clock.now()}
+        ).fetchall()
+        return [QueueStats(q, int(r), int(s), int(le), int(d)) for q, r, s, le, d in rows]
+
+    def list_messages(
+        self, queue: str, state: MessageState | None = None, limit: int = 100, offset: int = 0
+    ) -> list[StoredMessage]:
+        with self._db.transaction() as conn:  # promote first so ready/scheduled are exact
+            conn.execute(self._q["promote_due"], {"now": self._clock.now()})
+        params: dict[str, Any] = {"queue": queue, "limit": limit, "offset": offset}
+        if state is None:
+            sql = self._q["list_messages"]
+        else:
+            sql = self._q["list_messages_in_state"]
+            params["state"] = _STATE_CODES[state]
+        rows = self._db.connection().execute(sql, params).fetchall()
+        return [
+            StoredMessage(
+                Envelope(id=r[0], queue=r[1], body=r[5] or b"", priority=r[2], max_deliveries=r[6]),
+                _STATES_BY_CODE[r[3]],
+                r[7],
+                r[4],
+                r[8],
+            )
+            for r in rows
+        ]
+
+    def redrive(self, message_ids: Sequence[str]) -> int:
+        moved = self._settle("redrive", [{"id": mid} for mid in message_ids])
+        return sum(moved)
+
+    def purge(self, queues: Sequence[str], include_dead: bool = False) -> int:
+        with self._db.transaction() as conn:
+            cur = conn.execute(
+                self._q["purge"], {"queues": json.dumps(list(queues)), "include_dead": include_dead}
+            )
+            return cur.rowcount
+
+    def close(self) -> None:
+        self._db.close()

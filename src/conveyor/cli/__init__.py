@@ -1,0 +1,37 @@
+"""The `conveyor` command. Each sub-command lives in its own module here.
+
+Celery's command line carries over: `conveyor -A proj worker -Q high,default -c 3 -l info`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .. import __version__
+from .context import CliContext, run_cli
+from .demo import demo
+from .inspect_cmds import queues, result
+from .purge import purge
+from .send import call
+from .worker import worker
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-A", "--app", "app_spec", metavar="MODULE[:ATTR]", envvar="CONVEYOR_APP",
+              help="Where the app lives: proj finds proj.app, proj.celery or the only app in proj.")
+@click.option("-b", "--broker", metavar="URL", help="Broker URL (overrides the app's).")
+@click.version_option(__version__, prog_name="conveyor")
+@click.pass_context
+def cli(ctx: click.Context, app_spec: str | None, broker: str | None) -> None:
+    """conveyor: a task queue with Celery's API, run with zero setup on SQLite."""
+    ctx.obj = CliContext(app_spec, broker)
+
+
+for command in (worker, call, result, queues, purge, demo):
+    cli.add_command(command)
+
+
+def main() -> None:
+    sys.exit(run_cli(cli))

@@ -1,0 +1,67 @@
+"""What every sub-command shares: loading the app named by `-A`, and turning conveyor's errors
+into one clear line and a non-zero exit code."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+
+import click
+
+from ..app import Conveyor
+from ..errors import ConveyorError
+
+
+@dataclass
+class CliContext:
+    app_spec: str | None
+    broker: str | None
+    _app: Conveyor | None = field(default=None, repr=False)
+
+    def app(self, required: bool = False) -> Conveyor:
+        """The app from -A; without -A (and not required), a bare app on the default URLs."""
+        if self._app is None:
+            if self.app_spec:
+                from ..loader import load_app
+
+                self._app = load_app(self.app_spec)
+            elif required:
+                raise click.UsageError("this command needs -A MODULE (where your app lives)")
+            else:
+                self._app = Conveyor("conveyor")
+            if self.broker:
+                self._app._broker_arg = self.broker
+        return self._app
+
+
+def run_cli(group: click.Group) -> int:
+    """Run the group; conveyor's errors print as `Error: ...` with exit code 2."""
+    try:
+        group.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return 1
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except (ConveyorError, NotImplementedError) as exc:
+        click.echo(f"Error: {exc}", err=True)
+        return 2
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code or 0)
+    return 0
+
+
+def setup_logging(level: str, logfile: str | None = None) -> None:
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise click.BadParameter(f"unknown log level {level!r}", param_hint="--loglevel")
+    handler: logging.Handler = (
+        logging.FileHandler(logfile) if logfile else logging.StreamHandler(sys.stderr)
+    )
+    handler.setFormatter(logging.Formatter(
+        "[%(asctime)s: %(levelname)s/%(processName)s] %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric)

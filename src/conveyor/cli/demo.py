@@ -1,0 +1,131 @@
+"""`conveyor demo` — tasks flowing end to end on the embedded SQLite default.
+
+Starts a real worker process, enqueues a batch across two queues (some calls retry, one
+fails), follows them with a progress bar, and prints what happened to each.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..result import AsyncResult
+from ..states import TaskState
+
+_DEADLINE = 50.0
+
+
+@click.command()
+@click.option("--db", "db_path", default="conveyor-demo.db", show_default=True,
+              type=click.Path(dir_okay=False), help="SQLite file for the demo (recreated).")
+@click.option("-c", "--concurrency", default=3, show_default=True, type=click.IntRange(1, 16))
+def demo(db_path: str, concurrency: int) -> None:
+    """Run a worker and a batch of example tasks, then show a summary."""
+    console = Console()
+    path = Path(db_path).resolve()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    os.environ["CONVEYOR_BROKER_URL"] = f"sqlite:///{path}"
+    os.environ.pop("CONVEYOR_RESULT_BACKEND", None)
+    from .. import demo_app
+
+    app = demo_app.app
+    log_path = path.with_suffix(".log")
+    console.print(f"[bold]conveyor demo[/]: starting a worker ({concurrency} processes) on "
+                  f"queues emails,reports")
+    with open(log_path, "w") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "conveyor", "-A", "conveyor.demo_app", "worker",
+             "-Q", "emails,reports", "-c", str(concurrency), "-l", "info", "-n", "demo@%h"],
+            stdout=log_file, stderr=subprocess.STDOUT, env=os.environ.copy(),
+        )
+        try:
+            _wait_for_worker(app, proc)
+            results = _enqueue(app, console)
+            _follow(results, console, proc)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=40)
+    _summary(results, console)
+    console.print(f"\nmessages and results live in [bold]{path}[/]; worker log: {log_path}")
+    console.print("next: write tasks in your own module and run "
+                  "[bold]conveyor -A yourmodule worker -l info[/]")
+
+
+def _wait_for_worker(app: object, proc: subprocess.Popen[bytes]) -> None:
+    from ..app import Conveyor
+
+    assert isinstance(app, Conveyor)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise click.ClickException(f"the demo worker exited with code {proc.returncode}")
+        if any(w.name.startswith("demo@") and w.stopped_at is None for w in app.broker.workers()):
+            return
+        time.sleep(0.1)
+    raise click.ClickException("the demo worker did not start within 30 s")
+
+
+def _enqueue(app: object, console: Console) -> list[tuple[str, AsyncResult]]:
+    from .. import demo_app as d
+
+    calls: list[tuple[str, AsyncResult]] = []
+    calls += [("send_email", d.send_email.delay(i)) for i in range(1, 13)]
+    calls += [("build_report", d.build_report.delay(m)) for m in range(1, 7)]
+    calls += [("sync_calendar", d.sync_calendar.delay(f"acct-{i}", i % 3)) for i in range(1, 5)]
+    calls += [("charge_card", d.charge_card.delay(4242))]
+    console.print(f"enqueued {len(calls)} calls on 2 queues")
+    return calls
+
+
+def _follow(calls: list[tuple[str, AsyncResult]], console: Console,
+            proc: subprocess.Popen[bytes]) -> None:
+    app = calls[0][1].app
+    ids = [r.id for _, r in calls]
+    deadline = time.monotonic() + _DEADLINE
+    columns = (TextColumn("running"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        bar = progress.add_task("tasks", total=len(ids))
+        while time.monotonic() < deadline:
+            done = sum(o.state.ready for o in app.results.get_many(ids).values())
+            progress.update(bar, completed=done)
+            if done == len(ids):
+                return
+            if proc.poll() is not None:
+                raise click.ClickException("the demo worker stopped unexpectedly; see its log")
+            time.sleep(0.1)
+    raise click.ClickException("the demo did not finish in time; see the worker log")
+
+
+def _summary(calls: list[tuple[str, AsyncResult]], console: Console) -> None:
+    table = Table(title="what happened")
+    for col in ("task", "queue", "state", "attempts", "run time", "worker"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("result / error", no_wrap=True, overflow="ellipsis", ratio=1)
+    colors = {TaskState.SUCCESS: "green", TaskState.FAILURE: "red"}
+    for name, res in calls:
+        o = res.outcome
+        if o is None:
+            table.add_row(name, "-", "PENDING", "-", "-", "-", "-")
+            continue
+        runtime = (f"{(o.finished_at - o.started_at) * 1000:.0f} ms"
+                   if o.started_at and o.finished_at else "-")
+        failed = o.error is not None and o.state is not TaskState.SUCCESS
+        detail = f"{o.error.type}: {o.error.message}" if failed and o.error else str(res.result)
+        color = colors.get(o.state, "yellow")
+        table.add_row(name, o.queue or "-", f"[{color}]{o.state.value}[/]", str(o.attempt),
+                      runtime, o.worker or "-", detail)
+    console.print(table)
+    counts: dict[str, int] = {}
+    for _, res in calls:
+        counts[res.state.value] = counts.get(res.state.value, 0) + 1
+    console.print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())))

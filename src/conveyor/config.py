@@ -1,0 +1,338 @@
+"""Typed settings under Celery's names.
+
+`Settings` is a frozen dataclass: one typed field per setting. `Config` (the app's `app.conf`)
+holds the current `Settings` and swaps in a validated copy on every change, so a typo or a bad
+value fails where it is written, never later in a worker.
+
+Names are Celery's lowercase names (`task_acks_late`); `config_from_object(obj,
+namespace="CELERY")` reads Django-style `CELERY_TASK_ACKS_LATE`, and Celery 3's uppercase names
+(`CELERYD_PREFETCH_MULTIPLIER`, `BROKER_URL`…) are mapped too — where Celery would silently skip
+a `CELERYD_*` name under the `CELERY` namespace, conveyor reads it. An unknown name is an error
+naming the closest known one. A known setting whose behaviour is not built yet is refused with
+NotImplementedError when set to anything but its default, so nothing is silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ._names import did_you_mean
+from .errors import ConfigurationError
+from .options import check_priority
+
+DEFAULT_SQLITE_URL = "sqlite:///conveyor.db"
+ENV_BROKER = "CONVEYOR_BROKER_URL"
+ENV_BACKEND = "CONVEYOR_RESULT_BACKEND"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting conveyor knows, with its default."""
+
+    broker_url: str | None = None
+    result_backend: str | None = None
+    task_default_queue: str = "default"
+    task_default_priority: int | None = None
+    task_acks_late: bool = True
+    task_reject_on_worker_lost: bool | None = None
+    task_track_started: bool = True
+    task_ignore_result: bool = False
+    task_always_eager: bool = False
+    task_eager_propagates: bool = False
+    task_serializer: str = "json"
+    result_serializer: str = "json"
+    accept_content: tuple[str, ...] = ("json",)
+    result_accept_content: tuple[str, ...] | None = None
+    task_message_max_size: int = 1024 * 1024
+    task_max_deliveries: int = 5
+    task_idempotency_window: float = 3600.0
+    visibility_timeout: float = 30.0
+    broker_transport_options: Mapping[str, Any] = field(default_factory=dict)
+    result_expires: float | None = 86400.0
+    timezone: str = "UTC"
+    enable_utc: bool = True
+    worker_concurrency: int | None = None
+    worker_pool: str = "process"
+    worker_prefetch_multiplier: int = 1
+    worker_max_tasks_per_child: int | None = None
+    worker_shutdown_timeout: float = 30.0
+    # Known, but their behaviour is not built yet: setting them is refused (see _NOT_BUILT).
+    task_time_limit: float | None = None
+    task_soft_time_limit: float | None = None
+    task_default_rate_limit: str | None = None
+    task_routes: Any = None
+    task_queues: Any = None
+    beat_schedule: Mapping[str, Any] = field(default_factory=dict)
+    result_compression: str | None = None
+    result_extended: bool = False
+    worker_send_task_events: bool = False
+    task_send_sent_event: bool = False
+    worker_max_memory_per_child: int | None = None
+    worker_autoscale: Any = None
+
+
+SETTING_NAMES = frozenset(f.name for f in dataclasses.fields(Settings))
+_DEFAULTS = Settings()
+
+_NOT_BUILT: Mapping[str, str] = {
+    "task_time_limit": "hard time limits",
+    "task_soft_time_limit": "soft time limits",
+    "task_default_rate_limit": "global rate limits",
+    "task_routes": "routing with start-up validation",
+    "task_queues": "queue declarations",
+    "beat_schedule": "the leader-elected scheduler",
+    "result_compression": "result compression",
+    "result_extended": "extended results",
+    "worker_send_task_events": "task events",
+    "task_send_sent_event": "task events",
+    "worker_max_memory_per_child": "recycling by memory",
+    "worker_autoscale": "the autoscaler",
+}
+
+#: Celery 3 uppercase names still found in settings files.
+OLD_NAMES: Mapping[str, str] = {
+    "BROKER_URL": "broker_url",
+    "BROKER_TRANSPORT_OPTIONS": "broker_transport_options",
+    "CELERY_RESULT_BACKEND": "result_backend",
+    "CELERY_DEFAULT_QUEUE": "task_default_queue",
+    "CELERY_DEFAULT_PRIORITY": "task_default_priority",
+    "CELERY_ACKS_LATE": "task_acks_late",
+    "CELERY_REJECT_ON_WORKER_LOST": "task_reject_on_worker_lost",
+    "CELERY_TRACK_STARTED": "task_track_started",
+    "CELERY_IGNORE_RESULT": "task_ignore_result",
+    "CELERY_ALWAYS_EAGER": "task_always_eager",
+    "CELERY_EAGER_PROPAGATES_EXCEPTIONS": "task_eager_propagates",
+    "CELERY_TASK_SERIALIZER": "task_serializer",
+    "CELERY_RESULT_SERIALIZER": "result_serializer",
+    "CELERY_ACCEPT_CONTENT": "accept_content",
+    "CELERY_TASK_RESULT_EXPIRES": "result_expires",
+    "CELERY_TIMEZONE": "timezone",
+    "CELERY_ENABLE_UTC": "enable_utc",
+    "CELERY_ROUTES": "task_routes",
+    "CELERY_QUEUES": "task_queues",
+    "CELERY_RESULT_COMPRESSION": "result_compression",
+    "CELERY_SEND_EVENTS": "worker_send_task_events",
+    "CELERY_SEND_TASK_SENT_EVENT": "task_send_sent_event",
+    "CELERY_DEFAULT_RATE_LIMIT": "task_default_rate_limit",
+    "CELERYD_CONCURRENCY": "worker_concurrency",
+    "CELERYD_POOL": "worker_pool",
+    "CELERYD_PREFETCH_MULTIPLIER": "worker_prefetch_multiplier",
+    "CELERYD_MAX_TASKS_PER_CHILD": "worker_max_tasks_per_child",
+    "CELERYD_MAX_MEMORY_PER_CHILD": "worker_max_memory_per_child",
+    "CELERYD_TASK_TIME_LIMIT": "task_time_limit",
+    "CELERYD_TASK_SOFT_TIME_LIMIT": "task_soft_time_limit",
+    "CELERYD_AUTOSCALE": "worker_autoscale",
+    "CELERYBEAT_SCHEDULE": "beat_schedule",
+}
+
+_POOLS = {"process": "process", "prefork": "process", "threads": "threads",
+          "thread": "threads", "solo": "solo"}
+_TRANSPORT_OPTIONS = frozenset({"visibility_timeout"})
+
+
+def _positive(name: str, value: Any, *, allow_none: bool = False, integer: bool = False) -> Any:
+    if value is None and allow_none:
+        return None
+    kinds: tuple[type, ...] = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+        want = "a positive integer" if integer else "a positive number of seconds"
+        raise ConfigurationError(f"setting {name} must be {want}, got {value!r}")
+    return value
+
+
+def _validate(name: str, value: Any) -> Any:
+    """Check and normalise one value; raise ConfigurationError or NotImplementedError."""
+    if name in _NOT_BUILT and value != getattr(_DEFAULTS, name) and value not in (None, {}, ()):
+        raise NotImplementedError(
+            f"setting {name} is not supported yet ({_NOT_BUILT[name]} are not built); remove "
+            "it rather than rely on it being enforced"
+        )
+    if name == "task_acks_late" and value is False:
+        raise NotImplementedError(
+            "task_acks_late=False (at-most-once delivery) is not supported yet; conveyor "
+            "acknowledges after the outcome is stored"
+        )
+    if name == "task_reject_on_worker_lost" and value is False:
+        raise NotImplementedError(
+            "task_reject_on_worker_lost=False is not supported yet: a call whose worker dies is "
+            "always redelivered when its lease expires"
+        )
+    checker = _CHECKS.get(name)
+    return checker(name, value) if checker else value
+
+
+def _check_serializer(name: str, value: Any) -> Any:
+    values = [value] if isinstance(value, str) else list(value or [])
+    if any(v not in ("json", "application/json") for v in values):
+        raise ConfigurationError(
+            f"setting {name}={value!r}: conveyor carries messages and results as JSON only"
+        )
+    return tuple(values) if not isinstance(value, str) else value
+
+
+def _check_pool(name: str, value: Any) -> str:
+    if value not in _POOLS:
+        raise ConfigurationError(f"{name}={value!r}: use one of process, prefork, threads, solo")
+    return _POOLS[value]
+
+
+def _check_timezone(name: str, value: Any) -> str:
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigurationError(f"{name}={value!r} is not a known time zone") from exc
+    return str(value)
+
+
+def _check_transport(name: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"{name} must be a dict")
+    for key in value:
+        if key not in _TRANSPORT_OPTIONS:
+            raise ConfigurationError(
+                f"{name}[{key!r}] is not supported{did_you_mean(key, _TRANSPORT_OPTIONS)}; "
+                f"supported keys: {', '.join(sorted(_TRANSPORT_OPTIONS))}"
+            )
+    if "visibility_timeout" in value:
+        _positive("broker_transport_options['visibility_timeout']", value["visibility_timeout"])
+    return dict(value)
+
+
+_CHECKS: Mapping[str, Any] = {
+    "task_default_priority": lambda n, v: None if v is None else check_priority(v),
+    "task_serializer": _check_serializer,
+    "result_serializer": _check_serializer,
+    "accept_content": _check_serializer,
+    "result_accept_content": lambda n, v: None if v is None else _check_serializer(n, v),
+    "task_message_max_size": lambda n, v: _positive(n, v, integer=True),
+    "task_max_deliveries": lambda n, v: _positive(n, v, integer=True),
+    "task_idempotency_window": _positive,
+    "visibility_timeout": _positive,
+    "result_expires": lambda n, v: _positive(n, v.total_seconds() if hasattr(
+        v, "total_seconds") else v, allow_none=True),
+    "worker_concurrency": lambda n, v: _positive(n, v, allow_none=True, integer=True),
+    "worker_prefetch_multiplier": lambda n, v: _positive(n, v, integer=True),
+    "worker_max_tasks_per_child": lambda n, v: _positive(n, v, allow_none=True, integer=True),
+    "worker_shutdown_timeout": _positive,
+    "worker_pool": _check_pool,
+    "timezone": _check_timezone,
+    "broker_transport_options": _check_transport,
+}
+
+
+def unknown_setting(name: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"unknown setting {name!r}{did_you_mean(name, SETTING_NAMES | set(OLD_NAMES))}"
+    )
+
+
+class Config:
+    """The app's settings (`app.conf`): attribute and item access, `update`, and loading from
+    objects. Every write is validated; reads return the typed current value."""
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_settings", Settings())
+
+    @property
+    def settings(self) -> Settings:
+        """The current settings as a frozen, typed snapshot."""
+        s: Settings = object.__getattribute__(self, "_settings")
+        return s
+
+    def update(self, mapping: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        """Set several settings at once; all are validated before any is applied."""
+        changes: dict[str, Any] = {}
+        for name, value in {**(mapping or {}), **kwargs}.items():
+            key = OLD_NAMES.get(name, name)
+            if key not in SETTING_NAMES:
+                raise unknown_setting(name)
+            changes[key] = _validate(key, value)
+        object.__setattr__(self, "_settings", dataclasses.replace(self.settings, **changes))
+
+    def config_from_object(self, obj: Any, namespace: str | None = None) -> None:
+        """Read settings from an object or a dotted module path ("proj.settings").
+
+        With `namespace="CELERY"` only names starting with `CELERY` are read (so a Django
+        settings module works unchanged); without one, lowercase names and Celery 3 uppercase
+        names are read. Modules, classes, functions and `_private` names are skipped.
+        """
+        if isinstance(obj, str):
+            obj = importlib.import_module(obj)
+        self.update(dict(_settings_in(obj, namespace)))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return getattr(self.settings, name)
+        except AttributeError:
+            raise unknown_setting(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.update({name: value})
+
+    def __getitem__(self, name: str) -> Any:
+        return self.__getattr__(OLD_NAMES.get(name, name))
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self.update({name: value})
+
+    def get(self, name: str, default: Any = None) -> Any:
+        key = OLD_NAMES.get(name, name)
+        return getattr(self.settings, key) if key in SETTING_NAMES else default
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(SETTING_NAMES))
+
+    def __repr__(self) -> str:
+        changed = {
+            f.name: getattr(self.settings, f.name)
+            for f in dataclasses.fields(Settings)
+            if getattr(self.settings, f.name) != getattr(_DEFAULTS, f.name)
+        }
+        return f"<Config {changed}>"
+
+
+def _settings_in(obj: Any, namespace: str | None) -> Iterator[tuple[str, Any]]:
+    for attr in dir(obj):
+        if attr.startswith("_"):
+            continue
+        value = getattr(obj, attr)
+        if inspect.ismodule(value) or inspect.isclass(value) or inspect.isroutine(value):
+            continue
+        if namespace:
+            prefix = namespace.upper() + "_"
+            if attr in OLD_NAMES and attr.startswith(namespace.upper()):
+                yield attr, value
+            elif attr.startswith(prefix):
+                yield attr[len(prefix):].lower(), value
+            elif attr.startswith((namespace.upper() + "D_", namespace.upper() + "BEAT_")):
+                yield attr, value  # an old-style name conveyor does not know: reported
+        elif attr.islower():
+            yield attr, value
+        elif attr in OLD_NAMES:
+            yield attr, value
+
+
+def lease_seconds(settings: Settings) -> float:
+    """The lease length: `broker_transport_options["visibility_timeout"]` if given (Celery's
+    spelling), else `visibility_timeout`."""
+    return float(settings.broker_transport_options.get("visibility_timeout",
+                                                       settings.visibility_timeout))
+
+
+def resolve_urls(settings: Settings, broker: str | None, backend: str | None) -> tuple[str, str]:
+    """The broker and result-store URLs in effect.
+
+    Explicit arguments and settings win; then CONVEYOR_BROKER_URL / CONVEYOR_RESULT_BACKEND;
+    then the embedded SQLite file `./conveyor.db`. With no result store named, results live
+    beside the broker (same URL).
+    """
+    broker_url = broker or settings.broker_url or os.environ.get(ENV_BROKER) or DEFAULT_SQLITE_URL
+    backend_url = backend or settings.result_backend or os.environ.get(ENV_BACKEND) or broker_url
+    return broker_url, backend_url

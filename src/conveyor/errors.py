@@ -1,0 +1,87 @@
+"""The exception hierarchy. Every error conveyor raises on purpose derives from ConveyorError,
+except the control-flow exceptions a task raises to steer its own settlement (Retry, Reject,
+Ignore), which keep Celery's names so existing task code keeps working."""
+
+from __future__ import annotations
+
+
+class ConveyorError(Exception):
+    """Base of conveyor's own errors."""
+
+
+class ConfigurationError(ConveyorError):
+    """A setting, URL, task option or command-line value is invalid. The message says what to do."""
+
+
+class NotRegistered(ConveyorError, KeyError):
+    """A task name is neither registered in the app nor published by any worker."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class EncodeError(ConveyorError, TypeError):
+    """A value cannot be carried as JSON; nothing was enqueued or stored."""
+
+
+class DecodeError(ConveyorError, ValueError):
+    """A stored body is not a message conveyor can read."""
+
+
+class MessageTooLarge(ConveyorError, ValueError):
+    """An encoded message is larger than `task_message_max_size`; nothing was enqueued."""
+
+
+class BrokerError(ConveyorError):
+    """The broker or result store failed; the message says whether anything was stored."""
+
+
+class TimeoutError(ConveyorError, TimeoutError):  # noqa: A001 - Celery's name, builtin as base
+    """A wait (`AsyncResult.get`, `wait`) ran out before the task finished."""
+
+
+class RemoteError(ConveyorError):
+    """A task failed with an exception that is not a builtin type.
+
+    Carries the type's name, message and traceback as text; conveyor never imports a class whose
+    name it read from storage.
+    """
+
+    def __init__(self, type_name: str, message: str, traceback: str | None = None) -> None:
+        super().__init__(f"{type_name}: {message}")
+        self.type_name = type_name
+        self.message = message
+        self.traceback = traceback
+
+
+class MaxRetriesExceededError(ConveyorError):
+    """`self.retry()` was called after `max_retries` with no exception to re-raise."""
+
+
+class Retry(Exception):  # noqa: N818 - Celery's name
+    """Raised by `self.retry()`: settle this call as RETRY and run it again after `countdown`."""
+
+    def __init__(
+        self, exc: BaseException | None = None, countdown: float = 0.0, retries: int = 0
+    ) -> None:
+        super().__init__(f"Retry in {countdown:g}s" + (f": {exc!r}" if exc else ""))
+        self.exc = exc
+        self.countdown = countdown
+        self.retries = retries
+
+
+class Reject(Exception):  # noqa: N818 - Celery's name
+    """Raised by a task to refuse its message. `requeue=False` dead-letters it."""
+
+    def __init__(self, reason: object = None, requeue: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.requeue = requeue
+
+
+class Ignore(Exception):  # noqa: N818 - Celery's name
+    """Raised by a task to settle its message without storing any outcome."""
+
+
+class TaskRevokedError(ConveyorError):
+    """The call was revoked (for example, it expired before it could start)."""

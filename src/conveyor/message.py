@@ -1,0 +1,106 @@
+"""The message record and its JSON encoding.
+
+A message is what one call asks for; brokers store its encoded form as an opaque `body`.
+Encoding is strict JSON: only str, int, float (finite), bool, None, lists/tuples and dicts with
+string keys. Anything else (datetime, Decimal, sets, model instances…) is refused at the call
+site with the argument's path, rather than silently turned into a string that the task would
+receive as a different type. Tuples arrive as lists, as with any JSON transport.
+
+The body is versioned (`v`) so that a future format can be read side by side with this one; a
+body with an unknown version, or that is not JSON, raises DecodeError and the worker
+dead-letters it.
+
+`Message` is a msgspec Struct rather than a dataclass: it is still a frozen, slotted record, and
+msgspec validates field types while decoding, so a malformed body fails in one place.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import msgspec
+
+from .errors import DecodeError, EncodeError, MessageTooLarge
+
+PROTOCOL_VERSION = 1
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One request to run a task. Times are seconds since the epoch."""
+
+    id: str
+    task: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = msgspec.field(default_factory=dict)
+    retries: int = 0
+    eta: float | None = None
+    expires: float | None = None
+    parent_id: str | None = None
+    root_id: str | None = None
+    v: int = PROTOCOL_VERSION
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Message)
+_any_decoder = msgspec.json.Decoder()
+
+
+def check_json(value: Any, path: str) -> None:
+    """Raise EncodeError naming `path` if `value` is not plain JSON data."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return
+    if kind is float:
+        if not math.isfinite(value):
+            raise EncodeError(f"{path} is {value!r}, which JSON cannot carry")
+        return
+    if kind is list or kind is tuple:
+        for i, item in enumerate(value):
+            check_json(item, f"{path}[{i}]")
+        return
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                raise EncodeError(f"{path} has key {key!r}; JSON object keys must be strings")
+            check_json(item, f"{path}[{key!r}]")
+        return
+    raise EncodeError(
+        f"{path} is a {kind.__module__}.{kind.__qualname__}, which JSON cannot carry; pass plain "
+        "data (str, int, float, bool, None, list, dict) and rebuild the object inside the task"
+    )
+
+
+def encode_message(message: Message, max_size: int) -> bytes:
+    """Encode `message`; refuse non-JSON arguments and bodies larger than `max_size` bytes."""
+    check_json(message.args, "args")
+    check_json(message.kwargs, "kwargs")
+    body = _encoder.encode(message)
+    if len(body) > max_size:
+        raise MessageTooLarge(
+            f"message for {message.task} is {len(body)} bytes, over the limit of {max_size} "
+            "(setting task_message_max_size); store large data elsewhere and pass a reference"
+        )
+    return body
+
+
+def decode_message(body: bytes) -> Message:
+    """Decode a stored body; raise DecodeError saying what is wrong with it."""
+    try:
+        message = _decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise DecodeError(f"undecodable message body: {exc}") from None
+    if message.v != PROTOCOL_VERSION:
+        raise DecodeError(f"message protocol version {message.v} is not supported")
+    return message
+
+
+def encode_value(value: Any, path: str = "return value") -> bytes:
+    """Encode a task's return value as JSON, refusing what JSON cannot carry."""
+    check_json(value, path)
+    return _encoder.encode(value)
+
+
+def decode_value(data: bytes) -> Any:
+    """Decode a stored return value."""
+    return _any_decoder.decode(data)

@@ -1,0 +1,51 @@
+"""The context of the call a task is running (`self.request` in a bound task)."""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One running call. `attempt` counts deliveries (1 = first; more after a worker died),
+    `retries` counts retries the task asked for."""
+
+    id: str | None = None
+    task: str | None = None
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    retries: int = 0
+    eta: float | None = None
+    expires: float | None = None
+    hostname: str | None = None
+    delivery_info: Mapping[str, Any] = field(default_factory=dict)
+    attempt: int = 1
+    parent_id: str | None = None
+    root_id: str | None = None
+    is_eager: bool = False
+    called_directly: bool = False
+
+
+_current: contextvars.ContextVar[Request | None] = contextvars.ContextVar(
+    "conveyor_request", default=None
+)
+DIRECT_CALL = Request(called_directly=True)
+
+
+def current_request() -> Request | None:
+    """The request of the call running in this thread, if any."""
+    return _current.get()
+
+
+@contextmanager
+def running(request: Request) -> Iterator[Request]:
+    """Make `request` the current one for the duration of a call."""
+    token = _current.set(request)
+    try:
+        yield request
+    finally:
+        _current.reset(token)

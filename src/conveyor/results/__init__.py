@@ -1,0 +1,32 @@
+"""Result stores by URL scheme. See `base.py` for the contract every store keeps."""
+
+from __future__ import annotations
+
+from ..clock import Clock
+from ..config import Settings
+from ..errors import ConfigurationError
+from .base import ResultStore
+
+
+def open_result_store(url: str, settings: Settings, clock: Clock) -> ResultStore:
+    """Open the result store that `url` names: `sqlite:///path.db` or `memory://`."""
+    scheme = url.split(":", 1)[0].lower()
+    ttl = settings.result_expires
+    if scheme == "sqlite":
+        from .._sqlite import sqlite_path_from_url
+        from .sqlite import SqliteResultStore
+
+        path, sync = sqlite_path_from_url(url)
+        return SqliteResultStore(path, sync, ttl, clock)
+    if scheme == "memory":
+        from .memory import MemoryResultStore
+
+        return MemoryResultStore(ttl, clock)
+    if scheme in ("redis", "rediss", "unix", "postgresql", "postgres", "db+postgresql"):
+        raise ConfigurationError(
+            f"the {scheme}:// result store is not available yet; use the embedded SQLite store "
+            "(sqlite:///conveyor.db, the default)"
+        )
+    raise ConfigurationError(
+        f"unknown result backend URL scheme {scheme!r}: use sqlite:/// or memory://"
+    )

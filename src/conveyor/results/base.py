@@ -1,0 +1,84 @@
+"""The result-store contract.
+
+A result store keeps one **outcome** per task id: its state, its encoded return value or error,
+and timings. Guarantees every backend gives (checked by `tests/contract/`):
+
+* **Last write wins.** `put` replaces the outcome of each id. At-least-once delivery may run a
+  call twice, so a store must accept repeated writes; fencing stale writers is the broker's job.
+* **Absence is PENDING.** `get` returns None for an id with no outcome, one that was forgotten,
+  or one whose outcome expired (`result_expires`); readers show that as PENDING.
+* **Expiry.** Each outcome expires `ttl` seconds after it was written (no expiry when the store
+  was built with `ttl=None`); expired outcomes are invisible at once and deleted by
+  `purge_expired`.
+* **Opaque values.** The store never decodes `value`; serialization stays with the caller.
+* **Thread safety.** One store object may be used from several threads of one process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..states import TaskState
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """An exception as text: its type's qualified name, message and formatted traceback."""
+
+    type: str
+    message: str
+    traceback: str | None = None
+    module: str = "builtins"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What is known about one task call."""
+
+    task_id: str
+    state: TaskState
+    value: bytes | None = None
+    error: ErrorInfo | None = None
+    task_name: str | None = None
+    queue: str | None = None
+    worker: str | None = None
+    attempt: int = 0
+    retries: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    reason: str | None = None
+
+
+class ResultStore(Protocol):
+    """Keeps outcomes by task id. See the module docstring for guarantees."""
+
+    def put(self, outcomes: Sequence[Outcome]) -> None:
+        """Store a batch of outcomes atomically; each replaces any earlier one for its id."""
+        ...
+
+    def get(self, task_id: str) -> Outcome | None:
+        """The outcome of `task_id`, or None (PENDING)."""
+        ...
+
+    def get_many(self, task_ids: Sequence[str]) -> dict[str, Outcome]:
+        """Outcomes of the ids that have one."""
+        ...
+
+    def wait(self, task_ids: Sequence[str], timeout: float | None) -> dict[str, Outcome]:
+        """Block until every id has a ready (terminal) outcome or `timeout` seconds pass
+        (None: no limit). Returns the ready outcomes found."""
+        ...
+
+    def forget(self, task_ids: Sequence[str]) -> None:
+        """Delete the outcomes of these ids. Idempotent."""
+        ...
+
+    def purge_expired(self) -> int:
+        """Delete expired outcomes; returns how many."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

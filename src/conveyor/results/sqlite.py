@@ -1,0 +1,115 @@
+"""SQLite result store, in the same file as the SQLite broker by default. Statements live in
+`sql/sqlite_results.sql`."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .._sqlite import SqliteDatabase
+from ..clock import SYSTEM_CLOCK, Clock
+from ..sqlfiles import load_sql
+from ..states import TaskState
+from .base import ErrorInfo, Outcome
+
+
+class SqliteResultStore:
+    """Result-store contract on one SQLite file (WAL)."""
+
+    def __init__(
+        self,
+        path: Path,
+        synchronous: str = "normal",
+        ttl: float | None = 86400.0,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self._q = load_sql("conveyor.results.sql", "sqlite_results.sql")
+        self._db = SqliteDatabase(path, synchronous, self._q["schema"])
+        self._ttl = ttl
+        self._clock = clock
+
+    def put(self, outcomes: Sequence[Outcome]) -> None:
+        if not outcomes:
+            return
+        now = self._clock.now()
+        expires = None if self._ttl is None else now + self._ttl
+        rows = [_row(o, now, expires) for o in outcomes]
+        with self._db.transaction() as conn:
+            conn.executemany(self._q["put"], rows)
+
+    def get(self, task_id: str) -> Outcome | None:
+        return self.get_many([task_id]).get(task_id)
+
+    def get_many(self, task_ids: Sequence[str]) -> dict[str, Outcome]:
+        if not task_ids:
+            return {}
+        rows = self._db.connection().execute(
+            self._q["get_many"], {"ids": json.dumps(list(task_ids)), "now": self._clock.now()}
+        )
+        return {r[0]: _outcome(r) for r in rows}
+
+    def wait(self, task_ids: Sequence[str], timeout: float | None) -> dict[str, Outcome]:
+        wanted = set(task_ids)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            version = self._db.data_version()
+            ready = {t: o for t, o in self.get_many(list(wanted)).items() if o.state.ready}
+            remaining = 1.0 if deadline is None else deadline - time.monotonic()
+            if len(ready) == len(wanted) or remaining <= 0:
+                return ready
+            self._db.wait_for_change(version, min(remaining, 1.0))
+
+    def forget(self, task_ids: Sequence[str]) -> None:
+        with self._db.transaction() as conn:
+            conn.execute(self._q["forget"], {"ids": json.dumps(list(task_ids))})
+
+    def purge_expired(self) -> int:
+        with self._db.transaction() as conn:
+            return conn.execute(self._q["purge_expired"], {"now": self._clock.now()}).rowcount
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _row(o: Outcome, now: float, expires: float | None) -> dict[str, Any]:
+    err = o.error
+    return {
+        "task_id": o.task_id,
+        "state": o.state.value,
+        "value": o.value,
+        "error_type": err.type if err else None,
+        "error_module": err.module if err else None,
+        "error_message": err.message if err else None,
+        "traceback": err.traceback if err else None,
+        "task_name": o.task_name,
+        "queue": o.queue,
+        "worker": o.worker,
+        "attempt": o.attempt,
+        "retries": o.retries,
+        "started_at": o.started_at,
+        "finished_at": o.finished_at,
+        "reason": o.reason,
+        "updated_at": now,
+        "expires_at": expires,
+    }
+
+
+def _outcome(r: Sequence[Any]) -> Outcome:
+    error = ErrorInfo(r[3], r[5] or "", r[6], r[4] or "builtins") if r[3] is not None else None
+    return Outcome(
+        task_id=r[0],
+        state=TaskState(r[1]),
+        value=r[2],
+        error=error,
+        task_name=r[7],
+        queue=r[8],
+        worker=r[9],
+        attempt=r[10],
+        retries=r[11],
+        started_at=r[12],
+        finished_at=r[13],
+        reason=r[14],
+    )

@@ -1,0 +1,106 @@
+"""The Task wrapper: what `@app.task` returns.
+
+Calling the task runs the function inline; `delay` / `apply_async` send a message for a worker.
+A bound task (`bind=True`) receives the Task as `self`, with `self.request` and `self.retry()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from .errors import MaxRetriesExceededError, Retry
+from .options import CallOptions, TaskOptions
+from .request import DIRECT_CALL, Request, current_request
+from .retry import retries_exhausted
+
+if TYPE_CHECKING:
+    from .app import Conveyor
+    from .result import AsyncResult
+
+
+class Task:
+    """A registered function plus its options. Instances are shared by all calls and threads;
+    per-call state lives in `request`, which is context-local."""
+
+    def __init__(
+        self, app: Conveyor, fn: Callable[..., Any], name: str, options: TaskOptions
+    ) -> None:
+        self.app = app
+        self.fn = fn
+        self.name = name
+        self.options = options
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+        self.__name__ = getattr(fn, "__name__", name)
+        self.__module__ = getattr(fn, "__module__", __name__)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name}>"
+
+    # -- running inline ---------------------------------------------------------------------
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the function here and now, like a plain call (no message, no result stored)."""
+        if self.options.bind:
+            return self.fn(self, *args, **kwargs)
+        return self.fn(*args, **kwargs)
+
+    @property
+    def request(self) -> Request:
+        """The running call's context, or an empty one when called directly."""
+        req = current_request()
+        return req if req is not None and req.task == self.name else DIRECT_CALL
+
+    # -- sending ----------------------------------------------------------------------------
+    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
+        """Send a call with these arguments; returns its AsyncResult."""
+        return self.apply_async(args, kwargs)
+
+    def apply_async(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        countdown: float | None = None,
+        eta: datetime | None = None,
+        expires: float | datetime | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        task_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncResult:
+        """Send a call. `countdown` (seconds) or `eta` delays it; `expires` (seconds from now
+        or a datetime) drops it unstarted after that time; `priority` 0–9 (higher first) and
+        `queue` override the task's options; `task_id` makes the send idempotent."""
+        call = CallOptions(
+            countdown=countdown, eta=eta, expires=expires, priority=priority, queue=queue,
+            task_id=task_id, headers=dict(headers or {}),
+        )
+        return self.app.publish(self.name, tuple(args or ()), dict(kwargs or {}), call, self)
+
+    def AsyncResult(self, task_id: str) -> AsyncResult:  # noqa: N802 - Celery's name
+        return self.app.AsyncResult(task_id)
+
+    # -- retrying ---------------------------------------------------------------------------
+    def retry(
+        self,
+        exc: BaseException | None = None,
+        countdown: float | None = None,
+        max_retries: int | None = None,
+    ) -> NoReturn:
+        """Ask for this call to run again after `countdown` seconds (default
+        `default_retry_delay`). Always raises: `Retry` while retries remain; once `max_retries`
+        is reached, `exc` itself (or MaxRetriesExceededError). Write `raise self.retry(...)`."""
+        req = self.request
+        limit = self.options.max_retries if max_retries is None else max_retries
+        if req.called_directly or retries_exhausted(limit, req.retries):
+            if exc is not None:
+                raise exc
+            raise MaxRetriesExceededError(
+                f"{self.name}[{req.id}] reached max_retries={limit}"
+                if not req.called_directly
+                else f"{self.name}.retry() called outside a worker"
+            )
+        delay = self.options.default_retry_delay if countdown is None else countdown
+        raise Retry(exc=exc, countdown=float(delay), retries=req.retries + 1)

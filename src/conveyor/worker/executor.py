@@ -1,0 +1,101 @@
+"""Run one call and say what happened, without touching the broker or result store.
+
+`execute` is the single place a task function is invoked for a message; it is shared by every
+pool (it runs inside process-pool children) and by eager mode. Its `RunResult` is plain,
+picklable data that the worker's settler turns into broker and result-store calls.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from ..errors import EncodeError, Ignore, Reject, Retry
+from ..message import Message, encode_value
+from ..request import Request, running
+from ..results.base import ErrorInfo
+from ..retry import backoff_delay, retries_exhausted
+
+if TYPE_CHECKING:
+    from ..task import Task
+
+
+class RunKind(str, Enum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    RETRY = "retry"
+    REJECT = "reject"
+    IGNORE = "ignore"
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """What one run of a call came to. `value` is the encoded return value (SUCCESS);
+    `countdown` and `retries` describe the next run (RETRY); `requeue` applies to REJECT."""
+
+    kind: RunKind
+    started_at: float
+    finished_at: float
+    value: bytes | None = None
+    error: ErrorInfo | None = None
+    countdown: float = 0.0
+    retries: int = 0
+    requeue: bool = False
+
+
+def error_info(exc: BaseException, with_traceback: bool = True) -> ErrorInfo:
+    """An exception as text (type name, module, message, traceback)."""
+    kind = type(exc)
+    # KeyError("x") prints as "'x'"; keep the argument itself so it round-trips unchanged.
+    single = exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], str) else None
+    tb = "".join(traceback.format_exception(kind, exc, exc.__traceback__)) if with_traceback else None
+    return ErrorInfo(type=kind.__qualname__, message=single if single is not None else str(exc), traceback=tb, module=kind.__module__)
+
+
+def execute(task: Task, message: Message, request: Request) -> RunResult:
+    """Run `task` for `message` with `request` as its context; never raises for task errors."""
+    started = time.time()
+    try:
+        with running(request):
+            value = task(*message.args, **message.kwargs)
+        encoded = encode_value(value)
+    except Retry as retry:
+        error = error_info(retry.exc) if retry.exc is not None else None
+        return RunResult(RunKind.RETRY, started, time.time(), error=error,
+                         countdown=retry.countdown, retries=retry.retries)
+    except Reject as reject:
+        return RunResult(RunKind.REJECT, started, time.time(), error=error_info(reject),
+                         requeue=reject.requeue)
+    except Ignore:
+        return RunResult(RunKind.IGNORE, started, time.time())
+    except EncodeError as exc:
+        return RunResult(RunKind.FAILURE, started, time.time(), error=error_info(exc))
+    except Exception as exc:
+        return _failed(task, message, exc, started)
+    return RunResult(RunKind.SUCCESS, started, time.time(), value=encoded)
+
+
+def _failed(task: Task, message: Message, exc: Exception, started: float) -> RunResult:
+    """FAILURE, or RETRY when the exception is one the task retries automatically."""
+    opts = task.options
+    if opts.autoretry_for and isinstance(exc, opts.autoretry_for) and not retries_exhausted(
+        opts.max_retries, message.retries
+    ):
+        delay = backoff_delay(opts, message.retries)
+        return RunResult(RunKind.RETRY, started, time.time(), error=error_info(exc),
+                         countdown=delay, retries=message.retries + 1)
+    return RunResult(RunKind.FAILURE, started, time.time(), error=error_info(exc))
+
+
+def describe(result: RunResult) -> dict[str, Any]:
+    """A short summary for logs."""
+    out: dict[str, Any] = {"outcome": result.kind.value,
+                           "runtime": round(result.finished_at - result.started_at, 6)}
+    if result.error is not None:
+        out["error"] = f"{result.error.type}: {result.error.message}"
+    if result.kind is RunKind.RETRY:
+        out["countdown"] = round(result.countdown, 3)
+    return out

@@ -1,0 +1,175 @@
+"""The process pool (Celery's `prefork`): one spawned child per slot, each running one job at a
+time over a pipe.
+
+* A child that dies while running a job yields a `lost` completion and is replaced; the job is
+  not settled, so its lease runs out and the broker redelivers it (counting toward
+  `max_deliveries`, which stops a task that kills its process every time).
+* With `max_tasks_per_child`, a child is retired after that many jobs — only between jobs, so
+  recycling never loses or repeats a task — and a fresh one is started in its place.
+* Children start asynchronously: a replacement reports `ready` through its pipe, and its slot
+  is free from then on, so the worker keeps serving the other slots meanwhile.
+
+All methods are called from the worker's loop thread.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from ..errors import ConfigurationError
+from .child import child_main
+from .jobs import Completion, Job
+
+_CTX = multiprocessing.get_context("spawn")
+_START_TIMEOUT = 120.0
+
+
+class _ChildState(Enum):
+    STARTING = "starting"
+    IDLE = "idle"
+    BUSY = "busy"
+
+
+@dataclass(eq=False)
+class _Child:
+    process: BaseProcess
+    conn: Connection
+    state: _ChildState = _ChildState.STARTING
+    job: int | None = None
+    done: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+class ProcessPool:
+    """`size` spawned children importing the app from `app_path`."""
+
+    def __init__(self, app_path: str, size: int, max_tasks_per_child: int | None = None) -> None:
+        self.size = size
+        self._app_path = app_path
+        self._max_tasks = max_tasks_per_child
+        self._children: list[_Child] = []
+        self._pending: list[Completion] = []
+
+    def _spawn(self) -> _Child:
+        parent_conn, child_conn = _CTX.Pipe()
+        process = _CTX.Process(
+            target=child_main, args=(self._app_path, child_conn), name="conveyor-child",
+            daemon=True,
+        )
+        process.start()
+        child_conn.close()
+        return _Child(process, parent_conn)
+
+    def start(self) -> None:
+        """Start every child and wait until all have imported the app. A child that cannot
+        import it fails the start with the child's traceback."""
+        self._children = [self._spawn() for _ in range(self.size)]
+        deadline = time.monotonic() + _START_TIMEOUT
+        while any(c.state is _ChildState.STARTING for c in self._children):
+            if time.monotonic() > deadline:
+                raise ConfigurationError("process-pool children did not start within 120 s")
+            self._poll(0.1)
+            self._pending.clear()  # nothing can complete before the first submit
+
+    def pids(self) -> list[int]:
+        return [c.process.pid for c in self._children if c.process.pid is not None]
+
+    def free_slots(self) -> int:
+        return sum(c.state is _ChildState.IDLE for c in self._children)
+
+    def submit(self, job: Job) -> None:
+        child = next(c for c in self._children if c.state is _ChildState.IDLE)
+        child.state, child.job = _ChildState.BUSY, job.key
+        child.conn.send(job)
+
+    def completions(self, timeout: float) -> list[Completion]:
+        if not self._pending:
+            self._poll(timeout)
+        done, self._pending = self._pending, []
+        return done
+
+    def _poll(self, timeout: float) -> None:
+        waitables: dict[Any, _Child] = {}
+        for child in self._children:
+            waitables[child.conn] = child
+            waitables[child.process.sentinel] = child
+        for ready in wait(list(waitables), timeout):
+            child = waitables[ready]
+            if child in self._children:  # may have been replaced earlier in this loop
+                self._service(child, is_sentinel=ready is child.process.sentinel)
+
+    def _service(self, child: _Child, is_sentinel: bool) -> None:
+        if not is_sentinel or child.conn.poll():
+            try:
+                self._receive(child, child.conn.recv())
+                return
+            except (EOFError, OSError):
+                pass
+        self._replace(child, f"pool child pid {child.process.pid} exited with code "
+                             f"{child.process.exitcode}")
+
+    def _receive(self, child: _Child, msg: tuple[Any, ...]) -> None:
+        kind = msg[0]
+        if kind == "ready":
+            child.state = _ChildState.IDLE
+        elif kind == "error":
+            raise ConfigurationError(f"a pool child could not load the app:\n{msg[1]}")
+        else:
+            key = msg[1]
+            self._pending.append(
+                Completion(key, result=msg[2]) if kind == "done" else Completion(key, lost=msg[2])
+            )
+            child.state, child.job = _ChildState.IDLE, None
+            child.done += 1
+            if self._max_tasks is not None and child.done >= self._max_tasks:
+                self._retire(child)
+
+    def _retire(self, child: _Child) -> None:
+        """Stop an idle child between jobs and start its replacement."""
+        child.conn.send(None)
+        child.process.join(5.0)
+        if child.process.is_alive():
+            child.process.kill()
+        self._swap(child)
+
+    def _replace(self, child: _Child, reason: str) -> None:
+        """A child died: report its job lost and start a replacement."""
+        if child.job is not None:
+            self._pending.append(Completion(child.job, lost=reason))
+        child.process.join(1.0)
+        self._swap(child)
+
+    def _swap(self, child: _Child) -> None:
+        child.conn.close()
+        index = self._children.index(child)
+        self._children[index] = self._spawn()
+
+    def busy_keys(self) -> list[int]:
+        return [c.job for c in self._children if c.job is not None]
+
+    def stop(self, timeout: float) -> list[int]:
+        """Let busy children finish within `timeout`, then kill what is still running."""
+        deadline = time.monotonic() + timeout
+        while self.busy_keys() and time.monotonic() < deadline:
+            self._poll(min(0.1, max(0.0, deadline - time.monotonic())))
+        unfinished = self.busy_keys()
+        for child in self._children:
+            if child.job is None and child.state is _ChildState.IDLE:
+                try:
+                    child.conn.send(None)
+                except OSError:
+                    pass
+        for child in self._children:
+            child.process.join(0.5 if child.job is None else 0)
+            if child.process.is_alive():
+                child.process.kill()
+                child.process.join(1.0)
+            child.conn.close()
+        self._children = []
+        return unfinished

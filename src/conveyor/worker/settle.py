@@ -1,0 +1,130 @@
+"""Settling: turning what happened to a delivery into result-store and broker calls.
+
+Order matters for at-least-once delivery: the outcome is stored *before* the message is
+acknowledged, so a crash between the two leaves a message that is redelivered (and may run
+again), never an acknowledged message with no outcome. Each batch costs one `put` and one `ack`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import msgspec
+
+from ..brokers.base import Broker, Delivery, Lease
+from ..message import Message, encode_message
+from ..results.base import ErrorInfo, Outcome, ResultStore
+from ..states import TaskState
+from .executor import RunKind, RunResult, describe
+
+log = logging.getLogger("conveyor.worker")
+
+_STATES = {
+    RunKind.SUCCESS: TaskState.SUCCESS,
+    RunKind.FAILURE: TaskState.FAILURE,
+    RunKind.RETRY: TaskState.RETRY,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Inflight:
+    """A delivery this worker holds, with its decoded message."""
+
+    delivery: Delivery
+    message: Message
+    ignore_result: bool
+
+    @property
+    def lease(self) -> Lease:
+        return self.delivery.lease
+
+    def outcome(
+        self,
+        state: TaskState,
+        worker: str,
+        result: RunResult | None = None,
+        reason: str | None = None,
+    ) -> Outcome:
+        """The outcome to store for this delivery in `state`, with `result`'s details."""
+        d = self.delivery
+        retries = self.message.retries
+        if result is not None and result.kind is RunKind.RETRY:
+            retries = result.retries
+        return Outcome(
+            task_id=self.message.id, state=state, task_name=self.message.task,
+            queue=d.envelope.queue, worker=worker, attempt=d.attempt, retries=retries,
+            value=result.value if result else None, error=result.error if result else None,
+            started_at=result.started_at if result else None,
+            finished_at=result.finished_at if result else None, reason=reason,
+        )
+
+
+class Settler:
+    """Stores outcomes and settles leases for batches of finished deliveries."""
+
+    def __init__(self, broker: Broker, results: ResultStore, worker: str, max_size: int) -> None:
+        self._broker = broker
+        self._results = results
+        self._worker = worker
+        self._max_size = max_size
+
+    def settle(self, finished: Sequence[tuple[Inflight, RunResult]]) -> None:
+        outcomes: list[Outcome] = []
+        acks: list[Lease] = []
+        later: list[tuple[Inflight, RunResult]] = []
+        for item, result in finished:
+            self._log(item, result)
+            outcome = self._outcome(item, result)
+            if outcome is not None and not (item.ignore_result and outcome.state.ready):
+                outcomes.append(outcome)
+            if result.kind in (RunKind.SUCCESS, RunKind.FAILURE, RunKind.IGNORE):
+                acks.append(item.lease)
+            else:
+                later.append((item, result))
+        self._results.put(outcomes)
+        for lease, ok in zip(acks, self._broker.ack(acks)):
+            if not ok:
+                log.warning("ack refused for %s: lease lost (another worker may run it again)",
+                            lease.message_id)
+        for item, result in later:
+            self._release_or_reject(item, result)
+
+    def _outcome(self, item: Inflight, result: RunResult) -> Outcome | None:
+        state = _STATES.get(result.kind)
+        if result.kind is RunKind.REJECT:
+            return None if result.requeue else item.outcome(
+                TaskState.FAILURE, self._worker, result, reason="rejected")
+        return item.outcome(state, self._worker, result) if state is not None else None
+
+    def _release_or_reject(self, item: Inflight, result: RunResult) -> None:
+        lease = item.lease
+        if result.kind is RunKind.RETRY:
+            body = encode_message(msgspec.structs.replace(item.message, retries=result.retries),
+                                  self._max_size)
+            error = _text(result.error)
+            ok = self._broker.release(lease, result.countdown, body=body, error=error)
+        elif result.requeue:
+            ok = self._broker.release(lease, 0.0, error=_text(result.error))
+        else:
+            ok = self._broker.dead_letter(lease, f"rejected by the task: {_text(result.error)}")
+        if not ok:
+            log.warning("settling %s refused: lease lost", lease.message_id)
+
+    def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        log.error("dead-lettering message %s: %s", delivery.envelope.id, reason)
+        if not self._broker.dead_letter(delivery.lease, reason):
+            log.warning("dead-lettering %s refused: lease lost", delivery.envelope.id)
+
+    def _log(self, item: Inflight, result: RunResult) -> None:
+        info = describe(result)
+        level = logging.INFO if result.kind is not RunKind.FAILURE else logging.ERROR
+        if log.isEnabledFor(level):
+            log.log(level, "task %s[%s] %s attempt=%d %s", item.message.task, item.message.id,
+                    info.pop("outcome"), item.delivery.attempt,
+                    " ".join(f"{k}={v}" for k, v in info.items()))
+
+
+def _text(error: ErrorInfo | None) -> str | None:
+    return f"{error.type}: {error.message}" if error is not None else None
