@@ -41,7 +41,9 @@ def sqlite_path_from_url(url: str) -> tuple[Path, str]:
         )
     sync = parse_qs(parts.query).get("synchronous", ["normal"])[0].lower()
     if sync not in _SYNC_MODES:
-        raise ConfigurationError(f"synchronous={sync!r} in {url!r}: use one of {sorted(_SYNC_MODES)}")
+        raise ConfigurationError(
+            f"synchronous={sync!r} in {url!r}: use one of {sorted(_SYNC_MODES)}"
+        )
     return Path(raw), sync
 
 

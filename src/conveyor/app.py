@@ -27,6 +27,7 @@ from .message import Message, encode_message
 from .options import CallOptions, TaskOptions, task_options
 from .request import current_request
 from .result import AsyncResult
+from .result import AsyncResult as AsyncResultType
 from .results import open_result_store
 from .results.base import ResultStore
 from .task import Task
@@ -113,7 +114,11 @@ class Conveyor:
         name = opts.name or default_task_name(fn, self.main)
         with self._lock:
             existing = self._tasks.get(name)
-            if existing is not None and existing.fn is not fn and _origin(existing.fn) != _origin(fn):
+            if (
+                existing is not None
+                and existing.fn is not fn
+                and _origin(existing.fn) != _origin(fn)
+            ):
                 raise ConfigurationError(
                     f"two different functions are registered as task {name!r}: "
                     f"{_origin(existing.fn)} and {_origin(fn)}; give one of them name=..."
@@ -160,7 +165,7 @@ class Conveyor:
             self._broker = self._results = None
 
     # -- sending ----------------------------------------------------------------------------
-    def AsyncResult(self, task_id: str) -> AsyncResult:  # noqa: N802 - Celery's name
+    def AsyncResult(self, task_id: str) -> AsyncResult:
         return AsyncResult(task_id, self)
 
     def send_task(
@@ -175,11 +180,17 @@ class Conveyor:
         priority: int | None = None,
         queue: str | None = None,
         task_id: str | None = None,
-    ) -> AsyncResult:
+    ) -> AsyncResultType:
         """Send a call by task name. The name must be registered here or published by a worker
         that has started against this broker; otherwise NotRegistered names close matches."""
-        call = CallOptions(countdown=countdown, eta=eta, expires=expires, priority=priority,
-                           queue=queue, task_id=task_id)
+        call = CallOptions(
+            countdown=countdown,
+            eta=eta,
+            expires=expires,
+            priority=priority,
+            queue=queue,
+            task_id=task_id,
+        )
         task = self._tasks.get(name)
         if task is None:
             self.check_task_name(name)
@@ -212,7 +223,7 @@ class Conveyor:
         kwargs: dict[str, Any],
         call: CallOptions,
         task: Task | None,
-    ) -> AsyncResult:
+    ) -> AsyncResultType:
         """Build, encode and enqueue one call (or run it now in eager mode)."""
         settings = self.conf.settings
         opts = task.options if task is not None else TaskOptions()
@@ -249,7 +260,8 @@ class Conveyor:
         expires = None
         if expires_opt is not None:
             expires = (
-                self.to_epoch(expires_opt) if isinstance(expires_opt, datetime)
+                self.to_epoch(expires_opt)
+                if isinstance(expires_opt, datetime)
                 else now + float(expires_opt)
             )
         parent = current_request()

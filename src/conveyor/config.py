@@ -132,16 +132,21 @@ OLD_NAMES: Mapping[str, str] = {
     "CELERYBEAT_SCHEDULE": "beat_schedule",
 }
 
-_POOLS = {"process": "process", "prefork": "process", "threads": "threads",
-          "thread": "threads", "solo": "solo"}
+_POOLS = {
+    "process": "process",
+    "prefork": "process",
+    "threads": "threads",
+    "thread": "threads",
+    "solo": "solo",
+}
 _TRANSPORT_OPTIONS = frozenset({"visibility_timeout"})
 
 
 def _positive(name: str, value: Any, *, allow_none: bool = False, integer: bool = False) -> Any:
     if value is None and allow_none:
         return None
-    kinds: tuple[type, ...] = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+    number = isinstance(value, int) or (not integer and isinstance(value, float))
+    if isinstance(value, bool) or not number or value <= 0:
         want = "a positive integer" if integer else "a positive number of seconds"
         raise ConfigurationError(f"setting {name} must be {want}, got {value!r}")
     return value
@@ -215,8 +220,9 @@ _CHECKS: Mapping[str, Any] = {
     "task_max_deliveries": lambda n, v: _positive(n, v, integer=True),
     "task_idempotency_window": _positive,
     "visibility_timeout": _positive,
-    "result_expires": lambda n, v: _positive(n, v.total_seconds() if hasattr(
-        v, "total_seconds") else v, allow_none=True),
+    "result_expires": lambda n, v: _positive(
+        n, v.total_seconds() if hasattr(v, "total_seconds") else v, allow_none=True
+    ),
     "worker_concurrency": lambda n, v: _positive(n, v, allow_none=True, integer=True),
     "worker_prefetch_multiplier": lambda n, v: _positive(n, v, integer=True),
     "worker_max_tasks_per_child": lambda n, v: _positive(n, v, allow_none=True, integer=True),
@@ -310,20 +316,19 @@ def _settings_in(obj: Any, namespace: str | None) -> Iterator[tuple[str, Any]]:
             if attr in OLD_NAMES and attr.startswith(namespace.upper()):
                 yield attr, value
             elif attr.startswith(prefix):
-                yield attr[len(prefix):].lower(), value
+                yield attr[len(prefix) :].lower(), value
             elif attr.startswith((namespace.upper() + "D_", namespace.upper() + "BEAT_")):
                 yield attr, value  # an old-style name conveyor does not know: reported
-        elif attr.islower():
-            yield attr, value
-        elif attr in OLD_NAMES:
+        elif attr.islower() or attr in OLD_NAMES:
             yield attr, value
 
 
 def lease_seconds(settings: Settings) -> float:
     """The lease length: `broker_transport_options["visibility_timeout"]` if given (Celery's
     spelling), else `visibility_timeout`."""
-    return float(settings.broker_transport_options.get("visibility_timeout",
-                                                       settings.visibility_timeout))
+    return float(
+        settings.broker_transport_options.get("visibility_timeout", settings.visibility_timeout)
+    )
 
 
 def resolve_urls(settings: Settings, broker: str | None, backend: str | None) -> tuple[str, str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from conveyor import Conveyor
+from conveyor import Conveyor, Task
 
 app = Conveyor("demo")
 
@@ -26,12 +26,14 @@ def build_report(month: int) -> dict[str, int]:
 
 
 @app.task(name="demo.sync_calendar", queue="emails", bind=True, max_retries=3)
-def sync_calendar(self: object, account: str, flaky_times: int) -> str:
+def sync_calendar(self: Task, account: str, flaky_times: int) -> str:
     """Fails `flaky_times` times with a timeout, retrying after half a second."""
-    request = self.request  # type: ignore[attr-defined]
+    request = self.request
     if request.retries < flaky_times:
-        raise self.retry(exc=TimeoutError(f"calendar API timed out for {account}"),  # type: ignore[attr-defined]
-                         countdown=0.5)
+        raise self.retry(
+            exc=TimeoutError(f"calendar API timed out for {account}"),
+            countdown=0.5,
+        )
     return f"{account} synced after {request.retries} retries"
 
 

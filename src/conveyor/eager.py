@@ -31,10 +31,20 @@ def run_eagerly(app: Conveyor, message: Message) -> AsyncResult:
     attempt = 0
     while True:
         attempt += 1
-        request = Request(id=message.id, task=message.task, args=message.args,
-                          kwargs=message.kwargs, retries=message.retries, eta=message.eta,
-                          expires=message.expires, hostname="eager", attempt=attempt,
-                          parent_id=message.parent_id, root_id=message.root_id, is_eager=True)
+        request = Request(
+            id=message.id,
+            task=message.task,
+            args=message.args,
+            kwargs=message.kwargs,
+            retries=message.retries,
+            eta=message.eta,
+            expires=message.expires,
+            hostname="eager",
+            attempt=attempt,
+            parent_id=message.parent_id,
+            root_id=message.root_id,
+            is_eager=True,
+        )
         result = execute(task, message, request)
         if result.kind is not RunKind.RETRY:
             break
@@ -48,11 +58,22 @@ def run_eagerly(app: Conveyor, message: Message) -> AsyncResult:
     if ignore is None:
         ignore = app.conf.settings.task_ignore_result
     if state is not None and not ignore:
-        app.results.put([Outcome(
-            task_id=message.id, state=state, value=result.value, error=result.error,
-            task_name=task.name, worker="eager", attempt=attempt, retries=message.retries,
-            started_at=result.started_at, finished_at=result.finished_at,
-        )])
+        app.results.put(
+            [
+                Outcome(
+                    task_id=message.id,
+                    state=state,
+                    value=result.value,
+                    error=result.error,
+                    task_name=task.name,
+                    worker="eager",
+                    attempt=attempt,
+                    retries=message.retries,
+                    started_at=result.started_at,
+                    finished_at=result.finished_at,
+                )
+            ]
+        )
     if state is TaskState.FAILURE and app.conf.settings.task_eager_propagates and result.error:
         raise rebuild_exception(result.error)
     return AsyncResult(message.id, app)

@@ -4,6 +4,8 @@ Ignore), which keep Celery's names so existing task code keeps working."""
 
 from __future__ import annotations
 
+import builtins
+
 
 class ConveyorError(Exception):
     """Base of conveyor's own errors."""
@@ -36,7 +38,7 @@ class BrokerError(ConveyorError):
     """The broker or result store failed; the message says whether anything was stored."""
 
 
-class TimeoutError(ConveyorError, TimeoutError):  # noqa: A001 - Celery's name, builtin as base
+class TimeoutError(ConveyorError, builtins.TimeoutError):
     """A wait (`AsyncResult.get`, `wait`) ran out before the task finished."""
 
 
@@ -58,7 +60,7 @@ class MaxRetriesExceededError(ConveyorError):
     """`self.retry()` was called after `max_retries` with no exception to re-raise."""
 
 
-class Retry(Exception):  # noqa: N818 - Celery's name
+class Retry(Exception):
     """Raised by `self.retry()`: settle this call as RETRY and run it again after `countdown`."""
 
     def __init__(
@@ -70,7 +72,7 @@ class Retry(Exception):  # noqa: N818 - Celery's name
         self.retries = retries
 
 
-class Reject(Exception):  # noqa: N818 - Celery's name
+class Reject(Exception):
     """Raised by a task to refuse its message. `requeue=False` dead-letters it."""
 
     def __init__(self, reason: object = None, requeue: bool = False) -> None:
@@ -79,7 +81,7 @@ class Reject(Exception):  # noqa: N818 - Celery's name
         self.requeue = requeue
 
 
-class Ignore(Exception):  # noqa: N818 - Celery's name
+class Ignore(Exception):
     """Raised by a task to settle its message without storing any outcome."""
 
 

@@ -92,7 +92,9 @@ def check_priority(priority: int) -> int:
     if isinstance(priority, bool) or not isinstance(priority, int):
         raise ConfigurationError(f"priority must be an int from 0 to 9, got {priority!r}")
     if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
-        raise ConfigurationError(f"priority must be from 0 to 9 (higher runs first), got {priority}")
+        raise ConfigurationError(
+            f"priority must be from 0 to 9 (higher runs first), got {priority}"
+        )
     return priority
 
 

@@ -35,7 +35,7 @@ def rebuild_exception(error: ErrorInfo) -> BaseException:
 class AsyncResult:
     """The outcome of the call with this id, as the result store knows it now."""
 
-    def __init__(self, id: str, app: Conveyor) -> None:  # noqa: A002 - Celery's name
+    def __init__(self, id: str, app: Conveyor) -> None:
         self.id = id
         self.app = app
 

@@ -7,9 +7,7 @@ import random
 from .options import TaskOptions
 
 
-def backoff_delay(
-    options: TaskOptions, retries: int, rng: random.Random | None = None
-) -> float:
+def backoff_delay(options: TaskOptions, retries: int, rng: random.Random | None = None) -> float:
     """Delay before the retry that follows `retries` earlier retries.
 
     Without `retry_backoff` this is `default_retry_delay`. With it, the delay doubles each time

@@ -74,12 +74,17 @@ class Task:
         or a datetime) drops it unstarted after that time; `priority` 0–9 (higher first) and
         `queue` override the task's options; `task_id` makes the send idempotent."""
         call = CallOptions(
-            countdown=countdown, eta=eta, expires=expires, priority=priority, queue=queue,
-            task_id=task_id, headers=dict(headers or {}),
+            countdown=countdown,
+            eta=eta,
+            expires=expires,
+            priority=priority,
+            queue=queue,
+            task_id=task_id,
+            headers=dict(headers or {}),
         )
         return self.app.publish(self.name, tuple(args or ()), dict(kwargs or {}), call, self)
 
-    def AsyncResult(self, task_id: str) -> AsyncResult:  # noqa: N802 - Celery's name
+    def AsyncResult(self, task_id: str) -> AsyncResult:
         return self.app.AsyncResult(task_id)
 
     # -- retrying ---------------------------------------------------------------------------

@@ -68,7 +68,7 @@ class MemoryBroker:
                 known = env.id in self._records or env.id in self._acked or env.id in batch_ids
                 stored.append(not known)
                 batch_ids.add(env.id)
-            for env, new in zip(envelopes, stored):
+            for env, new in zip(envelopes, stored, strict=True):
                 if new:
                     due = now + max(0.0, env.delay)
                     self._records[env.id] = _Record(env, next(self._seq), due)
@@ -93,7 +93,9 @@ class MemoryBroker:
         due = [
             r
             for r in self._records.values()
-            if r.envelope.queue in queues and r.state is MessageState.READY and r.available_at <= now
+            if r.envelope.queue in queues
+            and r.state is MessageState.READY
+            and r.available_at <= now
         ]
         due.sort(key=_Record.order)
         out: list[Delivery] = []
@@ -195,8 +197,13 @@ class MemoryBroker:
                 per = counts.setdefault(rec.envelope.queue, dict.fromkeys(MessageState, 0))
                 per[self._visible_state(rec, now)] += 1
             return [
-                QueueStats(q, c[MessageState.READY], c[MessageState.SCHEDULED],
-                           c[MessageState.LEASED], c[MessageState.DEAD])
+                QueueStats(
+                    q,
+                    c[MessageState.READY],
+                    c[MessageState.SCHEDULED],
+                    c[MessageState.LEASED],
+                    c[MessageState.DEAD],
+                )
                 for q, c in sorted(counts.items())
             ]
 
@@ -216,8 +223,9 @@ class MemoryBroker:
                 key=_Record.order,
             )
             shown = [
-                StoredMessage(r.envelope, self._visible_state(r, now), r.deliveries,
-                              r.available_at, r.reason)
+                StoredMessage(
+                    r.envelope, self._visible_state(r, now), r.deliveries, r.available_at, r.reason
+                )
                 for r in recs
                 if state is None or self._visible_state(r, now) is state
             ]
@@ -231,7 +239,11 @@ class MemoryBroker:
                 rec = self._records.get(mid)
                 if rec is not None and rec.state is MessageState.DEAD:
                     rec.state, rec.available_at, rec.lost, rec.reason = (
-                        MessageState.READY, now, 0, None)
+                        MessageState.READY,
+                        now,
+                        0,
+                        None,
+                    )
                     moved += 1
             self._cond.notify_all()
             return moved

@@ -182,7 +182,8 @@ class SqliteBroker:
             "extend", [{"id": x.message_id, "token": x.token, "expires": expires} for x in leases]
         )
         return [
-            Lease(x.message_id, x.token, expires) if ok else None for x, ok in zip(leases, kept)
+            Lease(x.message_id, x.token, expires) if ok else None
+            for x, ok in zip(leases, kept, strict=True)
         ]
 
     def ack(self, leases: Sequence[Lease]) -> list[bool]:
@@ -215,8 +216,11 @@ class SqliteBroker:
         with self._db.transaction() as conn:
             conn.execute(
                 self._q["register_worker"],
-                {"name": info.name, "info": msgspec.json.encode(info),
-                 "heartbeat_at": info.heartbeat_at},
+                {
+                    "name": info.name,
+                    "info": msgspec.json.encode(info),
+                    "heartbeat_at": info.heartbeat_at,
+                },
             )
 
     def workers(self) -> list[WorkerInfo]:
@@ -225,9 +229,11 @@ class SqliteBroker:
 
     # -- admin ------------------------------------------------------------------------------
     def queue_stats(self) -> list[QueueStats]:
-        rows = self._db.connection().execute(
-            self._q["queue_stats"], {"now": self._clock.now()}
-        ).fetchall()
+        rows = (
+            self._db.connection()
+            .execute(self._q["queue_stats"], {"now": self._clock.now()})
+            .fetchall()
+        )
         return [QueueStats(q, int(r), int(s), int(le), int(d)) for q, r, s, le, d in rows]
 
     def list_messages(

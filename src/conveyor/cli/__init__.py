@@ -19,8 +19,14 @@ from .worker import worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-A", "--app", "app_spec", metavar="MODULE[:ATTR]", envvar="CONVEYOR_APP",
-              help="Where the app lives: proj finds proj.app, proj.celery or the only app in proj.")
+@click.option(
+    "-A",
+    "--app",
+    "app_spec",
+    metavar="MODULE[:ATTR]",
+    envvar="CONVEYOR_APP",
+    help="Where the app lives: proj finds proj.app, proj.celery or the only app in proj.",
+)
 @click.option("-b", "--broker", metavar="URL", help="Broker URL (overrides the app's).")
 @click.version_option(__version__, prog_name="conveyor")
 @click.pass_context

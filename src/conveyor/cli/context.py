@@ -60,8 +60,9 @@ def setup_logging(level: str, logfile: str | None = None) -> None:
     handler: logging.Handler = (
         logging.FileHandler(logfile) if logfile else logging.StreamHandler(sys.stderr)
     )
-    handler.setFormatter(logging.Formatter(
-        "[%(asctime)s: %(levelname)s/%(processName)s] %(name)s: %(message)s"))
+    handler.setFormatter(
+        logging.Formatter("[%(asctime)s: %(levelname)s/%(processName)s] %(name)s: %(message)s")
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)

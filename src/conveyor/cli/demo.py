@@ -25,8 +25,14 @@ _DEADLINE = 50.0
 
 
 @click.command()
-@click.option("--db", "db_path", default="conveyor-demo.db", show_default=True,
-              type=click.Path(dir_okay=False), help="SQLite file for the demo (recreated).")
+@click.option(
+    "--db",
+    "db_path",
+    default="conveyor-demo.db",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="SQLite file for the demo (recreated).",
+)
 @click.option("-c", "--concurrency", default=3, show_default=True, type=click.IntRange(1, 16))
 def demo(db_path: str, concurrency: int) -> None:
     """Run a worker and a batch of example tasks, then show a summary."""
@@ -40,13 +46,31 @@ def demo(db_path: str, concurrency: int) -> None:
 
     app = demo_app.app
     log_path = path.with_suffix(".log")
-    console.print(f"[bold]conveyor demo[/]: starting a worker ({concurrency} processes) on "
-                  f"queues emails,reports")
+    console.print(
+        f"[bold]conveyor demo[/]: starting a worker ({concurrency} processes) on "
+        f"queues emails,reports"
+    )
     with open(log_path, "w") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "conveyor", "-A", "conveyor.demo_app", "worker",
-             "-Q", "emails,reports", "-c", str(concurrency), "-l", "info", "-n", "demo@%h"],
-            stdout=log_file, stderr=subprocess.STDOUT, env=os.environ.copy(),
+            [
+                sys.executable,
+                "-m",
+                "conveyor",
+                "-A",
+                "conveyor.demo_app",
+                "worker",
+                "-Q",
+                "emails,reports",
+                "-c",
+                str(concurrency),
+                "-l",
+                "info",
+                "-n",
+                "demo@%h",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=os.environ.copy(),
         )
         try:
             _wait_for_worker(app, proc)
@@ -57,8 +81,10 @@ def demo(db_path: str, concurrency: int) -> None:
             proc.wait(timeout=40)
     _summary(results, console)
     console.print(f"\nmessages and results live in [bold]{path}[/]; worker log: {log_path}")
-    console.print("next: write tasks in your own module and run "
-                  "[bold]conveyor -A yourmodule worker -l info[/]")
+    console.print(
+        "next: write tasks in your own module and run "
+        "[bold]conveyor -A yourmodule worker -l info[/]"
+    )
 
 
 def _wait_for_worker(app: object, proc: subprocess.Popen[bytes]) -> None:
@@ -87,8 +113,9 @@ def _enqueue(app: object, console: Console) -> list[tuple[str, AsyncResult]]:
     return calls
 
 
-def _follow(calls: list[tuple[str, AsyncResult]], console: Console,
-            proc: subprocess.Popen[bytes]) -> None:
+def _follow(
+    calls: list[tuple[str, AsyncResult]], console: Console, proc: subprocess.Popen[bytes]
+) -> None:
     app = calls[0][1].app
     ids = [r.id for _, r in calls]
     deadline = time.monotonic() + _DEADLINE
@@ -110,22 +137,32 @@ def _summary(calls: list[tuple[str, AsyncResult]], console: Console) -> None:
     table = Table(title="what happened")
     for col in ("task", "queue", "state", "attempts", "run time", "worker"):
         table.add_column(col, no_wrap=True)
-    table.add_column("result / error", no_wrap=True, overflow="ellipsis", ratio=1)
     colors = {TaskState.SUCCESS: "green", TaskState.FAILURE: "red"}
+    errors: list[str] = []
+    counts: dict[str, int] = {}
     for name, res in calls:
         o = res.outcome
+        state = o.state if o is not None else TaskState.PENDING
+        counts[state.value] = counts.get(state.value, 0) + 1
         if o is None:
-            table.add_row(name, "-", "PENDING", "-", "-", "-", "-")
+            table.add_row(name, "-", state.value, "-", "-", "-")
             continue
-        runtime = (f"{(o.finished_at - o.started_at) * 1000:.0f} ms"
-                   if o.started_at and o.finished_at else "-")
-        failed = o.error is not None and o.state is not TaskState.SUCCESS
-        detail = f"{o.error.type}: {o.error.message}" if failed and o.error else str(res.result)
-        color = colors.get(o.state, "yellow")
-        table.add_row(name, o.queue or "-", f"[{color}]{o.state.value}[/]", str(o.attempt),
-                      runtime, o.worker or "-", detail)
+        runtime = (
+            f"{(o.finished_at - o.started_at) * 1000:.0f} ms"
+            if o.started_at and o.finished_at
+            else "-"
+        )
+        table.add_row(
+            name,
+            o.queue or "-",
+            f"[{colors.get(state, 'yellow')}]{state.value}[/]",
+            str(o.attempt),
+            runtime,
+            o.worker or "-",
+        )
+        if state is TaskState.FAILURE and o.error is not None:
+            errors.append(f"{name}[{o.task_id[:8]}]: {o.error.type}: {o.error.message}")
     console.print(table)
-    counts: dict[str, int] = {}
-    for _, res in calls:
-        counts[res.state.value] = counts.get(res.state.value, 0) + 1
     console.print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+    for line in errors:
+        console.print(f"[red]failed[/] {line}")

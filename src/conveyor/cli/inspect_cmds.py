@@ -29,15 +29,25 @@ def result(ctx: CliContext, task_id: str, as_json: bool) -> None:
     outcome = ctx.app().results.get(task_id)
     if outcome is None:
         fields = {"task_id": task_id, "state": "PENDING"}
-        click.echo(json.dumps(fields) if as_json else
-                   f"{task_id}: PENDING (no outcome stored: unknown, not started, or expired)")
+        click.echo(
+            json.dumps(fields)
+            if as_json
+            else f"{task_id}: PENDING (no outcome stored: unknown, not started, or expired)"
+        )
         return
     value = decode_value(outcome.value) if outcome.value is not None else None
     record = {
-        "task_id": outcome.task_id, "state": outcome.state.value, "task": outcome.task_name,
-        "queue": outcome.queue, "worker": outcome.worker, "attempt": outcome.attempt,
-        "retries": outcome.retries, "started_at": _when(outcome.started_at),
-        "finished_at": _when(outcome.finished_at), "result": value, "reason": outcome.reason,
+        "task_id": outcome.task_id,
+        "state": outcome.state.value,
+        "task": outcome.task_name,
+        "queue": outcome.queue,
+        "worker": outcome.worker,
+        "attempt": outcome.attempt,
+        "retries": outcome.retries,
+        "started_at": _when(outcome.started_at),
+        "finished_at": _when(outcome.finished_at),
+        "result": value,
+        "reason": outcome.reason,
         "error": dataclasses.asdict(outcome.error) if outcome.error else None,
     }
     if as_json:

@@ -19,7 +19,8 @@ def purge(ctx: CliContext, queues: str | None, include_dead: bool, force: bool) 
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else sorted(stats)
     doomed = sum(
         stats[q].ready + stats[q].scheduled + (stats[q].dead if include_dead else 0)
-        for q in names if q in stats
+        for q in names
+        if q in stats
     )
     if doomed == 0:
         click.echo("nothing to purge")

@@ -13,8 +13,13 @@ from ..worker.naming import expand_node_name
 from ..worker.worker import Worker, WorkerOptions
 from .context import CliContext, setup_logging
 
-_POOLS = {"process": "process", "prefork": "process", "threads": "threads",
-          "thread": "threads", "solo": "solo"}
+_POOLS = {
+    "process": "process",
+    "prefork": "process",
+    "threads": "threads",
+    "thread": "threads",
+    "solo": "solo",
+}
 
 
 def _not_built(flag: str, feature: str) -> click.UsageError:
@@ -22,23 +27,47 @@ def _not_built(flag: str, feature: str) -> click.UsageError:
 
 
 @click.command()
-@click.option("-Q", "--queues", "queues", multiple=True, metavar="Q1,Q2",
-              help="Queues to consume, comma-separated (default: task_default_queue).")
-@click.option("-c", "--concurrency", type=click.IntRange(min=1),
-              help="Slots: processes or threads (default: worker_concurrency or CPU count).")
-@click.option("-P", "--pool", type=click.Choice(sorted(_POOLS)), help="process (default), threads, solo.")
+@click.option(
+    "-Q",
+    "--queues",
+    "queues",
+    multiple=True,
+    metavar="Q1,Q2",
+    help="Queues to consume, comma-separated (default: task_default_queue).",
+)
+@click.option(
+    "-c",
+    "--concurrency",
+    type=click.IntRange(min=1),
+    help="Slots: processes or threads (default: worker_concurrency or CPU count).",
+)
+@click.option(
+    "-P", "--pool", type=click.Choice(sorted(_POOLS)), help="process (default), threads, solo."
+)
 @click.option("-n", "--hostname", "node", metavar="NAME@%h", help="Node name; %h %n %d expand.")
-@click.option("--max-tasks-per-child", type=click.IntRange(min=1),
-              help="Replace a process-pool child after this many tasks.")
-@click.option("--prefetch-multiplier", type=click.IntRange(min=1),
-              help="Reserve up to free slots × N messages (default 1: one per free slot).")
+@click.option(
+    "--max-tasks-per-child",
+    type=click.IntRange(min=1),
+    help="Replace a process-pool child after this many tasks.",
+)
+@click.option(
+    "--prefetch-multiplier",
+    type=click.IntRange(min=1),
+    help="Reserve up to free slots × N messages (default 1: one per free slot).",
+)
 @click.option("-l", "--loglevel", default="warning", show_default=True)
 @click.option("-f", "--logfile", type=click.Path(dir_okay=False), help="Log to this file.")
 @click.option("--pidfile", type=click.Path(dir_okay=False), help="Write the worker's pid here.")
-@click.option("--without-gossip", is_flag=True, help="Accepted for Celery compatibility; "
-              "conveyor has no gossip.")
-@click.option("--without-mingle", is_flag=True, help="Accepted for Celery compatibility; "
-              "conveyor has no mingle.")
+@click.option(
+    "--without-gossip",
+    is_flag=True,
+    help="Accepted for Celery compatibility; conveyor has no gossip.",
+)
+@click.option(
+    "--without-mingle",
+    is_flag=True,
+    help="Accepted for Celery compatibility; conveyor has no mingle.",
+)
 @click.option("-B", "--beat", is_flag=True, help="Run the scheduler too (not built yet).")
 @click.option("--autoscale", metavar="MAX,MIN", help="Autoscale the pool (not built yet).")
 @click.option("-E", "--task-events", is_flag=True, help="Send task events (not built yet).")
@@ -70,7 +99,8 @@ def worker(
     if len(queues) > 1:
         raise click.UsageError(
             "several -Q options (one slot group each) are not supported yet; list all queues "
-            "in one -Q, comma-separated: -Q high,default,low")
+            "in one -Q, comma-separated: -Q high,default,low"
+        )
     setup_logging(loglevel, logfile)
     app = ctx.app(required=True)
     s = app.conf.settings
@@ -79,21 +109,24 @@ def worker(
     options = WorkerOptions(
         queues=names or (s.task_default_queue,),
         name=expand_node_name(node),
-        concurrency=1 if chosen_pool == "solo" else (
-            concurrency or s.worker_concurrency or os.cpu_count() or 1),
+        concurrency=1
+        if chosen_pool == "solo"
+        else (concurrency or s.worker_concurrency or os.cpu_count() or 1),
         pool=chosen_pool,
         prefetch_multiplier=prefetch_multiplier or s.worker_prefetch_multiplier,
-        max_tasks_per_child=max_tasks_per_child or (
-            s.worker_max_tasks_per_child if chosen_pool == "process" else None),
+        max_tasks_per_child=max_tasks_per_child
+        or (s.worker_max_tasks_per_child if chosen_pool == "process" else None),
         app_path=ctx.app_spec,
         lease_for=lease_seconds(s),
         shutdown_timeout=s.worker_shutdown_timeout,
     )
     if pidfile:
         Path(pidfile).write_text(f"{os.getpid()}\n")
-    click.echo(f"conveyor worker {options.name}: queues {','.join(options.queues)}, "
-               f"{options.pool} pool × {options.concurrency}, broker {_safe(app.urls[0])}",
-               err=True)
+    click.echo(
+        f"conveyor worker {options.name}: queues {','.join(options.queues)}, "
+        f"{options.pool} pool × {options.concurrency}, broker {_safe(app.urls[0])}",
+        err=True,
+    )
     try:
         Worker(app, options).run()
     finally:

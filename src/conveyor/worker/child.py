@@ -35,6 +35,8 @@ def child_main(app_path: str, conn: Connection) -> None:
             return
         task = app.tasks.get(job.message.task)
         if task is None:
-            conn.send(("lost", job.key, f"task {job.message.task!r} is not registered in the child"))
+            conn.send(
+                ("lost", job.key, f"task {job.message.task!r} is not registered in the child")
+            )
             continue
         conn.send(("done", job.key, execute(task, job.message, job.request)))

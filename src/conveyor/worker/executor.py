@@ -51,8 +51,17 @@ def error_info(exc: BaseException, with_traceback: bool = True) -> ErrorInfo:
     kind = type(exc)
     # KeyError("x") prints as "'x'"; keep the argument itself so it round-trips unchanged.
     single = exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], str) else None
-    tb = "".join(traceback.format_exception(kind, exc, exc.__traceback__)) if with_traceback else None
-    return ErrorInfo(type=kind.__qualname__, message=single if single is not None else str(exc), traceback=tb, module=kind.__module__)
+    tb = (
+        "".join(traceback.format_exception(kind, exc, exc.__traceback__))
+        if with_traceback
+        else None
+    )
+    return ErrorInfo(
+        type=kind.__qualname__,
+        message=single if single is not None else str(exc),
+        traceback=tb,
+        module=kind.__module__,
+    )
 
 
 def execute(task: Task, message: Message, request: Request) -> RunResult:
@@ -64,11 +73,18 @@ def execute(task: Task, message: Message, request: Request) -> RunResult:
         encoded = encode_value(value)
     except Retry as retry:
         error = error_info(retry.exc) if retry.exc is not None else None
-        return RunResult(RunKind.RETRY, started, time.time(), error=error,
-                         countdown=retry.countdown, retries=retry.retries)
+        return RunResult(
+            RunKind.RETRY,
+            started,
+            time.time(),
+            error=error,
+            countdown=retry.countdown,
+            retries=retry.retries,
+        )
     except Reject as reject:
-        return RunResult(RunKind.REJECT, started, time.time(), error=error_info(reject),
-                         requeue=reject.requeue)
+        return RunResult(
+            RunKind.REJECT, started, time.time(), error=error_info(reject), requeue=reject.requeue
+        )
     except Ignore:
         return RunResult(RunKind.IGNORE, started, time.time())
     except EncodeError as exc:
@@ -81,19 +97,29 @@ def execute(task: Task, message: Message, request: Request) -> RunResult:
 def _failed(task: Task, message: Message, exc: Exception, started: float) -> RunResult:
     """FAILURE, or RETRY when the exception is one the task retries automatically."""
     opts = task.options
-    if opts.autoretry_for and isinstance(exc, opts.autoretry_for) and not retries_exhausted(
-        opts.max_retries, message.retries
+    if (
+        opts.autoretry_for
+        and isinstance(exc, opts.autoretry_for)
+        and not retries_exhausted(opts.max_retries, message.retries)
     ):
         delay = backoff_delay(opts, message.retries)
-        return RunResult(RunKind.RETRY, started, time.time(), error=error_info(exc),
-                         countdown=delay, retries=message.retries + 1)
+        return RunResult(
+            RunKind.RETRY,
+            started,
+            time.time(),
+            error=error_info(exc),
+            countdown=delay,
+            retries=message.retries + 1,
+        )
     return RunResult(RunKind.FAILURE, started, time.time(), error=error_info(exc))
 
 
 def describe(result: RunResult) -> dict[str, Any]:
     """A short summary for logs."""
-    out: dict[str, Any] = {"outcome": result.kind.value,
-                           "runtime": round(result.finished_at - result.started_at, 6)}
+    out: dict[str, Any] = {
+        "outcome": result.kind.value,
+        "runtime": round(result.finished_at - result.started_at, 6),
+    }
     if result.error is not None:
         out["error"] = f"{result.error.type}: {result.error.message}"
     if result.kind is RunKind.RETRY:

@@ -64,7 +64,7 @@ class LeaseKeeper:
         renewed = self._broker.extend(leases, self._lease_for)
         lost: list[str] = []
         with self._lock:
-            for old, new in zip(leases, renewed):
+            for old, new in zip(leases, renewed, strict=True):
                 if old.message_id not in self._held:
                     continue  # settled meanwhile
                 if new is None:
@@ -74,8 +74,11 @@ class LeaseKeeper:
                 else:
                     self._held[old.message_id] = new
         for mid in lost:
-            log.warning("lease lost: message %s will not be acknowledged or recorded here; the "
-                        "broker redelivers it to another worker", mid)
+            log.warning(
+                "lease lost: message %s will not be acknowledged or recorded here; the "
+                "broker redelivers it to another worker",
+                mid,
+            )
         return lost
 
     def start(self) -> None:

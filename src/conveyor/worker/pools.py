@@ -30,6 +30,7 @@ class Pool(Protocol):
     def completions(self, timeout: float) -> list[Completion]:
         """Finished jobs; blocks up to `timeout` seconds for the first one."""
         ...
+
     def stop(self, timeout: float) -> list[int]:
         """Stop within `timeout` seconds; return keys of jobs that did not finish."""
         ...

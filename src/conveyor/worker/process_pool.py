@@ -14,6 +14,7 @@ All methods are called from the worker's loop thread.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import time
 from dataclasses import dataclass, field
@@ -59,7 +60,9 @@ class ProcessPool:
     def _spawn(self) -> _Child:
         parent_conn, child_conn = _CTX.Pipe()
         process = _CTX.Process(
-            target=child_main, args=(self._app_path, child_conn), name="conveyor-child",
+            target=child_main,
+            args=(self._app_path, child_conn),
+            name="conveyor-child",
             daemon=True,
         )
         process.start()
@@ -111,8 +114,9 @@ class ProcessPool:
                 return
             except (EOFError, OSError):
                 pass
-        self._replace(child, f"pool child pid {child.process.pid} exited with code "
-                             f"{child.process.exitcode}")
+        self._replace(
+            child, f"pool child pid {child.process.pid} exited with code {child.process.exitcode}"
+        )
 
     def _receive(self, child: _Child, msg: tuple[Any, ...]) -> None:
         kind = msg[0]
@@ -161,10 +165,8 @@ class ProcessPool:
         unfinished = self.busy_keys()
         for child in self._children:
             if child.job is None and child.state is _ChildState.IDLE:
-                try:
+                with contextlib.suppress(OSError):
                     child.conn.send(None)
-                except OSError:
-                    pass
         for child in self._children:
             child.process.join(0.5 if child.job is None else 0)
             if child.process.is_alive():

@@ -53,11 +53,18 @@ class Inflight:
         if result is not None and result.kind is RunKind.RETRY:
             retries = result.retries
         return Outcome(
-            task_id=self.message.id, state=state, task_name=self.message.task,
-            queue=d.envelope.queue, worker=worker, attempt=d.attempt, retries=retries,
-            value=result.value if result else None, error=result.error if result else None,
+            task_id=self.message.id,
+            state=state,
+            task_name=self.message.task,
+            queue=d.envelope.queue,
+            worker=worker,
+            attempt=d.attempt,
+            retries=retries,
+            value=result.value if result else None,
+            error=result.error if result else None,
             started_at=result.started_at if result else None,
-            finished_at=result.finished_at if result else None, reason=reason,
+            finished_at=result.finished_at if result else None,
+            reason=reason,
         )
 
 
@@ -84,25 +91,31 @@ class Settler:
             else:
                 later.append((item, result))
         self._results.put(outcomes)
-        for lease, ok in zip(acks, self._broker.ack(acks)):
+        for lease, ok in zip(acks, self._broker.ack(acks), strict=True):
             if not ok:
-                log.warning("ack refused for %s: lease lost (another worker may run it again)",
-                            lease.message_id)
+                log.warning(
+                    "ack refused for %s: lease lost (another worker may run it again)",
+                    lease.message_id,
+                )
         for item, result in later:
             self._release_or_reject(item, result)
 
     def _outcome(self, item: Inflight, result: RunResult) -> Outcome | None:
         state = _STATES.get(result.kind)
         if result.kind is RunKind.REJECT:
-            return None if result.requeue else item.outcome(
-                TaskState.FAILURE, self._worker, result, reason="rejected")
+            return (
+                None
+                if result.requeue
+                else item.outcome(TaskState.FAILURE, self._worker, result, reason="rejected")
+            )
         return item.outcome(state, self._worker, result) if state is not None else None
 
     def _release_or_reject(self, item: Inflight, result: RunResult) -> None:
         lease = item.lease
         if result.kind is RunKind.RETRY:
-            body = encode_message(msgspec.structs.replace(item.message, retries=result.retries),
-                                  self._max_size)
+            body = encode_message(
+                msgspec.structs.replace(item.message, retries=result.retries), self._max_size
+            )
             error = _text(result.error)
             ok = self._broker.release(lease, result.countdown, body=body, error=error)
         elif result.requeue:
@@ -121,9 +134,15 @@ class Settler:
         info = describe(result)
         level = logging.INFO if result.kind is not RunKind.FAILURE else logging.ERROR
         if log.isEnabledFor(level):
-            log.log(level, "task %s[%s] %s attempt=%d %s", item.message.task, item.message.id,
-                    info.pop("outcome"), item.delivery.attempt,
-                    " ".join(f"{k}={v}" for k, v in info.items()))
+            log.log(
+                level,
+                "task %s[%s] %s attempt=%d %s",
+                item.message.task,
+                item.message.id,
+                info.pop("outcome"),
+                item.delivery.attempt,
+                " ".join(f"{k}={v}" for k, v in info.items()),
+            )
 
 
 def _text(error: ErrorInfo | None) -> str | None:

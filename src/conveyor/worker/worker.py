@@ -91,8 +91,9 @@ class Worker:
         self.broker = app.broker
         self.pool = make_pool(app, options)
         self.keeper = LeaseKeeper(self.broker, options.lease_for, on_tick=self._tick)
-        self.settler = Settler(self.broker, app.results, options.name,
-                               self.settings.task_message_max_size)
+        self.settler = Settler(
+            self.broker, app.results, options.name, self.settings.task_message_max_size
+        )
         self._keys = itertools.count(1)
         self._running: dict[int, Inflight] = {}
         self._backlog: deque[Inflight] = deque()
@@ -105,9 +106,13 @@ class Worker:
     def info(self, stopped: bool = False) -> WorkerInfo:
         now = self.app.clock.now()
         return WorkerInfo(
-            name=self.options.name, queues=self.options.queues,
-            task_names=tuple(sorted(self.app.tasks)), pid=os.getpid(),
-            started_at=self._started_at, heartbeat_at=now, stopped_at=now if stopped else None,
+            name=self.options.name,
+            queues=self.options.queues,
+            task_names=tuple(sorted(self.app.tasks)),
+            pid=os.getpid(),
+            started_at=self._started_at,
+            heartbeat_at=now,
+            stopped_at=now if stopped else None,
             extra={"pool": self.options.pool, "concurrency": str(self.options.concurrency)},
         )
 
@@ -145,12 +150,14 @@ class Worker:
             task = self.app.tasks.get(message.task)
             if task is None:
                 self.settler.dead_letter(
-                    delivery, f"task {message.task!r} is not registered in worker "
-                    f"{self.options.name}")
+                    delivery,
+                    f"task {message.task!r} is not registered in worker {self.options.name}",
+                )
                 continue
             ignore = task.options.ignore_result
-            item = Inflight(delivery, message,
-                            self.settings.task_ignore_result if ignore is None else ignore)
+            item = Inflight(
+                delivery, message, self.settings.task_ignore_result if ignore is None else ignore
+            )
             if message.expires is not None and message.expires <= self.app.clock.now():
                 expired.append(item)
                 continue
@@ -161,11 +168,12 @@ class Worker:
 
     def _revoke_expired(self, items: Sequence[Inflight]) -> None:
         for item in items:
-            log.info("task %s[%s] expired before it started; revoked", item.message.task,
-                     item.message.id)
+            log.info(
+                "task %s[%s] expired before it started; revoked", item.message.task, item.message.id
+            )
         self.app.results.put(
-            [item.outcome(TaskState.REVOKED, self.options.name, reason="expired")
-             for item in items])
+            [item.outcome(TaskState.REVOKED, self.options.name, reason="expired") for item in items]
+        )
         self.broker.ack([item.lease for item in items])
 
     def _dispatch(self) -> None:
@@ -174,8 +182,13 @@ class Worker:
         if not batch:
             return
         if self.settings.task_track_started:
-            self.app.results.put([item.outcome(TaskState.STARTED, self.options.name)
-                                  for item in batch if not item.ignore_result])
+            self.app.results.put(
+                [
+                    item.outcome(TaskState.STARTED, self.options.name)
+                    for item in batch
+                    if not item.ignore_result
+                ]
+            )
         for item in batch:
             key = next(self._keys)
             self._running[key] = item
@@ -184,11 +197,22 @@ class Worker:
     def _request(self, item: Inflight) -> Request:
         m, d = item.message, item.delivery
         return Request(
-            id=m.id, task=m.task, args=m.args, kwargs=m.kwargs, retries=m.retries, eta=m.eta,
-            expires=m.expires, hostname=self.options.name, attempt=d.attempt,
-            parent_id=m.parent_id, root_id=m.root_id,
-            delivery_info={"queue": d.envelope.queue, "priority": d.envelope.priority,
-                           "redelivered": d.attempt > 1},
+            id=m.id,
+            task=m.task,
+            args=m.args,
+            kwargs=m.kwargs,
+            retries=m.retries,
+            eta=m.eta,
+            expires=m.expires,
+            hostname=self.options.name,
+            attempt=d.attempt,
+            parent_id=m.parent_id,
+            root_id=m.root_id,
+            delivery_info={
+                "queue": d.envelope.queue,
+                "priority": d.envelope.priority,
+                "redelivered": d.attempt > 1,
+            },
         )
 
     def _settle(self, completions: Sequence[Completion]) -> int:
@@ -197,12 +221,19 @@ class Worker:
             item = self._running.pop(done.key)
             if done.lost is not None or done.result is None:
                 self.keeper.drop(item.message.id)
-                log.error("task %s[%s] lost: %s; its lease will expire and the broker will "
-                          "redeliver it", item.message.task, item.message.id, done.lost)
+                log.error(
+                    "task %s[%s] lost: %s; its lease will expire and the broker will redeliver it",
+                    item.message.task,
+                    item.message.id,
+                    done.lost,
+                )
                 continue
             if not self.keeper.drop(item.message.id):
-                log.warning("task %s[%s] finished after its lease was lost; outcome not "
-                            "recorded", item.message.task, item.message.id)
+                log.warning(
+                    "task %s[%s] finished after its lease was lost; outcome not recorded",
+                    item.message.task,
+                    item.message.id,
+                )
                 continue
             finished.append((item, done.result))
         if finished:
@@ -232,8 +263,13 @@ class Worker:
         self.pool.start()
         self.broker.register_worker(self.info())
         self.keeper.start()
-        log.info("worker %s ready: queues=%s pool=%s concurrency=%d", self.options.name,
-                 ",".join(self.options.queues), self.options.pool, self.options.concurrency)
+        log.info(
+            "worker %s ready: queues=%s pool=%s concurrency=%d",
+            self.options.name,
+            ",".join(self.options.queues),
+            self.options.pool,
+            self.options.concurrency,
+        )
 
     def run(self) -> None:
         """Consume until `stop()` (or a signal), then shut down warmly."""
@@ -260,8 +296,9 @@ class Worker:
 
     def _shutdown(self) -> None:
         grace = self.options.shutdown_timeout
-        log.info("warm shutdown: waiting up to %.0fs for %d running task(s)", grace,
-                 len(self._running))
+        log.info(
+            "warm shutdown: waiting up to %.0fs for %d running task(s)", grace, len(self._running)
+        )
         self._release_all(list(self._backlog), "worker shutting down before the task started")
         self._backlog.clear()
         deadline = time.monotonic() + grace
@@ -282,8 +319,10 @@ class Worker:
 
     def cold_stop(self) -> None:
         """Second signal: stop at once without settling; held leases simply expire."""
-        log.warning("cold shutdown: %d running task(s) will be redelivered when their leases "
-                    "expire", len(self._running))
+        log.warning(
+            "cold shutdown: %d running task(s) will be redelivered when their leases expire",
+            len(self._running),
+        )
         self.pool.stop(0.0)
         os._exit(1)
 
@@ -295,8 +334,12 @@ def default_options(app: Conveyor, **overrides: object) -> WorkerOptions:
 
     s = app.conf.settings
     base = WorkerOptions(
-        queues=(s.task_default_queue,), name=expand_node_name(None), concurrency=1,
-        pool="solo", prefetch_multiplier=s.worker_prefetch_multiplier,
-        lease_for=lease_seconds(s), shutdown_timeout=s.worker_shutdown_timeout,
+        queues=(s.task_default_queue,),
+        name=expand_node_name(None),
+        concurrency=1,
+        pool="solo",
+        prefetch_multiplier=s.worker_prefetch_multiplier,
+        lease_for=lease_seconds(s),
+        shutdown_timeout=s.worker_shutdown_timeout,
     )
     return replace(base, **overrides)  # type: ignore[arg-type]
