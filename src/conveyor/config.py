@@ -255,11 +255,18 @@ class Config:
     def update(self, mapping: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         """Set several settings at once; all are validated before any is applied."""
         changes: dict[str, Any] = {}
+        given_as: dict[str, str] = {}
         for name, value in {**(mapping or {}), **kwargs}.items():
             key = OLD_NAMES.get(name, name)
             if key not in SETTING_NAMES:
                 raise unknown_setting(name)
-            changes[key] = _validate(key, value)
+            value = _validate(key, value)
+            if key in changes and changes[key] != value:
+                raise ConfigurationError(
+                    f"setting {key} is given twice with different values: {given_as[key]}="
+                    f"{changes[key]!r} and {name}={value!r}; keep one"
+                )
+            changes[key], given_as[key] = value, name
         object.__setattr__(self, "_settings", dataclasses.replace(self.settings, **changes))
 
     def config_from_object(self, obj: Any, namespace: str | None = None) -> None:

@@ -90,6 +90,9 @@ class Settler:
                 acks.append(item.lease)
             else:
                 later.append((item, result))
+        ignored = [item.message.id for item, r in finished if r.kind is RunKind.IGNORE]
+        if ignored:  # no outcome at all: drop the STARTED record written at dispatch
+            self._results.forget(ignored)
         self._results.put(outcomes)
         for lease, ok in zip(acks, self._broker.ack(acks), strict=True):
             if not ok:

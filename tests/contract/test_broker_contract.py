@@ -1,0 +1,263 @@
+"""The broker contract (brokers/base.py), checked on every backend."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from conveyor.brokers.base import Broker, Envelope, MessageState, WorkerInfo
+from conveyor.clock import FakeClock
+
+from .conftest import WINDOW
+
+LEASE = 30.0
+
+
+def env(
+    mid: str,
+    queue: str = "q",
+    priority: int = 0,
+    delay: float = 0.0,
+    max_deliveries: int = 5,
+    body: bytes | None = None,
+) -> Envelope:
+    return Envelope(
+        mid, queue, body if body is not None else mid.encode(), priority, delay, max_deliveries
+    )
+
+
+def ids(deliveries: list) -> list[str]:  # type: ignore[type-arg]
+    return [d.envelope.id for d in deliveries]
+
+
+def test_enqueue_is_idempotent_by_id(broker: Broker) -> None:
+    assert broker.enqueue([env("a"), env("b")]) == [True, True]
+    assert broker.enqueue([env("a"), env("c")]) == [False, True]
+    got = broker.reserve(["q"], 10, LEASE)
+    assert sorted(ids(got)) == ["a", "b", "c"]
+
+
+def test_duplicate_ids_inside_one_batch_store_once(broker: Broker) -> None:
+    assert broker.enqueue([env("a"), env("a")]) == [True, False]
+    assert len(broker.reserve(["q"], 10, LEASE)) == 1
+
+
+def test_acked_id_stays_known_for_the_idempotency_window(broker: Broker, clock: FakeClock) -> None:
+    broker.enqueue([env("a")])
+    (d,) = broker.reserve(["q"], 1, LEASE)
+    assert broker.ack([d.lease]) == [True]
+    assert broker.enqueue([env("a")]) == [False]
+    clock.advance(WINDOW + 60)
+    assert broker.enqueue([env("a")]) == [True]
+
+
+def test_body_and_fields_round_trip(broker: Broker) -> None:
+    broker.enqueue([Envelope("m", "q", b"\x00\xffbody", 7, 0.0, 3)])
+    (d,) = broker.reserve(["q"], 1, LEASE)
+    assert d.envelope == Envelope("m", "q", b"\x00\xffbody", 7, 0.0, 3)
+    assert d.attempt == 1
+    assert d.lease.message_id == "m"
+
+
+def test_reserve_order_priority_then_due_time_then_enqueue_order(
+    broker: Broker, clock: FakeClock
+) -> None:
+    broker.enqueue([env("late-low", delay=5)])  # enqueued first, but due last
+    clock.advance(1)
+    broker.enqueue([env("low1"), env("high1", priority=9), env("low2"), env("mid", priority=5)])
+    broker.enqueue([env("high2", priority=9)])
+    clock.advance(10)
+    got = broker.reserve(["q"], 10, LEASE)
+    assert ids(got) == ["high1", "high2", "mid", "low1", "low2", "late-low"]
+
+
+def test_priority_order_holds_across_queues(broker: Broker) -> None:
+    broker.enqueue([env("a1", "a"), env("b9", "b", priority=9), env("a5", "a", priority=5)])
+    assert ids(broker.reserve(["a", "b"], 10, LEASE)) == ["b9", "a5", "a1"]
+
+
+def test_reserve_respects_limit_and_queues(broker: Broker) -> None:
+    broker.enqueue([env(f"m{i}") for i in range(5)] + [env("other", "elsewhere")])
+    assert broker.reserve(["q"], 0, LEASE) == []
+    assert len(broker.reserve(["q"], 2, LEASE)) == 2
+    assert len(broker.reserve(["q"], 10, LEASE)) == 3
+    assert broker.reserve(["q"], 10, LEASE) == []
+    assert ids(broker.reserve(["elsewhere"], 10, LEASE)) == ["other"]
+
+
+def test_delayed_messages_stay_in_storage_until_due(broker: Broker, clock: FakeClock) -> None:
+    broker.enqueue([env("later", delay=60)])
+    assert broker.reserve(["q"], 1, LEASE) == []
+    (stats,) = broker.queue_stats()
+    assert (stats.ready, stats.scheduled) == (0, 1)
+    clock.advance(59)
+    assert broker.reserve(["q"], 1, LEASE) == []
+    clock.advance(1)
+    assert ids(broker.reserve(["q"], 1, LEASE)) == ["later"]
+
+
+def test_expired_lease_is_redelivered_with_next_attempt_and_new_token(
+    broker: Broker, clock: FakeClock
+) -> None:
+    broker.enqueue([env("m")])
+    (first,) = broker.reserve(["q"], 1, LEASE)
+    assert broker.reserve(["q"], 1, LEASE) == []
+    clock.advance(LEASE + 1)
+    (second,) = broker.reserve(["q"], 1, LEASE)
+    assert second.attempt == 2
+    assert second.lease.token > first.lease.token
+    # The first holder is fenced off: none of its settlements take effect.
+    assert broker.ack([first.lease]) == [False]
+    assert broker.extend([first.lease], LEASE) == [None]
+    assert broker.release(first.lease) is False
+    assert broker.dead_letter(first.lease, "x") is False
+    assert broker.ack([second.lease]) == [True]
+    assert broker.queue_stats() == []
+
+
+def test_a_lease_that_ran_out_cannot_be_used_even_before_regrant(
+    broker: Broker, clock: FakeClock
+) -> None:
+    broker.enqueue([env("m")])
+    (d,) = broker.reserve(["q"], 1, LEASE)
+    clock.advance(LEASE + 1)
+    assert broker.ack([d.lease]) == [False]
+
+
+def test_extend_keeps_a_lease_alive_past_its_first_expiry(broker: Broker, clock: FakeClock) -> None:
+    broker.enqueue([env("m")])
+    (d,) = broker.reserve(["q"], 1, LEASE)
+    lease = d.lease
+    for _ in range(5):
+        clock.advance(LEASE * 0.6)
+        (renewed,) = broker.extend([lease], LEASE)
+        assert renewed is not None and renewed.token == lease.token
+        assert renewed.expires_at == clock.now() + LEASE
+        lease = renewed
+        assert broker.reserve(["q"], 1, LEASE) == []
+    assert broker.ack([lease]) == [True]
+
+
+def test_extend_is_batched_and_reports_each_lease(broker: Broker, clock: FakeClock) -> None:
+    broker.enqueue([env("a"), env("b")])
+    a, b = broker.reserve(["q"], 2, LEASE)
+    broker.ack([a.lease])
+    renewed = broker.extend([a.lease, b.lease], LEASE)
+    assert renewed[0] is None and renewed[1] is not None
+
+
+def test_release_with_delay_and_new_body(broker: Broker, clock: FakeClock) -> None:
+    broker.enqueue([env("m", max_deliveries=1)])
+    for attempt in range(1, 4):  # releases are not lost deliveries: no dead-lettering
+        (d,) = broker.reserve(["q"], 1, LEASE)
+        assert d.attempt == attempt
+        assert broker.release(d.lease, delay=10, body=f"v{attempt}".encode(), error="boom")
+        assert broker.reserve(["q"], 1, LEASE) == []
+        clock.advance(10)
+    (d,) = broker.reserve(["q"], 1, LEASE)
+    assert d.envelope.body == b"v3"
+
+
+def test_poison_message_is_dead_lettered_after_max_deliveries(
+    broker: Broker, clock: FakeClock
+) -> None:
+    broker.enqueue([env("poison", max_deliveries=2), env("fine")])
+    for _ in range(2):
+        got = broker.reserve(["q"], 10, LEASE)
+        assert "poison" in ids(got)
+        clock.advance(LEASE + 1)
+    got = broker.reserve(["q"], 10, LEASE)
+    assert ids(got) == ["fine"]
+    (stats,) = broker.queue_stats()
+    assert stats.dead == 1
+    (dead,) = broker.list_messages("q", MessageState.DEAD)
+    assert dead.envelope.id == "poison" and "max_deliveries" in (dead.reason or "")
+    assert broker.redrive(["poison"]) == 1
+    (again,) = broker.reserve(["q"], 10, LEASE)
+    assert again.envelope.id == "poison" and again.attempt == 3
+
+
+def test_dead_letter_keeps_the_reason(broker: Broker) -> None:
+    broker.enqueue([env("m")])
+    (d,) = broker.reserve(["q"], 1, LEASE)
+    assert broker.dead_letter(d.lease, "undecodable body")
+    assert broker.reserve(["q"], 1, LEASE) == []
+    (dead,) = broker.list_messages("q", MessageState.DEAD)
+    assert dead.reason == "undecodable body"
+
+
+def test_queue_stats_and_listing(broker: Broker, clock: FakeClock) -> None:
+    broker.enqueue([env("r1"), env("r2", priority=3), env("s", delay=100), env("x", "other")])
+    broker.enqueue([env("l")])
+    leased = broker.reserve(["other"], 1, LEASE)
+    assert ids(leased) == ["x"]
+    stats = {s.queue: s for s in broker.queue_stats()}
+    assert (stats["q"].ready, stats["q"].scheduled, stats["q"].leased) == (3, 1, 0)
+    assert (stats["other"].ready, stats["other"].leased) == (0, 1)
+    listed = broker.list_messages("q")
+    assert [m.envelope.id for m in listed][:1] == ["r2"]
+    assert {m.state for m in listed} == {MessageState.READY, MessageState.SCHEDULED}
+    assert [m.envelope.id for m in broker.list_messages("q", MessageState.SCHEDULED)] == ["s"]
+    assert len(broker.list_messages("q", limit=2)) == 2
+    assert len(broker.list_messages("q", limit=2, offset=3)) == 1
+
+
+def test_purge_deletes_waiting_messages_but_not_leased_ones(
+    broker: Broker, clock: FakeClock
+) -> None:
+    broker.enqueue([env("a"), env("b", delay=50), env("c"), env("keep", "other")])
+    (leased,) = broker.reserve(["q"], 1, LEASE)
+    assert broker.purge(["q"]) == 2
+    stats = {s.queue: s for s in broker.queue_stats()}
+    assert stats["q"].leased == 1 and stats["q"].ready == 0 and stats["q"].scheduled == 0
+    assert stats["other"].ready == 1
+    assert broker.ack([leased.lease]) == [True]
+
+
+def test_purge_can_include_dead_letters(broker: Broker) -> None:
+    broker.enqueue([env("a"), env("b")])
+    (d, _) = broker.reserve(["q"], 2, LEASE)
+    broker.dead_letter(d.lease, "bad")
+    assert broker.purge(["q"]) == 0
+    assert broker.purge(["q"], include_dead=True) == 1
+
+
+def test_tokens_grow_with_every_grant(broker: Broker, clock: FakeClock) -> None:
+    broker.enqueue([env("a"), env("b")])
+    tokens = []
+    for _ in range(3):
+        for d in broker.reserve(["q"], 2, LEASE):
+            tokens.append(d.lease.token)
+            broker.release(d.lease)
+    assert tokens == sorted(tokens) and len(set(tokens)) >= 3
+
+
+def test_workers_publish_their_task_names(broker: Broker) -> None:
+    info = WorkerInfo("w1@host", ("q",), ("proj.add", "proj.mul"), 123, 1.0, 2.0)
+    broker.register_worker(info)
+    broker.register_worker(WorkerInfo("w1@host", ("q",), ("proj.add",), 123, 1.0, 3.0))
+    (stored,) = broker.workers()
+    assert stored.task_names == ("proj.add",) and stored.heartbeat_at == 3.0
+
+
+def test_reserve_waits_and_wakes_on_enqueue(broker: Broker) -> None:
+    started = threading.Event()
+
+    def produce() -> None:
+        started.wait(5)
+        broker.enqueue([env("woke")])
+
+    t = threading.Thread(target=produce)
+    t.start()
+    started.set()
+    begun = time.monotonic()
+    got = broker.reserve(["q"], 1, LEASE, wait=10.0)
+    t.join()
+    assert ids(got) == ["woke"]
+    assert time.monotonic() - begun < 5.0
+
+
+def test_reserve_wait_returns_empty_when_nothing_arrives(broker: Broker) -> None:
+    begun = time.monotonic()
+    assert broker.reserve(["q"], 1, LEASE, wait=0.05) == []
+    assert time.monotonic() - begun >= 0.04

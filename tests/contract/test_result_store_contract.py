@@ -1,0 +1,105 @@
+"""The result-store contract (results/base.py), checked on every backend."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from conveyor.clock import FakeClock
+from conveyor.results.base import ErrorInfo, Outcome, ResultStore
+from conveyor.states import TaskState
+
+from .conftest import TTL
+
+MakeStore = Callable[[float | None], ResultStore]
+
+
+def test_put_and_get_round_trip_every_field(make_store: MakeStore) -> None:
+    store = make_store(TTL)
+    full = Outcome(
+        task_id="t1",
+        state=TaskState.FAILURE,
+        value=b'{"a":1}',
+        error=ErrorInfo("ValueError", "bad", "Traceback...", "builtins"),
+        task_name="p.f",
+        queue="q",
+        worker="w@h",
+        attempt=2,
+        retries=1,
+        started_at=10.5,
+        finished_at=11.25,
+        reason="because",
+    )
+    store.put([full])
+    assert store.get("t1") == full
+    assert store.get("missing") is None
+
+
+def test_last_write_wins(make_store: MakeStore) -> None:
+    store = make_store(TTL)
+    store.put([Outcome("t", TaskState.STARTED)])
+    store.put([Outcome("t", TaskState.SUCCESS, value=b"1")])
+    store.put([Outcome("t", TaskState.SUCCESS, value=b"2")])
+    got = store.get("t")
+    assert got is not None and got.value == b"2"
+
+
+def test_get_many_returns_only_known_ids(make_store: MakeStore) -> None:
+    store = make_store(TTL)
+    store.put([Outcome("a", TaskState.SUCCESS), Outcome("b", TaskState.RETRY)])
+    assert set(store.get_many(["a", "b", "c"])) == {"a", "b"}
+    assert store.get_many([]) == {}
+
+
+def test_wait_returns_ready_outcomes_and_times_out_on_others(make_store: MakeStore) -> None:
+    store = make_store(TTL)
+    store.put([Outcome("done", TaskState.SUCCESS), Outcome("running", TaskState.STARTED)])
+    begun = time.monotonic()
+    got = store.wait(["done", "running"], timeout=0.05)
+    assert set(got) == {"done"}
+    assert time.monotonic() - begun >= 0.04
+
+
+def test_wait_wakes_when_another_thread_finishes(make_store: MakeStore) -> None:
+    store = make_store(TTL)
+    go = threading.Event()
+
+    def finish() -> None:
+        go.wait(5)
+        store.put([Outcome("t", TaskState.SUCCESS)])
+
+    t = threading.Thread(target=finish)
+    t.start()
+    go.set()
+    begun = time.monotonic()
+    got = store.wait(["t"], timeout=10)
+    t.join()
+    assert set(got) == {"t"} and time.monotonic() - begun < 5
+
+
+def test_forget(make_store: MakeStore) -> None:
+    store = make_store(TTL)
+    store.put([Outcome("t", TaskState.SUCCESS)])
+    store.forget(["t", "never-existed"])
+    assert store.get("t") is None
+
+
+def test_outcomes_expire_after_ttl_and_are_purged(make_store: MakeStore, clock: FakeClock) -> None:
+    store = make_store(TTL)
+    store.put([Outcome("old", TaskState.SUCCESS)])
+    clock.advance(TTL / 2)
+    store.put([Outcome("new", TaskState.SUCCESS)])
+    clock.advance(TTL / 2)
+    assert store.get("old") is None
+    assert store.get("new") is not None
+    assert store.purge_expired() == 1
+    assert store.purge_expired() == 0
+
+
+def test_no_ttl_means_no_expiry(make_store: MakeStore, clock: FakeClock) -> None:
+    store = make_store(None)
+    store.put([Outcome("t", TaskState.SUCCESS)])
+    clock.advance(10 * 365 * 86400)
+    assert store.get("t") is not None
+    assert store.purge_expired() == 0
