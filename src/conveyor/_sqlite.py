@@ -47,6 +47,23 @@ def sqlite_path_from_url(url: str) -> tuple[Path, str]:
     return Path(raw), sync
 
 
+def _switch_to_wal(conn: sqlite3.Connection, patience: float = 30.0) -> None:
+    """Turn on WAL. Switching a new file's journal mode needs an exclusive lock and does not
+    wait on the busy handler, so when several processes open a fresh database at once some
+    see "database is locked": retry until the first one has switched it."""
+    deadline = time.monotonic() + patience
+    pause = 0.001
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+
 class SqliteDatabase:
     """Thread-local connections to one database file, with schema set-up on first use."""
 
@@ -81,9 +98,9 @@ class SqliteDatabase:
             conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=30.0
             )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
             conn.execute("PRAGMA busy_timeout=30000")
+            _switch_to_wal(conn)
+            conn.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
         except (OSError, sqlite3.Error) as exc:
             raise self._unusable(exc) from exc
         return conn

@@ -256,11 +256,11 @@ class Config:
         """Set several settings at once; all are validated before any is applied."""
         changes: dict[str, Any] = {}
         given_as: dict[str, str] = {}
-        for name, value in {**(mapping or {}), **kwargs}.items():
+        for name, raw in {**(mapping or {}), **kwargs}.items():
             key = OLD_NAMES.get(name, name)
             if key not in SETTING_NAMES:
                 raise unknown_setting(name)
-            value = _validate(key, value)
+            value = _validate(key, raw)
             if key in changes and changes[key] != value:
                 raise ConfigurationError(
                     f"setting {key} is given twice with different values: {given_as[key]}="

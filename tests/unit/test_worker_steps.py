@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from conveyor import Conveyor, Ignore, Reject, RemoteError, TaskRevokedError
@@ -142,7 +144,7 @@ def test_autoretry_with_backoff(mem_app: Conveyor, fake_clock: FakeClock) -> Non
     for _ in range(20):
         worker.run_until_idle()
         fake_clock.advance(1)
-    gaps = [round(b - a) for a, b in zip(attempts, attempts[1:], strict=False)]
+    gaps = [round(b - a) for a, b in itertools.pairwise(attempts)]
     assert gaps == [2, 4, 8]
     assert res.state is TaskState.FAILURE
 
@@ -223,7 +225,7 @@ def test_non_json_return_value_fails_the_task(mem_app: Conveyor) -> None:
 
     res = returns_set.delay()
     solo_worker(mem_app).run_until_idle()
-    with pytest.raises(RemoteError, match="return value is a builtins.set"):
+    with pytest.raises(RemoteError, match=r"return value is a builtins\.set"):
         res.get(timeout=1)
 
 

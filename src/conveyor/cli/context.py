@@ -38,7 +38,7 @@ class CliContext:
 def run_cli(group: click.Group) -> int:
     """Run the group; conveyor's errors print as `Error: ...` with exit code 2."""
     try:
-        group.main(standalone_mode=False)
+        code = group.main(standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return 1
@@ -50,7 +50,7 @@ def run_cli(group: click.Group) -> int:
         return 2
     except click.exceptions.Exit as exc:
         return int(exc.exit_code or 0)
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def setup_logging(level: str, logfile: str | None = None) -> None:

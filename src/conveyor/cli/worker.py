@@ -120,15 +120,16 @@ def worker(
         lease_for=lease_seconds(s),
         shutdown_timeout=s.worker_shutdown_timeout,
     )
-    if pidfile:
-        Path(pidfile).write_text(f"{os.getpid()}\n")
     click.echo(
         f"conveyor worker {options.name}: queues {','.join(options.queues)}, "
         f"{options.pool} pool × {options.concurrency}, broker {_safe(app.urls[0])}",
         err=True,
     )
+    consumer = Worker(app, options)  # opens the broker: fails here, before any pidfile
+    if pidfile:
+        Path(pidfile).write_text(f"{os.getpid()}\n")
     try:
-        Worker(app, options).run()
+        consumer.run()
     finally:
         if pidfile:
             Path(pidfile).unlink(missing_ok=True)

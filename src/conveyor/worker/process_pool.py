@@ -114,9 +114,7 @@ class ProcessPool:
                 return
             except (EOFError, OSError):
                 pass
-        self._replace(
-            child, f"pool child pid {child.process.pid} exited with code {child.process.exitcode}"
-        )
+        self._replace(child)
 
     def _receive(self, child: _Child, msg: tuple[Any, ...]) -> None:
         kind = msg[0]
@@ -142,11 +140,12 @@ class ProcessPool:
             child.process.kill()
         self._swap(child)
 
-    def _replace(self, child: _Child, reason: str) -> None:
+    def _replace(self, child: _Child) -> None:
         """A child died: report its job lost and start a replacement."""
+        child.process.join(5.0)  # reap it first, so the exit code is known
         if child.job is not None:
+            reason = f"pool child pid {child.process.pid} exited with code {child.process.exitcode}"
             self._pending.append(Completion(child.job, lost=reason))
-        child.process.join(1.0)
         self._swap(child)
 
     def _swap(self, child: _Child) -> None:
