@@ -270,14 +270,18 @@ class Config:
         object.__setattr__(self, "_settings", dataclasses.replace(self.settings, **changes))
 
     def config_from_object(self, obj: Any, namespace: str | None = None) -> None:
-        """Read settings from an object or a dotted module path ("proj.settings").
+        """Read settings from an object, a module path ("proj.settings") or Celery's
+        "module:attribute" form ("django.conf:settings").
 
         With `namespace="CELERY"` only names starting with `CELERY` are read (so a Django
         settings module works unchanged); without one, lowercase names and Celery 3 uppercase
         names are read. Modules, classes, functions and `_private` names are skipped.
         """
         if isinstance(obj, str):
-            obj = importlib.import_module(obj)
+            module_name, _, attr = obj.partition(":")
+            obj = importlib.import_module(module_name)
+            for part in filter(None, attr.split(".")):
+                obj = getattr(obj, part)
         self.update(dict(_settings_in(obj, namespace)))
 
     def __getattr__(self, name: str) -> Any:

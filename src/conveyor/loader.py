@@ -30,6 +30,7 @@ def load_app(spec: str) -> Conveyor:
             obj = getattr(obj, part, None)
         if not isinstance(obj, Conveyor):
             raise ConfigurationError(f"-A {spec}: {attr!r} in {module_name} is not a Conveyor app")
+        obj.import_modules()
         return obj
     app = _find_in(module)
     if app is None and not module_name.endswith(".celery"):

@@ -61,7 +61,7 @@ def test_queues_table_and_json(db: Path) -> None:
 def test_purge_asks_first_and_force_skips_the_question(db: Path) -> None:
     for _ in range(3):
         conveyor(db, "-A", "sample_app", "call", "sample.add", "--args", "[1, 1]")
-    declined = subprocess.run(
+    declined = subprocess.run(  # noqa: PLW1510 - exit codes are asserted
         [sys.executable, "-m", "conveyor", "purge"],
         input="n\n",
         capture_output=True,
@@ -87,7 +87,7 @@ def test_unknown_task_name_is_refused_with_close_matches(db: Path) -> None:
 def test_names_published_by_workers_are_accepted_without_the_app(db: Path) -> None:
     with worker(db, "-P", "threads", "-c", "1"):
         reader = Conveyor("r", broker=f"sqlite:///{db}", set_as_current=False)
-        wait_until(lambda: reader.broker.workers(), 60, "the worker to publish itself")
+        wait_until(reader.broker.workers, 60, "the worker to publish itself")
         out = conveyor(db, "call", "sample.add", "--args", "[2, 2]", "--wait")
         reader.close()
     assert out.returncode == 0, out.stderr
@@ -112,7 +112,7 @@ def test_missing_app_module_says_what_to_do(db: Path) -> None:
 
 
 def test_app_module_that_fails_to_import_shows_the_real_error(db: Path) -> None:
-    out = subprocess.run(
+    out = subprocess.run(  # noqa: PLW1510 - exit codes are asserted
         [sys.executable, "-m", "conveyor", "-A", "broken_app", "worker"],
         cwd=E2E_DIR,
         env=env_for(db),
@@ -158,7 +158,7 @@ def test_worker_writes_and_removes_its_pidfile(db: Path) -> None:
 def test_demo_runs_by_itself_and_summarises(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
     begun = time.monotonic()
-    out = subprocess.run(
+    out = subprocess.run(  # noqa: PLW1510 - exit codes are asserted
         [sys.executable, "-m", "conveyor", "demo"],
         cwd=tmp_path,
         env=env,

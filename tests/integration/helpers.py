@@ -25,7 +25,7 @@ def env_for(db: Path, **extra: str) -> dict[str, str]:
 
 def conveyor(db: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
     """Run one `conveyor` command to completion."""
-    return subprocess.run(
+    return subprocess.run(  # noqa: PLW1510 - exit codes are asserted
         [sys.executable, "-m", "conveyor", *args],
         cwd=HERE,
         env=env_for(db, **extra),

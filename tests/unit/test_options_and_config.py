@@ -178,3 +178,14 @@ def test_conf_reads_like_celery() -> None:
     assert app.conf.get("CELERYD_CONCURRENCY") == 4
     assert app.conf.task_default_priority == 5
     assert "task_default_queue" in list(app.conf)
+
+
+def test_config_from_object_accepts_module_colon_attribute(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    module = types.ModuleType("fake_django_conf")
+    module.settings = types.SimpleNamespace(CELERY_TASK_DEFAULT_QUEUE="web")  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "fake_django_conf", module)
+    conf = Config()
+    conf.config_from_object("fake_django_conf:settings", namespace="CELERY")
+    assert conf.task_default_queue == "web"
