@@ -170,5 +170,6 @@ def test_demo_runs_by_itself_and_summarises(tmp_path: Path) -> None:
     assert time.monotonic() - begun < 60
     assert "what happened" in out.stdout
     assert "FAILURE: 1" in out.stdout and "SUCCESS: 22" in out.stdout
-    assert "sync_calendar" in out.stdout and "charge_card" in out.stdout
+    assert "sync_calendar" in out.stdout
+    assert "failed charge_card[" in out.stdout and "card declined" in out.stdout
     assert str(tmp_path / "conveyor-demo.db") in out.stdout.replace("\n", "")

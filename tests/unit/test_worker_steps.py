@@ -252,3 +252,32 @@ def test_forget(mem_app: Conveyor) -> None:
     solo_worker(mem_app).run_until_idle()
     res.forget()
     assert res.state is TaskState.PENDING and res.result is None
+
+
+def test_prefetch_multiplier_reserves_more_than_free_slots(mem_app: Conveyor) -> None:
+    from conveyor.worker.worker import Worker, default_options
+
+    @mem_app.task
+    def noop() -> None: ...
+
+    for _ in range(6):
+        noop.delay()
+    worker = Worker(mem_app, default_options(mem_app, name="w", prefetch_multiplier=3))
+    worker.step()  # reserves 3 for its one free slot, runs 1, holds 2 leased in its backlog
+    (stats,) = mem_app.broker.queue_stats()
+    assert (stats.ready, stats.leased) == (3, 2)
+    assert worker.keeper.held() == 2
+    worker.run_until_idle()
+    assert mem_app.broker.queue_stats() == []
+
+
+def test_fetch_per_free_slot_by_default(mem_app: Conveyor) -> None:
+    @mem_app.task
+    def noop() -> None: ...
+
+    for _ in range(3):
+        noop.delay()
+    worker = solo_worker(mem_app)
+    worker.step()
+    (stats,) = mem_app.broker.queue_stats()
+    assert (stats.ready, stats.leased) == (2, 0)  # nothing waits in a busy worker

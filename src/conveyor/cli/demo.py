@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -165,4 +166,4 @@ def _summary(calls: list[tuple[str, AsyncResult]], console: Console) -> None:
     console.print(table)
     console.print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
     for line in errors:
-        console.print(f"[red]failed[/] {line}")
+        console.print(f"[red]failed[/] {escape(line)}")
