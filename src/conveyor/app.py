@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, overload
 from zoneinfo import ZoneInfo
@@ -359,7 +359,3 @@ def shared_task(fn: Any = None, **options: Any) -> Any:
         return SharedTask(f, opts)
 
     return register(fn) if fn is not None else register
-
-
-def all_apps() -> Iterable[Conveyor]:
-    return list(_apps)

@@ -132,7 +132,7 @@ OLD_NAMES: Mapping[str, str] = {
     "CELERYBEAT_SCHEDULE": "beat_schedule",
 }
 
-_POOLS = {
+POOL_NAMES = {
     "process": "process",
     "prefork": "process",
     "threads": "threads",
@@ -183,9 +183,9 @@ def _check_serializer(name: str, value: Any) -> Any:
 
 
 def _check_pool(name: str, value: Any) -> str:
-    if value not in _POOLS:
+    if value not in POOL_NAMES:
         raise ConfigurationError(f"{name}={value!r}: use one of process, prefork, threads, solo")
-    return _POOLS[value]
+    return POOL_NAMES[value]
 
 
 def _check_timezone(name: str, value: Any) -> str:

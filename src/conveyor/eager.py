@@ -14,7 +14,7 @@ import msgspec
 
 from .errors import NotRegistered
 from .message import Message
-from .request import Request
+from .request import request_for
 from .result import AsyncResult, rebuild_exception
 from .results.base import Outcome
 from .states import TaskState
@@ -31,20 +31,7 @@ def run_eagerly(app: Conveyor, message: Message) -> AsyncResult:
     attempt = 0
     while True:
         attempt += 1
-        request = Request(
-            id=message.id,
-            task=message.task,
-            args=message.args,
-            kwargs=message.kwargs,
-            retries=message.retries,
-            eta=message.eta,
-            expires=message.expires,
-            hostname="eager",
-            attempt=attempt,
-            parent_id=message.parent_id,
-            root_id=message.root_id,
-            is_eager=True,
-        )
+        request = request_for(message, "eager", attempt, is_eager=True)
         result = execute(task, message, request)
         if result.kind is not RunKind.RETRY:
             break

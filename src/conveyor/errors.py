@@ -34,10 +34,6 @@ class MessageTooLarge(ConveyorError, ValueError):
     """An encoded message is larger than `task_message_max_size`; nothing was enqueued."""
 
 
-class BrokerError(ConveyorError):
-    """The broker or result store failed; the message says whether anything was stored."""
-
-
 class TimeoutError(ConveyorError, builtins.TimeoutError):
     """A wait (`AsyncResult.get`, `wait`) ran out before the task finished."""
 

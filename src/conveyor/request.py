@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from .message import Message
+
 
 @dataclass(frozen=True, slots=True)
 class Request:
@@ -28,6 +30,31 @@ class Request:
     root_id: str | None = None
     is_eager: bool = False
     called_directly: bool = False
+
+
+def request_for(
+    message: Message,
+    hostname: str,
+    attempt: int,
+    delivery_info: Mapping[str, Any] | None = None,
+    is_eager: bool = False,
+) -> Request:
+    """The request context for running `message` as delivery number `attempt`."""
+    return Request(
+        id=message.id,
+        task=message.task,
+        args=message.args,
+        kwargs=message.kwargs,
+        retries=message.retries,
+        eta=message.eta,
+        expires=message.expires,
+        hostname=hostname,
+        delivery_info=dict(delivery_info or {}),
+        attempt=attempt,
+        parent_id=message.parent_id,
+        root_id=message.root_id,
+        is_eager=is_eager,
+    )
 
 
 _current: contextvars.ContextVar[Request | None] = contextvars.ContextVar(

@@ -8,18 +8,10 @@ from pathlib import Path
 
 import click
 
-from ..config import lease_seconds
+from ..config import POOL_NAMES, lease_seconds
 from ..worker.naming import expand_node_name
 from ..worker.worker import Worker, WorkerOptions
 from .context import CliContext, setup_logging
-
-_POOLS = {
-    "process": "process",
-    "prefork": "process",
-    "threads": "threads",
-    "thread": "threads",
-    "solo": "solo",
-}
 
 
 def _not_built(flag: str, feature: str) -> click.UsageError:
@@ -42,7 +34,7 @@ def _not_built(flag: str, feature: str) -> click.UsageError:
     help="Slots: processes or threads (default: worker_concurrency or CPU count).",
 )
 @click.option(
-    "-P", "--pool", type=click.Choice(sorted(_POOLS)), help="process (default), threads, solo."
+    "-P", "--pool", type=click.Choice(sorted(POOL_NAMES)), help="process (default), threads, solo."
 )
 @click.option("-n", "--hostname", "node", metavar="NAME@%h", help="Node name; %h %n %d expand.")
 @click.option(
@@ -105,7 +97,7 @@ def worker(
     app = ctx.app(required=True)
     s = app.conf.settings
     names = tuple(q.strip() for q in queues[0].split(",") if q.strip()) if queues else ()
-    chosen_pool = _POOLS[pool] if pool else s.worker_pool
+    chosen_pool = POOL_NAMES[pool] if pool else s.worker_pool
     options = WorkerOptions(
         queues=names or (s.task_default_queue,),
         name=expand_node_name(node),

@@ -80,9 +80,6 @@ class ProcessPool:
             self._poll(0.1)
             self._pending.clear()  # nothing can complete before the first submit
 
-    def pids(self) -> list[int]:
-        return [c.process.pid for c in self._children if c.process.pid is not None]
-
     def free_slots(self) -> int:
         return sum(c.state is _ChildState.IDLE for c in self._children)
 

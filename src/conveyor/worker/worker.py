@@ -26,7 +26,7 @@ from ..app import Conveyor
 from ..brokers.base import Delivery, WorkerInfo
 from ..errors import ConfigurationError, DecodeError
 from ..message import decode_message
-from ..request import Request
+from ..request import Request, request_for
 from ..states import TaskState
 from .jobs import Completion, Job
 from .leases import LeaseKeeper
@@ -195,25 +195,13 @@ class Worker:
             self.pool.submit(Job(key, item.message, self._request(item)))
 
     def _request(self, item: Inflight) -> Request:
-        m, d = item.message, item.delivery
-        return Request(
-            id=m.id,
-            task=m.task,
-            args=m.args,
-            kwargs=m.kwargs,
-            retries=m.retries,
-            eta=m.eta,
-            expires=m.expires,
-            hostname=self.options.name,
-            attempt=d.attempt,
-            parent_id=m.parent_id,
-            root_id=m.root_id,
-            delivery_info={
-                "queue": d.envelope.queue,
-                "priority": d.envelope.priority,
-                "redelivered": d.attempt > 1,
-            },
-        )
+        d = item.delivery
+        info = {
+            "queue": d.envelope.queue,
+            "priority": d.envelope.priority,
+            "redelivered": d.attempt > 1,
+        }
+        return request_for(item.message, self.options.name, d.attempt, info)
 
     def _settle(self, completions: Sequence[Completion]) -> int:
         finished = []
