@@ -14,6 +14,7 @@ import uuid
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, TypeVar, overload
 from zoneinfo import ZoneInfo
 
@@ -129,8 +130,9 @@ class Conveyor:
 
     @property
     def tasks(self) -> Mapping[str, Task]:
-        """Registered tasks by name (read-only view)."""
-        return dict(self._tasks)
+        """Registered tasks by name: a read-only live view, no copy (the worker reads it per
+        delivery)."""
+        return MappingProxyType(self._tasks)
 
     def import_modules(self) -> None:
         """Import the modules named in `include` so their tasks register."""

@@ -281,3 +281,27 @@ def test_fetch_per_free_slot_by_default(mem_app: Conveyor) -> None:
     worker.step()
     (stats,) = mem_app.broker.queue_stats()
     assert (stats.ready, stats.leased) == (2, 0)  # nothing waits in a busy worker
+
+
+def test_thread_pool_returns_a_job_even_when_the_task_escapes_execute(mem_app: Conveyor) -> None:
+    from conveyor.request import request_for
+    from conveyor.worker.jobs import Job
+    from conveyor.worker.pools import ThreadPool
+
+    @mem_app.task
+    def leave() -> None:
+        raise SystemExit(3)  # not an Exception: execute() does not settle it
+
+    pool = ThreadPool(mem_app.tasks.__getitem__, 1)
+    pool.start()
+    res = leave.delay()
+    msg = mem_app.broker.reserve(["default"], 1, 30)[0]
+    from conveyor.message import decode_message
+
+    message = decode_message(msg.envelope.body)
+    pool.submit(Job(1, message, request_for(message, "w", 1)))
+    (done,) = pool.completions(timeout=10)
+    assert done.key == 1 and done.lost is not None and "SystemExit" in done.lost
+    assert pool.free_slots() == 1
+    assert pool.stop(5) == []
+    assert res.state is TaskState.PENDING

@@ -46,16 +46,12 @@ class RunResult:
     requeue: bool = False
 
 
-def error_info(exc: BaseException, with_traceback: bool = True) -> ErrorInfo:
+def error_info(exc: BaseException) -> ErrorInfo:
     """An exception as text (type name, module, message, traceback)."""
     kind = type(exc)
     # KeyError("x") prints as "'x'"; keep the argument itself so it round-trips unchanged.
     single = exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], str) else None
-    tb = (
-        "".join(traceback.format_exception(kind, exc, exc.__traceback__))
-        if with_traceback
-        else None
-    )
+    tb = "".join(traceback.format_exception(kind, exc, exc.__traceback__))
     return ErrorInfo(
         type=kind.__qualname__,
         message=single if single is not None else str(exc),

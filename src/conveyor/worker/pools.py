@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from ..errors import NotRegistered
 from ..task import Task
 from .executor import execute
 from .jobs import Completion, Job
@@ -101,8 +100,10 @@ class ThreadPool:
         while (job := self._jobs.get()) is not None:
             try:
                 done = run_job(self._lookup, job)
-            except NotRegistered as exc:  # the worker checks names first; belt and braces
-                done = Completion(job.key, lost=str(exc))
+            except BaseException as exc:
+                # execute() settles task errors itself; anything escaping it must still come
+                # back exactly once, or this slot would stay busy forever.
+                done = Completion(job.key, lost=f"{type(exc).__name__} escaped the task: {exc}")
             with self._lock:
                 self._running.discard(job.key)
             self._done.put(done)

@@ -134,9 +134,9 @@ class Settler:
             log.warning("dead-lettering %s refused: lease lost", delivery.envelope.id)
 
     def _log(self, item: Inflight, result: RunResult) -> None:
-        info = describe(result)
         level = logging.INFO if result.kind is not RunKind.FAILURE else logging.ERROR
-        if log.isEnabledFor(level):
+        if log.isEnabledFor(level):  # checked first: no per-task work when logging is off
+            info = describe(result)
             log.log(
                 level,
                 "task %s[%s] %s attempt=%d %s",
