@@ -5,7 +5,14 @@ from __future__ import annotations
 import threading
 import time
 
-from conveyor.brokers.base import Broker, Envelope, MessageState, WorkerInfo
+from conveyor.brokers.base import (
+    Broker,
+    Envelope,
+    MessageState,
+    Requeue,
+    RevokeOutcome,
+    WorkerInfo,
+)
 from conveyor.clock import FakeClock
 
 from .conftest import WINDOW
@@ -261,3 +268,109 @@ def test_reserve_wait_returns_empty_when_nothing_arrives(broker: Broker) -> None
     begun = time.monotonic()
     assert broker.reserve(["q"], 1, LEASE, wait=0.05) == []
     assert time.monotonic() - begun >= 0.04
+
+
+def test_release_as_lost_counts_toward_max_deliveries(broker: Broker) -> None:
+    broker.enqueue([env("p", max_deliveries=2)])
+    (d,) = broker.reserve(["q"], 1, LEASE)
+    assert broker.release(d.lease, error="child died", requeue=Requeue.LOST)
+    (d,) = broker.reserve(["q"], 1, LEASE)
+    assert d.attempt == 2
+    assert broker.release(d.lease, error="child died again", requeue=Requeue.LOST)
+    assert broker.reserve(["q"], 1, LEASE) == []
+    dead = broker.get_message("p")
+    assert dead is not None and dead.state is MessageState.DEAD
+    assert "max_deliveries" in (dead.reason or "")
+    assert dead.last_error == "child died again"
+
+
+def test_release_unstarted_keeps_the_attempt_number(broker: Broker) -> None:
+    broker.enqueue([env("a")])
+    (d,) = broker.reserve(["q"], 1, LEASE)
+    assert broker.release(d.lease, requeue=Requeue.UNSTARTED)
+    (d,) = broker.reserve(["q"], 1, LEASE)
+    assert d.attempt == 1
+    assert broker.release(d.lease, error="boom", requeue=Requeue.RETRY)
+    (d,) = broker.reserve(["q"], 1, LEASE)
+    assert d.attempt == 2
+    shown = broker.get_message("a")
+    assert shown is not None and shown.last_error == "boom"
+
+
+def test_begin_is_fenced_and_marks_the_next_delivery(broker: Broker, clock: FakeClock) -> None:
+    broker.enqueue([env("a"), env("b")])
+    first = broker.reserve(["q"], 2, LEASE)
+    assert [d.begun for d in first] == [False, False]
+    assert broker.begin([first[0].lease]) == [True]
+    clock.advance(LEASE + 1)
+    assert broker.begin([first[1].lease]) == [False]  # lease ran out: must not start
+    again = {d.envelope.id: d for d in broker.reserve(["q"], 2, LEASE)}
+    assert again["a"].begun and not again["b"].begun
+
+
+def test_throttle_hands_out_spaced_slots(broker: Broker, clock: FakeClock) -> None:
+    assert broker.throttle("k", 0.5) == 0.0
+    assert broker.throttle("k", 0.5) == 0.5
+    assert broker.throttle("k", 0.5) == 1.0
+    assert broker.throttle("other", 0.5) == 0.0
+    clock.advance(10.0)
+    assert broker.throttle("k", 0.5) == 0.0
+
+
+def test_throttle_slots_are_distinct_across_threads(broker: Broker) -> None:
+    waits: list[float] = []
+    lock = threading.Lock()
+
+    def take() -> None:
+        for _ in range(25):
+            w = broker.throttle("k", 1.0)
+            with lock:
+                waits.append(w)
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(waits) == [float(i) for i in range(100)]
+
+
+def test_revoke_removes_waiting_messages_for_good(broker: Broker, clock: FakeClock) -> None:
+    broker.enqueue([env("now"), env("later", delay=60.0)])
+    (held,) = broker.reserve(["q"], 1, 600.0)
+    revs = broker.revoke(["later", "never-sent"])
+    assert [r.outcome for r in revs] == [RevokeOutcome.REMOVED, RevokeOutcome.UNKNOWN]
+    assert all(r.token > held.lease.token for r in revs)
+    assert broker.enqueue([env("later"), env("never-sent")]) == [False, False]
+    clock.advance(120.0)
+    assert broker.reserve(["q"], 10, LEASE) == []
+    assert broker.get_message("later") is None
+
+
+def test_revoke_flags_a_leased_message(broker: Broker, clock: FakeClock) -> None:
+    broker.enqueue([env("a")])
+    (d,) = broker.reserve(["q"], 1, LEASE)
+    assert not d.lease.revoked
+    (rev,) = broker.revoke(["a"], terminate=True)
+    assert rev.outcome is RevokeOutcome.FLAGGED
+    (renewed,) = broker.extend([d.lease], LEASE)
+    assert renewed is not None and renewed.revoked and renewed.terminate
+    clock.advance(LEASE + 1)  # the holder died: the next delivery still says revoked
+    (again,) = broker.reserve(["q"], 1, LEASE)
+    assert again.lease.revoked
+    assert broker.ack([again.lease]) == [True]
+    assert broker.enqueue([env("a")]) == [False]
+
+
+def test_purge_dead_by_age_and_queue(broker: Broker, clock: FakeClock) -> None:
+    broker.enqueue([env("a"), env("b", queue="r"), env("c")])
+    for d in broker.reserve(["q", "r"], 3, LEASE):
+        if d.envelope.id == "c":
+            continue
+        assert broker.dead_letter(d.lease, "bad")
+    clock.advance(100.0)
+    assert broker.purge_dead(None, older_than=1000.0) == 0
+    assert broker.purge_dead(["r"], older_than=50.0) == 1
+    assert broker.purge_dead(None) == 1
+    assert broker.get_message("a") is None
+    assert broker.get_message("c") is not None

@@ -45,6 +45,29 @@ def test_last_write_wins(make_store: MakeStore) -> None:
     assert got is not None and got.value == b"2"
 
 
+def test_a_write_under_an_older_token_is_refused(make_store: MakeStore) -> None:
+    store = make_store(TTL)
+    assert store.put([Outcome("t", TaskState.STARTED, worker="new", token=7)]) == [True]
+    assert store.put([Outcome("t", TaskState.SUCCESS, worker="stale", token=5)]) == [False]
+    got = store.get("t")
+    assert got is not None and got.worker == "new" and got.state is TaskState.STARTED
+    assert store.put([Outcome("t", TaskState.SUCCESS, worker="new", token=7)]) == [True]
+    assert store.put([Outcome("t", TaskState.REVOKED, token=9)]) == [True]
+    got = store.get("t")
+    assert got is not None and got.state is TaskState.REVOKED and got.token == 9
+
+
+def test_an_expired_outcome_does_not_fence_a_new_write(
+    make_store: MakeStore, clock: FakeClock
+) -> None:
+    store = make_store(10.0)
+    store.put([Outcome("t", TaskState.SUCCESS, token=50)])
+    clock.advance(11.0)
+    assert store.put([Outcome("t", TaskState.SUCCESS, value=b"2", token=1)]) == [True]
+    got = store.get("t")
+    assert got is not None and got.value == b"2"
+
+
 def test_get_many_returns_only_known_ids(make_store: MakeStore) -> None:
     store = make_store(TTL)
     store.put([Outcome("a", TaskState.SUCCESS), Outcome("b", TaskState.RETRY)])

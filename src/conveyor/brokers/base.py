@@ -18,8 +18,17 @@ Guarantees every backend gives (the suite in `tests/contract/` checks each one):
   the token is still the current one; with a stale token they change nothing and return False
   (or None), so a worker that lost its lease can never settle a message another worker now owns.
 * **Redelivery.** A lease that is not extended expires; the envelope is then due again and its
-  next delivery has a higher `attempt`. An envelope whose lease has expired `max_deliveries`
-  times (it keeps killing its worker) is dead-lettered instead of delivered again.
+  next delivery has a higher `attempt`. An envelope whose lease has expired (or was released as
+  `Requeue.LOST`) `max_deliveries` times — it keeps killing its worker — is dead-lettered
+  instead of delivered again.
+* **At-most-once runs.** `begin` marks a leased envelope as started; if it is ever delivered
+  again, that delivery says `begun=True`, so the worker records the cut-off run instead of
+  running it a second time.
+* **Revocation is stored.** `revoke` deletes a waiting envelope (and remembers its id like an
+  acknowledged one, so a later enqueue of it is a no-op); a leased one is flagged, and every
+  later `extend` or delivery of it carries the flag until it is settled.
+* **Global rate limits.** `throttle` hands out start slots for a key, spaced by an interval, to
+  every worker sharing the broker; concurrent callers never get the same slot.
 * **Thread safety.** One broker object may be used from several threads of one process (the
   worker's loop, its settler and its lease keeper). Each process opens its own broker.
 """
@@ -51,21 +60,60 @@ class Lease:
     """A worker's exclusive, time-limited claim on one envelope.
 
     `token` is the fencing token of this grant; `expires_at` is on the broker's clock.
+    `revoked` says the message was revoked while leased (`terminate`: and its run must be
+    killed); the holder must not start it, and records it as REVOKED.
     """
 
     message_id: str
     token: int
     expires_at: float
+    revoked: bool = False
+    terminate: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """An envelope handed to a worker: the envelope, its lease and the attempt number (1 for
-    the first delivery, 2 after one redelivery, …)."""
+    the first delivery, 2 after one redelivery, …). `begun` is True when an earlier delivery
+    called `begin` (an at-most-once run started and was cut off)."""
 
     envelope: Envelope
     lease: Lease
     attempt: int
+    begun: bool = False
+
+
+class Requeue(str, Enum):
+    """Why a leased envelope goes back (`release`), which decides what is counted.
+
+    RETRY      the task asked to run again: the next delivery is a new attempt.
+    UNSTARTED  the worker gave it back without running it (rate limit, shutdown): the delivery
+               is not counted, so the next one keeps this attempt number.
+    LOST       the run was cut off (its process died): counts toward `max_deliveries` exactly
+               like an expired lease, and dead-letters the envelope when it reaches it.
+    """
+
+    RETRY = "retry"
+    UNSTARTED = "unstarted"
+    LOST = "lost"
+
+
+class RevokeOutcome(str, Enum):
+    """What `revoke` did to one id."""
+
+    REMOVED = "removed"  # it was waiting (or dead): deleted, it will never be delivered
+    FLAGGED = "flagged"  # it is leased: the holder learns on its next renewal
+    UNKNOWN = "unknown"  # not stored (not sent yet, or already finished): id remembered
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """The result of revoking one id. `token` is a fresh fencing token, newer than any lease
+    granted before the revoke, for writing the REVOKED outcome."""
+
+    message_id: str
+    outcome: RevokeOutcome
+    token: int
 
 
 class MessageState(str, Enum):
@@ -97,6 +145,8 @@ class StoredMessage:
     attempts: int
     available_at: float
     reason: str | None = None
+    last_error: str | None = None
+    updated_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,10 +198,27 @@ class Broker(Protocol):
         delay: float = 0.0,
         body: bytes | None = None,
         error: str | None = None,
+        requeue: Requeue = Requeue.RETRY,
     ) -> bool:
         """Put a leased envelope back, due after `delay`, optionally with a new body (a retry
-        carries its incremented retry count). Does not count as a lost delivery. False if the
-        token is stale."""
+        carries its incremented retry count) and the last `error`. `requeue` says what is
+        counted (see Requeue). False if the token is stale."""
+        ...
+
+    def begin(self, leases: Sequence[Lease]) -> list[bool]:
+        """Mark leased envelopes as started by an at-most-once run (see the module docstring).
+        False where the token is stale: the caller must not run that one."""
+        ...
+
+    def throttle(self, key: str, interval: float) -> float:
+        """Take the next start slot of rate limit `key`: slots are `interval` seconds apart on
+        the broker's clock, one caller each. Returns the seconds from now until the slot taken
+        (0.0: start now). Atomic across every process sharing the broker."""
+        ...
+
+    def revoke(self, message_ids: Sequence[str], terminate: bool = False) -> list[Revocation]:
+        """Revoke ids (see RevokeOutcome), durably. Idempotent: revoking twice changes
+        nothing more."""
         ...
 
     def dead_letter(self, lease: Lease, reason: str) -> bool:
@@ -178,6 +245,15 @@ class Broker(Protocol):
         self, queue: str, state: MessageState | None = None, limit: int = 100, offset: int = 0
     ) -> list[StoredMessage]:
         """Envelopes of one queue in reserve order, optionally of one state."""
+        ...
+
+    def get_message(self, message_id: str) -> StoredMessage | None:
+        """One stored envelope (not an acknowledged one), or None."""
+        ...
+
+    def purge_dead(self, queues: Sequence[str] | None = None, older_than: float = 0.0) -> int:
+        """Delete dead letters (of `queues`, or of every queue) dead-lettered at least
+        `older_than` seconds ago. Returns how many."""
         ...
 
     def redrive(self, message_ids: Sequence[str]) -> int:

@@ -19,6 +19,9 @@ from .base import (
     Lease,
     MessageState,
     QueueStats,
+    Requeue,
+    Revocation,
+    RevokeOutcome,
     StoredMessage,
     WorkerInfo,
 )
@@ -37,6 +40,25 @@ class _Record:
     deliveries: int = 0
     lost: int = 0
     reason: str | None = None
+    last_error: str | None = None
+    updated_at: float = 0.0
+    begun: bool = False
+    revoked: bool = False
+    terminate: bool = False
+
+    def lease(self) -> Lease:
+        return Lease(self.envelope.id, self.token, self.lease_expires, self.revoked, self.terminate)
+
+    def stored(self, state: MessageState) -> StoredMessage:
+        return StoredMessage(
+            self.envelope,
+            state,
+            self.deliveries,
+            self.available_at,
+            self.reason,
+            self.last_error,
+            self.updated_at,
+        )
 
     def order(self) -> tuple[int, float, int]:
         return (-self.envelope.priority, self.available_at, self.seq)
@@ -53,6 +75,7 @@ class MemoryBroker:
         self._records: dict[str, _Record] = {}
         self._acked: dict[str, float] = {}
         self._workers: dict[str, WorkerInfo] = {}
+        self._rates: dict[str, float] = {}
         self._seq = itertools.count(1)
         self._tokens = itertools.count(1)
         self._cond = threading.Condition()
@@ -71,7 +94,7 @@ class MemoryBroker:
             for env, new in zip(envelopes, stored, strict=True):
                 if new:
                     due = now + max(0.0, env.delay)
-                    self._records[env.id] = _Record(env, next(self._seq), due)
+                    self._records[env.id] = _Record(env, next(self._seq), due, updated_at=now)
             self._cond.notify_all()
         return stored
 
@@ -104,19 +127,24 @@ class MemoryBroker:
             rec.token = next(self._tokens)
             rec.lease_expires = now + lease_for
             rec.deliveries += 1
-            lease = Lease(rec.envelope.id, rec.token, rec.lease_expires)
-            out.append(Delivery(rec.envelope, lease, rec.deliveries))
+            out.append(Delivery(rec.envelope, rec.lease(), rec.deliveries, rec.begun))
         return out
 
     def _reclaim_expired(self, now: float) -> None:
         for rec in self._records.values():
             if rec.state is MessageState.LEASED and rec.lease_expires <= now:
-                rec.lost += 1
-                if rec.lost >= rec.envelope.max_deliveries:
-                    rec.state = MessageState.DEAD
-                    rec.reason = f"lease expired {rec.lost} times (max_deliveries)"
-                else:
-                    rec.state = MessageState.READY
+                self._count_lost(rec, now, "lease expired")
+
+    @staticmethod
+    def _count_lost(rec: _Record, now: float, how: str) -> None:
+        rec.lost += 1
+        rec.updated_at = now
+        if rec.lost >= rec.envelope.max_deliveries and not rec.revoked:
+            rec.state = MessageState.DEAD
+            rec.reason = f"{how} {rec.lost} times (max_deliveries)"
+        else:
+            rec.state = MessageState.READY
+            rec.available_at = min(rec.available_at, now)
 
     def _held(self, lease: Lease) -> _Record | None:
         rec = self._records.get(lease.message_id)
@@ -136,7 +164,7 @@ class MemoryBroker:
                     out.append(None)
                     continue
                 rec.lease_expires = expires
-                out.append(replace(lease, expires_at=expires))
+                out.append(rec.lease())
             return out
 
     def ack(self, leases: Sequence[Lease]) -> list[bool]:
@@ -157,16 +185,24 @@ class MemoryBroker:
         delay: float = 0.0,
         body: bytes | None = None,
         error: str | None = None,
+        requeue: Requeue = Requeue.RETRY,
     ) -> bool:
         with self._cond:
             rec = self._held(lease)
             if rec is None:
                 return False
-            rec.state = MessageState.READY
-            rec.available_at = self._clock.now() + max(0.0, delay)
-            rec.reason = error
+            now = self._clock.now()
+            rec.last_error = error or rec.last_error
             if body is not None:
                 rec.envelope = replace(rec.envelope, body=body)
+            if requeue is Requeue.LOST:
+                self._count_lost(rec, now, "run lost")
+            else:
+                rec.state = MessageState.READY
+                rec.updated_at = now
+                if requeue is Requeue.UNSTARTED:
+                    rec.deliveries -= 1
+            rec.available_at = now + max(0.0, delay)
             self._cond.notify_all()
             return True
 
@@ -177,7 +213,44 @@ class MemoryBroker:
                 return False
             rec.state = MessageState.DEAD
             rec.reason = reason
+            rec.updated_at = self._clock.now()
             return True
+
+    def begin(self, leases: Sequence[Lease]) -> list[bool]:
+        with self._cond:
+            out = []
+            for lease in leases:
+                rec = self._held(lease)
+                if rec is not None:
+                    rec.begun = True
+                out.append(rec is not None)
+            return out
+
+    def throttle(self, key: str, interval: float) -> float:
+        with self._cond:
+            now = self._clock.now()
+            slot = max(self._rates.get(key, now), now)
+            self._rates[key] = slot + interval
+            return slot - now
+
+    def revoke(self, message_ids: Sequence[str], terminate: bool = False) -> list[Revocation]:
+        with self._cond:
+            now = self._clock.now()
+            out = []
+            for mid in message_ids:
+                rec = self._records.get(mid)
+                if rec is not None and rec.state is MessageState.LEASED:
+                    rec.revoked, rec.terminate = True, rec.terminate or terminate
+                    outcome = RevokeOutcome.FLAGGED
+                elif rec is not None:
+                    del self._records[mid]
+                    self._acked[mid] = now
+                    outcome = RevokeOutcome.REMOVED
+                else:
+                    self._acked.setdefault(mid, now)
+                    outcome = RevokeOutcome.UNKNOWN
+                out.append(Revocation(mid, outcome, next(self._tokens)))
+            return out
 
     # -- workers ----------------------------------------------------------------------------
     def register_worker(self, info: WorkerInfo) -> None:
@@ -223,13 +296,30 @@ class MemoryBroker:
                 key=_Record.order,
             )
             shown = [
-                StoredMessage(
-                    r.envelope, self._visible_state(r, now), r.deliveries, r.available_at, r.reason
-                )
+                r.stored(self._visible_state(r, now))
                 for r in recs
                 if state is None or self._visible_state(r, now) is state
             ]
             return shown[offset : offset + limit]
+
+    def get_message(self, message_id: str) -> StoredMessage | None:
+        with self._cond:
+            rec = self._records.get(message_id)
+            return None if rec is None else rec.stored(self._visible_state(rec, self._clock.now()))
+
+    def purge_dead(self, queues: Sequence[str] | None = None, older_than: float = 0.0) -> int:
+        with self._cond:
+            cutoff = self._clock.now() - older_than
+            doomed = [
+                mid
+                for mid, r in self._records.items()
+                if r.state is MessageState.DEAD
+                and (queues is None or r.envelope.queue in queues)
+                and r.updated_at <= cutoff
+            ]
+            for mid in doomed:
+                del self._records[mid]
+            return len(doomed)
 
     def redrive(self, message_ids: Sequence[str]) -> int:
         with self._cond:
@@ -244,6 +334,7 @@ class MemoryBroker:
                         0,
                         None,
                     )
+                    rec.begun, rec.updated_at = False, now
                     moved += 1
             self._cond.notify_all()
             return moved

@@ -25,6 +25,9 @@ from .base import (
     Lease,
     MessageState,
     QueueStats,
+    Requeue,
+    Revocation,
+    RevokeOutcome,
     StoredMessage,
     WorkerInfo,
 )
@@ -60,6 +63,7 @@ class SqliteBroker:
     ) -> None:
         self._q = _sql()
         self._db = SqliteDatabase(path, synchronous, self._q["schema"])
+        self._upgrade()
         self._clock = clock
         self._window = idempotency_window
         self._next_housekeeping = 0.0
@@ -67,6 +71,15 @@ class SqliteBroker:
     @property
     def path(self) -> Path:
         return self._db.path
+
+    def _upgrade(self) -> None:
+        """Bring a file written by an earlier release to the current layout."""
+        with self._db.transaction() as conn:
+            columns = {r[0] for r in conn.execute(self._q["columns"])}
+            if "begun" not in columns:
+                for statement in self._q["upgrade_v2"].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
 
     # -- hot path ---------------------------------------------------------------------------
     def enqueue(self, envelopes: Sequence[Envelope]) -> list[bool]:
@@ -162,8 +175,9 @@ class SqliteBroker:
         return [
             Delivery(
                 Envelope(id=r[1], queue=r[2], body=r[5], priority=r[3], max_deliveries=r[6]),
-                Lease(r[1], token, expires),
+                Lease(r[1], token, expires, bool(r[9]), bool(r[10])),
                 r[7],
+                bool(r[8]),
             )
             for r in rows
         ]
@@ -177,14 +191,20 @@ class SqliteBroker:
     def extend(self, leases: Sequence[Lease], lease_for: float) -> list[Lease | None]:
         if not leases:
             return []
-        expires = self._clock.now() + lease_for
-        kept = self._settle(
-            "extend", [{"id": x.message_id, "token": x.token, "expires": expires} for x in leases]
-        )
-        return [
-            Lease(x.message_id, x.token, expires) if ok else None
-            for x, ok in zip(leases, kept, strict=True)
-        ]
+        now = self._clock.now()
+        expires = now + lease_for
+        sql = self._q["extend"]
+        out: list[Lease | None] = []
+        with self._db.transaction() as conn:
+            for x in leases:
+                params = {"id": x.message_id, "token": x.token, "expires": expires, "now": now}
+                row = conn.execute(sql, params).fetchone()
+                out.append(
+                    None
+                    if row is None
+                    else Lease(x.message_id, x.token, expires, bool(row[0]), bool(row[1]))
+                )
+        return out
 
     def ack(self, leases: Sequence[Lease]) -> list[bool]:
         if not leases:
@@ -197,19 +217,51 @@ class SqliteBroker:
         delay: float = 0.0,
         body: bytes | None = None,
         error: str | None = None,
+        requeue: Requeue = Requeue.RETRY,
     ) -> bool:
         params = {
             "id": lease.message_id,
             "token": lease.token,
             "delay": max(0.0, delay),
             "body": body,
-            "reason": error,
+            "error": error,
+            "lost": int(requeue is Requeue.LOST),
+            "unstarted": int(requeue is Requeue.UNSTARTED),
         }
         return self._settle("release", [params])[0]
 
     def dead_letter(self, lease: Lease, reason: str) -> bool:
         params = {"id": lease.message_id, "token": lease.token, "reason": reason}
         return self._settle("dead_letter", [params])[0]
+
+    def begin(self, leases: Sequence[Lease]) -> list[bool]:
+        if not leases:
+            return []
+        return self._settle("begin", [{"id": x.message_id, "token": x.token} for x in leases])
+
+    def throttle(self, key: str, interval: float) -> float:
+        now = self._clock.now()
+        with self._db.transaction() as conn:
+            params = {"key": key, "now": now, "interval": interval}
+            (slot,) = conn.execute(self._q["throttle"], params).fetchone()
+        return max(0.0, float(slot) - now)
+
+    def revoke(self, message_ids: Sequence[str], terminate: bool = False) -> list[Revocation]:
+        now = self._clock.now()
+        out: list[Revocation] = []
+        with self._db.transaction() as conn:
+            for mid in message_ids:
+                params = {"id": mid, "now": now, "terminate": int(terminate)}
+                if conn.execute(self._q["revoke_leased"], params).rowcount:
+                    outcome = RevokeOutcome.FLAGGED
+                elif conn.execute(self._q["revoke_waiting"], params).rowcount:
+                    outcome = RevokeOutcome.REMOVED
+                else:
+                    conn.execute(self._q["revoke_unknown"], params)
+                    outcome = RevokeOutcome.UNKNOWN
+                (token,) = conn.execute(self._q["next_token"]).fetchone()
+                out.append(Revocation(mid, outcome, token))
+        return out
 
     # -- workers ----------------------------------------------------------------------------
     def register_worker(self, info: WorkerInfo) -> None:
@@ -248,16 +300,22 @@ class SqliteBroker:
             sql = self._q["list_messages_in_state"]
             params["state"] = _STATE_CODES[state]
         rows = self._db.connection().execute(sql, params).fetchall()
-        return [
-            StoredMessage(
-                Envelope(id=r[0], queue=r[1], body=r[5] or b"", priority=r[2], max_deliveries=r[6]),
-                _STATES_BY_CODE[r[3]],
-                r[7],
-                r[4],
-                r[8],
-            )
-            for r in rows
-        ]
+        return [_stored(r) for r in rows]
+
+    def get_message(self, message_id: str) -> StoredMessage | None:
+        with self._db.transaction() as conn:
+            conn.execute(self._q["promote_due"], {"now": self._clock.now()})
+            row = conn.execute(self._q["get_message"], {"id": message_id}).fetchone()
+        return None if row is None else _stored(row)
+
+    def purge_dead(self, queues: Sequence[str] | None = None, older_than: float = 0.0) -> int:
+        params = {
+            "cutoff": self._clock.now() - older_than,
+            "all_queues": queues is None,
+            "queues": json.dumps(list(queues or ())),
+        }
+        with self._db.transaction() as conn:
+            return conn.execute(self._q["purge_dead"], params).rowcount
 
     def redrive(self, message_ids: Sequence[str]) -> int:
         moved = self._settle("redrive", [{"id": mid} for mid in message_ids])
@@ -272,3 +330,8 @@ class SqliteBroker:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _stored(r: Sequence[Any]) -> StoredMessage:
+    envelope = Envelope(id=r[0], queue=r[1], body=r[5] or b"", priority=r[2], max_deliveries=r[6])
+    return StoredMessage(envelope, _STATES_BY_CODE[r[3]], r[7], r[4], r[8], r[9], r[10])

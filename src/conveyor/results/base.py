@@ -3,8 +3,12 @@
 A result store keeps one **outcome** per task id: its state, its encoded return value or error,
 and timings. Guarantees every backend gives (checked by `tests/contract/`):
 
-* **Last write wins.** `put` replaces the outcome of each id. At-least-once delivery may run a
-  call twice, so a store must accept repeated writes; fencing stale writers is the broker's job.
+* **Fenced writes.** Every outcome carries the fencing `token` of the lease (or revocation)
+  it was written under. `put` replaces the stored outcome of an id only when the new token is
+  at least the stored one (or the stored one expired); otherwise it changes nothing and
+  reports False. Tokens grow with every grant, so a worker that lost its lease can never
+  overwrite what the message's new owner wrote, while one owner may move its own outcome on
+  (STARTED, then SUCCESS). Writers without a lease (eager mode) use token 0.
 * **Absence is PENDING.** `get` returns None for an id with no outcome, one that was forgotten,
   or one whose outcome expired (`result_expires`); readers show that as PENDING.
 * **Expiry.** Each outcome expires `ttl` seconds after it was written (no expiry when the store
@@ -49,13 +53,15 @@ class Outcome:
     started_at: float | None = None
     finished_at: float | None = None
     reason: str | None = None
+    token: int = 0
 
 
 class ResultStore(Protocol):
     """Keeps outcomes by task id. See the module docstring for guarantees."""
 
-    def put(self, outcomes: Sequence[Outcome]) -> None:
-        """Store a batch of outcomes atomically; each replaces any earlier one for its id."""
+    def put(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        """Store a batch of outcomes atomically. Each replaces the earlier one for its id unless
+        that one has a larger token; returns, per outcome, whether it was stored."""
         ...
 
     def get(self, task_id: str) -> Outcome | None:

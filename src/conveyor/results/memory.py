@@ -22,12 +22,18 @@ class MemoryResultStore:
     def _expires(self) -> float:
         return float("inf") if self._ttl is None else self._clock.now() + self._ttl
 
-    def put(self, outcomes: Sequence[Outcome]) -> None:
+    def put(self, outcomes: Sequence[Outcome]) -> list[bool]:
         with self._cond:
             expires = self._expires()
+            stored = []
             for outcome in outcomes:
-                self._data[outcome.task_id] = (outcome, expires)
+                old = self._live(outcome.task_id)
+                fresh = old is None or old.token <= outcome.token
+                if fresh:
+                    self._data[outcome.task_id] = (outcome, expires)
+                stored.append(fresh)
             self._cond.notify_all()
+            return stored
 
     def _live(self, task_id: str) -> Outcome | None:
         entry = self._data.get(task_id)

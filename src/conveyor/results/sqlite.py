@@ -30,15 +30,18 @@ class SqliteResultStore:
         self._db = SqliteDatabase(path, synchronous, self._q["schema"])
         self._ttl = ttl
         self._clock = clock
+        with self._db.transaction() as conn:  # a file from an earlier release gains the token
+            if "token" not in {r[0] for r in conn.execute(self._q["columns"])}:
+                conn.execute(self._q["upgrade_v2"])
 
-    def put(self, outcomes: Sequence[Outcome]) -> None:
+    def put(self, outcomes: Sequence[Outcome]) -> list[bool]:
         if not outcomes:
-            return
+            return []
         now = self._clock.now()
         expires = None if self._ttl is None else now + self._ttl
-        rows = [_row(o, now, expires) for o in outcomes]
+        put = self._q["put"]
         with self._db.transaction() as conn:
-            conn.executemany(self._q["put"], rows)
+            return [conn.execute(put, _row(o, now, expires)).rowcount == 1 for o in outcomes]
 
     def get(self, task_id: str) -> Outcome | None:
         return self.get_many([task_id]).get(task_id)
@@ -94,6 +97,7 @@ def _row(o: Outcome, now: float, expires: float | None) -> dict[str, Any]:
         "reason": o.reason,
         "updated_at": now,
         "expires_at": expires,
+        "token": o.token,
     }
 
 
@@ -112,4 +116,5 @@ def _outcome(r: Sequence[Any]) -> Outcome:
         started_at=r[12],
         finished_at=r[13],
         reason=r[14],
+        token=r[15],
     )

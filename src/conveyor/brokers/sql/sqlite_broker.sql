@@ -7,12 +7,18 @@
 --              1 scheduled  due at available_at; promoted to ready by `promote_due`
 --              2 leased     held until lease_expires under fencing token `token`
 --              3 dead       dead-lettered with `reason`
---              4 done       acknowledged; body dropped, id kept until done_at + window so a
---                           repeated enqueue of the same id stays a no-op (idempotency)
+--              4 done       acknowledged or revoked; body dropped, id kept until done_at + window
+--                           so a repeated enqueue of the same id stays a no-op
 --       deliveries  grants so far (the attempt number of the latest grant)
---       lost        leases that expired unsettled; at max_deliveries the row goes dead
+--       lost        runs cut off (lease expired, or released as lost); at max_deliveries the
+--                   row goes dead
+--       begun       an at-most-once run of it started (`begin`)
+--       revoked     revoked while leased (`terminate`: its run must be killed)
+--       last_error  the error of the latest retry or lost run; `reason` says why it is dead
+--       updated_at  when the row last changed state (dead letters: when it died)
 --   conveyor_counters  `lease`: the last fencing token granted (one per reserve batch; a
 --                      message appears once per batch, so (id, token) is unique)
+--   conveyor_rates     one row per rate-limit key: `tat`, the next free start slot
 --   conveyor_workers   one row per worker name: its published WorkerInfo (JSON)
 --
 -- Every write runs inside BEGIN IMMEDIATE, so each named statement group is atomic.
@@ -32,7 +38,12 @@ CREATE TABLE IF NOT EXISTS conveyor_messages (
     token          INTEGER NOT NULL DEFAULT 0,
     lease_expires  REAL    NOT NULL DEFAULT 0,
     reason         TEXT,
-    done_at        REAL
+    done_at        REAL,
+    begun          INTEGER NOT NULL DEFAULT 0,
+    revoked        INTEGER NOT NULL DEFAULT 0,
+    terminate      INTEGER NOT NULL DEFAULT 0,
+    last_error     TEXT,
+    updated_at     REAL
 );
 CREATE INDEX IF NOT EXISTS conveyor_messages_ready
     ON conveyor_messages (queue, priority DESC, available_at, seq) WHERE state = 0;
@@ -49,15 +60,31 @@ CREATE TABLE IF NOT EXISTS conveyor_counters (
     value INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO conveyor_counters (name, value) VALUES ('lease', 0);
+CREATE TABLE IF NOT EXISTS conveyor_rates (
+    key TEXT PRIMARY KEY,
+    tat REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS conveyor_workers (
     name         TEXT PRIMARY KEY,
     info         BLOB NOT NULL,
     heartbeat_at REAL NOT NULL
 );
 
+-- name: columns
+SELECT name FROM pragma_table_info('conveyor_messages');
+
+-- name: upgrade_v2
+-- Files written before at-most-once runs, revocation and dead-letter details.
+ALTER TABLE conveyor_messages ADD COLUMN begun INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE conveyor_messages ADD COLUMN revoked INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE conveyor_messages ADD COLUMN terminate INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE conveyor_messages ADD COLUMN last_error TEXT;
+ALTER TABLE conveyor_messages ADD COLUMN updated_at REAL;
+
 -- name: insert
-INSERT INTO conveyor_messages (id, queue, priority, state, available_at, body, max_deliveries)
-VALUES (:id, :queue, :priority, :state, :available_at, :body, :max_deliveries)
+INSERT INTO conveyor_messages
+    (id, queue, priority, state, available_at, body, max_deliveries, updated_at)
+VALUES (:id, :queue, :priority, :state, :available_at, :body, :max_deliveries, :available_at)
 ON CONFLICT (id) DO NOTHING;
 
 -- name: forget_done
@@ -75,12 +102,15 @@ UPDATE conveyor_messages SET state = 0 WHERE state = 1 AND available_at <= :now;
 
 -- name: reclaim_expired
 -- A lease that ran out makes its message due again, or dead once it has been lost
--- max_deliveries times. (SQLite evaluates every SET expression on the old row.)
+-- max_deliveries times (a revoked one always comes back, to be recorded as revoked).
+-- SQLite evaluates every SET expression on the old row.
 UPDATE conveyor_messages
-SET state  = CASE WHEN lost + 1 >= max_deliveries THEN 3 ELSE 0 END,
-    reason = CASE WHEN lost + 1 >= max_deliveries
+SET state  = CASE WHEN lost + 1 >= max_deliveries AND NOT revoked THEN 3 ELSE 0 END,
+    reason = CASE WHEN lost + 1 >= max_deliveries AND NOT revoked
                   THEN 'lease expired ' || (lost + 1) || ' times (max_deliveries)'
                   ELSE reason END,
+    available_at = min(available_at, :now),
+    updated_at = :now,
     lost   = lost + 1
 WHERE state = 2 AND lease_expires <= :now;
 
@@ -97,27 +127,63 @@ LIMIT :limit;
 UPDATE conveyor_messages
 SET state = 2, token = :token, lease_expires = :expires, deliveries = deliveries + 1
 WHERE seq IN (SELECT value FROM json_each(:seqs)) AND state = 0
-RETURNING seq, id, queue, priority, available_at, body, max_deliveries, deliveries;
+RETURNING seq, id, queue, priority, available_at, body, max_deliveries, deliveries, begun,
+          revoked, terminate;
 
 -- name: extend
 UPDATE conveyor_messages SET lease_expires = :expires
-WHERE id = :id AND state = 2 AND token = :token AND lease_expires > :now;
+WHERE id = :id AND state = 2 AND token = :token AND lease_expires > :now
+RETURNING revoked, terminate;
 
 -- name: ack
 UPDATE conveyor_messages SET state = 4, body = NULL, done_at = :now
 WHERE id = :id AND state = 2 AND token = :token AND lease_expires > :now;
 
 -- name: release
+-- :lost is 1 for a run that was cut off (counts toward max_deliveries), :unstarted 1 for a
+-- delivery given back without running (not counted as a delivery).
 UPDATE conveyor_messages
-SET state = CASE WHEN :delay > 0 THEN 1 ELSE 0 END,
+SET state = CASE WHEN :lost AND lost + 1 >= max_deliveries AND NOT revoked THEN 3
+                 WHEN :delay > 0 THEN 1 ELSE 0 END,
+    reason = CASE WHEN :lost AND lost + 1 >= max_deliveries AND NOT revoked
+                  THEN 'run lost ' || (lost + 1) || ' times (max_deliveries)'
+                  ELSE reason END,
+    lost = lost + :lost,
+    deliveries = deliveries - :unstarted,
     available_at = :now + :delay,
     body = coalesce(:body, body),
-    reason = :reason
+    last_error = coalesce(:error, last_error),
+    updated_at = :now
 WHERE id = :id AND state = 2 AND token = :token AND lease_expires > :now;
 
 -- name: dead_letter
-UPDATE conveyor_messages SET state = 3, reason = :reason
+UPDATE conveyor_messages SET state = 3, reason = :reason, updated_at = :now
 WHERE id = :id AND state = 2 AND token = :token AND lease_expires > :now;
+
+-- name: begin
+UPDATE conveyor_messages SET begun = 1
+WHERE id = :id AND state = 2 AND token = :token AND lease_expires > :now;
+
+-- name: throttle
+-- Take the next start slot: the later of now and the stored slot; the stored one moves on.
+INSERT INTO conveyor_rates (key, tat) VALUES (:key, :now + :interval)
+ON CONFLICT (key) DO UPDATE SET tat = max(tat, :now) + :interval
+RETURNING tat - :interval;
+
+-- name: revoke_leased
+UPDATE conveyor_messages SET revoked = 1, terminate = max(terminate, :terminate)
+WHERE id = :id AND state = 2;
+
+-- name: revoke_waiting
+-- Waiting or dead: becomes a tombstone, so it is never delivered and a re-enqueue is a no-op.
+UPDATE conveyor_messages SET state = 4, body = NULL, done_at = :now, reason = 'revoked'
+WHERE id = :id AND state IN (0, 1, 3);
+
+-- name: revoke_unknown
+INSERT INTO conveyor_messages
+    (id, queue, priority, state, available_at, max_deliveries, done_at, reason, updated_at)
+VALUES (:id, '', 0, 4, :now, 1, :now, 'revoked', :now)
+ON CONFLICT (id) DO NOTHING;
 
 -- name: register_worker
 INSERT INTO conveyor_workers (name, info, heartbeat_at) VALUES (:name, :info, :heartbeat_at)
@@ -139,22 +205,36 @@ FROM conveyor_messages WHERE state < 4
 GROUP BY queue ORDER BY queue;
 
 -- name: list_messages
-SELECT id, queue, priority, state, available_at, body, max_deliveries, deliveries, reason
+SELECT id, queue, priority, state, available_at, body, max_deliveries, deliveries, reason,
+       last_error, updated_at
 FROM conveyor_messages
 WHERE queue = :queue AND state < 4
 ORDER BY priority DESC, available_at, seq
 LIMIT :limit OFFSET :offset;
 
+-- name: get_message
+SELECT id, queue, priority, state, available_at, body, max_deliveries, deliveries, reason,
+       last_error, updated_at
+FROM conveyor_messages
+WHERE id = :id AND state < 4;
+
 -- name: list_messages_in_state
-SELECT id, queue, priority, state, available_at, body, max_deliveries, deliveries, reason
+SELECT id, queue, priority, state, available_at, body, max_deliveries, deliveries, reason,
+       last_error, updated_at
 FROM conveyor_messages
 WHERE queue = :queue AND state = :state
 ORDER BY priority DESC, available_at, seq
 LIMIT :limit OFFSET :offset;
 
 -- name: redrive
-UPDATE conveyor_messages SET state = 0, available_at = :now, lost = 0, reason = NULL
+UPDATE conveyor_messages
+SET state = 0, available_at = :now, lost = 0, reason = NULL, begun = 0, updated_at = :now
 WHERE id = :id AND state = 3;
+
+-- name: purge_dead
+DELETE FROM conveyor_messages
+WHERE state = 3 AND updated_at <= :cutoff
+  AND (:all_queues OR queue IN (SELECT value FROM json_each(:queues)));
 
 -- name: purge
 DELETE FROM conveyor_messages

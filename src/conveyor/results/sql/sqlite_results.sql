@@ -1,7 +1,8 @@
 -- SQLite result store.
 --
 -- Layout
---   conveyor_results  one row per task id (last write wins: INSERT OR REPLACE).
+--   conveyor_results  one row per task id. A write replaces the row only when its fencing
+--                     `token` is at least the stored one, or the stored row expired.
 --       state        TaskState name (PENDING is never stored)
 --       value        encoded JSON return value (opaque to the store)
 --       error_*      the exception as text: type name, module, message, traceback
@@ -26,25 +27,42 @@ CREATE TABLE IF NOT EXISTS conveyor_results (
     finished_at   REAL,
     reason        TEXT,
     updated_at    REAL NOT NULL,
-    expires_at    REAL
+    expires_at    REAL,
+    token         INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS conveyor_results_updated ON conveyor_results (updated_at);
 CREATE INDEX IF NOT EXISTS conveyor_results_state ON conveyor_results (state, updated_at);
 CREATE INDEX IF NOT EXISTS conveyor_results_expires ON conveyor_results (expires_at);
 
+-- name: columns
+SELECT name FROM pragma_table_info('conveyor_results');
+
+-- name: upgrade_v2
+ALTER TABLE conveyor_results ADD COLUMN token INTEGER NOT NULL DEFAULT 0;
+
 -- name: put
-INSERT OR REPLACE INTO conveyor_results (
+INSERT INTO conveyor_results (
     task_id, state, value, error_type, error_module, error_message, traceback, task_name,
-    queue, worker, attempt, retries, started_at, finished_at, reason, updated_at, expires_at
+    queue, worker, attempt, retries, started_at, finished_at, reason, updated_at, expires_at,
+    token
 ) VALUES (
     :task_id, :state, :value, :error_type, :error_module, :error_message, :traceback,
     :task_name, :queue, :worker, :attempt, :retries, :started_at, :finished_at, :reason,
-    :updated_at, :expires_at
-);
+    :updated_at, :expires_at, :token
+)
+ON CONFLICT (task_id) DO UPDATE SET
+    state = excluded.state, value = excluded.value, error_type = excluded.error_type,
+    error_module = excluded.error_module, error_message = excluded.error_message,
+    traceback = excluded.traceback, task_name = excluded.task_name, queue = excluded.queue,
+    worker = excluded.worker, attempt = excluded.attempt, retries = excluded.retries,
+    started_at = excluded.started_at, finished_at = excluded.finished_at,
+    reason = excluded.reason, updated_at = excluded.updated_at,
+    expires_at = excluded.expires_at, token = excluded.token
+WHERE excluded.token >= conveyor_results.token OR conveyor_results.expires_at <= :updated_at;
 
 -- name: get_many
 SELECT task_id, state, value, error_type, error_module, error_message, traceback, task_name,
-       queue, worker, attempt, retries, started_at, finished_at, reason
+       queue, worker, attempt, retries, started_at, finished_at, reason, token
 FROM conveyor_results
 WHERE task_id IN (SELECT value FROM json_each(:ids))
   AND (expires_at IS NULL OR expires_at > :now);
