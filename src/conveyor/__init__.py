@@ -15,8 +15,11 @@ from .errors import (
     Reject,
     RemoteError,
     Retry,
+    SoftTimeLimitExceeded,
     TaskRevokedError,
+    TimeLimitExceeded,
     TimeoutError,
+    WorkerLostError,
 )
 from .request import Request
 from .result import AsyncResult
@@ -40,10 +43,13 @@ __all__ = [
     "RemoteError",
     "Request",
     "Retry",
+    "SoftTimeLimitExceeded",
     "Task",
     "TaskRevokedError",
     "TaskState",
+    "TimeLimitExceeded",
     "TimeoutError",
+    "WorkerLostError",
     "current_app",
     "shared_task",
 ]

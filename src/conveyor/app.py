@@ -277,6 +277,8 @@ class Conveyor:
             expires=expires,
             parent_id=parent_id,
             root_id=(parent.root_id or parent_id) if parent is not None else None,
+            time_limit=call.time_limit,
+            soft_time_limit=call.soft_time_limit,
         )
         return message, max(0.0, delay)
 

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ._names import did_you_mean
 from .errors import ConfigurationError
 from .options import check_priority
+from .ratelimit import parse_rate
 
 DEFAULT_SQLITE_URL = "sqlite:///conveyor.db"
 ENV_BROKER = "CONVEYOR_BROKER_URL"
@@ -63,10 +64,13 @@ class Settings:
     worker_prefetch_multiplier: int = 1
     worker_max_tasks_per_child: int | None = None
     worker_shutdown_timeout: float = 30.0
-    # Known, but their behaviour is not built yet: setting them is refused (see _NOT_BUILT).
     task_time_limit: float | None = None
     task_soft_time_limit: float | None = None
     task_default_rate_limit: str | None = None
+    task_dead_letter_on_failure: bool = False
+    dead_letter_retention: float | None = 14 * 86400.0
+    worker_max_memory_per_child: int | None = None
+    # Known, but their behaviour is not built yet: setting them is refused (see _NOT_BUILT).
     task_routes: Any = None
     task_queues: Any = None
     beat_schedule: Mapping[str, Any] = field(default_factory=dict)
@@ -74,7 +78,6 @@ class Settings:
     result_extended: bool = False
     worker_send_task_events: bool = False
     task_send_sent_event: bool = False
-    worker_max_memory_per_child: int | None = None
     worker_autoscale: Any = None
 
 
@@ -82,9 +85,6 @@ SETTING_NAMES = frozenset(f.name for f in dataclasses.fields(Settings))
 _DEFAULTS = Settings()
 
 _NOT_BUILT: Mapping[str, str] = {
-    "task_time_limit": "hard time limits",
-    "task_soft_time_limit": "soft time limits",
-    "task_default_rate_limit": "global rate limits",
     "task_routes": "routing with start-up validation",
     "task_queues": "queue declarations",
     "beat_schedule": "the leader-elected scheduler",
@@ -92,7 +92,6 @@ _NOT_BUILT: Mapping[str, str] = {
     "result_extended": "extended results",
     "worker_send_task_events": "task events",
     "task_send_sent_event": "task events",
-    "worker_max_memory_per_child": "recycling by memory",
     "worker_autoscale": "the autoscaler",
 }
 
@@ -159,16 +158,6 @@ def _validate(name: str, value: Any) -> Any:
             f"setting {name} is not supported yet ({_NOT_BUILT[name]} are not built); remove "
             "it rather than rely on it being enforced"
         )
-    if name == "task_acks_late" and value is False:
-        raise NotImplementedError(
-            "task_acks_late=False (at-most-once delivery) is not supported yet; conveyor "
-            "acknowledges after the outcome is stored"
-        )
-    if name == "task_reject_on_worker_lost" and value is False:
-        raise NotImplementedError(
-            "task_reject_on_worker_lost=False is not supported yet: a call whose worker dies is "
-            "always redelivered when its lease expires"
-        )
     checker = _CHECKS.get(name)
     return checker(name, value) if checker else value
 
@@ -227,6 +216,11 @@ _CHECKS: Mapping[str, Any] = {
     "worker_prefetch_multiplier": lambda n, v: _positive(n, v, integer=True),
     "worker_max_tasks_per_child": lambda n, v: _positive(n, v, allow_none=True, integer=True),
     "worker_shutdown_timeout": _positive,
+    "worker_max_memory_per_child": lambda n, v: _positive(n, v, allow_none=True, integer=True),
+    "task_time_limit": lambda n, v: _positive(n, v, allow_none=True),
+    "task_soft_time_limit": lambda n, v: _positive(n, v, allow_none=True),
+    "task_default_rate_limit": lambda n, v: (parse_rate(v, n), v)[1],
+    "dead_letter_retention": lambda n, v: _positive(n, v, allow_none=True),
     "worker_pool": _check_pool,
     "timezone": _check_timezone,
     "broker_transport_options": _check_transport,

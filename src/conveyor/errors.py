@@ -83,3 +83,16 @@ class Ignore(Exception):
 
 class TaskRevokedError(ConveyorError):
     """The call was revoked (for example, it expired before it could start)."""
+
+
+class SoftTimeLimitExceeded(Exception):
+    """Raised inside a task when its `soft_time_limit` passes: catch it to clean up."""
+
+
+class TimeLimitExceeded(Exception):
+    """The outcome of a call killed by its hard `time_limit`."""
+
+
+class WorkerLostError(Exception):
+    """The outcome of a call whose run was cut off (its process died) when the call may not
+    run again: `acks_late=False` or `reject_on_worker_lost=False`."""

@@ -38,6 +38,11 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     expires: float | None = None
     parent_id: str | None = None
     root_id: str | None = None
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
+    # Set by a worker that took a global rate-limit slot for this message and put it back
+    # until that slot: the next delivery starts without taking another.
+    throttled: bool = False
     v: int = PROTOCOL_VERSION
 
 

@@ -15,14 +15,7 @@ from typing import Any
 
 from ._names import did_you_mean
 from .errors import ConfigurationError
-
-#: Options Celery users set that conveyor accepts but whose behaviour arrives in a later release.
-#: Setting one to anything but its default fails at decoration time instead of doing nothing.
-_NOT_BUILT_YET: Mapping[str, str] = {
-    "time_limit": "hard time limits",
-    "soft_time_limit": "soft time limits",
-    "rate_limit": "global rate limits",
-}
+from .ratelimit import parse_rate
 
 MIN_PRIORITY = 0
 MAX_PRIORITY = 9
@@ -33,6 +26,12 @@ class TaskOptions:
     """Everything `@app.task(...)` accepts, with conveyor's defaults.
 
     `None` means "use the app's setting" for options that have one (queue, acks_late…).
+
+    `rate_limit` holds across every worker sharing the broker; `per_worker_rate_limit` is
+    Celery's behaviour (each worker process counts alone). `acks_late=False` runs a call at
+    most once; `reject_on_worker_lost=False` records a call whose pool child died as FAILURE
+    (WorkerLostError) instead of running it again. `dead_letter_on_failure` keeps the message
+    of a call that ended in FAILURE in the dead letters, for `conveyor dlq redrive`.
     """
 
     name: str | None = None
@@ -52,7 +51,9 @@ class TaskOptions:
     ignore_result: bool | None = None
     reject_on_worker_lost: bool | None = None
     rate_limit: str | None = None
+    per_worker_rate_limit: str | None = None
     max_deliveries: int | None = None
+    dead_letter_on_failure: bool | None = None
 
     def __post_init__(self) -> None:
         if self.priority is not None:
@@ -65,26 +66,23 @@ class TaskOptions:
             isinstance(t, type) and issubclass(t, BaseException) for t in self.autoretry_for
         ):
             raise ConfigurationError("autoretry_for must be a tuple of exception classes")
-        _refuse_unbuilt(self)
-
-
-def _refuse_unbuilt(options: TaskOptions) -> None:
-    for opt, feature in _NOT_BUILT_YET.items():
-        if getattr(options, opt) is not None:
-            raise NotImplementedError(
-                f"task option {opt}= is not supported yet ({feature} are not built); remove it "
-                "rather than rely on it being enforced"
+        check_time_limits(self.time_limit, self.soft_time_limit)
+        parse_rate(self.rate_limit, "rate_limit")
+        parse_rate(self.per_worker_rate_limit, "per_worker_rate_limit")
+        if self.rate_limit is not None and self.per_worker_rate_limit is not None:
+            raise ConfigurationError(
+                "give rate_limit= (global, across all workers) or per_worker_rate_limit= "
+                "(each worker alone), not both"
             )
-    if options.acks_late is False:
-        raise NotImplementedError(
-            "acks_late=False (at-most-once delivery) is not supported yet; conveyor acknowledges "
-            "after the outcome is stored (at-least-once)"
-        )
-    if options.reject_on_worker_lost is False:
-        raise NotImplementedError(
-            "reject_on_worker_lost=False is not supported yet: a call whose worker dies is "
-            "always redelivered when its lease expires"
-        )
+
+
+def check_time_limits(hard: float | None, soft: float | None) -> None:
+    """Both limits are positive seconds or None; raise ConfigurationError otherwise."""
+    for name, value in (("time_limit", hard), ("soft_time_limit", soft)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
 
 
 def check_priority(priority: int) -> int:
@@ -124,9 +122,12 @@ class CallOptions:
     queue: str | None = None
     task_id: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
 
     def __post_init__(self) -> None:
         if self.countdown is not None and self.eta is not None:
             raise ConfigurationError("give countdown= or eta=, not both")
+        check_time_limits(self.time_limit, self.soft_time_limit)
         if self.priority is not None:
             check_priority(self.priority)

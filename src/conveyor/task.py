@@ -69,11 +69,16 @@ class Task:
         queue: str | None = None,
         task_id: str | None = None,
         headers: Mapping[str, str] | None = None,
+        time_limit: float | None = None,
+        soft_time_limit: float | None = None,
     ) -> AsyncResult:
         """Send a call. `countdown` (seconds) or `eta` delays it; `expires` (seconds from now
-        or a datetime) drops it unstarted after that time; `priority` 0–9 (higher first) and
-        `queue` override the task's options; `task_id` makes the send idempotent."""
+        or a datetime) drops it unstarted after that time; `priority` 0–9 (higher first),
+        `queue` and the time limits override the task's options; `task_id` makes the send
+        idempotent."""
         call = CallOptions(
+            time_limit=time_limit,
+            soft_time_limit=soft_time_limit,
             countdown=countdown,
             eta=eta,
             expires=expires,

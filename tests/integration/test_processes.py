@@ -35,20 +35,21 @@ def test_many_producers_and_two_workers_run_every_call_once(db: Path, reader: Co
 
     from .helpers import HERE, env_for
 
-    producers = [
-        subprocess.Popen(
-            [sys.executable, "-c", code, str(n)],
-            cwd=HERE,
-            env=env_for(db),
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for n in range(3)
-    ]
     with (
         worker(db, "-P", "threads", "-c", "4", "-n", "a@%h"),
         worker(db, "-P", "process", "-c", "2", "-n", "b@%h"),
     ):
+        wait_until(lambda: len(reader.broker.workers()) == 2, 60, "both workers ready")
+        producers = [
+            subprocess.Popen(
+                [sys.executable, "-c", code, str(n)],
+                cwd=HERE,
+                env=env_for(db),
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for n in range(3)
+        ]
         ids = []
         for p in producers:
             out, _ = p.communicate(timeout=120)

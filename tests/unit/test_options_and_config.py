@@ -7,6 +7,7 @@ import pytest
 from conveyor import Conveyor
 from conveyor.config import Config, lease_seconds
 from conveyor.errors import ConfigurationError
+from conveyor.ratelimit import parse_rate
 
 
 def test_unknown_task_option_names_the_nearest_valid_one() -> None:
@@ -16,19 +17,32 @@ def test_unknown_task_option_names_the_nearest_valid_one() -> None:
 
 
 @pytest.mark.parametrize(
-    ("option", "value"),
+    ("option", "value", "message"),
     [
-        ("time_limit", 10),
-        ("soft_time_limit", 5),
-        ("rate_limit", "10/m"),
-        ("acks_late", False),
-        ("reject_on_worker_lost", False),
+        ("time_limit", 0, "positive"),
+        ("soft_time_limit", "5", "positive"),
+        ("rate_limit", "10/min", "not a rate"),
+        ("per_worker_rate_limit", "ten/m", "not a rate"),
     ],
 )
-def test_options_not_built_yet_fail_at_decoration(option: str, value: object) -> None:
+def test_bad_limits_fail_at_decoration(option: str, value: object, message: str) -> None:
     app = Conveyor("t", broker="memory://", set_as_current=False)
-    with pytest.raises(NotImplementedError, match=option):
+    with pytest.raises(ConfigurationError, match=message):
         app.task(**{option: value})
+
+
+def test_a_task_takes_one_kind_of_rate_limit() -> None:
+    app = Conveyor("t", broker="memory://", set_as_current=False)
+    with pytest.raises(ConfigurationError, match="not both"):
+        app.task(rate_limit="1/s", per_worker_rate_limit="1/s")
+
+
+@pytest.mark.parametrize(
+    ("rate", "interval"),
+    [("10/m", 6.0), ("30/s", 1 / 30), ("100/h", 36.0), ("4", 0.25), (2, 0.5), ("0/s", None)],
+)
+def test_rates_become_intervals(rate: str, interval: float | None) -> None:
+    assert parse_rate(rate) == interval
 
 
 def test_options_with_built_behaviour_are_accepted() -> None:
@@ -46,9 +60,13 @@ def test_options_with_built_behaviour_are_accepted() -> None:
         retry_backoff_max=60,
         retry_jitter=False,
         expires=30,
-        acks_late=True,
+        acks_late=False,
         ignore_result=True,
-        reject_on_worker_lost=True,
+        reject_on_worker_lost=False,
+        time_limit=10,
+        soft_time_limit=5,
+        rate_limit="10/m",
+        dead_letter_on_failure=True,
     )
     def f(self: object) -> None: ...
 
@@ -72,13 +90,12 @@ def test_update_rejects_unknown_setting_with_nearest_name() -> None:
 
 def test_settings_not_built_yet_raise_not_implemented() -> None:
     conf = Config()
-    with pytest.raises(NotImplementedError, match="task_time_limit"):
-        conf.update(task_time_limit=300)
     with pytest.raises(NotImplementedError, match="beat_schedule"):
         conf.update(beat_schedule={"x": {"task": "a", "schedule": 60.0}})
-    with pytest.raises(NotImplementedError, match="task_acks_late"):
-        conf.update(task_acks_late=False)
     conf.update(task_acks_late=True, beat_schedule={}, task_routes=None)  # defaults are fine
+    conf.update(task_time_limit=300, task_acks_late=False, task_default_rate_limit="5/s")
+    with pytest.raises(ConfigurationError, match="task_default_rate_limit"):
+        conf.update(task_default_rate_limit="5 per s")
 
 
 def test_values_are_validated() -> None:

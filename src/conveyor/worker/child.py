@@ -4,23 +4,45 @@ The child imports the app by its `-A` path (children are spawned, not forked, so
 inherit the parent's threads or open database connections), reports `ready`, then runs jobs
 one at a time until told to stop. It ignores SIGINT and SIGTERM: the parent decides when a
 child stops, so a terminal's Ctrl-C or a service manager's TERM reaches the worker's warm
-shutdown instead of killing tasks mid-run.
+shutdown instead of killing tasks mid-run. SIGUSR1 is the soft time limit: it raises
+SoftTimeLimitExceeded in the running task (and nothing between tasks).
+
+After each job the child reports its peak resident memory (KiB), for
+`worker_max_memory_per_child`.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import traceback
+from collections.abc import Callable
 from multiprocessing.connection import Connection
+from types import FrameType
 
-from .executor import execute
-from .jobs import Job
+from ..errors import SoftTimeLimitExceeded
+from ..task import Task
+from .jobs import Completion, Job
+from .limits import LimitSignal
+from .pools import run_job
+
+_running = False
+
+
+def _soft_limit(signum: int, frame: FrameType | None) -> None:
+    if _running:
+        raise SoftTimeLimitExceeded("soft time limit exceeded")
+
+
+def _peak_rss_kib() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
 
 
 def child_main(app_path: str, conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR1, _soft_limit)
     try:
         from ..loader import load_app
 
@@ -33,10 +55,26 @@ def child_main(app_path: str, conn: Connection) -> None:
         job: Job | None = conn.recv()
         if job is None:
             return
-        task = app.tasks.get(job.message.task)
-        if task is None:
-            conn.send(
-                ("lost", job.key, f"task {job.message.task!r} is not registered in the child")
-            )
+        if job.message.task not in app.tasks:
+            reason = f"task {job.message.task!r} is not registered in the child"
+            conn.send(("lost", job.key, reason, _peak_rss_kib()))
             continue
-        conn.send(("done", job.key, execute(task, job.message, job.request)))
+        done = _run(app.tasks.__getitem__, job)
+        if done.result is not None:
+            conn.send(("done", job.key, done.result, _peak_rss_kib()))
+        else:
+            conn.send(("lost", job.key, done.lost, _peak_rss_kib()))
+
+
+def _run(lookup: Callable[[str], Task], job: Job) -> Completion:
+    global _running
+    _running = True
+    try:
+        return run_job(lookup, job)
+    finally:
+        while True:  # a soft-limit signal landing here must not escape: the task is done
+            try:
+                _running = False
+                break
+            except LimitSignal:
+                continue

@@ -5,6 +5,9 @@ A lease the broker reports lost (it expired, e.g. because this process was stopp
 may have been granted to another worker) is marked lost and logged; the worker then neither acks
 it nor writes its outcome. Callers `drop` a lease *before* settling it, so the keeper never
 mistakes a lease it is settling for a lost one.
+
+A renewal that comes back flagged `revoked` is queued once for the worker (`take_revoked`),
+which drops the message if it has not started, or kills its run when `terminate` is set.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ class LeaseKeeper:
         self._on_tick = on_tick
         self._held: dict[str, Lease] = {}
         self._lost: set[str] = set()
+        self._revoked: dict[str, Lease] = {}
+        self._told: set[str] = set()
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
@@ -46,6 +51,7 @@ class LeaseKeeper:
         """Stop renewing; returns False if the lease had been lost."""
         with self._lock:
             self._held.pop(message_id, None)
+            self._told.discard(message_id)
             if message_id in self._lost:
                 self._lost.discard(message_id)
                 return False
@@ -73,6 +79,9 @@ class LeaseKeeper:
                     lost.append(old.message_id)
                 else:
                     self._held[old.message_id] = new
+                    if new.revoked and old.message_id not in self._told:
+                        self._told.add(old.message_id)
+                        self._revoked[old.message_id] = new
         for mid in lost:
             log.warning(
                 "lease lost: message %s will not be acknowledged or recorded here; the "
@@ -80,6 +89,12 @@ class LeaseKeeper:
                 mid,
             )
         return lost
+
+    def take_revoked(self) -> list[Lease]:
+        """Leases found revoked since the last call (each reported once)."""
+        with self._lock:
+            found, self._revoked = list(self._revoked.values()), {}
+            return found
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="conveyor-leases", daemon=True)

@@ -6,6 +6,11 @@ time over a pipe.
   `max_deliveries`, which stops a task that kills its process every time).
 * With `max_tasks_per_child`, a child is retired after that many jobs — only between jobs, so
   recycling never loses or repeats a task — and a fresh one is started in its place.
+* With `max_memory_per_child` (KiB), a child whose peak resident memory passed it after a job
+  is retired the same way, between jobs.
+* Time limits (see limits.py): the soft one is a SIGUSR1 that raises SoftTimeLimitExceeded in
+  the child; at the hard one the child is killed, the job fails with TimeLimitExceeded, and a
+  new child takes the slot. `terminate` kills the child the same way; the job comes back lost.
 * Children start asynchronously: a replacement reports `ready` through its pipe, and its slot
   is free from then on, so the worker keeps serving the other slots meanwhile.
 
@@ -16,6 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
+import signal
 import time
 from dataclasses import dataclass, field
 from enum import Enum
@@ -26,6 +33,8 @@ from typing import Any
 from ..errors import ConfigurationError
 from .child import child_main
 from .jobs import Completion, Job
+from .limits import Deadlines, time_limit_result
+from .pools import TERMINATED
 
 _CTX = multiprocessing.get_context("spawn")
 _START_TIMEOUT = 120.0
@@ -43,6 +52,9 @@ class _Child:
     conn: Connection
     state: _ChildState = _ChildState.STARTING
     job: int | None = None
+    running: Job | None = None
+    limits: Deadlines | None = None
+    started_wall: float = 0.0
     done: int = 0
     started: float = field(default_factory=time.monotonic)
 
@@ -50,10 +62,17 @@ class _Child:
 class ProcessPool:
     """`size` spawned children importing the app from `app_path`."""
 
-    def __init__(self, app_path: str, size: int, max_tasks_per_child: int | None = None) -> None:
+    def __init__(
+        self,
+        app_path: str,
+        size: int,
+        max_tasks_per_child: int | None = None,
+        max_memory_per_child: int | None = None,
+    ) -> None:
         self.size = size
         self._app_path = app_path
         self._max_tasks = max_tasks_per_child
+        self._max_memory = max_memory_per_child
         self._children: list[_Child] = []
         self._pending: list[Completion] = []
 
@@ -85,7 +104,8 @@ class ProcessPool:
 
     def submit(self, job: Job) -> None:
         child = next(c for c in self._children if c.state is _ChildState.IDLE)
-        child.state, child.job = _ChildState.BUSY, job.key
+        child.state, child.job, child.running = _ChildState.BUSY, job.key, job
+        child.limits, child.started_wall = Deadlines.for_job(job), time.time()
         child.conn.send(job)
 
     def completions(self, timeout: float) -> list[Completion]:
@@ -95,6 +115,9 @@ class ProcessPool:
         return done
 
     def _poll(self, timeout: float) -> None:
+        soonest = self._enforce_limits()
+        if soonest is not None:
+            timeout = min(timeout, max(0.0, soonest - time.monotonic()))
         waitables: dict[Any, _Child] = {}
         for child in self._children:
             waitables[child.conn] = child
@@ -103,6 +126,42 @@ class ProcessPool:
             child = waitables[ready]
             if child in self._children:  # may have been replaced earlier in this loop
                 self._service(child, is_sentinel=ready is child.process.sentinel)
+        self._enforce_limits()
+
+    def _enforce_limits(self) -> float | None:
+        """Signal children past a soft limit, kill those past a hard one; returns the next
+        due time."""
+        now = time.monotonic()
+        soonest: float | None = None
+        for child in list(self._children):
+            limits, job = child.limits, child.running
+            if limits is None or job is None:
+                continue
+            if limits.hard_due(now):
+                self._kill(child, Completion(job.key, time_limit_result(job, child.started_wall)))
+                continue
+            if limits.soft_due(now):
+                limits.soft_sent = True
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.process.pid or 0, signal.SIGUSR1)
+            due = limits.next_due()
+            if due is not None and (soonest is None or due < soonest):
+                soonest = due
+        return soonest
+
+    def _kill(self, child: _Child, completion: Completion) -> None:
+        """Kill a busy child, report `completion` for its job, and start a replacement."""
+        child.process.kill()
+        child.process.join(5.0)
+        self._pending.append(completion)
+        self._swap(child)
+
+    def terminate(self, key: int) -> bool:
+        child = next((c for c in self._children if c.job == key), None)
+        if child is None:
+            return False
+        self._kill(child, Completion(key, lost=TERMINATED))
+        return True
 
     def _service(self, child: _Child, is_sentinel: bool) -> None:
         if not is_sentinel or child.conn.poll():
@@ -124,9 +183,11 @@ class ProcessPool:
             self._pending.append(
                 Completion(key, result=msg[2]) if kind == "done" else Completion(key, lost=msg[2])
             )
-            child.state, child.job = _ChildState.IDLE, None
+            child.state, child.job, child.running, child.limits = _ChildState.IDLE, None, None, None
             child.done += 1
-            if self._max_tasks is not None and child.done >= self._max_tasks:
+            too_many = self._max_tasks is not None and child.done >= self._max_tasks
+            too_big = self._max_memory is not None and msg[3] > self._max_memory
+            if too_many or too_big:
                 self._retire(child)
 
     def _retire(self, child: _Child) -> None:

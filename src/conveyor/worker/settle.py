@@ -3,6 +3,10 @@
 Order matters for at-least-once delivery: the outcome is stored *before* the message is
 acknowledged, so a crash between the two leaves a message that is redelivered (and may run
 again), never an acknowledged message with no outcome. Each batch costs one `put` and one `ack`.
+
+Every outcome is written under its delivery's fencing token, so after a lease is lost neither
+the ack nor the outcome of the stale holder lands (the store refuses an older token once the
+new owner has written; the broker refuses the stale ack).
 """
 
 from __future__ import annotations
@@ -13,11 +17,12 @@ from dataclasses import dataclass
 
 import msgspec
 
-from ..brokers.base import Broker, Delivery, Lease
+from ..brokers.base import Broker, Delivery, Lease, Requeue
 from ..message import Message, encode_message
 from ..results.base import ErrorInfo, Outcome, ResultStore
 from ..states import TaskState
 from .executor import RunKind, RunResult, describe
+from .policy import TaskPolicy
 
 log = logging.getLogger("conveyor.worker")
 
@@ -30,11 +35,11 @@ _STATES = {
 
 @dataclass(frozen=True, slots=True)
 class Inflight:
-    """A delivery this worker holds, with its decoded message."""
+    """A delivery this worker holds, with its decoded message and its task's policy."""
 
     delivery: Delivery
     message: Message
-    ignore_result: bool
+    policy: TaskPolicy
 
     @property
     def lease(self) -> Lease:
@@ -46,6 +51,7 @@ class Inflight:
         worker: str,
         result: RunResult | None = None,
         reason: str | None = None,
+        error: ErrorInfo | None = None,
     ) -> Outcome:
         """The outcome to store for this delivery in `state`, with `result`'s details."""
         d = self.delivery
@@ -61,10 +67,11 @@ class Inflight:
             attempt=d.attempt,
             retries=retries,
             value=result.value if result else None,
-            error=result.error if result else None,
+            error=result.error if result else error,
             started_at=result.started_at if result else None,
             finished_at=result.finished_at if result else None,
             reason=reason,
+            token=d.lease.token,
         )
 
 
@@ -84,24 +91,45 @@ class Settler:
         for item, result in finished:
             self._log(item, result)
             outcome = self._outcome(item, result)
-            if outcome is not None and not (item.ignore_result and outcome.state.ready):
+            if outcome is not None and not (item.policy.ignore_result and outcome.state.ready):
                 outcomes.append(outcome)
-            if result.kind in (RunKind.SUCCESS, RunKind.FAILURE, RunKind.IGNORE):
+            failed_for_good = result.kind is RunKind.FAILURE and item.policy.dead_letter_on_failure
+            if result.kind in (RunKind.SUCCESS, RunKind.FAILURE, RunKind.IGNORE) and not (
+                failed_for_good
+            ):
                 acks.append(item.lease)
             else:
                 later.append((item, result))
         ignored = [item.message.id for item, r in finished if r.kind is RunKind.IGNORE]
         if ignored:  # no outcome at all: drop the STARTED record written at dispatch
             self._results.forget(ignored)
-        self._results.put(outcomes)
-        for lease, ok in zip(acks, self._broker.ack(acks), strict=True):
+        self.store(outcomes)
+        self.ack(acks)
+        for item, result in later:
+            self._release_or_dead_letter(item, result)
+
+    def store(self, outcomes: Sequence[Outcome]) -> None:
+        """Write outcomes; a refused write means a newer holder of the message wrote first."""
+        for outcome, ok in zip(outcomes, self._results.put(outcomes), strict=True):
+            if not ok:
+                log.warning(
+                    "outcome of %s not recorded: lease lost, a newer delivery owns the result",
+                    outcome.task_id,
+                )
+
+    def ack(self, leases: Sequence[Lease]) -> None:
+        for lease, ok in zip(leases, self._broker.ack(leases), strict=True):
             if not ok:
                 log.warning(
                     "ack refused for %s: lease lost (another worker may run it again)",
                     lease.message_id,
                 )
-        for item, result in later:
-            self._release_or_reject(item, result)
+
+    def finish(self, items: Sequence[Inflight], outcomes: Sequence[Outcome]) -> None:
+        """Settle deliveries the worker ended itself (expired, revoked, cut off): store their
+        outcomes, then ack."""
+        self.store(outcomes)
+        self.ack([item.lease for item in items])
 
     def _outcome(self, item: Inflight, result: RunResult) -> Outcome | None:
         state = _STATES.get(result.kind)
@@ -113,20 +141,31 @@ class Settler:
             )
         return item.outcome(state, self._worker, result) if state is not None else None
 
-    def _release_or_reject(self, item: Inflight, result: RunResult) -> None:
+    def _release_or_dead_letter(self, item: Inflight, result: RunResult) -> None:
         lease = item.lease
+        error = _text(result.error)
         if result.kind is RunKind.RETRY:
-            body = encode_message(
-                msgspec.structs.replace(item.message, retries=result.retries), self._max_size
-            )
-            error = _text(result.error)
+            retried = msgspec.structs.replace(item.message, retries=result.retries, throttled=False)
+            body = encode_message(retried, self._max_size)
             ok = self._broker.release(lease, result.countdown, body=body, error=error)
+        elif result.kind is RunKind.FAILURE:
+            ok = self._broker.dead_letter(lease, f"failed: {error}")
         elif result.requeue:
-            ok = self._broker.release(lease, 0.0, error=_text(result.error))
+            ok = self._broker.release(lease, 0.0, error=error)
         else:
-            ok = self._broker.dead_letter(lease, f"rejected by the task: {_text(result.error)}")
+            ok = self._broker.dead_letter(lease, f"rejected by the task: {error}")
         if not ok:
             log.warning("settling %s refused: lease lost", lease.message_id)
+
+    def give_back(self, item: Inflight, requeue: Requeue, reason: str, delay: float = 0.0) -> None:
+        """Return a held delivery to the broker (see Requeue for what is counted)."""
+        body = None
+        if requeue is Requeue.UNSTARTED and delay > 0:  # it holds a rate-limit slot
+            body = encode_message(
+                msgspec.structs.replace(item.message, throttled=True), self._max_size
+            )
+        if not self._broker.release(item.lease, delay, body=body, error=reason, requeue=requeue):
+            log.warning("giving back %s refused: lease lost", item.lease.message_id)
 
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
         log.error("dead-lettering message %s: %s", delivery.envelope.id, reason)

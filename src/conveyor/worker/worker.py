@@ -23,13 +23,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from ..app import Conveyor
-from ..brokers.base import Delivery, WorkerInfo
-from ..errors import ConfigurationError, DecodeError
+from ..brokers.base import Delivery, Lease, Requeue, WorkerInfo
+from ..errors import ConfigurationError, DecodeError, WorkerLostError
 from ..message import decode_message
+from ..ratelimit import LocalThrottle
 from ..request import Request, request_for
+from ..results.base import Outcome
 from ..states import TaskState
+from ..task import Task
+from .executor import error_info
 from .jobs import Completion, Job
 from .leases import LeaseKeeper
+from .policy import TaskPolicy, policy_for
 from .pools import Pool, SoloPool, ThreadPool
 from .settle import Inflight, Settler
 
@@ -49,6 +54,7 @@ class WorkerOptions:
     pool: str = "solo"
     prefetch_multiplier: int = 1
     max_tasks_per_child: int | None = None
+    max_memory_per_child: int | None = None
     app_path: str | None = None
     lease_for: float = 30.0
     shutdown_timeout: float = 30.0
@@ -58,11 +64,15 @@ class WorkerOptions:
             raise ConfigurationError("a worker needs at least one queue")
         if self.concurrency < 1:
             raise ConfigurationError("concurrency must be at least 1")
-        if self.max_tasks_per_child is not None and self.pool != "process":
-            raise ConfigurationError(
-                "--max-tasks-per-child recycles process-pool children; it has no meaning for "
-                f"the {self.pool} pool (use -P process, or drop the option)"
-            )
+        for flag, value in (
+            ("--max-tasks-per-child", self.max_tasks_per_child),
+            ("--max-memory-per-child", self.max_memory_per_child),
+        ):
+            if value is not None and self.pool != "process":
+                raise ConfigurationError(
+                    f"{flag} recycles process-pool children; it has no meaning for the "
+                    f"{self.pool} pool (use -P process, or drop the option)"
+                )
         if self.pool == "process" and not self.app_path:
             raise ConfigurationError(
                 "the process pool needs the app's import path (-A module) so its children can "
@@ -79,7 +89,9 @@ def make_pool(app: Conveyor, opts: WorkerOptions) -> Pool:
         from .process_pool import ProcessPool
 
         assert opts.app_path is not None
-        return ProcessPool(opts.app_path, opts.concurrency, opts.max_tasks_per_child)
+        return ProcessPool(
+            opts.app_path, opts.concurrency, opts.max_tasks_per_child, opts.max_memory_per_child
+        )
     raise ConfigurationError(f"unknown pool {opts.pool!r}: use process, threads or solo")
 
 
@@ -100,6 +112,9 @@ class Worker:
         self._stopping = threading.Event()
         self._started_at = app.clock.now()
         self._next_purge = 0.0
+        self._policies: dict[str, TaskPolicy] = {}
+        self._local_limits = LocalThrottle()
+        self._terminating: set[int] = set()
         self.processed = 0
 
     # -- identity ---------------------------------------------------------------------------
@@ -125,6 +140,9 @@ class Worker:
             purged = self.app.results.purge_expired()
             if purged:
                 log.info("purged %d expired results", purged)
+            retention = self.settings.dead_letter_retention
+            if retention is not None and (dead := self.broker.purge_dead(None, retention)):
+                log.info("purged %d dead letters older than %.0fs", dead, retention)
 
     # -- one iteration ----------------------------------------------------------------------
     def _room(self) -> int:
@@ -138,9 +156,15 @@ class Worker:
         self._admit(deliveries)
         return len(deliveries)
 
+    def _policy(self, task: Task) -> TaskPolicy:
+        policy = self._policies.get(task.name)
+        if policy is None:
+            policy = self._policies[task.name] = policy_for(task, self.settings)
+        return policy
+
     def _admit(self, deliveries: Sequence[Delivery]) -> None:
         """Decode and vet new deliveries; what can run goes to the backlog."""
-        expired: list[Inflight] = []
+        ended: list[tuple[Inflight, Outcome]] = []
         for delivery in deliveries:
             try:
                 message = decode_message(delivery.envelope.body)
@@ -154,31 +178,54 @@ class Worker:
                     f"task {message.task!r} is not registered in worker {self.options.name}",
                 )
                 continue
-            ignore = task.options.ignore_result
-            item = Inflight(
-                delivery, message, self.settings.task_ignore_result if ignore is None else ignore
-            )
-            if message.expires is not None and message.expires <= self.app.clock.now():
-                expired.append(item)
-                continue
-            self.keeper.hold(delivery.lease)
-            self._backlog.append(item)
-        if expired:
-            self._revoke_expired(expired)
+            item = Inflight(delivery, message, self._policy(task))
+            verdict = self._vet(item)
+            if verdict is not None:
+                ended.append((item, verdict))
+            elif not self._throttled(item):
+                self.keeper.hold(delivery.lease)
+                self._backlog.append(item)
+        if ended:
+            self.settler.finish([i for i, _ in ended], [o for _, o in ended])
 
-    def _revoke_expired(self, items: Sequence[Inflight]) -> None:
-        for item in items:
-            log.info(
-                "task %s[%s] expired before it started; revoked", item.message.task, item.message.id
-            )
-        self.app.results.put(
-            [item.outcome(TaskState.REVOKED, self.options.name, reason="expired") for item in items]
-        )
-        self.broker.ack([item.lease for item in items])
+    def _vet(self, item: Inflight) -> Outcome | None:
+        """The outcome to end a delivery with instead of running it, if any."""
+        m, name = item.message, self.options.name
+        if item.lease.revoked:
+            log.info("task %s[%s] was revoked; not started", m.task, m.id)
+            return item.outcome(TaskState.REVOKED, name, reason="revoked")
+        if m.expires is not None and m.expires <= self.app.clock.now():
+            log.info("task %s[%s] expired before it started; revoked", m.task, m.id)
+            return item.outcome(TaskState.REVOKED, name, reason="expired")
+        if item.delivery.begun and item.policy.at_most_once:
+            why = "an earlier run of this at-most-once call was cut off; it is not run again"
+            log.error("task %s[%s]: %s", m.task, m.id, why)
+            error = error_info(WorkerLostError(why))
+            return item.outcome(TaskState.FAILURE, name, reason="worker lost", error=error)
+        return None
+
+    def _throttled(self, item: Inflight) -> bool:
+        """Take a rate-limit slot; if it is not now, give the message back until then (it waits
+        in the broker, not in this worker). True when it was given back."""
+        policy, message = item.policy, item.message
+        if message.throttled:
+            return False  # it took its slot before it was given back
+        if policy.rate_interval is not None:
+            wait = self.broker.throttle(f"task:{message.task}", policy.rate_interval)
+        elif policy.local_interval is not None:
+            now = self.app.clock.now()
+            wait = self._local_limits.take(message.task, policy.local_interval, now)
+        else:
+            return False
+        if wait <= 0:
+            return False
+        self.settler.give_back(item, Requeue.UNSTARTED, "rate limited", delay=wait)
+        return True
 
     def _dispatch(self) -> None:
         free = self.pool.free_slots()
         batch = [self._backlog.popleft() for _ in range(min(free, len(self._backlog)))]
+        batch = self._begin_at_most_once(batch)
         if not batch:
             return
         if self.settings.task_track_started:
@@ -186,13 +233,30 @@ class Worker:
                 [
                     item.outcome(TaskState.STARTED, self.options.name)
                     for item in batch
-                    if not item.ignore_result
+                    if not item.policy.ignore_result
                 ]
             )
         for item in batch:
             key = next(self._keys)
             self._running[key] = item
-            self.pool.submit(Job(key, item.message, self._request(item)))
+            hard, soft = item.policy.limits(item.message)
+            self.pool.submit(Job(key, item.message, self._request(item), hard, soft))
+
+    def _begin_at_most_once(self, batch: list[Inflight]) -> list[Inflight]:
+        """Mark at-most-once calls as started in the broker before they run; one whose lease
+        was lost meanwhile is not run here."""
+        once = [item for item in batch if item.policy.at_most_once]
+        if not once:
+            return batch
+        refused = {
+            item.message.id
+            for item, ok in zip(once, self.broker.begin([i.lease for i in once]), strict=True)
+            if not ok
+        }
+        for mid in refused:
+            self.keeper.drop(mid)
+            log.warning("at-most-once call %s not started: its lease was lost", mid)
+        return [item for item in batch if item.message.id not in refused]
 
     def _request(self, item: Inflight) -> Request:
         d = item.delivery
@@ -207,14 +271,11 @@ class Worker:
         finished = []
         for done in completions:
             item = self._running.pop(done.key)
+            terminated = done.key in self._terminating
+            self._terminating.discard(done.key)
             if done.lost is not None or done.result is None:
-                self.keeper.drop(item.message.id)
-                log.error(
-                    "task %s[%s] lost: %s; its lease will expire and the broker will redeliver it",
-                    item.message.task,
-                    item.message.id,
-                    done.lost,
-                )
+                if self.keeper.drop(item.message.id):
+                    self._cut_off(item, done.lost or "no result", terminated)
                 continue
             if not self.keeper.drop(item.message.id):
                 log.warning(
@@ -229,9 +290,53 @@ class Worker:
             self.processed += len(finished)
         return len(completions)
 
+    def _cut_off(self, item: Inflight, reason: str, terminated: bool) -> None:
+        """A run ended without a result (its process died, or it was terminated)."""
+        m, name = item.message, self.options.name
+        if terminated:
+            log.warning("task %s[%s] terminated by revoke", m.task, m.id)
+            outcome = item.outcome(TaskState.REVOKED, name, reason="terminated")
+            self.settler.finish([item], [outcome])
+        elif not item.policy.requeue_lost:
+            log.error("task %s[%s] lost: %s; recorded as WorkerLostError", m.task, m.id, reason)
+            error = error_info(WorkerLostError(reason))
+            outcome = item.outcome(TaskState.FAILURE, name, reason="worker lost", error=error)
+            self.settler.finish([item], [outcome])
+        else:
+            log.error(
+                "task %s[%s] lost at attempt %d: %s; redelivering it",
+                m.task,
+                m.id,
+                item.delivery.attempt,
+                reason,
+            )
+            self.settler.give_back(item, Requeue.LOST, reason)
+
+    def _apply_revocations(self) -> None:
+        """Act on leases the keeper found revoked: drop waiting calls, kill terminated runs."""
+        for lease in self.keeper.take_revoked():
+            self._apply_revocation(lease)
+
+    def _apply_revocation(self, lease: Lease) -> None:
+        waiting = next((i for i in self._backlog if i.message.id == lease.message_id), None)
+        if waiting is not None:
+            self._backlog.remove(waiting)
+            self.keeper.drop(lease.message_id)
+            outcome = waiting.outcome(TaskState.REVOKED, self.options.name, reason="revoked")
+            self.settler.finish([waiting], [outcome])
+            return
+        key = next((k for k, i in self._running.items() if i.message.id == lease.message_id), None)
+        if key is None:
+            return
+        if not lease.terminate:
+            log.info("task %s revoked while running; it runs to the end", lease.message_id)
+        elif self.pool.terminate(key):
+            self._terminating.add(key)
+
     def step(self) -> int:
         """One synchronous iteration: reserve what fits, run it, settle what finished.
         Returns how many deliveries were reserved or settled (0 when idle)."""
+        self._apply_revocations()
         reserved = self._reserve(0.0)
         self._dispatch()
         settled = self._settle(self.pool.completions(0.0))
@@ -268,6 +373,7 @@ class Worker:
         try:
             while not self._stopping.is_set():
                 busy = bool(self._running)
+                self._apply_revocations()
                 self._settle(self.pool.completions(0.0 if self._room() > 0 else 0.05))
                 self._reserve(0.01 if busy else 0.25)
                 self._dispatch()
@@ -287,7 +393,9 @@ class Worker:
         log.info(
             "warm shutdown: waiting up to %.0fs for %d running task(s)", grace, len(self._running)
         )
-        self._release_all(list(self._backlog), "worker shutting down before the task started")
+        self._release_all(
+            list(self._backlog), "worker shutting down before the task started", Requeue.UNSTARTED
+        )
         self._backlog.clear()
         deadline = time.monotonic() + grace
         while self._running and time.monotonic() < deadline:
@@ -295,15 +403,15 @@ class Worker:
         unfinished = self.pool.stop(max(0.0, deadline - time.monotonic()))
         self._settle(self.pool.completions(0.0))
         cut = [self._running.pop(k) for k in unfinished if k in self._running]
-        self._release_all(cut, "worker shut down before the task finished")
+        self._release_all(cut, "worker shut down before the task finished", Requeue.RETRY)
         self.keeper.stop()
         self.broker.register_worker(self.info(stopped=True))
         log.info("worker %s stopped", self.options.name)
 
-    def _release_all(self, items: Sequence[Inflight], reason: str) -> None:
+    def _release_all(self, items: Sequence[Inflight], reason: str, requeue: Requeue) -> None:
         for item in items:
             if self.keeper.drop(item.message.id):
-                self.broker.release(item.lease, 0.0, error=reason)
+                self.settler.give_back(item, requeue, reason)
 
     def cold_stop(self) -> None:
         """Second signal: stop at once without settling; held leases simply expire."""

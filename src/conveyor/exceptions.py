@@ -1,0 +1,27 @@
+"""Celery's `celery.exceptions` names, for code that imports them from there."""
+
+from __future__ import annotations
+
+from .errors import (
+    Ignore,
+    MaxRetriesExceededError,
+    Reject,
+    Retry,
+    SoftTimeLimitExceeded,
+    TaskRevokedError,
+    TimeLimitExceeded,
+    TimeoutError,
+    WorkerLostError,
+)
+
+__all__ = [
+    "Ignore",
+    "MaxRetriesExceededError",
+    "Reject",
+    "Retry",
+    "SoftTimeLimitExceeded",
+    "TaskRevokedError",
+    "TimeLimitExceeded",
+    "TimeoutError",
+    "WorkerLostError",
+]
