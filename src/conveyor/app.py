@@ -23,6 +23,7 @@ from .brokers import open_broker
 from .brokers.base import Broker, Envelope
 from .clock import SYSTEM_CLOCK, Clock
 from .config import Config, resolve_urls
+from .control import Control
 from .errors import ConfigurationError, NotRegistered
 from .message import Message, encode_message
 from .options import CallOptions, TaskOptions, task_options
@@ -140,6 +141,11 @@ class Conveyor:
             importlib.import_module(module)
 
     # -- backends ---------------------------------------------------------------------------
+    @property
+    def control(self) -> Control:
+        """Acting on sent calls: `app.control.revoke(task_id, terminate=False)`."""
+        return Control(self)
+
     @property
     def broker(self) -> Broker:
         """This process's broker, opened on first use."""

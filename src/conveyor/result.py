@@ -115,6 +115,10 @@ class AsyncResult:
     def wait(self, timeout: float | None = None, propagate: bool = True) -> Any:
         return self.get(timeout=timeout, propagate=propagate)
 
+    def revoke(self, terminate: bool = False) -> None:
+        """Revoke this call (see `conveyor.control`)."""
+        self.app.control.revoke(self.id, terminate=terminate)
+
     def forget(self) -> None:
         """Delete the stored outcome; the state reads PENDING afterwards."""
         self.app.results.forget([self.id])

@@ -11,7 +11,9 @@ import click
 
 from .. import __version__
 from .context import CliContext, run_cli
+from .control import control
 from .demo import demo
+from .dlq import dlq
 from .inspect_cmds import queues, result
 from .purge import purge
 from .send import call
@@ -35,7 +37,7 @@ def cli(ctx: click.Context, app_spec: str | None, broker: str | None) -> None:
     ctx.obj = CliContext(app_spec, broker)
 
 
-for command in (worker, call, result, queues, purge, demo):
+for command in (worker, call, result, queues, purge, control, dlq, demo):
     cli.add_command(command)
 
 

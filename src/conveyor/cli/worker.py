@@ -43,6 +43,12 @@ def _not_built(flag: str, feature: str) -> click.UsageError:
     help="Replace a process-pool child after this many tasks.",
 )
 @click.option(
+    "--max-memory-per-child",
+    type=click.IntRange(min=1),
+    metavar="KIB",
+    help="Replace a process-pool child, after its task, once its peak memory passes this.",
+)
+@click.option(
     "--prefetch-multiplier",
     type=click.IntRange(min=1),
     help="Reserve up to free slots × N messages (default 1: one per free slot).",
@@ -71,6 +77,7 @@ def worker(
     pool: str | None,
     node: str | None,
     max_tasks_per_child: int | None,
+    max_memory_per_child: int | None,
     prefetch_multiplier: int | None,
     loglevel: str,
     logfile: str | None,
@@ -108,6 +115,8 @@ def worker(
         prefetch_multiplier=prefetch_multiplier or s.worker_prefetch_multiplier,
         max_tasks_per_child=max_tasks_per_child
         or (s.worker_max_tasks_per_child if chosen_pool == "process" else None),
+        max_memory_per_child=max_memory_per_child
+        or (s.worker_max_memory_per_child if chosen_pool == "process" else None),
         app_path=ctx.app_spec,
         lease_for=lease_seconds(s),
         shutdown_timeout=s.worker_shutdown_timeout,
