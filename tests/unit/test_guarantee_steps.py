@@ -1,0 +1,264 @@
+"""Execution guarantees driven step by step on the memory broker with a FakeClock: at-most-once
+runs, lost runs, revocation, rate limits, dead letters on failure, time limits in the thread and
+solo pools."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from conveyor import Conveyor, SoftTimeLimitExceeded
+from conveyor.brokers.base import MessageState
+from conveyor.clock import FakeClock
+from conveyor.states import TaskState
+from conveyor.testing import solo_worker
+from conveyor.worker.worker import Worker, default_options
+
+
+def thread_worker(app: Conveyor, size: int = 1) -> Worker:
+    w = Worker(app, default_options(app, name="threads@local", pool="threads", concurrency=size))
+    w.pool.start()
+    return w
+
+
+def test_at_most_once_call_runs_once_and_a_cut_off_run_is_recorded(
+    mem_app: Conveyor, fake_clock: FakeClock
+) -> None:
+    runs: list[int] = []
+
+    @mem_app.task(acks_late=False)
+    def once(x: int) -> int:
+        runs.append(x)
+        return x
+
+    ok = once.delay(1)
+    assert solo_worker(mem_app).run_until_idle() == 1
+    assert ok.get(timeout=1) == 1
+    cut = once.delay(2)
+    (d,) = mem_app.broker.reserve(["default"], 1, 30.0)  # a worker took it and began…
+    assert mem_app.broker.begin([d.lease]) == [True]
+    fake_clock.advance(31.0)  # …and died
+    solo_worker(mem_app).run_until_idle()
+    assert runs == [1]  # never run a second time
+    o = cut.outcome
+    assert o is not None and o.state is TaskState.FAILURE and o.reason == "worker lost"
+    assert o.error is not None and o.error.type == "WorkerLostError"
+    assert mem_app.broker.queue_stats() == []
+
+
+def test_a_lost_run_is_redelivered_at_once_then_dead_lettered(mem_app: Conveyor) -> None:
+    @mem_app.task(max_deliveries=2)
+    def leave() -> None:
+        raise SystemExit(3)  # stands for a process that died mid-task
+
+    res = leave.delay()
+    w = thread_worker(mem_app)
+    w.run_until_idle()
+    (dead,) = mem_app.broker.list_messages("default", MessageState.DEAD)
+    assert dead.envelope.id == res.id and dead.attempts == 2
+    assert "run lost 2 times" in (dead.reason or "") and "SystemExit" in (dead.last_error or "")
+    w.pool.stop(1.0)
+
+
+def test_reject_on_worker_lost_false_records_worker_lost(mem_app: Conveyor) -> None:
+    @mem_app.task(reject_on_worker_lost=False)
+    def leave() -> None:
+        raise SystemExit(3)
+
+    res = leave.delay()
+    w = thread_worker(mem_app)
+    w.run_until_idle()
+    o = res.outcome
+    assert o is not None and o.state is TaskState.FAILURE and o.error is not None
+    assert o.error.type == "WorkerLostError" and o.attempt == 1
+    assert mem_app.broker.queue_stats() == []
+    w.pool.stop(1.0)
+
+
+def test_revoked_waiting_call_never_runs_even_when_sent_again(
+    mem_app: Conveyor, fake_clock: FakeClock
+) -> None:
+    runs: list[str] = []
+
+    @mem_app.task
+    def f() -> None:
+        runs.append("ran")
+
+    later = f.apply_async(countdown=60)
+    mem_app.control.revoke(later.id)
+    assert later.state is TaskState.REVOKED
+    f.apply_async(task_id=later.id)  # a producer retrying the send
+    fake_clock.advance(61.0)
+    solo_worker(mem_app).run_until_idle()
+    assert runs == [] and later.state is TaskState.REVOKED
+
+
+def test_revoke_reaches_a_reserved_call_before_it_starts(mem_app: Conveyor) -> None:
+    runs: list[int] = []
+
+    @mem_app.task
+    def f(x: int) -> None:
+        runs.append(x)
+
+    first, second = f.delay(1), f.delay(2)
+    w = Worker(mem_app, default_options(mem_app, name="w", prefetch_multiplier=2))
+    w._reserve(0.0)  # both reserved, none started
+    mem_app.control.revoke(second.id)
+    w.keeper.renew_once()  # the renewal carries the revocation
+    w.run_until_idle()
+    assert runs == [1]
+    assert first.state is TaskState.SUCCESS and second.state is TaskState.REVOKED
+
+
+def test_terminate_kills_a_running_call_in_the_thread_pool(mem_app: Conveyor) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    @mem_app.task
+    def hang() -> None:
+        started.set()
+        while not release.is_set():
+            time.sleep(0.01)
+
+    res = hang.delay()
+    w = thread_worker(mem_app)
+    w.step()
+    assert started.wait(10)
+    mem_app.control.revoke(res.id, terminate=True)
+    w.keeper.renew_once()
+    w.run_until_idle()
+    o = res.outcome
+    assert o is not None and o.state is TaskState.REVOKED and o.reason == "terminated"
+    assert mem_app.broker.queue_stats() == []
+    release.set()
+    w.pool.stop(1.0)
+
+
+def test_global_rate_limit_spaces_starts_and_waits_in_the_broker(
+    mem_app: Conveyor, fake_clock: FakeClock
+) -> None:
+    starts: list[float] = []
+
+    @mem_app.task(rate_limit="2/s")
+    def limited() -> None:
+        starts.append(fake_clock.now())
+
+    results = [limited.delay() for _ in range(3)]
+    w = solo_worker(mem_app)
+    w.run_until_idle()
+    assert len(starts) == 1
+    (stats,) = mem_app.broker.queue_stats()
+    assert (stats.scheduled, stats.leased) == (2, 0)  # waiting in the broker, no slot held
+    for _ in range(2):
+        fake_clock.advance(0.5)
+        w.run_until_idle()
+    assert [round(t - starts[0], 3) for t in starts] == [0.0, 0.5, 1.0]
+    assert all(r.outcome is not None and r.outcome.attempt == 1 for r in results)
+
+
+def test_per_worker_rate_limit_counts_in_each_worker_alone(
+    mem_app: Conveyor, fake_clock: FakeClock
+) -> None:
+    ran: list[str] = []
+
+    @mem_app.task(per_worker_rate_limit="1/s", bind=True)
+    def limited(self) -> None:  # type: ignore[no-untyped-def]
+        ran.append(self.request.hostname)
+
+    for _ in range(3):
+        limited.delay()
+    a, b = solo_worker(mem_app, name="a"), solo_worker(mem_app, name="b")
+    a.step()
+    b.step()  # b's own budget: Celery's per-worker behaviour
+    assert ran == ["a", "b"]
+    a.run_until_idle()  # a's next slot is a second away: the call waits in the broker
+    assert ran == ["a", "b"]
+    fake_clock.advance(1.0)
+    a.run_until_idle()
+    assert ran == ["a", "b", "a"]
+
+
+def test_dead_letter_on_failure_keeps_the_message_for_redrive(mem_app: Conveyor) -> None:
+    attempts: list[int] = []
+
+    @mem_app.task(dead_letter_on_failure=True, bind=True)
+    def flaky(self) -> int:  # type: ignore[no-untyped-def]
+        attempts.append(self.request.attempt)
+        if len(attempts) == 1:
+            raise ValueError("first time")
+        return len(attempts)
+
+    res = flaky.delay()
+    w = solo_worker(mem_app)
+    w.run_until_idle()
+    assert res.state is TaskState.FAILURE
+    found = mem_app.broker.get_message(res.id)
+    assert found is not None and found.state is MessageState.DEAD
+    assert found.reason == "failed: ValueError: first time"
+    assert mem_app.broker.redrive([res.id]) == 1
+    w.run_until_idle()
+    assert res.get(timeout=1) == 2
+
+
+def test_thread_pool_soft_limit_raises_inside_the_task(mem_app: Conveyor) -> None:
+    @mem_app.task(soft_time_limit=0.2)
+    def careful() -> str:
+        try:
+            while True:
+                time.sleep(0.005)
+        except SoftTimeLimitExceeded:
+            return "cleaned up"
+
+    res = careful.delay()
+    w = thread_worker(mem_app)
+    w.run_until_idle()
+    assert res.get(timeout=1) == "cleaned up"
+    w.pool.stop(1.0)
+
+
+def test_thread_pool_hard_limit_fails_the_call_and_replaces_the_slot(mem_app: Conveyor) -> None:
+    @mem_app.task(time_limit=0.2)
+    def stuck() -> None:
+        while True:
+            try:
+                time.sleep(0.005)
+            except Exception:  # a task that swallows everything still loses its slot
+                continue
+
+    @mem_app.task
+    def quick() -> str:
+        return "ran"
+
+    bad, good = stuck.delay(), quick.delay()
+    w = thread_worker(mem_app)
+    w.run_until_idle()
+    o = bad.outcome
+    assert o is not None and o.state is TaskState.FAILURE and o.error is not None
+    assert o.error.type == "TimeLimitExceeded"
+    assert good.get(timeout=1) == "ran"  # the replacement thread served the next call
+    assert w.pool.free_slots() == 1
+
+
+def test_solo_pool_limits_arrive_as_exceptions(mem_app: Conveyor) -> None:
+    @mem_app.task(time_limit=0.2)
+    def spin() -> None:
+        while True:
+            time.sleep(0.005)
+
+    res = spin.delay()
+    solo_worker(mem_app).run_until_idle()
+    o = res.outcome
+    assert o is not None and o.error is not None and o.error.type == "TimeLimitExceeded"
+
+
+def test_call_time_limits_override_the_task(mem_app: Conveyor) -> None:
+    @mem_app.task(soft_time_limit=60)
+    def careful() -> str:
+        try:
+            while True:
+                time.sleep(0.005)
+        except SoftTimeLimitExceeded:
+            return "stopped"
+
+    res = careful.apply_async(soft_time_limit=0.1)
+    solo_worker(mem_app).run_until_idle()
+    assert res.get(timeout=1) == "stopped"
