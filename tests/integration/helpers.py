@@ -49,29 +49,67 @@ def python(db: Path, code: str, **extra: str) -> subprocess.CompletedProcess[str
     )
 
 
+def start_worker(db: Path, *args: str, **extra: str) -> subprocess.Popen[str]:
+    """Start a `conveyor -A sample_app worker` process logging to its own file beside `db`."""
+    path = db.parent / f"worker-{time.monotonic_ns()}.log"
+    with path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "conveyor", "-A", "sample_app", "worker", "-l", "info", *args],
+            cwd=HERE,
+            env=env_for(db, **extra),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    proc.log_path = path  # type: ignore[attr-defined]
+    return proc
+
+
+def stop_worker(proc: subprocess.Popen[str]) -> None:
+    """Warm-stop a worker (SIGTERM), killing it if it does not stop within 30 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def log_of(proc: subprocess.Popen[str]) -> str:
+    return Path(proc.log_path).read_text()  # type: ignore[attr-defined]
+
+
+def pool_children(pid: int) -> list[int]:
+    """Pool children of a worker main (the fork server's children are the pool)."""
+    found = []
+    for kid in _children(pid):
+        found += _children(kid) if b"forkserver" in _cmdline(kid) else []
+    return found
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 @contextlib.contextmanager
 def worker(db: Path, *args: str, **extra: str) -> Iterator[subprocess.Popen[str]]:
     """A `conveyor -A sample_app worker` process, stopped (and reaped) on exit."""
-    log = (db.parent / f"worker-{time.monotonic_ns()}.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "conveyor", "-A", "sample_app", "worker", "-l", "info", *args],
-        cwd=HERE,
-        env=env_for(db, **extra),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_worker(db, *args, **extra)
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        log.close()
+        stop_worker(proc)
 
 
 def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> None:

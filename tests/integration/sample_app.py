@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 
-from conveyor import Conveyor, Task
+from conveyor import Conveyor, SoftTimeLimitExceeded, Task
 
 app = Conveyor("sample")
 app.conf.update(
@@ -53,3 +54,63 @@ def log_run(self: Task, path: str, seconds: float) -> int:
         f.write(f"{self.request.id} {os.getpid()}\n")
     time.sleep(seconds)
     return self.request.attempt
+
+
+# -- tasks for the guarantee tests: every run writes START and END lines to a ledger kept
+# -- outside the broker (SAMPLE_LEDGER), so a checker can count lost and repeated runs.
+
+
+def _ledger(kind: str, task: Task) -> None:
+    path = os.environ.get("SAMPLE_LEDGER")
+    if not path:
+        return
+    r = task.request
+    line = f"{kind} {r.id} {r.attempt} {os.getpid()} {os.getppid()} {time.time():.6f}\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())  # one small O_APPEND write: lines never interleave
+    finally:
+        os.close(fd)
+
+
+@app.task(name="sample.ledgered", bind=True)
+def ledgered(self: Task, seconds: float) -> int:
+    _ledger("START", self)
+    time.sleep(seconds)  # the workload itself
+    _ledger("END", self)
+    return self.request.attempt
+
+
+@app.task(name="sample.limited", bind=True, rate_limit="30/s")
+def limited(self: Task) -> None:
+    _ledger("START", self)
+
+
+@app.task(name="sample.kill_self")
+def kill_self() -> None:
+    """A poison task: kills its own process on every delivery."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@app.task(name="sample.soft_limited", soft_time_limit=0.5)
+def soft_limited() -> str:
+    try:
+        time.sleep(30)  # interrupted by the soft limit
+    except SoftTimeLimitExceeded:
+        return "cleaned up"
+    return "not interrupted"
+
+
+@app.task(name="sample.hard_limited", time_limit=0.5)
+def hard_limited() -> str:
+    time.sleep(30)  # killed by the hard limit
+    return "not killed"
+
+
+@app.task(name="sample.hog")
+def hog(mib: int) -> int:
+    """Touches `mib` MiB, then returns its process id."""
+    block = bytearray(mib * 1024 * 1024)
+    for i in range(0, len(block), 4096):
+        block[i] = 1
+    return os.getpid()

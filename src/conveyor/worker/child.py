@@ -1,7 +1,8 @@
 """Entry point of a process-pool child.
 
-The child imports the app by its `-A` path (children are spawned, not forked, so they never
-inherit the parent's threads or open database connections), reports `ready`, then runs jobs
+The child imports the app by its `-A` path (usually already imported by the fork server it
+came from, which never holds the worker's threads or database connections), reports `ready`,
+then runs jobs
 one at a time until told to stop. It ignores SIGINT and SIGTERM: the parent decides when a
 child stops, so a terminal's Ctrl-C or a service manager's TERM reaches the worker's warm
 shutdown instead of killing tasks mid-run. SIGUSR1 is the soft time limit: it raises
