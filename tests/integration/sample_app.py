@@ -114,3 +114,10 @@ def hog(mib: int) -> int:
     for i in range(0, len(block), 4096):
         block[i] = 1
     return os.getpid()
+
+
+@app.task(name="sample.die_at_most_once", bind=True, acks_late=False)
+def die_at_most_once(self: Task) -> None:
+    """At most once: its process dies mid-run, so it must end as WorkerLostError, run once."""
+    _ledger("START", self)
+    os._exit(9)

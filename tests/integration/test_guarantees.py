@@ -275,3 +275,16 @@ def test_redrive_puts_dead_letters_back(db: Path, reader: Conveyor) -> None:
     assert m is not None and m.state is MessageState.READY
     bad = conveyor(db, "-A", "sample_app", "dlq", "redrive")
     assert bad.returncode == 2 and "--all" in bad.stderr
+
+
+def test_at_most_once_call_cut_off_is_recorded_not_repeated(
+    db: Path, reader: Conveyor, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger.txt"
+    (task_id,) = send(db, "print(s.die_at_most_once.delay().id)")
+    with worker(db, "-P", "process", "-c", "1", SAMPLE_LEDGER=str(ledger)):
+        outcome = reader.results.wait([task_id], timeout=60)[task_id]
+    assert outcome.state is TaskState.FAILURE and outcome.error is not None
+    assert outcome.error.type == "WorkerLostError" and outcome.attempt == 1
+    assert count(ledger, "START") == 1
+    assert reader.broker.queue_stats() == []

@@ -262,3 +262,23 @@ def test_call_time_limits_override_the_task(mem_app: Conveyor) -> None:
     res = careful.apply_async(soft_time_limit=0.1)
     solo_worker(mem_app).run_until_idle()
     assert res.get(timeout=1) == "stopped"
+
+
+def test_dead_letters_are_kept_for_the_retention(mem_app: Conveyor, fake_clock: FakeClock) -> None:
+    from conveyor import Reject
+
+    mem_app.conf.update(dead_letter_retention=3600.0)
+
+    @mem_app.task
+    def refuse() -> None:
+        raise Reject("no", requeue=False)
+
+    res = refuse.delay()
+    w = solo_worker(mem_app)
+    w.run_until_idle()
+    w._tick()
+    assert mem_app.broker.get_message(res.id) is not None
+    fake_clock.advance(3601.0)
+    w._next_purge = 0.0
+    w._tick()
+    assert mem_app.broker.get_message(res.id) is None

@@ -77,7 +77,7 @@ class ProcessPool:
         self._app_path = app_path
         self._max_tasks = max_tasks_per_child
         self._max_memory = max_memory_per_child
-        _CTX.set_forkserver_preload(["conveyor.worker.child", app_path.split(":")[0]])
+        _CTX.set_forkserver_preload(["conveyor.worker.child", app_path.split(":", maxsplit=1)[0]])
         self._children: list[_Child] = []
         self._pending: list[Completion] = []
 
