@@ -332,6 +332,13 @@ class Worker:
             log.info("task %s revoked while running; it runs to the end", lease.message_id)
         elif self.pool.terminate(key):
             self._terminating.add(key)
+        else:
+            log.warning(
+                "task %s revoked with terminate, but the %s pool cannot cut it off; it runs to "
+                "the end",
+                lease.message_id,
+                self.options.pool,
+            )
 
     def step(self) -> int:
         """One synchronous iteration: reserve what fits, run it, settle what finished.
