@@ -126,7 +126,11 @@ class HueyRun:
 
         self.mod = huey_app
         self.env = env_with(BENCH_HUEY_DB=str(self.db))
-        consumer = shutil.which("huey_consumer") or "huey_consumer"
+        # Beside this interpreter first: the venv's bin/ need not be on PATH.
+        consumer = shutil.which("huey_consumer", path=str(Path(sys.executable).parent))
+        consumer = consumer or shutil.which("huey_consumer")
+        if consumer is None:
+            raise SystemExit('huey_consumer not found: pip install -e ".[bench]"')
         self.workers = [
             [
                 sys.executable,
