@@ -39,6 +39,14 @@ def send(db: Path, code: str, **extra: str) -> list[str]:
     return python(db, "import sample_app as s\n" + code, **extra).stdout.split()
 
 
+def wait_dead(reader: Conveyor, message_id: str) -> None:
+    def dead() -> bool:
+        m = reader.broker.get_message(message_id)
+        return m is not None and m.state is MessageState.DEAD
+
+    wait_until(dead, 90, f"{message_id} to be dead-lettered")
+
+
 def forkservers(pid: int) -> set[int]:
     return {k for k in _children(pid) if b"forkserver" in _cmdline(k)}
 
@@ -56,9 +64,15 @@ def test_chaos_kills_lose_nothing_and_every_repeat_follows_a_kill(
     killed_mains: set[int] = set()
     deadline = time.monotonic() + 240
     step = 2000 // 30
+
+    def progress(target: int) -> bool:
+        for w in workers:  # a worker may only stop because the test killed it
+            assert w.poll() is None, f"worker {w.pid} exited by itself:\n{log_of(w)[-3000:]}"
+        return count(ledger, "END") >= target
+
     try:
         for n in range(1, 30):
-            wait_until(lambda n=n: count(ledger, "END") >= n * step, 120, f"{n * step} runs")
+            wait_until(lambda n=n: progress(n * step), 120, f"{n * step} runs")
             slot = rng.randrange(len(workers))
             main = workers[slot]
             kids = pool_children(main.pid)
@@ -130,14 +144,7 @@ def test_a_poison_task_is_dead_lettered_while_others_flow(db: Path, reader: Conv
     (poison,) = send(db, "print(s.kill_self.delay().id)")
     normal = send(db, "for i in range(60): print(s.add.delay(i, 1).id)")
     with worker(db, "-P", "process", "-c", "2"):
-        wait_until(
-            lambda: (
-                (m := reader.broker.get_message(poison)) is not None
-                and m.state is MessageState.DEAD
-            ),
-            90,
-            "the poison message to be dead-lettered",
-        )
+        wait_dead(reader, poison)
         assert len(reader.results.wait(normal, timeout=60)) == 60
     dead = reader.broker.get_message(poison)
     assert dead is not None and dead.attempts == 5 and "max_deliveries" in (dead.reason or "")
@@ -261,14 +268,7 @@ def test_global_rate_limit_holds_across_three_workers(
 def test_redrive_puts_dead_letters_back(db: Path, reader: Conveyor) -> None:
     (poison,) = send(db, "print(s.kill_self.apply_async().id)")
     with worker(db, "-P", "process", "-c", "1"):
-        wait_until(
-            lambda: (
-                (m := reader.broker.get_message(poison)) is not None
-                and m.state is MessageState.DEAD
-            ),
-            90,
-            "the dead letter",
-        )
+        wait_dead(reader, poison)
     out = conveyor(db, "-A", "sample_app", "dlq", "redrive", "--all")
     assert out.returncode == 0 and "redrove 1" in out.stdout
     m = reader.broker.get_message(poison)

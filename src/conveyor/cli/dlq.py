@@ -9,7 +9,6 @@ until redriven or purged, or for `dead_letter_retention` seconds.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 
 import click
 from rich.console import Console
@@ -20,12 +19,7 @@ from ..brokers.base import Broker, MessageState, StoredMessage
 from ..errors import DecodeError
 from ..message import decode_message
 from .context import CliContext
-
-
-def _when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
+from .inspect_cmds import when as _when
 
 
 def _queues(broker: Broker, queues: str | None) -> list[str]:

@@ -14,7 +14,8 @@ from ..message import decode_value
 from .context import CliContext
 
 
-def _when(ts: float | None) -> str:
+def when(ts: float | None) -> str:
+    """An epoch time as ISO 8601 UTC, or '-'."""
     if ts is None:
         return "-"
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds")
@@ -44,8 +45,8 @@ def result(ctx: CliContext, task_id: str, as_json: bool) -> None:
         "worker": outcome.worker,
         "attempt": outcome.attempt,
         "retries": outcome.retries,
-        "started_at": _when(outcome.started_at),
-        "finished_at": _when(outcome.finished_at),
+        "started_at": when(outcome.started_at),
+        "finished_at": when(outcome.finished_at),
         "result": value,
         "reason": outcome.reason,
         "error": dataclasses.asdict(outcome.error) if outcome.error else None,

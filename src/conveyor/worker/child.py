@@ -22,6 +22,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from types import FrameType
 
+from ..app import Conveyor
 from ..errors import SoftTimeLimitExceeded
 from ..task import Task
 from .jobs import Completion, Job
@@ -51,6 +52,13 @@ def child_main(app_path: str, conn: Connection) -> None:
     except BaseException:
         conn.send(("error", traceback.format_exc()))
         return
+    try:
+        _serve(app, conn)
+    except (EOFError, OSError):
+        return  # the worker is gone (killed): its lease keeper is gone too, nothing to report
+
+
+def _serve(app: Conveyor, conn: Connection) -> None:
     conn.send(("ready", os.getpid()))
     while True:
         job: Job | None = conn.recv()

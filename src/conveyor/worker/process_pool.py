@@ -111,7 +111,10 @@ class ProcessPool:
         child = next(c for c in self._children if c.state is _ChildState.IDLE)
         child.state, child.job, child.running = _ChildState.BUSY, job.key, job
         child.limits, child.started_wall = Deadlines.for_job(job), time.time()
-        child.conn.send(job)
+        try:
+            child.conn.send(job)
+        except OSError:  # it died while idle, before its exit was noticed
+            self._replace(child)
 
     def completions(self, timeout: float) -> list[Completion]:
         if not self._pending:
@@ -197,7 +200,8 @@ class ProcessPool:
 
     def _retire(self, child: _Child) -> None:
         """Stop an idle child between jobs and start its replacement."""
-        child.conn.send(None)
+        with contextlib.suppress(OSError):
+            child.conn.send(None)
         child.process.join(5.0)
         if child.process.is_alive():
             child.process.kill()
