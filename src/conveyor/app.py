@@ -188,9 +188,13 @@ class Conveyor:
         priority: int | None = None,
         queue: str | None = None,
         task_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        time_limit: float | None = None,
+        soft_time_limit: float | None = None,
     ) -> AsyncResultType:
-        """Send a call by task name. The name must be registered here or published by a worker
-        that has started against this broker; otherwise NotRegistered names close matches."""
+        """Send a call by task name, with the same call options as `Task.apply_async`. The name
+        must be registered here or published by a worker that has started against this broker;
+        otherwise NotRegistered names close matches."""
         call = CallOptions(
             countdown=countdown,
             eta=eta,
@@ -198,6 +202,9 @@ class Conveyor:
             priority=priority,
             queue=queue,
             task_id=task_id,
+            headers=dict(headers or {}),
+            time_limit=time_limit,
+            soft_time_limit=soft_time_limit,
         )
         task = self._tasks.get(name)
         if task is None:

@@ -95,7 +95,7 @@ def kill_self() -> None:
 @app.task(name="sample.soft_limited", soft_time_limit=0.5)
 def soft_limited() -> str:
     try:
-        time.sleep(30)  # interrupted by the soft limit
+        time.sleep(5)  # the workload; the 0.5 s soft limit interrupts it
     except SoftTimeLimitExceeded:
         return "cleaned up"
     return "not interrupted"
@@ -103,7 +103,7 @@ def soft_limited() -> str:
 
 @app.task(name="sample.hard_limited", time_limit=0.5)
 def hard_limited() -> str:
-    time.sleep(30)  # killed by the hard limit
+    time.sleep(5)  # the workload; the 0.5 s hard limit kills it
     return "not killed"
 
 

@@ -282,3 +282,17 @@ def test_dead_letters_are_kept_for_the_retention(mem_app: Conveyor, fake_clock: 
     w._next_purge = 0.0
     w._tick()
     assert mem_app.broker.get_message(res.id) is None
+
+
+def test_send_task_carries_call_time_limits(mem_app: Conveyor) -> None:
+    @mem_app.task(name="careful")
+    def careful() -> str:
+        try:
+            while True:
+                time.sleep(0.005)
+        except SoftTimeLimitExceeded:
+            return "stopped"
+
+    res = mem_app.send_task("careful", soft_time_limit=0.1)
+    solo_worker(mem_app).run_until_idle()
+    assert res.get(timeout=1) == "stopped"
