@@ -23,6 +23,7 @@ from .errors import (
 )
 from .request import Request
 from .result import AsyncResult
+from .routing import Exchange, Queue
 from .states import TaskState
 from .task import Task
 
@@ -35,10 +36,12 @@ __all__ = [
     "ConveyorError",
     "DecodeError",
     "EncodeError",
+    "Exchange",
     "Ignore",
     "MaxRetriesExceededError",
     "MessageTooLarge",
     "NotRegistered",
+    "Queue",
     "Reject",
     "RemoteError",
     "Request",

@@ -22,7 +22,7 @@ from ._names import nearest
 from .brokers import open_broker
 from .brokers.base import Broker, Envelope
 from .clock import SYSTEM_CLOCK, Clock
-from .config import Config, resolve_urls
+from .config import Config, Settings, resolve_urls
 from .control import Control
 from .errors import ConfigurationError, NotRegistered
 from .message import Message, encode_message
@@ -32,6 +32,7 @@ from .result import AsyncResult
 from .result import AsyncResult as AsyncResultType
 from .results import open_result_store
 from .results.base import ResultStore
+from .routing import Decision, RouteTable
 from .task import Task
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -71,6 +72,9 @@ class Conveyor:
         self._broker: Broker | None = None
         self._results: ResultStore | None = None
         self._published: tuple[float, frozenset[str]] = (0.0, frozenset())
+        self._finalized = False
+        self.warned: set[str] = set()  # routing warnings already logged (strict=False)
+        self._routes: tuple[Settings | None, RouteTable | None] = (None, None)
         _apps.add(self)
         for fn, opts in _shared:
             self._register(fn, opts)
@@ -125,8 +129,12 @@ class Conveyor:
                     f"two different functions are registered as task {name!r}: "
                     f"{_origin(existing.fn)} and {_origin(fn)}; give one of them name=..."
                 )
-            task = Task(self, fn, name, opts)
+            task = _task_class(opts)(self, fn, name, opts)
             self._tasks[name] = task
+        if self._finalized:
+            from .finalize import check_late_task
+
+            check_late_task(self, task)
         return task
 
     @property
@@ -139,6 +147,55 @@ class Conveyor:
         """Import the modules named in `include` so their tasks register."""
         for module in self.include:
             importlib.import_module(module)
+
+    # -- routing ----------------------------------------------------------------------------
+    @property
+    def route_table(self) -> RouteTable:
+        """The parsed routing settings (rebuilt when the settings change)."""
+        settings = self.conf.settings
+        cached_for, table = self._routes
+        if cached_for is not settings or table is None:
+            declared = settings.task_queues
+            table = RouteTable(
+                rules=settings.task_routes,
+                declared=None if declared is None else frozenset(q.name for q in declared),
+                default_queue=settings.task_default_queue,
+                default_priority=settings.task_default_priority,
+            )
+            self._routes = (settings, table)
+        return table
+
+    def finalize(self, when: str = "finalizing the app") -> None:
+        """Import `include`, then check every route against the registered tasks (see
+        conveyor.finalize). Raises ConfigurationError listing the problems, unless
+        `task_routes_strict=False`. Idempotent once it has passed."""
+        if self._finalized:
+            return
+        from .finalize import problems, report
+
+        self.import_modules()
+        report(self, problems(self), when)
+        self._finalized = True
+
+    def route(
+        self,
+        name: str,
+        task: Task | None,
+        call: CallOptions,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> Decision:
+        """Where one call goes: queue and priority (see conveyor.routing for the order)."""
+        opts = task.options if task is not None else TaskOptions()
+        table = self.route_table
+        decision = table.decide(
+            name, opts.queue, opts.priority, call.queue, call.priority, args, kwargs, task
+        )
+        if table.declared is not None:
+            from .finalize import check_call
+
+            check_call(self, name, decision)
+        return decision
 
     # -- backends ---------------------------------------------------------------------------
     @property
@@ -247,13 +304,14 @@ class Conveyor:
             from .eager import run_eagerly
 
             return run_eagerly(self, message)
+        self.finalize(f"sending {name}")
+        decision = self.route(name, task, call, args, kwargs)
         body = encode_message(message, settings.task_message_max_size)
-        priority = _first(call.priority, opts.priority, settings.task_default_priority, 0)
         envelope = Envelope(
             id=message.id,
-            queue=call.queue or opts.queue or settings.task_default_queue,
+            queue=decision.queue,
             body=body,
-            priority=priority,
+            priority=decision.priority,
             delay=delay,
             max_deliveries=opts.max_deliveries or settings.task_max_deliveries,
         )
@@ -302,11 +360,14 @@ class Conveyor:
         return when.timestamp()
 
 
-def _first(*values: int | None) -> int:
-    for v in values:
-        if v is not None:
-            return v
-    return 0
+def _task_class(opts: TaskOptions) -> type[Task]:
+    if opts.base is None:
+        return Task
+    if not issubclass(opts.base, Task):
+        raise ConfigurationError(
+            f"base={opts.base.__name__} must subclass conveyor.Task (from conveyor import Task)"
+        )
+    return opts.base
 
 
 def _origin(fn: Callable[..., Any]) -> str:

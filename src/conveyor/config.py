@@ -27,6 +27,7 @@ from ._names import did_you_mean
 from .errors import ConfigurationError
 from .options import check_priority
 from .ratelimit import parse_rate
+from .routing import Queue, Rule, parse_queues, parse_routes
 
 DEFAULT_SQLITE_URL = "sqlite:///conveyor.db"
 ENV_BROKER = "CONVEYOR_BROKER_URL"
@@ -70,9 +71,11 @@ class Settings:
     task_dead_letter_on_failure: bool = False
     dead_letter_retention: float | None = 14 * 86400.0
     worker_max_memory_per_child: int | None = None
+    task_routes: tuple[Rule, ...] = ()
+    task_queues: tuple[Queue, ...] | None = None
+    task_routes_strict: bool = True
+    worker_queue_order: str = "strict"
     # Known, but their behaviour is not built yet: setting them is refused (see _NOT_BUILT).
-    task_routes: Any = None
-    task_queues: Any = None
     beat_schedule: Mapping[str, Any] = field(default_factory=dict)
     result_compression: str | None = None
     result_extended: bool = False
@@ -85,8 +88,6 @@ SETTING_NAMES = frozenset(f.name for f in dataclasses.fields(Settings))
 _DEFAULTS = Settings()
 
 _NOT_BUILT: Mapping[str, str] = {
-    "task_routes": "routing with start-up validation",
-    "task_queues": "queue declarations",
     "beat_schedule": "the leader-elected scheduler",
     "result_compression": "result compression",
     "result_extended": "extended results",
@@ -177,6 +178,12 @@ def _check_pool(name: str, value: Any) -> str:
     return POOL_NAMES[value]
 
 
+def _one_of(name: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ConfigurationError(f"{name}={value!r}: use one of {', '.join(allowed)}")
+    return str(value)
+
+
 def _check_timezone(name: str, value: Any) -> str:
     try:
         ZoneInfo(str(value))
@@ -221,7 +228,10 @@ _CHECKS: Mapping[str, Any] = {
     "task_soft_time_limit": lambda n, v: _positive(n, v, allow_none=True),
     "task_default_rate_limit": lambda n, v: (parse_rate(v, n), v)[1],
     "dead_letter_retention": lambda n, v: _positive(n, v, allow_none=True),
+    "task_routes": lambda n, v: parse_routes(v),
+    "task_queues": lambda n, v: parse_queues(v),
     "worker_pool": _check_pool,
+    "worker_queue_order": lambda n, v: _one_of(n, v, ("strict", "weighted")),
     "timezone": _check_timezone,
     "broker_transport_options": _check_transport,
 }

@@ -32,6 +32,9 @@ class TaskOptions:
     most once; `reject_on_worker_lost=False` records a call whose pool child died as FAILURE
     (WorkerLostError) instead of running it again. `dead_letter_on_failure` keeps the message
     of a call that ended in FAILURE in the dead letters, for `conveyor dlq redrive`.
+    `base` is a `conveyor.Task` subclass (Celery's `base=`): the task is built from it, and its
+    class attributes named like options (`priority = 9`, `queue = "high"`…) are defaults for
+    the options the decorator does not give.
     """
 
     name: str | None = None
@@ -54,8 +57,11 @@ class TaskOptions:
     per_worker_rate_limit: str | None = None
     max_deliveries: int | None = None
     dead_letter_on_failure: bool | None = None
+    base: type | None = None
 
     def __post_init__(self) -> None:
+        if self.base is not None and not isinstance(self.base, type):
+            raise ConfigurationError(f"base must be a Task subclass, got {self.base!r}")
         if self.priority is not None:
             check_priority(self.priority)
         if self.max_retries is not None and self.max_retries < 0:
@@ -108,7 +114,22 @@ def task_options(kwargs: Mapping[str, Any]) -> TaskOptions:
                 f"unknown task option {key!r}{did_you_mean(key, TASK_OPTION_NAMES)}; valid "
                 f"options: {', '.join(sorted(TASK_OPTION_NAMES))}"
             )
+    base = kwargs.get("base")
+    if isinstance(base, type):
+        kwargs = {**_inherited_options(base), **kwargs}
     return TaskOptions(**kwargs)
+
+
+def _inherited_options(base: type) -> dict[str, Any]:
+    """Option-named class attributes of a user's Task subclass (nearest class first)."""
+    found: dict[str, Any] = {}
+    for klass in reversed(base.__mro__):
+        if klass is object or klass.__module__ == "conveyor.task":
+            continue
+        for key, value in vars(klass).items():
+            if key in TASK_OPTION_NAMES and key not in ("name", "base"):
+                found[key] = value
+    return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,9 +78,24 @@ def test_reserve_order_priority_then_due_time_then_enqueue_order(
     assert ids(got) == ["high1", "high2", "mid", "low1", "low2", "late-low"]
 
 
-def test_priority_order_holds_across_queues(broker: Broker) -> None:
+def test_queues_are_served_in_the_order_given(broker: Broker) -> None:
     broker.enqueue([env("a1", "a"), env("b9", "b", priority=9), env("a5", "a", priority=5)])
-    assert ids(broker.reserve(["a", "b"], 10, LEASE)) == ["b9", "a5", "a1"]
+    broker.enqueue([env("c1", "c")])
+    assert ids(broker.reserve(["a", "b"], 2, LEASE)) == ["a5", "a1"]
+    assert ids(broker.reserve(["c", "b", "a"], 10, LEASE)) == ["c1", "b9"]
+
+
+def test_queue_order_spills_over_within_one_reserve(broker: Broker) -> None:
+    broker.enqueue([env("b1", "b"), env("a1", "a"), env("b2", "b", priority=2)])
+    assert ids(broker.reserve(["a", "b", "a"], 10, LEASE)) == ["a1", "b2", "b1"]
+
+
+def test_priority_runs_first_within_a_queue_with_ties_in_enqueue_order(broker: Broker) -> None:
+    for i in range(4):
+        broker.enqueue([env(f"p{i % 2 * 9}-{i}", priority=i % 2 * 9)])
+    broker.enqueue([env("p5", priority=5)])
+    got = [ids(broker.reserve(["q"], 1, LEASE)) for _ in range(5)]
+    assert got == [["p9-1"], ["p9-3"], ["p5"], ["p0-0"], ["p0-2"]]
 
 
 def test_reserve_respects_limit_and_queues(broker: Broker) -> None:

@@ -135,7 +135,12 @@ def test_broker_path_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -> 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["-Q", "a", "-Q", "b"], "comma-separated"),
+        (["-Q", "a:x"], "expected QUEUE[,QUEUE…][:CONCURRENCY[:POOL]]"),
+        (["-Q", "a:1:fork"], "unknown pool 'fork'"),
+        (["-Q", "a", "-Q", "b", "-c", "2"], "one -c after each -Q"),
+        (["-Q", "a,b:1", "-Q", "b:1"], "queue 'b' is in two slot groups"),
+        (["-Q", "a=2,b"], "queue weights need --queue-order weighted"),
+        (["-P", "solo", "-c", "3"], "the solo pool runs one task at a time"),
         (["-P", "threads", "--max-tasks-per-child", "5"], "process-pool"),
         (["--beat"], "not supported yet"),
         (["--autoscale", "10,3"], "not supported yet"),

@@ -49,12 +49,14 @@ def python(db: Path, code: str, **extra: str) -> subprocess.CompletedProcess[str
     )
 
 
-def start_worker(db: Path, *args: str, **extra: str) -> subprocess.Popen[str]:
-    """Start a `conveyor -A sample_app worker` process logging to its own file beside `db`."""
+def start_worker(
+    db: Path, *args: str, app: str = "sample_app", **extra: str
+) -> subprocess.Popen[str]:
+    """Start a `conveyor -A <app> worker` process logging to its own file beside `db`."""
     path = db.parent / f"worker-{time.monotonic_ns()}.log"
     with path.open("w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "conveyor", "-A", "sample_app", "worker", "-l", "info", *args],
+            [sys.executable, "-m", "conveyor", "-A", app, "worker", "-l", "info", *args],
             cwd=HERE,
             env=env_for(db, **extra),
             stdout=log,

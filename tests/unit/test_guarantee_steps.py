@@ -17,7 +17,7 @@ from conveyor.worker.worker import Worker, default_options
 
 def thread_worker(app: Conveyor, size: int = 1) -> Worker:
     w = Worker(app, default_options(app, name="threads@local", pool="threads", concurrency=size))
-    w.pool.start()
+    w.groups[0].pool.start()
     return w
 
 
@@ -57,7 +57,7 @@ def test_a_lost_run_is_redelivered_at_once_then_dead_lettered(mem_app: Conveyor)
     (dead,) = mem_app.broker.list_messages("default", MessageState.DEAD)
     assert dead.envelope.id == res.id and dead.attempts == 2
     assert "run lost 2 times" in (dead.reason or "") and "SystemExit" in (dead.last_error or "")
-    w.pool.stop(1.0)
+    w.groups[0].pool.stop(1.0)
 
 
 def test_reject_on_worker_lost_false_records_worker_lost(mem_app: Conveyor) -> None:
@@ -72,7 +72,7 @@ def test_reject_on_worker_lost_false_records_worker_lost(mem_app: Conveyor) -> N
     assert o is not None and o.state is TaskState.FAILURE and o.error is not None
     assert o.error.type == "WorkerLostError" and o.attempt == 1
     assert mem_app.broker.queue_stats() == []
-    w.pool.stop(1.0)
+    w.groups[0].pool.stop(1.0)
 
 
 def test_revoked_waiting_call_never_runs_even_when_sent_again(
@@ -102,7 +102,7 @@ def test_revoke_reaches_a_reserved_call_before_it_starts(mem_app: Conveyor) -> N
 
     first, second = f.delay(1), f.delay(2)
     w = Worker(mem_app, default_options(mem_app, name="w", prefetch_multiplier=2))
-    w._reserve(0.0)  # both reserved, none started
+    w.groups[0].reserve(0.0)  # both reserved, none started
     mem_app.control.revoke(second.id)
     w.keeper.renew_once()  # the renewal carries the revocation
     w.run_until_idle()
@@ -130,7 +130,7 @@ def test_terminate_kills_a_running_call_in_the_thread_pool(mem_app: Conveyor) ->
     assert o is not None and o.state is TaskState.REVOKED and o.reason == "terminated"
     assert mem_app.broker.queue_stats() == []
     release.set()
-    w.pool.stop(1.0)
+    w.groups[0].pool.stop(1.0)
 
 
 def test_global_rate_limit_spaces_starts_and_waits_in_the_broker(
@@ -212,7 +212,7 @@ def test_thread_pool_soft_limit_raises_inside_the_task(mem_app: Conveyor) -> Non
     w = thread_worker(mem_app)
     w.run_until_idle()
     assert res.get(timeout=1) == "cleaned up"
-    w.pool.stop(1.0)
+    w.groups[0].pool.stop(1.0)
 
 
 def test_thread_pool_hard_limit_fails_the_call_and_replaces_the_slot(mem_app: Conveyor) -> None:
@@ -235,7 +235,7 @@ def test_thread_pool_hard_limit_fails_the_call_and_replaces_the_slot(mem_app: Co
     assert o is not None and o.state is TaskState.FAILURE and o.error is not None
     assert o.error.type == "TimeLimitExceeded"
     assert good.get(timeout=1) == "ran"  # the replacement thread served the next call
-    assert w.pool.free_slots() == 1
+    assert w.groups[0].pool.free_slots() == 1
 
 
 def test_solo_pool_limits_arrive_as_exceptions(mem_app: Conveyor) -> None:

@@ -8,8 +8,10 @@ Guarantees every backend gives (the suite in `tests/contract/` checks each one):
 * **Idempotent, atomic enqueue.** `enqueue` stores all of a batch or none of it. An id that is
   already stored — waiting, leased, dead, or acknowledged within the idempotency window — is a
   no-op, so a producer may safely send the same id twice (the scheduler relies on this).
-* **Order.** `reserve` hands out due envelopes highest `priority` first, then earliest due time,
-  then enqueue order, across all the queues it is given.
+* **Order.** `reserve` serves its queues in the order given — every due envelope of the first
+  queue before any of the second — and within a queue hands out the highest `priority` first,
+  then the earliest due time, then enqueue order. (The worker passes its queues in the order
+  its slot group wants them drained: fixed for strict order, rotating for weighted.)
 * **Delays live in storage.** A delayed envelope stays in the broker until it is due; workers
   never hold it. Delays are relative (`delay` seconds from the moment the broker stores it), so
   the broker's clock is the only clock that decides when anything is due or expired.
@@ -175,7 +177,8 @@ class Broker(Protocol):
     def reserve(
         self, queues: Sequence[str], limit: int, lease_for: float, wait: float = 0.0
     ) -> list[Delivery]:
-        """Lease up to `limit` due envelopes from `queues` for `lease_for` seconds.
+        """Lease up to `limit` due envelopes from `queues`, in the order the queues are given
+        (see Order), for `lease_for` seconds.
 
         Blocks at most `wait` seconds for one to become due; returns [] if none did. Envelopes
         whose lease expired are due again; one past `max_deliveries` is dead-lettered here.

@@ -104,23 +104,22 @@ class MemoryBroker:
         deadline = time.monotonic() + wait  # real time: a FakeClock never moves by itself
         with self._cond:
             while True:
-                got = self._reserve_now(set(queues), limit, lease_for)
+                got = self._reserve_now(queues, limit, lease_for)
                 remaining = deadline - time.monotonic()
                 if got or remaining <= 0 or limit <= 0:
                     return got
                 self._cond.wait(min(remaining, 0.05))
 
-    def _reserve_now(self, queues: set[str], limit: int, lease_for: float) -> list[Delivery]:
+    def _reserve_now(self, queues: Sequence[str], limit: int, lease_for: float) -> list[Delivery]:
         now = self._clock.now()
         self._reclaim_expired(now)
+        rank = {q: i for i, q in reversed(list(enumerate(queues)))}
         due = [
             r
             for r in self._records.values()
-            if r.envelope.queue in queues
-            and r.state is MessageState.READY
-            and r.available_at <= now
+            if r.envelope.queue in rank and r.state is MessageState.READY and r.available_at <= now
         ]
-        due.sort(key=_Record.order)
+        due.sort(key=lambda r: (rank[r.envelope.queue], *r.order()))
         out: list[Delivery] = []
         for rec in due[: max(0, limit)]:
             rec.state = MessageState.LEASED

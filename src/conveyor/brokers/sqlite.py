@@ -155,23 +155,26 @@ class SqliteBroker:
         with self._db.transaction() as conn:
             conn.execute(self._q["promote_due"], {"now": now})
             conn.execute(self._q["reclaim_expired"], {"now": now})
-            candidates: list[tuple[int, float, int]] = []
-            for queue in queues:
-                for seq, priority, available_at in conn.execute(
-                    self._q["ready_in_queue"], {"queue": queue, "limit": limit}
-                ):
-                    candidates.append((-priority, available_at, seq))
-            if not candidates:
+            chosen: list[int] = []
+            for queue in dict.fromkeys(queues):  # queue order first: the contract's order
+                chosen += [
+                    seq
+                    for seq, _, _ in conn.execute(
+                        self._q["ready_in_queue"], {"queue": queue, "limit": limit - len(chosen)}
+                    )
+                ]
+                if len(chosen) >= limit:
+                    break
+            if not chosen:
                 return []
-            candidates.sort()
-            chosen = [seq for _, _, seq in candidates[:limit]]
             (token,) = conn.execute(self._q["next_token"]).fetchone()
             expires = now + lease_for
             rows = conn.execute(
                 self._q["grant"],
                 {"seqs": json.dumps(chosen), "token": token, "expires": expires},
             ).fetchall()
-        rows.sort(key=lambda r: (-r[3], r[4], r[0]))
+        position = {seq: i for i, seq in enumerate(chosen)}
+        rows.sort(key=lambda r: position[r[0]])
         return [
             Delivery(
                 Envelope(id=r[1], queue=r[2], body=r[5], priority=r[3], max_deliveries=r[6]),

@@ -16,6 +16,7 @@ from .demo import demo
 from .dlq import dlq
 from .inspect_cmds import queues, result
 from .purge import purge
+from .routes import routes
 from .send import call
 from .worker import worker
 
@@ -37,7 +38,7 @@ def cli(ctx: click.Context, app_spec: str | None, broker: str | None) -> None:
     ctx.obj = CliContext(app_spec, broker)
 
 
-for command in (worker, call, result, queues, purge, control, dlq, demo):
+for command in (worker, call, result, queues, routes, purge, control, dlq, demo):
     cli.add_command(command)
 
 

@@ -3,15 +3,22 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import click
 
-from ..config import POOL_NAMES, lease_seconds
+from .._names import did_you_mean
+from ..app import Conveyor
+from ..config import POOL_NAMES, Settings, lease_seconds
+from ..routing import PatternRoute
 from ..worker.naming import expand_node_name
+from ..worker.slotspec import QueueOrder, SlotSpec, parse_slot_spec
 from ..worker.worker import Worker, WorkerOptions
 from .context import CliContext, setup_logging
+
+log = logging.getLogger("conveyor.worker")
 
 
 def _not_built(flag: str, feature: str) -> click.UsageError:
@@ -24,14 +31,23 @@ def _not_built(flag: str, feature: str) -> click.UsageError:
     "--queues",
     "queues",
     multiple=True,
-    metavar="Q1,Q2",
-    help="Queues to consume, comma-separated (default: task_default_queue).",
+    metavar="Q1,Q2[:N[:POOL]]",
+    help="Queues of one slot group, drained in this order (default: task_default_queue). "
+    "Repeat for more groups, each with its own slots: -Q high,default:3 -Q low:1.",
 )
 @click.option(
     "-c",
     "--concurrency",
+    multiple=True,
     type=click.IntRange(min=1),
-    help="Slots: processes or threads (default: worker_concurrency or CPU count).",
+    help="Slots of the group (default: worker_concurrency or CPU count). With several -Q, "
+    "give one -c after each -Q, or N in each -Q.",
+)
+@click.option(
+    "--queue-order",
+    type=click.Choice([o.value for o in QueueOrder]),
+    help="strict (default): drain each group's queues in the order listed; weighted: "
+    "round-robin by weights (-Q high=3,default=1:4).",
 )
 @click.option(
     "-P", "--pool", type=click.Choice(sorted(POOL_NAMES)), help="process (default), threads, solo."
@@ -73,7 +89,8 @@ def _not_built(flag: str, feature: str) -> click.UsageError:
 def worker(
     ctx: CliContext,
     queues: tuple[str, ...],
-    concurrency: int | None,
+    concurrency: tuple[int, ...],
+    queue_order: str | None,
     pool: str | None,
     node: str | None,
     max_tasks_per_child: int | None,
@@ -95,38 +112,32 @@ def worker(
         raise _not_built("--autoscale", "the autoscaler")
     if task_events:
         raise _not_built("-E/--task-events", "task events")
-    if len(queues) > 1:
-        raise click.UsageError(
-            "several -Q options (one slot group each) are not supported yet; list all queues "
-            "in one -Q, comma-separated: -Q high,default,low"
-        )
     setup_logging(loglevel, logfile)
     app = ctx.app(required=True)
     s = app.conf.settings
-    names = tuple(q.strip() for q in queues[0].split(",") if q.strip()) if queues else ()
     chosen_pool = POOL_NAMES[pool] if pool else s.worker_pool
+    order = QueueOrder(queue_order or s.worker_queue_order)
+    groups = slot_groups(queues, concurrency, chosen_pool, order, s)
     options = WorkerOptions(
-        queues=names or (s.task_default_queue,),
+        queues=(),
+        groups=groups,
         name=expand_node_name(node),
-        concurrency=1
-        if chosen_pool == "solo"
-        else (concurrency or s.worker_concurrency or os.cpu_count() or 1),
-        pool=chosen_pool,
         prefetch_multiplier=prefetch_multiplier or s.worker_prefetch_multiplier,
         max_tasks_per_child=max_tasks_per_child
-        or (s.worker_max_tasks_per_child if chosen_pool == "process" else None),
+        or _if_process(groups, s.worker_max_tasks_per_child),
         max_memory_per_child=max_memory_per_child
-        or (s.worker_max_memory_per_child if chosen_pool == "process" else None),
+        or _if_process(groups, s.worker_max_memory_per_child),
         app_path=ctx.app_spec,
         lease_for=lease_seconds(s),
         shutdown_timeout=s.worker_shutdown_timeout,
     )
     click.echo(
-        f"conveyor worker {options.name}: queues {','.join(options.queues)}, "
-        f"{options.pool} pool × {options.concurrency}, broker {_safe(app.urls[0])}",
+        f"conveyor worker {options.name}: slot groups "
+        f"{' '.join(g.describe() for g in groups)}, broker {_safe(app.urls[0])}",
         err=True,
     )
-    consumer = Worker(app, options)  # opens the broker: fails here, before any pidfile
+    consumer = Worker(app, options)  # checks routes, opens the broker: fails before the pidfile
+    warn_unused_queues(app, options.all_queues)
     if pidfile:
         Path(pidfile).write_text(f"{os.getpid()}\n")
     try:
@@ -134,6 +145,63 @@ def worker(
     finally:
         if pidfile:
             Path(pidfile).unlink(missing_ok=True)
+
+
+def slot_groups(
+    queues: tuple[str, ...],
+    concurrency: tuple[int, ...],
+    pool: str,
+    order: QueueOrder,
+    s: Settings,
+) -> tuple[SlotSpec, ...]:
+    """The slot groups from `-Q`/`-c`: one -c for one -Q, one -c after each -Q, or N in the
+    -Q itself."""
+    specs = queues or (s.task_default_queue,)
+    fallback = 1 if pool == "solo" else (s.worker_concurrency or os.cpu_count() or 1)
+    if len(specs) > 1 and concurrency and len(concurrency) != len(specs):
+        raise click.UsageError(
+            f"{len(specs)} slot groups (-Q) but {len(concurrency)} -c: give one -c after each "
+            "-Q, or the concurrency inside each: -Q high,default:3 -Q low:1"
+        )
+    if len(specs) == 1 and len(concurrency) > 1:
+        raise click.UsageError("one slot group (-Q) takes one -c")
+    out = []
+    for i, text in enumerate(specs):
+        count = concurrency[i] if concurrency else None
+        spec = parse_slot_spec(text, count or fallback, pool, order)
+        if count is not None and ":" in text and spec.concurrency != count:
+            raise click.UsageError(f"-Q {text!r} gives its concurrency and -c {count} another")
+        out.append(spec)
+    return tuple(out)
+
+
+def _if_process(groups: tuple[SlotSpec, ...], value: int | None) -> int | None:
+    """A process-pool recycling setting, only when some group has a process pool."""
+    return value if any(g.pool == "process" for g in groups) else None
+
+
+def warn_unused_queues(app: Conveyor, consumed: tuple[str, ...]) -> None:
+    """Warn about consumed queues that no route, task or declaration uses (a typo in -Q
+    would otherwise wait for ever on an empty queue)."""
+    from ..finalize import decisions
+
+    settings = app.conf.settings
+    known = {settings.task_default_queue, *(d.queue for d in decisions(app).values())}
+    known |= {q.name for q in settings.task_queues or ()}
+    known |= {
+        r.destination.queue
+        for r in app.route_table.rules
+        if isinstance(r, PatternRoute) and r.destination.queue is not None
+    }
+    for queue in consumed:
+        if queue not in known:
+            log.warning(
+                "this worker consumes queue %r, but no route, task or task_queues entry uses "
+                "it%s; queues in use: %s",
+                queue,
+                did_you_mean(queue, known),
+                ", ".join(sorted(known)),
+            )
 
 
 def _safe(url: str) -> str:

@@ -52,6 +52,7 @@ class LeaseKeeper:
         with self._lock:
             self._held.pop(message_id, None)
             self._told.discard(message_id)
+            self._revoked.pop(message_id, None)
             if message_id in self._lost:
                 self._lost.discard(message_id)
                 return False
@@ -90,10 +91,13 @@ class LeaseKeeper:
             )
         return lost
 
-    def take_revoked(self) -> list[Lease]:
-        """Leases found revoked since the last call (each reported once)."""
+    def take_revoked(self, held: Callable[[str], bool] = lambda _: True) -> list[Lease]:
+        """Leases found revoked since the last call whose message `held` claims (each
+        reported once; each slot group takes its own)."""
         with self._lock:
-            found, self._revoked = list(self._revoked.values()), {}
+            found = [lease for mid, lease in self._revoked.items() if held(mid)]
+            for lease in found:
+                del self._revoked[lease.message_id]
             return found
 
     def start(self) -> None:

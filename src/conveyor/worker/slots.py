@@ -1,0 +1,351 @@
+"""A slot group: one pool consuming its own queues, inside a worker process.
+
+Each group reserves only for its own free slots (times the prefetch multiplier), from its own
+queues, in its own order (see slotspec.py), and in production runs its reserve → run → settle
+loop on a thread of its own, so a group whose slots are all busy with 5-minute tasks never
+delays another group's reservations: a slow queue can never occupy the slots of another.
+
+What groups share lives in `WorkerParts`: the broker, the lease keeper (one batched renewal for
+every lease of the process), the settler, the task policies and the per-worker rate limiter.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..app import Conveyor
+from ..brokers.base import Delivery, Lease, Requeue
+from ..errors import ConfigurationError, DecodeError, WorkerLostError
+from ..message import decode_message
+from ..ratelimit import LocalThrottle
+from ..request import Request, request_for
+from ..results.base import Outcome
+from ..states import TaskState
+from ..task import Task
+from .executor import error_info
+from .jobs import Completion, Job
+from .leases import LeaseKeeper
+from .policy import TaskPolicy, policy_for
+from .pools import Pool, SoloPool, ThreadPool
+from .settle import Inflight, Settler
+from .slotspec import QueueOrder, Rotation, SlotSpec
+
+log = logging.getLogger("conveyor.worker")
+_keys = itertools.count(1)  # job keys, unique across the groups of a process
+
+
+@dataclass
+class WorkerParts:
+    """What every slot group of one worker shares. The broker, keeper, settler and throttle
+    are thread-safe; `policies` is only ever filled with equal values, so racing writers agree."""
+
+    app: Conveyor
+    name: str
+    keeper: LeaseKeeper
+    settler: Settler
+    lease_for: float
+    prefetch_multiplier: int
+    stopping: threading.Event
+    policies: dict[str, TaskPolicy] = field(default_factory=dict)
+    local_limits: LocalThrottle = field(default_factory=LocalThrottle)
+
+    def policy(self, task: Task) -> TaskPolicy:
+        policy = self.policies.get(task.name)
+        if policy is None:
+            policy = self.policies[task.name] = policy_for(task, self.app.conf.settings)
+        return policy
+
+
+@dataclass(frozen=True, slots=True)
+class RecycleLimits:
+    """When a process-pool child is replaced: after `tasks` tasks, or once its peak memory
+    passes `memory_kib` (checked after each task)."""
+
+    tasks: int | None = None
+    memory_kib: int | None = None
+
+
+def make_pool(app: Conveyor, spec: SlotSpec, app_path: str | None, recycle: RecycleLimits) -> Pool:
+    if spec.pool == "solo":
+        return SoloPool(lambda name: app.tasks[name])
+    if spec.pool == "threads":
+        return ThreadPool(lambda name: app.tasks[name], spec.concurrency)
+    if spec.pool == "process":
+        from .process_pool import ProcessPool
+
+        if not app_path:
+            raise ConfigurationError(
+                "the process pool needs the app's import path (-A module) so its children can "
+                "import it; use the threads or solo pool for an app built in a script"
+            )
+        return ProcessPool(app_path, spec.concurrency, recycle.tasks, recycle.memory_kib)
+    raise ConfigurationError(f"unknown pool {spec.pool!r}: use process, threads or solo")
+
+
+class SlotGroup:
+    """One pool and the deliveries it holds: reserved-but-waiting (`backlog`) and running."""
+
+    def __init__(self, spec: SlotSpec, pool: Pool, parts: WorkerParts) -> None:
+        self.spec = spec
+        self.pool = pool
+        self.parts = parts
+        self.rotation = Rotation(spec)
+        self.backlog: deque[Inflight] = deque()
+        self.running: dict[int, Inflight] = {}
+        self._terminating: set[int] = set()
+        self.processed = 0
+
+    def __repr__(self) -> str:
+        return f"<SlotGroup {self.spec.describe()}>"
+
+    def holds(self, message_id: str) -> bool:
+        return any(i.message.id == message_id for i in (*self.backlog, *self.running.values()))
+
+    @property
+    def idle(self) -> bool:
+        return not self.running and not self.backlog
+
+    # -- reserving --------------------------------------------------------------------------
+    def room(self) -> int:
+        return self.pool.free_slots() * self.parts.prefetch_multiplier - len(self.backlog)
+
+    def reserve(self, wait: float) -> int:
+        """Reserve for the free slots (blocking at most `wait` for the first); returns how many
+        deliveries came."""
+        room = self.room()
+        if room <= 0 or self.parts.stopping.is_set():
+            return 0
+        broker, lease_for = self.parts.app.broker, self.parts.lease_for
+        if self.spec.order is QueueOrder.STRICT:
+            deliveries = broker.reserve(self.spec.queues, room, lease_for, wait)
+        else:  # one at a time, each starting at the next queue of the rotation
+            deliveries = []
+            for n in range(room):
+                got = broker.reserve(self.rotation.next(), 1, lease_for, wait if n == 0 else 0.0)
+                if not got:
+                    break
+                deliveries += got
+        self._admit(deliveries)
+        return len(deliveries)
+
+    def _admit(self, deliveries: Sequence[Delivery]) -> None:
+        """Decode and vet new deliveries; what can run goes to the backlog."""
+        ended: list[tuple[Inflight, Outcome]] = []
+        settler = self.parts.settler
+        for delivery in deliveries:
+            try:
+                message = decode_message(delivery.envelope.body)
+            except DecodeError as exc:
+                settler.dead_letter(delivery, str(exc))
+                continue
+            task = self.parts.app.tasks.get(message.task)
+            if task is None:
+                settler.dead_letter(
+                    delivery, f"task {message.task!r} is not registered in worker {self.parts.name}"
+                )
+                continue
+            item = Inflight(delivery, message, self.parts.policy(task))
+            verdict = self._vet(item)
+            if verdict is not None:
+                ended.append((item, verdict))
+            elif not self._throttled(item):
+                self.parts.keeper.hold(delivery.lease)
+                self.backlog.append(item)
+        if ended:
+            settler.finish([i for i, _ in ended], [o for _, o in ended])
+
+    def _vet(self, item: Inflight) -> Outcome | None:
+        """The outcome to end a delivery with instead of running it, if any."""
+        m, name = item.message, self.parts.name
+        if item.lease.revoked:
+            log.info("task %s[%s] was revoked; not started", m.task, m.id)
+            return item.outcome(TaskState.REVOKED, name, reason="revoked")
+        if m.expires is not None and m.expires <= self.parts.app.clock.now():
+            log.info("task %s[%s] expired before it started; revoked", m.task, m.id)
+            return item.outcome(TaskState.REVOKED, name, reason="expired")
+        if item.delivery.begun and item.policy.at_most_once:
+            why = "an earlier run of this at-most-once call was cut off; it is not run again"
+            log.error("task %s[%s]: %s", m.task, m.id, why)
+            error = error_info(WorkerLostError(why))
+            return item.outcome(TaskState.FAILURE, name, reason="worker lost", error=error)
+        return None
+
+    def _throttled(self, item: Inflight) -> bool:
+        """Take a rate-limit slot; if it is not now, give the message back until then (it waits
+        in the broker, not in this worker). True when it was given back."""
+        policy, message = item.policy, item.message
+        if message.throttled:
+            return False  # it took its slot before it was given back
+        if policy.rate_interval is not None:
+            wait = self.parts.app.broker.throttle(f"task:{message.task}", policy.rate_interval)
+        elif policy.local_interval is not None:
+            now = self.parts.app.clock.now()
+            wait = self.parts.local_limits.take(message.task, policy.local_interval, now)
+        else:
+            return False
+        if wait <= 0:
+            return False
+        self.parts.settler.give_back(item, Requeue.UNSTARTED, "rate limited", delay=wait)
+        return True
+
+    # -- running ----------------------------------------------------------------------------
+    def dispatch(self) -> None:
+        free = self.pool.free_slots()
+        batch = [self.backlog.popleft() for _ in range(min(free, len(self.backlog)))]
+        batch = self._begin_at_most_once(batch)
+        if not batch:
+            return
+        app = self.parts.app
+        if app.conf.settings.task_track_started:
+            app.results.put(
+                [
+                    item.outcome(TaskState.STARTED, self.parts.name)
+                    for item in batch
+                    if not item.policy.ignore_result
+                ]
+            )
+        for item in batch:
+            key = next(_keys)
+            self.running[key] = item
+            hard, soft = item.policy.limits(item.message)
+            self.pool.submit(Job(key, item.message, self._request(item), hard, soft))
+
+    def _begin_at_most_once(self, batch: list[Inflight]) -> list[Inflight]:
+        """Mark at-most-once calls as started in the broker before they run; one whose lease
+        was lost meanwhile is not run here."""
+        once = [item for item in batch if item.policy.at_most_once]
+        if not once:
+            return batch
+        begun = self.parts.app.broker.begin([i.lease for i in once])
+        refused = {item.message.id for item, ok in zip(once, begun, strict=True) if not ok}
+        for mid in refused:
+            self.parts.keeper.drop(mid)
+            log.warning("at-most-once call %s not started: its lease was lost", mid)
+        return [item for item in batch if item.message.id not in refused]
+
+    def _request(self, item: Inflight) -> Request:
+        d = item.delivery
+        info = {
+            "queue": d.envelope.queue,
+            "priority": d.envelope.priority,
+            "redelivered": d.attempt > 1,
+        }
+        return request_for(item.message, self.parts.name, d.attempt, info)
+
+    # -- settling ---------------------------------------------------------------------------
+    def settle(self, completions: Sequence[Completion]) -> int:
+        finished = []
+        keeper = self.parts.keeper
+        for done in completions:
+            item = self.running.pop(done.key)
+            terminated = done.key in self._terminating
+            self._terminating.discard(done.key)
+            if done.lost is not None or done.result is None:
+                if keeper.drop(item.message.id):
+                    self._cut_off(item, done.lost or "no result", terminated)
+                continue
+            if not keeper.drop(item.message.id):
+                log.warning(
+                    "task %s[%s] finished after its lease was lost; outcome not recorded",
+                    item.message.task,
+                    item.message.id,
+                )
+                continue
+            finished.append((item, done.result))
+        if finished:
+            self.parts.settler.settle(finished)
+            self.processed += len(finished)
+        return len(completions)
+
+    def _cut_off(self, item: Inflight, reason: str, terminated: bool) -> None:
+        """A run ended without a result (its process died, or it was terminated)."""
+        m, name, settler = item.message, self.parts.name, self.parts.settler
+        if terminated:
+            log.warning("task %s[%s] terminated by revoke", m.task, m.id)
+            settler.finish([item], [item.outcome(TaskState.REVOKED, name, reason="terminated")])
+        elif not item.policy.requeue_lost:
+            log.error("task %s[%s] lost: %s; recorded as WorkerLostError", m.task, m.id, reason)
+            error = error_info(WorkerLostError(reason))
+            outcome = item.outcome(TaskState.FAILURE, name, reason="worker lost", error=error)
+            settler.finish([item], [outcome])
+        else:
+            log.error(
+                "task %s[%s] lost at attempt %d: %s; redelivering it",
+                m.task,
+                m.id,
+                item.delivery.attempt,
+                reason,
+            )
+            settler.give_back(item, Requeue.LOST, reason)
+
+    # -- revocation -------------------------------------------------------------------------
+    def apply_revocations(self) -> None:
+        """Act on leases of this group the keeper found revoked: drop waiting calls, kill
+        terminated runs."""
+        for lease in self.parts.keeper.take_revoked(self.holds):
+            self._apply_revocation(lease)
+
+    def _apply_revocation(self, lease: Lease) -> None:
+        waiting = next((i for i in self.backlog if i.message.id == lease.message_id), None)
+        if waiting is not None:
+            self.backlog.remove(waiting)
+            self.parts.keeper.drop(lease.message_id)
+            outcome = waiting.outcome(TaskState.REVOKED, self.parts.name, reason="revoked")
+            self.parts.settler.finish([waiting], [outcome])
+            return
+        key = next((k for k, i in self.running.items() if i.message.id == lease.message_id), None)
+        if key is None:
+            return
+        if not lease.terminate:
+            log.info("task %s revoked while running; it runs to the end", lease.message_id)
+        elif self.pool.terminate(key):
+            self._terminating.add(key)
+        else:
+            log.warning(
+                "task %s revoked with terminate, but the %s pool cannot cut it off; it runs to "
+                "the end",
+                lease.message_id,
+                self.spec.pool,
+            )
+
+    # -- driving ----------------------------------------------------------------------------
+    def step(self) -> int:
+        """One synchronous iteration (see Worker.step)."""
+        self.apply_revocations()
+        reserved = self.reserve(0.0)
+        self.dispatch()
+        return reserved + self.settle(self.pool.completions(0.0))
+
+    def loop(self) -> None:
+        """The production loop of this group, until the worker stops."""
+        while not self.parts.stopping.is_set():
+            busy = bool(self.running)
+            self.apply_revocations()
+            self.settle(self.pool.completions(0.0 if self.room() > 0 else 0.05))
+            self.reserve(0.01 if busy else 0.25)
+            self.dispatch()
+
+    def shutdown(self, deadline: float) -> None:
+        """Warm shutdown of this group: give back what has not started, let running tasks
+        finish until `deadline` (monotonic), then give back what is still running."""
+        self._release_all(
+            list(self.backlog), "worker shutting down before the task started", Requeue.UNSTARTED
+        )
+        self.backlog.clear()
+        while self.running and time.monotonic() < deadline:
+            self.settle(self.pool.completions(min(0.1, deadline - time.monotonic())))
+        unfinished = self.pool.stop(max(0.0, deadline - time.monotonic()))
+        self.settle(self.pool.completions(0.0))
+        cut = [self.running.pop(k) for k in unfinished if k in self.running]
+        self._release_all(cut, "worker shut down before the task finished", Requeue.RETRY)
+
+    def _release_all(self, items: Sequence[Inflight], reason: str, requeue: Requeue) -> None:
+        for item in items:
+            if self.parts.keeper.drop(item.message.id):
+                self.parts.settler.give_back(item, requeue, reason)
