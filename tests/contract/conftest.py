@@ -3,6 +3,8 @@ FakeClock; a backend joins the suite by adding a factory here."""
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,18 +18,39 @@ from conveyor.results.base import ResultStore
 from conveyor.results.memory import MemoryResultStore
 from conveyor.results.sqlite import SqliteResultStore
 
+from .. import services
+
 WINDOW = 3600.0
 TTL = 600.0
 
 BrokerFactory = Callable[[FakeClock, Path], Broker]
 StoreFactory = Callable[[FakeClock, Path, "float | None"], ResultStore]
 
+
+def _redis_broker(clock: FakeClock, tmp: Path) -> Broker:
+    from conveyor.brokers.redis import RedisBroker
+
+    return RedisBroker(services.redis_url(f"contract-{uuid.uuid4().hex[:12]}"), clock, WINDOW)
+
+
 BROKERS: dict[str, BrokerFactory] = {
     "memory": lambda clock, tmp: MemoryBroker(clock, WINDOW),
     "sqlite": lambda clock, tmp: SqliteBroker(tmp / "broker.db", "normal", clock, WINDOW),
+    "redis": _redis_broker,
 }
+
+
+def _redis_store(clock: FakeClock, tmp: Path, ttl: float | None) -> ResultStore:
+    from conveyor.results.redis import RedisResultStore
+
+    # one prefix per test directory: stores made twice in one test share it, like one file
+    prefix = "contract-" + hashlib.sha1(str(tmp).encode()).hexdigest()[:12]
+    return RedisResultStore(services.redis_url(prefix), ttl, clock)
+
+
 STORES: dict[str, StoreFactory] = {
     "memory": lambda clock, tmp, ttl: MemoryResultStore(ttl, clock),
+    "redis": _redis_store,
     "sqlite": lambda clock, tmp, ttl: SqliteResultStore(tmp / "results.db", "normal", ttl, clock),
 }
 
@@ -39,8 +62,11 @@ def clock() -> FakeClock:
 
 @pytest.fixture(params=sorted(BROKERS))
 def broker(request: pytest.FixtureRequest, clock: FakeClock, tmp_path: Path) -> Iterator[Broker]:
+    if request.param == "redis":
+        services.require_redis()
     b = BROKERS[request.param](clock, tmp_path)
     yield b
+    services.drop_keys(b)
     b.close()
 
 
@@ -49,6 +75,8 @@ def make_store(
     request: pytest.FixtureRequest, clock: FakeClock, tmp_path: Path
 ) -> Iterator[Callable[[float | None], ResultStore]]:
     made: list[ResultStore] = []
+    if request.param == "redis":
+        services.require_redis()
 
     def make(ttl: float | None = TTL) -> ResultStore:
         store = STORES[request.param](clock, tmp_path, ttl)
@@ -57,4 +85,5 @@ def make_store(
 
     yield make
     for s in made:
+        services.drop_keys(s)
         s.close()

@@ -9,7 +9,8 @@ from .base import Broker
 
 
 def open_broker(url: str, settings: Settings, clock: Clock) -> Broker:
-    """Open the broker that `url` names: `sqlite:///path.db` or `memory://`."""
+    """Open the broker that `url` names: `sqlite:///path.db`, `redis://…` / `rediss://…` /
+    `unix://…`, or `memory://`. A backend whose driver is missing names the extra to install."""
     scheme = url.split(":", 1)[0].lower()
     if scheme == "sqlite":
         from .._sqlite import sqlite_path_from_url
@@ -21,9 +22,16 @@ def open_broker(url: str, settings: Settings, clock: Clock) -> Broker:
         from .memory import MemoryBroker
 
         return MemoryBroker(clock, settings.task_idempotency_window)
-    if scheme in ("redis", "rediss", "unix", "postgresql", "postgres", "amqp"):
+    if scheme in ("redis", "rediss", "unix"):
+        from .redis import RedisBroker
+
+        return RedisBroker(url, clock, settings.task_idempotency_window)
+    if scheme in ("postgresql", "postgres", "amqp"):
         raise ConfigurationError(
             f"the {scheme}:// broker is not available yet; use the embedded SQLite broker "
             "(sqlite:///conveyor.db, the default)"
         )
-    raise ConfigurationError(f"unknown broker URL scheme {scheme!r}: use sqlite:/// or memory://")
+    raise ConfigurationError(
+        f"unknown broker URL scheme {scheme!r}: use sqlite:///, redis://, rediss://, unix:// "
+        "or memory://"
+    )

@@ -22,11 +22,15 @@ def open_result_store(url: str, settings: Settings, clock: Clock) -> ResultStore
         from .memory import MemoryResultStore
 
         return MemoryResultStore(ttl, clock)
-    if scheme in ("redis", "rediss", "unix", "postgresql", "postgres", "db+postgresql"):
+    if scheme in ("redis", "rediss", "unix"):
+        from .redis import RedisResultStore
+
+        return RedisResultStore(url, ttl, clock)
+    if scheme in ("postgresql", "postgres", "db+postgresql"):
         raise ConfigurationError(
             f"the {scheme}:// result store is not available yet; use the embedded SQLite store "
             "(sqlite:///conveyor.db, the default)"
         )
     raise ConfigurationError(
-        f"unknown result backend URL scheme {scheme!r}: use sqlite:/// or memory://"
+        f"unknown result backend URL scheme {scheme!r}: use sqlite:///, redis:// or memory://"
     )

@@ -1,0 +1,83 @@
+"""What the Redis broker and result store share: opening a client from a URL, the key prefix,
+loading the Lua scripts by name, and URLs safe to show.
+
+URL: `redis://[:password@]host[:port][/db][?prefix=name]`, `rediss://…` (TLS) or
+`unix:///path/redis.sock[?db=N]`. `prefix` (default `conveyor`) names the key space, so several
+apps can share one database. Keys start `<prefix>:{<prefix>}:`; the braces are a hash tag, so
+a cluster keeps every key of one prefix in one slot, as multi-key Lua scripts need.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    import redis
+
+DEFAULT_PREFIX = "conveyor"
+
+
+def import_redis() -> Any:
+    """The redis module, or an error naming the extra to install."""
+    try:
+        import redis
+    except ImportError:
+        raise ConfigurationError(
+            'the redis:// backend needs redis-py: pip install "conveyor[redis]"'
+        ) from None
+    return redis
+
+
+def safe_url(url: str) -> str:
+    """`url` with any password or user replaced by ***, for logs, reprs and errors."""
+    parts = urlsplit(url)
+    if parts.password is None and parts.username is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def client_from_url(url: str) -> tuple[redis.Redis, str]:
+    """A redis-py client (its own connection pool) and the key prefix the URL names."""
+    redis = import_redis()
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    name = query.pop("prefix", DEFAULT_PREFIX)
+    if not name or any(c in name for c in "{}: "):
+        raise ConfigurationError(f"prefix={name!r}: use letters, digits, '-', '_' or '.'")
+    plain = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+    try:
+        client = redis.Redis.from_url(plain, health_check_interval=30)
+    except ValueError as exc:
+        raise ConfigurationError(f"bad Redis URL {safe_url(url)}: {exc}") from None
+    return client, f"{name}:{{{name}}}"
+
+
+@functools.cache
+def lua_source(package: str, name: str) -> str:
+    """The text of script `name`: the shared `redis_clock.lua` (P and NOW), the package's
+    `_prelude.lua`, then the script."""
+    files = resources.files(package)
+    parts = [
+        resources.files("conveyor").joinpath("redis_clock.lua"),
+        files.joinpath("_prelude.lua"),
+        files.joinpath(f"{name}.lua"),
+    ]
+    return "\n".join(part.read_text(encoding="utf-8") for part in parts)
+
+
+class Scripts:
+    """The Lua scripts of a package, registered on one client. Calling one sends EVALSHA and
+    loads it on NOSCRIPT (a restarted server), as redis-py's Script does."""
+
+    def __init__(self, client: redis.Redis, package: str, names: tuple[str, ...]) -> None:
+        self._scripts = {n: client.register_script(lua_source(package, n)) for n in names}
+
+    def __call__(self, name: str, prefix: str, args: list[Any]) -> Any:
+        return self._scripts[name](keys=[prefix], args=args)

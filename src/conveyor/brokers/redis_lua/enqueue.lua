@@ -1,0 +1,42 @@
+-- enqueue: store a batch, all or none; an id already stored (or a live tombstone) is a no-op.
+-- Touches P:m:<id>, P:r:<q> or P:s:<q>, P:queues, P:seq, P:wake:<q>.
+-- ARGV: now, window, then per envelope 6 values: id, queue, priority, delay, max_deliveries,
+-- body. A tombstone older than the window (by the caller's clock) no longer counts; the server
+-- also expires it natively.
+-- Returns 1/0 per envelope (newly stored or not).
+local out = {}
+local woken = {}
+local window = tonumber(ARGV[2])
+local function known(key)
+  local f = redis.call('HMGET', key, 's', 'dn')
+  if f[1] == false then return false end
+  if f[1] == 'z' and num(f[2], 0) + window <= NOW then
+    redis.call('DEL', key)
+    return false
+  end
+  return true
+end
+for i = 3, #ARGV, 6 do
+  local id, q = ARGV[i], ARGV[i + 1]
+  local p, delay = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+  local key = mkey(id)
+  if known(key) then
+    out[#out + 1] = 0
+  else
+    local n = redis.call('INCR', P .. ':seq')
+    local at = NOW + math.max(0, delay)
+    redis.call('HSET', key, 'q', q, 'p', p, 'md', ARGV[i + 4], 'b', ARGV[i + 5], 'n', n,
+      'd', 0, 'l', 0, 'u', tostring(NOW))
+    redis.call('SADD', P .. ':queues', q)
+    if delay > 0 then
+      redis.call('HSET', key, 's', 's', 'at', tostring(at))
+      redis.call('ZADD', P .. ':s:' .. q, at, id)
+    else
+      make_ready(id, q, p, at, n)
+      woken[q] = (woken[q] or 0) + 1
+    end
+    out[#out + 1] = 1
+  end
+end
+for q, count in pairs(woken) do wake(q, count) end
+return out

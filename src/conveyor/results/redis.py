@@ -1,0 +1,86 @@
+"""Redis result store: one hash per outcome with a native TTL, written by `redis_lua/put.lua`
+(fenced by token, atomic per batch). Waiting readers subscribe to a channel the writer
+publishes to, so `AsyncResult.get()` wakes at once instead of polling."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from .._redis import Scripts, client_from_url
+from ..clock import SYSTEM_CLOCK, Clock
+from .base import Outcome
+
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(Outcome)
+
+
+class RedisResultStore:
+    """Result-store contract on one Redis database."""
+
+    def __init__(self, url: str, ttl: float | None = 86400.0, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._client, self.prefix = client_from_url(url)
+        self._scripts = Scripts(
+            self._client, "conveyor.results.redis_lua", ("put", "purge_expired")
+        )
+        self._ttl = ttl
+        self._clock = clock
+
+    def _now(self) -> str:
+        return "" if self._clock is SYSTEM_CLOCK else repr(self._clock.now())
+
+    def put(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        if not outcomes:
+            return []
+        args: list[Any] = [self._now(), "" if self._ttl is None else repr(self._ttl)]
+        for o in outcomes:
+            args += [o.task_id, o.token, _ENCODER.encode(o), int(o.state.ready)]
+        return [bool(v) for v in self._scripts("put", self.prefix, args)]
+
+    def get(self, task_id: str) -> Outcome | None:
+        return self.get_many([task_id]).get(task_id)
+
+    def get_many(self, task_ids: Sequence[str]) -> dict[str, Outcome]:
+        if not task_ids:
+            return {}
+        pipe = self._client.pipeline(transaction=False)
+        for tid in task_ids:
+            pipe.hmget(f"{self.prefix}:res:{tid}", "ex", "v")
+        now = time.time() if self._clock is SYSTEM_CLOCK else self._clock.now()
+        found = {}
+        for tid, (expires, value) in zip(task_ids, pipe.execute(), strict=True):
+            if value is not None and (not expires or float(expires) > now):
+                found[tid] = _DECODER.decode(value)
+        return found
+
+    def wait(self, task_ids: Sequence[str], timeout: float | None) -> dict[str, Outcome]:
+        wanted = list(dict.fromkeys(task_ids))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pubsub = self._client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        pubsub.subscribe(f"{self.prefix}:res:ready")  # before the first read: no lost wake-up
+        try:
+            while True:
+                ready = {t: o for t, o in self.get_many(wanted).items() if o.state.ready}
+                remaining = 1.0 if deadline is None else deadline - time.monotonic()
+                if len(ready) == len(wanted) or remaining <= 0:
+                    return ready
+                pubsub.get_message(timeout=min(remaining, 1.0))
+        finally:
+            pubsub.close()
+
+    def forget(self, task_ids: Sequence[str]) -> None:
+        if not task_ids:
+            return
+        pipe = self._client.pipeline(transaction=True)
+        pipe.delete(*(f"{self.prefix}:res:{t}" for t in task_ids))
+        pipe.zrem(f"{self.prefix}:resx", *task_ids)
+        pipe.execute()
+
+    def purge_expired(self) -> int:
+        return int(self._scripts("purge_expired", self.prefix, [self._now()]))
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,13 @@
+-- Prepended to every conveyor result-store script when it is loaded.
+--
+-- Key layout. P is the key prefix (KEYS[1], as for the broker).
+--   P:res:<id>     hash, one outcome: tk fencing token, v the encoded outcome (msgpack),
+--                  ex expiry time ('' for none); expires natively at the same moment
+--   P:resx         zset id -> expiry time, so purge_expired can count and clear what the
+--                  server did not expire yet (a FakeClock in tests runs ahead of it)
+--   P:res:ready    pub/sub channel: one message per put batch holding a ready outcome, so
+--                  AsyncResult.get() waits without polling
+--
+-- Time: ARGV[1] is "now" from the caller's injected clock, or "" for the server's TIME.
+
+-- P and NOW come from conveyor/redis_clock.lua, loaded first.

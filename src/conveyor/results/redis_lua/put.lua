@@ -1,0 +1,30 @@
+-- put: store outcomes, each unless the stored, unexpired one has a larger fencing token.
+-- Touches P:res:<id>, P:resx, P:res:ready.
+-- ARGV: now, ttl seconds ('' for none), then per outcome: id, token, encoded, ready ('1'/'0').
+-- Returns 1/0 per outcome (stored or refused).
+local ttl = tonumber(ARGV[2])
+local out = {}
+local ready = false
+for i = 3, #ARGV, 4 do
+  local id = ARGV[i]
+  local key = P .. ':res:' .. id
+  local f = redis.call('HMGET', key, 'tk', 'ex')
+  local live = f[1] ~= false and (f[2] == false or f[2] == '' or tonumber(f[2]) > NOW)
+  if live and tonumber(f[1]) > tonumber(ARGV[i + 1]) then
+    out[#out + 1] = 0
+  else
+    if ttl then
+      redis.call('HSET', key, 'tk', ARGV[i + 1], 'v', ARGV[i + 2], 'ex', tostring(NOW + ttl))
+      redis.call('PEXPIRE', key, math.max(1, math.ceil(ttl * 1000)))
+      redis.call('ZADD', P .. ':resx', NOW + ttl, id)
+    else
+      redis.call('HSET', key, 'tk', ARGV[i + 1], 'v', ARGV[i + 2], 'ex', '')
+      redis.call('PERSIST', key)
+      redis.call('ZREM', P .. ':resx', id)
+    end
+    if ARGV[i + 3] == '1' then ready = true end
+    out[#out + 1] = 1
+  end
+end
+if ready then redis.call('PUBLISH', P .. ':res:ready', '1') end
+return out

@@ -1,0 +1,62 @@
+"""Reaching the Redis and PostgreSQL servers the tests use.
+
+`CONVEYOR_TEST_REDIS_URL` (default `redis://127.0.0.1:6379/13`) and `CONVEYOR_TEST_POSTGRES_URL`
+(default `postgresql://postgres@127.0.0.1:5432/test`). A test that needs a server that does
+not answer is skipped with the server named — unless `CONVEYOR_REQUIRE_SERVICES=1` (CI), where
+it fails. Each test works under a key prefix or schema of its own and removes it afterwards.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+import pytest
+
+REDIS_URL = os.environ.get("CONVEYOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+POSTGRES_URL = os.environ.get(
+    "CONVEYOR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+def _required() -> bool:
+    return os.environ.get("CONVEYOR_REQUIRE_SERVICES") == "1"
+
+
+@functools.cache
+def _redis_problem() -> str | None:
+    try:
+        import redis
+
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except Exception as exc:
+        return f"Redis at {REDIS_URL} is not reachable ({type(exc).__name__}: {exc})"
+    return None
+
+
+def require_redis() -> None:
+    """Skip (or, with CONVEYOR_REQUIRE_SERVICES=1, fail) when the test Redis is down."""
+    problem = _redis_problem()
+    if problem is None:
+        return
+    if _required():
+        pytest.fail(f"{problem}; CONVEYOR_REQUIRE_SERVICES=1 forbids skipping")
+    pytest.skip(f"needs Redis: {problem}")
+
+
+def redis_url(prefix: str) -> str:
+    """The test Redis URL with a key prefix of the test's own."""
+    separator = "&" if "?" in REDIS_URL else "?"
+    return f"{REDIS_URL}{separator}prefix={prefix}"
+
+
+def drop_keys(backend: Any) -> None:
+    """Delete every key under a Redis backend's prefix (no-op for other backends)."""
+    prefix = getattr(backend, "prefix", None)
+    client = getattr(backend, "_client", None)
+    if prefix is None or client is None:
+        return
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    for start in range(0, len(keys), 500):
+        client.delete(*keys[start : start + 500])

@@ -1,0 +1,51 @@
+"""Opening the Redis backends: the missing-driver error, URLs without credentials, the key
+prefix, and the eviction-policy warning (against the real test server)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import pytest
+
+from conveyor import ConfigurationError, Conveyor
+from conveyor._redis import client_from_url, safe_url
+
+from .. import services
+
+
+def test_a_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "redis", None)  # what an environment without it gives
+    app = Conveyor("x", broker="redis://127.0.0.1:6379/13", set_as_current=False)
+    with pytest.raises(ConfigurationError, match=r'pip install "conveyor\[redis\]"'):
+        app.broker  # noqa: B018
+
+
+def test_urls_are_shown_without_credentials() -> None:
+    assert safe_url("redis://:s3cret@cache:6380/2?prefix=p") == "redis://***@cache:6380/2?prefix=p"
+    assert safe_url("redis://user:pw@cache/0") == "redis://***@cache/0"
+    assert safe_url("redis://cache/0") == "redis://cache/0"
+
+
+def test_prefix_comes_from_the_url_and_is_checked() -> None:
+    _, prefix = client_from_url("redis://127.0.0.1:6379/13?prefix=billing")
+    assert prefix == "billing:{billing}"
+    with pytest.raises(ConfigurationError, match="prefix="):
+        client_from_url("redis://127.0.0.1:6379/13?prefix=a:b")
+
+
+def test_an_evicting_server_policy_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    services.require_redis()
+    from conveyor.brokers.redis import RedisBroker
+
+    broker = RedisBroker(services.redis_url("evict-check"))
+    client = broker._client
+    before = client.config_get("maxmemory-policy")["maxmemory-policy"]
+    try:
+        client.config_set("maxmemory-policy", "allkeys-lru")
+        with caplog.at_level(logging.WARNING, logger="conveyor.brokers.redis"):
+            RedisBroker(services.redis_url("evict-check")).close()
+    finally:
+        client.config_set("maxmemory-policy", before)
+        broker.close()
+    assert "maxmemory-policy is allkeys-lru" in caplog.text
