@@ -14,6 +14,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from ._urls import safe_url
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -31,16 +32,6 @@ def import_redis() -> Any:
             'the redis:// backend needs redis-py: pip install "conveyor[redis]"'
         ) from None
     return redis
-
-
-def safe_url(url: str) -> str:
-    """`url` with any password or user replaced by ***, for logs, reprs and errors."""
-    parts = urlsplit(url)
-    if parts.password is None and parts.username is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def client_from_url(url: str) -> tuple[redis.Redis, str]:

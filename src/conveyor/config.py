@@ -58,6 +58,7 @@ class Settings:
     visibility_timeout: float = 30.0
     broker_transport_options: Mapping[str, Any] = field(default_factory=dict)
     result_expires: float | None = 86400.0
+    database_create_tables_at_setup: bool = True
     timezone: str = "UTC"
     enable_utc: bool = True
     worker_concurrency: int | None = None

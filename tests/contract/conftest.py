@@ -33,8 +33,20 @@ def _redis_broker(clock: FakeClock, tmp: Path) -> Broker:
     return RedisBroker(services.redis_url(f"contract-{uuid.uuid4().hex[:12]}"), clock, WINDOW)
 
 
+def _schema(tmp: Path) -> str:
+    # one schema per test directory: backends made twice in one test share it, like one file
+    return "ct_" + hashlib.sha1(str(tmp).encode()).hexdigest()[:12]
+
+
+def _postgres_broker(clock: FakeClock, tmp: Path) -> Broker:
+    from conveyor.brokers.postgres import PostgresBroker
+
+    return PostgresBroker(services.postgres_url(_schema(tmp)), clock, WINDOW)
+
+
 BROKERS: dict[str, BrokerFactory] = {
     "memory": lambda clock, tmp: MemoryBroker(clock, WINDOW),
+    "postgres": _postgres_broker,
     "sqlite": lambda clock, tmp: SqliteBroker(tmp / "broker.db", "normal", clock, WINDOW),
     "redis": _redis_broker,
 }
@@ -48,8 +60,15 @@ def _redis_store(clock: FakeClock, tmp: Path, ttl: float | None) -> ResultStore:
     return RedisResultStore(services.redis_url(prefix), ttl, clock)
 
 
+def _postgres_store(clock: FakeClock, tmp: Path, ttl: float | None) -> ResultStore:
+    from conveyor.results.postgres import PostgresResultStore
+
+    return PostgresResultStore(services.postgres_url(_schema(tmp)), ttl, clock)
+
+
 STORES: dict[str, StoreFactory] = {
     "memory": lambda clock, tmp, ttl: MemoryResultStore(ttl, clock),
+    "postgres": _postgres_store,
     "redis": _redis_store,
     "sqlite": lambda clock, tmp, ttl: SqliteResultStore(tmp / "results.db", "normal", ttl, clock),
 }
@@ -64,6 +83,8 @@ def clock() -> FakeClock:
 def broker(request: pytest.FixtureRequest, clock: FakeClock, tmp_path: Path) -> Iterator[Broker]:
     if request.param == "redis":
         services.require_redis()
+    if request.param == "postgres":
+        services.require_postgres()
     b = BROKERS[request.param](clock, tmp_path)
     yield b
     services.drop_keys(b)
@@ -77,6 +98,8 @@ def make_store(
     made: list[ResultStore] = []
     if request.param == "redis":
         services.require_redis()
+    if request.param == "postgres":
+        services.require_postgres()
 
     def make(ttl: float | None = TTL) -> ResultStore:
         store = STORES[request.param](clock, tmp_path, ttl)

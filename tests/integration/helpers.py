@@ -9,21 +9,43 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).parent
 
 
-def env_for(db: Path, **extra: str) -> dict[str, str]:
+@dataclass(frozen=True)
+class Remote:
+    """A server-backed place for a test's processes to meet: one URL for the broker and the
+    result store (a Redis key prefix or a PostgreSQL schema of the test's own), and the test's
+    directory for logs. A `Path` means an SQLite file instead."""
+
+    url: str
+    dir: Path
+
+
+Where = Path | Remote
+
+
+def url_of(db: Where) -> str:
+    return db.url if isinstance(db, Remote) else f"sqlite:///{db}"
+
+
+def dir_of(db: Where) -> Path:
+    return db.dir if isinstance(db, Remote) else db.parent
+
+
+def env_for(db: Where, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env["CONVEYOR_BROKER_URL"] = f"sqlite:///{db}"
+    env["CONVEYOR_BROKER_URL"] = url_of(db)
     env.pop("CONVEYOR_RESULT_BACKEND", None)
     env["PYTHONPATH"] = os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")])
     env.update(extra)
     return env
 
 
-def conveyor(db: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+def conveyor(db: Where, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
     """Run one `conveyor` command to completion."""
     return subprocess.run(  # noqa: PLW1510 - exit codes are asserted
         [sys.executable, "-m", "conveyor", *args],
@@ -36,7 +58,7 @@ def conveyor(db: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[
     )
 
 
-def python(db: Path, code: str, **extra: str) -> subprocess.CompletedProcess[str]:
+def python(db: Where, code: str, **extra: str) -> subprocess.CompletedProcess[str]:
     """Run a Python snippet in a fresh process (a producer)."""
     return subprocess.run(
         [sys.executable, "-c", code],
@@ -50,10 +72,10 @@ def python(db: Path, code: str, **extra: str) -> subprocess.CompletedProcess[str
 
 
 def start_worker(
-    db: Path, *args: str, app: str = "sample_app", **extra: str
+    db: Where, *args: str, app: str = "sample_app", **extra: str
 ) -> subprocess.Popen[str]:
     """Start a `conveyor -A <app> worker` process logging to its own file beside `db`."""
-    path = db.parent / f"worker-{time.monotonic_ns()}.log"
+    path = dir_of(db) / f"worker-{time.monotonic_ns()}.log"
     with path.open("w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "conveyor", "-A", app, "worker", "-l", "info", *args],
@@ -105,7 +127,7 @@ def _cmdline(pid: int) -> bytes:
 
 
 @contextlib.contextmanager
-def worker(db: Path, *args: str, **extra: str) -> Iterator[subprocess.Popen[str]]:
+def worker(db: Where, *args: str, **extra: str) -> Iterator[subprocess.Popen[str]]:
     """A `conveyor -A sample_app worker` process, stopped (and reaped) on exit."""
     proc = start_worker(db, *args, **extra)
     try:
@@ -123,5 +145,5 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> No
         time.sleep(0.02)
 
 
-def read_logs(db: Path) -> str:
-    return "\n".join(p.read_text() for p in sorted(db.parent.glob("worker-*.log")))
+def read_logs(db: Where) -> str:
+    return "\n".join(p.read_text() for p in sorted(dir_of(db).glob("worker-*.log")))

@@ -1,5 +1,6 @@
-"""Execution guarantees with real worker processes on SQLite: chaos, fencing, poison, time
-limits, recycling, durable revoke and global rate limits. The ledger (ledger.py) records what
+"""Execution guarantees with real worker processes: chaos, fencing, poison, time limits,
+recycling, durable revoke and global rate limits. Chaos, fencing and poison run on every
+backend (SQLite, Redis, PostgreSQL); the rest on SQLite. The ledger (ledger.py) records what
 really ran, outside the broker."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from conveyor.brokers.base import MessageState
 from conveyor.states import TaskState
 
 from .helpers import (
+    Where,
     _children,
     _cmdline,
     conveyor,
@@ -34,7 +36,7 @@ from .ledger import check, count, read_ledger
 pytestmark = pytest.mark.slow
 
 
-def send(db: Path, code: str, **extra: str) -> list[str]:
+def send(db: Where, code: str, **extra: str) -> list[str]:
     """Run a producer snippet that prints task ids; return them."""
     return python(db, "import sample_app as s\n" + code, **extra).stdout.split()
 
@@ -51,8 +53,9 @@ def forkservers(pid: int) -> set[int]:
     return {k for k in _children(pid) if b"forkserver" in _cmdline(k)}
 
 
+@pytest.mark.every_backend
 def test_chaos_kills_lose_nothing_and_every_repeat_follows_a_kill(
-    db: Path, reader: Conveyor, tmp_path: Path
+    db: Where, reader: Conveyor, tmp_path: Path
 ) -> None:
     ledger = tmp_path / "ledger.txt"
     env = {"SAMPLE_LEDGER": str(ledger), "SAMPLE_VISIBILITY": "2", "SAMPLE_GRACE": "5"}
@@ -105,8 +108,9 @@ def test_chaos_kills_lose_nothing_and_every_repeat_follows_a_kill(
     assert set(report.duplicates) <= repeated  # every repeat is a recorded redelivery
 
 
+@pytest.mark.every_backend
 def test_a_stopped_worker_cannot_ack_or_overwrite_the_new_owner(
-    db: Path, reader: Conveyor, tmp_path: Path
+    db: Where, reader: Conveyor, tmp_path: Path
 ) -> None:
     ledger = tmp_path / "ledger.txt"
     env = {"SAMPLE_LEDGER": str(ledger), "SAMPLE_VISIBILITY": "1.5"}
@@ -140,7 +144,8 @@ def test_a_stopped_worker_cannot_ack_or_overwrite_the_new_owner(
     assert reader.broker.queue_stats() == []
 
 
-def test_a_poison_task_is_dead_lettered_while_others_flow(db: Path, reader: Conveyor) -> None:
+@pytest.mark.every_backend
+def test_a_poison_task_is_dead_lettered_while_others_flow(db: Where, reader: Conveyor) -> None:
     (poison,) = send(db, "print(s.kill_self.delay().id)")
     normal = send(db, "for i in range(60): print(s.add.delay(i, 1).id)")
     with worker(db, "-P", "process", "-c", "2"):
@@ -156,7 +161,7 @@ def test_a_poison_task_is_dead_lettered_while_others_flow(db: Path, reader: Conv
     assert reader.broker.get_message(poison) is None
 
 
-def test_process_pool_soft_and_hard_limits(db: Path, reader: Conveyor) -> None:
+def test_process_pool_soft_and_hard_limits(db: Where, reader: Conveyor) -> None:
     soft, hard = send(db, "print(s.soft_limited.delay().id)\nprint(s.hard_limited.delay().id)")
     after = send(db, "for _ in range(4): print(s.pid.delay().id)")
     with worker(db, "-P", "process", "-c", "1"):
@@ -169,7 +174,7 @@ def test_process_pool_soft_and_hard_limits(db: Path, reader: Conveyor) -> None:
 
 
 def test_recycling_every_task_loses_and_repeats_nothing(
-    db: Path, reader: Conveyor, tmp_path: Path
+    db: Where, reader: Conveyor, tmp_path: Path
 ) -> None:
     ledger = tmp_path / "ledger.txt"
     ids = send(db, "for _ in range(500): print(s.ledgered.delay(0).id)")
@@ -183,7 +188,7 @@ def test_recycling_every_task_loses_and_repeats_nothing(
     assert len({r.pid for r in read_ledger(ledger)}) == 500  # one child per task
 
 
-def test_recycling_by_memory(db: Path, reader: Conveyor) -> None:
+def test_recycling_by_memory(db: Where, reader: Conveyor) -> None:
     ids = send(db, "for _ in range(4): print(s.hog.delay(80).id)")
     with worker(db, "-P", "process", "-c", "1", "--max-memory-per-child", "60000"):
         found = reader.results.wait(ids, timeout=90)
@@ -192,7 +197,7 @@ def test_recycling_by_memory(db: Path, reader: Conveyor) -> None:
     assert len(set(pids)) == 4  # each child passed 60 MB and was replaced after its task
 
 
-def test_expired_calls_are_never_started(db: Path, reader: Conveyor, tmp_path: Path) -> None:
+def test_expired_calls_are_never_started(db: Where, reader: Conveyor, tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.txt"
     stale = send(db, "for _ in range(3): print(s.ledgered.apply_async((0,), expires=0.01).id)")
     (fresh,) = send(db, "print(s.ledgered.apply_async((0,), expires=600).id)")
@@ -205,7 +210,7 @@ def test_expired_calls_are_never_started(db: Path, reader: Conveyor, tmp_path: P
 
 
 def test_revoke_is_durable_across_worker_restarts(
-    db: Path, reader: Conveyor, tmp_path: Path
+    db: Where, reader: Conveyor, tmp_path: Path
 ) -> None:
     ledger = tmp_path / "ledger.txt"
     env = {"SAMPLE_LEDGER": str(ledger)}
@@ -229,7 +234,7 @@ def test_revoke_is_durable_across_worker_restarts(
     assert reader.AsyncResult(waiting).state is TaskState.REVOKED
 
 
-def test_revoke_terminate_kills_a_running_call(db: Path, reader: Conveyor, tmp_path: Path) -> None:
+def test_revoke_terminate_kills_a_running_call(db: Where, reader: Conveyor, tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.txt"
     (task_id,) = send(db, "print(s.ledgered.delay(60).id)")
     with worker(db, "-P", "process", "-c", "1", SAMPLE_LEDGER=str(ledger), SAMPLE_VISIBILITY="1.5"):
@@ -242,7 +247,7 @@ def test_revoke_terminate_kills_a_running_call(db: Path, reader: Conveyor, tmp_p
 
 
 def test_global_rate_limit_holds_across_three_workers(
-    db: Path, reader: Conveyor, tmp_path: Path
+    db: Where, reader: Conveyor, tmp_path: Path
 ) -> None:
     ledger = tmp_path / "ledger.txt"
     send(db, "for _ in range(480): s.limited.delay()")
@@ -265,7 +270,7 @@ def test_global_rate_limit_holds_across_three_workers(
     assert 270 <= len(window) <= 330
 
 
-def test_redrive_puts_dead_letters_back(db: Path, reader: Conveyor) -> None:
+def test_redrive_puts_dead_letters_back(db: Where, reader: Conveyor) -> None:
     (poison,) = send(db, "print(s.kill_self.apply_async().id)")
     with worker(db, "-P", "process", "-c", "1"):
         wait_dead(reader, poison)
@@ -278,7 +283,7 @@ def test_redrive_puts_dead_letters_back(db: Path, reader: Conveyor) -> None:
 
 
 def test_at_most_once_call_cut_off_is_recorded_not_repeated(
-    db: Path, reader: Conveyor, tmp_path: Path
+    db: Where, reader: Conveyor, tmp_path: Path
 ) -> None:
     ledger = tmp_path / "ledger.txt"
     (task_id,) = send(db, "print(s.die_at_most_once.delay().id)")

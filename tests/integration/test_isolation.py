@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 
 from conveyor import Conveyor
 from conveyor.states import TaskState
 
-from .helpers import log_of, python, start_worker, stop_worker, wait_until
+from .conftest import Places
+from .helpers import Where, log_of, python, start_worker, stop_worker, url_of, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -39,10 +39,10 @@ print(json.dumps(sent))
 """
 
 
-def high_waits(db: Path, *worker_args: str) -> list[float]:
+def high_waits(db: Where, *worker_args: str) -> list[float]:
     """Run the scenario against one worker; the sorted enqueue-to-start waits of `high`."""
     proc = start_worker(db, "-P", "process", *worker_args, app="seed_app")
-    reader = Conveyor("reader", broker=f"sqlite:///{db}", set_as_current=False)
+    reader = Conveyor("reader", broker=url_of(db), set_as_current=False)
     try:
         wait_until(lambda: "ready" in log_of(proc), 60, "the worker to start")
         sent: dict[str, float] = json.loads(python(db, PRODUCER).stdout)
@@ -65,9 +65,10 @@ def p99(values: list[float]) -> float:
     return values[min(len(values) - 1, int(len(values) * 0.99))]
 
 
-def test_slot_groups_keep_notifications_fast_beside_a_slow_backlog(tmp_path: Path) -> None:
-    isolated = high_waits(tmp_path / "isolated.db", "-Q", "high,default:3", "-Q", "low:1")
-    shared = high_waits(tmp_path / "shared.db", "-Q", "high,default,low:4")
+@pytest.mark.every_backend
+def test_slot_groups_keep_notifications_fast_beside_a_slow_backlog(places: Places) -> None:
+    isolated = high_waits(places("isolated"), "-Q", "high,default:3", "-Q", "low:1")
+    shared = high_waits(places("shared"), "-Q", "high,default,low:4")
     print(
         f"\nhigh wait p50/p99: isolated {isolated[len(isolated) // 2] * 1000:.0f}/"
         f"{p99(isolated) * 1000:.0f} ms, shared {shared[len(shared) // 2] * 1000:.0f}/"

@@ -11,7 +11,7 @@ import pytest
 from conveyor import Conveyor
 from conveyor.states import TaskState
 
-from .helpers import python, read_logs, wait_until, worker
+from .helpers import dir_of, python, read_logs, wait_until, worker
 
 pytestmark = pytest.mark.slow
 
@@ -92,7 +92,7 @@ def test_a_child_that_dies_mid_task_is_replaced_and_its_call_redelivered(
 
 
 def test_a_task_may_run_far_longer_than_its_lease(db: Path, reader: Conveyor) -> None:
-    runs = db.parent / "runs.txt"
+    runs = dir_of(db) / "runs.txt"
     code = f"from sample_app import log_run; print(log_run.delay({str(runs)!r}, 4.0).id)"
     task_id = python(db, code).stdout.strip()
     # Lease of 1 s; the task runs 4 s. Two workers compete: the keeper must keep the lease.

@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from conveyor import ConfigurationError, Conveyor
-from conveyor._redis import client_from_url, safe_url
+from conveyor._redis import client_from_url
+from conveyor._urls import safe_url
 
 from .. import services
 

@@ -10,7 +10,8 @@ from .base import Broker
 
 def open_broker(url: str, settings: Settings, clock: Clock) -> Broker:
     """Open the broker that `url` names: `sqlite:///path.db`, `redis://…` / `rediss://…` /
-    `unix://…`, or `memory://`. A backend whose driver is missing names the extra to install."""
+    `unix://…`, `postgresql://…`, or `memory://`. A backend whose driver is missing names the
+    extra to install."""
     scheme = url.split(":", 1)[0].lower()
     if scheme == "sqlite":
         from .._sqlite import sqlite_path_from_url
@@ -26,12 +27,21 @@ def open_broker(url: str, settings: Settings, clock: Clock) -> Broker:
         from .redis import RedisBroker
 
         return RedisBroker(url, clock, settings.task_idempotency_window)
-    if scheme in ("postgresql", "postgres", "amqp"):
+    if scheme in ("postgresql", "postgres"):
+        from .postgres import PostgresBroker
+
+        return PostgresBroker(
+            url,
+            clock,
+            settings.task_idempotency_window,
+            settings.database_create_tables_at_setup,
+        )
+    if scheme == "amqp":
         raise ConfigurationError(
-            f"the {scheme}:// broker is not available yet; use the embedded SQLite broker "
-            "(sqlite:///conveyor.db, the default)"
+            "the amqp:// broker is not available: use redis://, postgresql:// or the embedded "
+            "SQLite broker (sqlite:///conveyor.db, the default)"
         )
     raise ConfigurationError(
-        f"unknown broker URL scheme {scheme!r}: use sqlite:///, redis://, rediss://, unix:// "
-        "or memory://"
+        f"unknown broker URL scheme {scheme!r}: use sqlite:///, redis://, rediss://, unix://, "
+        "postgresql:// or memory://"
     )

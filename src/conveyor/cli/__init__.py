@@ -12,6 +12,7 @@ import click
 from .. import __version__
 from .context import CliContext, run_cli
 from .control import control
+from .db import db
 from .demo import demo
 from .dlq import dlq
 from .inspect_cmds import queues, result
@@ -38,7 +39,7 @@ def cli(ctx: click.Context, app_spec: str | None, broker: str | None) -> None:
     ctx.obj = CliContext(app_spec, broker)
 
 
-for command in (worker, call, result, queues, routes, purge, control, dlq, demo):
+for command in (worker, call, result, queues, routes, purge, control, dlq, demo, db):
     cli.add_command(command)
 
 

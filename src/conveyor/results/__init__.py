@@ -9,7 +9,8 @@ from .base import ResultStore
 
 
 def open_result_store(url: str, settings: Settings, clock: Clock) -> ResultStore:
-    """Open the result store that `url` names: `sqlite:///path.db` or `memory://`."""
+    """Open the result store that `url` names: `sqlite:///path.db`, `redis://…`,
+    `postgresql://…` (also Celery's `db+postgresql://`) or `memory://`."""
     scheme = url.split(":", 1)[0].lower()
     ttl = settings.result_expires
     if scheme == "sqlite":
@@ -26,11 +27,10 @@ def open_result_store(url: str, settings: Settings, clock: Clock) -> ResultStore
         from .redis import RedisResultStore
 
         return RedisResultStore(url, ttl, clock)
-    if scheme in ("postgresql", "postgres", "db+postgresql"):
-        raise ConfigurationError(
-            f"the {scheme}:// result store is not available yet; use the embedded SQLite store "
-            "(sqlite:///conveyor.db, the default)"
-        )
+    if scheme.removeprefix("db+").split("+", 1)[0] in ("postgresql", "postgres"):
+        from .postgres import PostgresResultStore
+
+        return PostgresResultStore(url, ttl, clock, settings.database_create_tables_at_setup)
     raise ConfigurationError(
-        f"unknown result backend URL scheme {scheme!r}: use sqlite:///, redis:// or memory://"
+        f"unknown result backend URL scheme {scheme!r}: use sqlite:///, redis://, postgresql:// or memory://"
     )

@@ -1,0 +1,207 @@
+"""What the PostgreSQL broker and result store share: parsing the URL, a psycopg connection
+pool whose connections live in conveyor's schema, and a LISTEN connection that wakes waiters.
+
+URL: `postgresql://[user[:password]@]host[:port]/dbname[?schema=name&…]` (`postgres://` and
+Celery's `db+postgresql://` are accepted too). `schema` (default `conveyor`) holds every table,
+so several apps — or test runs — can share one database; other query parameters go to libpq.
+The schema is created and migrated on first use (see `pgschema.py`) unless the app sets
+`database_create_tables_at_setup=False`.
+
+Time: every statement reads the database's clock through `conveyor_now(given)`, which returns
+`given` when a clock is injected (tests) and the transaction's timestamp otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from ._urls import safe_url
+from .clock import SYSTEM_CLOCK, Clock
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    import psycopg
+    import psycopg_pool
+
+DEFAULT_SCHEMA = "conveyor"
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")
+log = logging.getLogger("conveyor.postgres")
+
+
+def import_psycopg() -> tuple[Any, Any]:
+    """psycopg and psycopg_pool, or an error naming the extra to install."""
+    try:
+        import psycopg
+        import psycopg_pool
+    except ImportError:
+        raise ConfigurationError(
+            "the postgresql:// backend needs psycopg 3 and its pool: "
+            'pip install "conveyor[postgres]"'
+        ) from None
+    return psycopg, psycopg_pool
+
+
+@dataclass(frozen=True, slots=True)
+class PgTarget:
+    """A parsed PostgreSQL URL: the libpq conninfo, the schema, and the URL safe to show."""
+
+    conninfo: str
+    schema: str
+    shown: str
+
+    @property
+    def channel(self) -> str:
+        """The NOTIFY channel of this schema's broker."""
+        return f"conveyor_{self.schema}"
+
+    @property
+    def results_channel(self) -> str:
+        """The NOTIFY channel of this schema's result store."""
+        return f"conveyor_results_{self.schema}"
+
+
+def parse_url(url: str) -> PgTarget:
+    """Split conveyor's own `schema` parameter from what libpq reads."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower().removeprefix("db+").split("+", 1)[0]
+    if scheme not in ("postgresql", "postgres"):
+        raise ConfigurationError(f"not a PostgreSQL URL: {safe_url(url)}")
+    query = dict(parse_qsl(parts.query))
+    schema = query.pop("schema", DEFAULT_SCHEMA)
+    if not _SCHEMA_NAME.match(schema):
+        raise ConfigurationError(
+            f"schema={schema!r} in {safe_url(url)}: use lower-case letters, digits and '_', "
+            "starting with a letter, at most 40 characters"
+        )
+    conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(query), ""))
+    return PgTarget(conninfo, schema, safe_url(url))
+
+
+def now_param(clock: Clock) -> float | None:
+    """The `now` parameter of every statement: None lets the database's clock decide."""
+    return None if clock is SYSTEM_CLOCK else clock.now()
+
+
+class PgDatabase:
+    """A connection pool whose connections use `target.schema` (autocommit: each statement is
+    its own transaction unless a caller opens one). Thread-safe."""
+
+    def __init__(self, target: PgTarget, max_size: int = 8, name: str = "conveyor") -> None:
+        pg, pool = import_psycopg()
+        self.target = target
+        self.errors: tuple[type[Exception], ...] = (pg.OperationalError, pool.PoolTimeout)
+        self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = pool.ConnectionPool(
+            target.conninfo,
+            kwargs={
+                "autocommit": True,
+                "options": f"-c search_path={target.schema}",
+                "connect_timeout": 5,
+            },
+            min_size=1,
+            max_size=max_size,
+            open=False,
+            timeout=5.0,
+            name=name,
+            check=pool.ConnectionPool.check_connection,
+            reconnect_timeout=0,  # keep trying to refill the pool for as long as it is open
+        )
+        self._pool.open(wait=False)
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        with self._pool.connection() as conn:
+            yield conn
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+class Listener:
+    """A LISTEN connection on a thread of its own, started on first use, that counts the
+    notifications of one channel so that waiters block on a condition instead of polling.
+
+    Contract: a waiter reads `version()` *before* it checks storage, then calls `wait(version,
+    timeout)`; any NOTIFY committed after the read wakes it. While the connection is down (it
+    reconnects by itself with backoff) `connected` is False and waits are capped at
+    `degraded_wait`, so nothing is missed — waiters fall back to re-checking twice a second.
+    """
+
+    def __init__(self, target: PgTarget, channel: str, degraded_wait: float = 0.5) -> None:
+        self._target = target
+        self._channel = channel
+        self._degraded_wait = degraded_wait
+        self._cond = threading.Condition()
+        self._version = 0
+        self.connected = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def version(self) -> int:
+        self._start()
+        with self._cond:
+            return self._version
+
+    def wait(self, since: int, timeout: float) -> int:
+        with self._cond:
+            if not self.connected:
+                timeout = min(timeout, self._degraded_wait)
+            self._cond.wait_for(lambda: self._version != since, timeout)
+            return self._version
+
+    def _bump(self) -> None:
+        with self._cond:
+            self._version += 1
+            self._cond.notify_all()
+
+    def _start(self) -> None:
+        if self._thread is not None:
+            return
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name=f"pg-listen-{self._channel}", daemon=True
+                )
+                self._thread.start()
+                # Give the first LISTEN a moment so that early waits are not degraded.
+                self._cond.wait_for(lambda: self.connected, 2.0)
+
+    def _run(self) -> None:
+        psycopg, _ = import_psycopg()
+        pause = 0.1
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(
+                    self._target.conninfo, autocommit=True, connect_timeout=5
+                ) as conn:
+                    conn.execute(f'LISTEN "{self._channel}"')
+                    with self._cond:
+                        self.connected = True
+                    self._bump()  # anything sent while we were away: make waiters re-check
+                    pause = 0.1
+                    self._drain(conn)
+            except psycopg.Error as exc:
+                log.warning(
+                    "LISTEN connection to %s lost (%s); reconnecting",
+                    self._target.shown,
+                    type(exc).__name__,
+                )
+            with self._cond:
+                self.connected = False
+                self._cond.notify_all()
+            self._stop.wait(pause)
+            pause = min(pause * 2, 2.0)
+
+    def _drain(self, conn: psycopg.Connection[Any]) -> None:
+        while not self._stop.is_set():
+            for _ in conn.notifies(timeout=1.0, stop_after=1):
+                self._bump()
+
+    def close(self) -> None:
+        self._stop.set()

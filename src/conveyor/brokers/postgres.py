@@ -1,0 +1,313 @@
+"""PostgreSQL broker. Statements live in `sql/postgres_broker.sql`; the tables come from the
+migrations in `conveyor/migrations/` (their headers document the layout).
+
+Claims are one `UPDATE … WHERE seq = ANY(ARRAY(SELECT … FOR UPDATE SKIP LOCKED))` per queue,
+so workers never block each other. Each `reserve` first runs `maintain` in the same network
+round trip (pipelined): due scheduled messages are promoted and expired leases taken back on
+every reservation by whichever worker comes, so recovery is continuous, never left to chance.
+
+Idle workers do not poll: they wait on a `Listener` (LISTEN on the schema's channel, which
+enqueue, release and redrive NOTIFY), bounded by the time until the next scheduled message or
+lease expiry. The database's clock is the only clock unless a clock is injected (tests).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from .._postgres import Listener, PgDatabase, now_param, parse_url
+from ..clock import SYSTEM_CLOCK, Clock
+from ..pgschema import ensure_current
+from ..sqlfiles import load_sql
+from .base import (
+    Delivery,
+    Envelope,
+    Lease,
+    MessageState,
+    QueueStats,
+    Requeue,
+    Revocation,
+    RevokeOutcome,
+    StoredMessage,
+    WorkerInfo,
+)
+from .memory import DEFAULT_IDEMPOTENCY_WINDOW
+
+_STATE_CODES = {
+    MessageState.READY: 0,
+    MessageState.SCHEDULED: 1,
+    MessageState.LEASED: 2,
+    MessageState.DEAD: 3,
+}
+_STATES_BY_CODE = {code: state for state, code in _STATE_CODES.items()}
+_HOUSEKEEPING_EVERY = 30.0
+_WORKER_RETENTION = 7 * 86400.0
+# Idle waits re-check at least this often even when no NOTIFY comes (a safety net only).
+_IDLE_RECHECK = 5.0
+
+
+class PostgresBroker:
+    """Broker contract on one PostgreSQL schema (see the module docstring)."""
+
+    def __init__(
+        self,
+        url: str,
+        clock: Clock = SYSTEM_CLOCK,
+        idempotency_window: float = DEFAULT_IDEMPOTENCY_WINDOW,
+        auto_migrate: bool = True,
+    ) -> None:
+        self.target = parse_url(url)
+        self._q = load_sql("conveyor.brokers.sql", "postgres_broker.sql")
+        self._db = PgDatabase(self.target, name="conveyor-broker")
+        self._listener = Listener(self.target, self.target.channel)
+        self._clock = clock
+        self._window = idempotency_window
+        self._next_housekeeping = 0.0
+        try:
+            ensure_current(self._db, auto_migrate)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"<PostgresBroker {self.target.shown} schema={self.target.schema}>"
+
+    @property
+    def schema(self) -> str:
+        return self.target.schema
+
+    def _params(self, **values: Any) -> dict[str, Any]:
+        return {"now": now_param(self._clock), "channel": self.target.channel, **values}
+
+    def _one(self, statement: str, **values: Any) -> Any:
+        with self._db.connection() as conn:
+            return conn.execute(self._q[statement], self._params(**values)).fetchone()
+
+    def _all(self, statement: str, **values: Any) -> list[Any]:
+        with self._db.connection() as conn:
+            return conn.execute(self._q[statement], self._params(**values)).fetchall()
+
+    # -- hot path ---------------------------------------------------------------------------
+    def enqueue(self, envelopes: Sequence[Envelope]) -> list[bool]:
+        if not envelopes:
+            return []
+        self._housekeeping()
+        rows = self._all(
+            "enqueue",
+            ids=[e.id for e in envelopes],
+            queues=[e.queue for e in envelopes],
+            priorities=[e.priority for e in envelopes],
+            delays=[max(0.0, float(e.delay)) for e in envelopes],
+            bodies=[e.body for e in envelopes],
+            max_deliveries=[e.max_deliveries for e in envelopes],
+        )
+        fresh = {r[0] for r in rows}
+        out = []
+        for e in envelopes:  # an id twice in one batch: only its first copy was stored
+            out.append(e.id in fresh)
+            fresh.discard(e.id)
+        return out
+
+    def _housekeeping(self) -> None:
+        """Drop expired idempotency tombstones and stale worker records, at most every 30 s
+        per process (on the broker's clock, so an injected clock drives it too)."""
+        now = self._clock.now()
+        if now < self._next_housekeeping:
+            return
+        self._next_housekeeping = now + _HOUSEKEEPING_EVERY
+        with self._db.connection() as conn:
+            conn.execute(self._q["forget_done"], self._params(window=self._window))
+            conn.execute(self._q["forget_workers"], self._params(retention=_WORKER_RETENTION))
+
+    def reserve(
+        self, queues: Sequence[str], limit: int, lease_for: float, wait: float = 0.0
+    ) -> list[Delivery]:
+        if limit <= 0 or not queues:
+            return []
+        queues = list(dict.fromkeys(queues))
+        deadline = time.monotonic() + max(0.0, wait)
+        while True:
+            version = self._listener.version() if wait > 0 else 0
+            got = self._reserve_now(queues, limit, lease_for)
+            if got:
+                return got
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            (due_in,) = self._one("next_due")
+            pause = min(remaining, _IDLE_RECHECK)
+            if due_in is not None:
+                pause = min(pause, max(0.0, float(due_in)))
+            if pause > 0:
+                self._listener.wait(version, pause)
+
+    def _reserve_now(self, queues: list[str], limit: int, lease_for: float) -> list[Delivery]:
+        out: list[Delivery] = []
+        with self._db.connection() as conn:
+            for position, queue in enumerate(queues):
+                params = self._params(queue=queue, limit=limit - len(out), lease_for=lease_for)
+                if position == 0:  # maintenance rides in the same round trip as the claim
+                    with conn.pipeline():
+                        conn.execute(self._q["maintain"], params)
+                        cur = conn.execute(self._q["claim"], params)
+                    rows = cur.fetchall()
+                else:
+                    rows = conn.execute(self._q["claim"], params).fetchall()
+                rows.sort(key=lambda r: (-r[2], r[11], r[12]))
+                out += [_delivery(r) for r in rows]
+                if len(out) >= limit:
+                    break
+        return out
+
+    def extend(self, leases: Sequence[Lease], lease_for: float) -> list[Lease | None]:
+        if not leases:
+            return []
+        rows = self._all(
+            "extend",
+            ids=[x.message_id for x in leases],
+            tokens=[x.token for x in leases],
+            lease_for=lease_for,
+        )
+        kept = {r[0]: r for r in rows}
+        out: list[Lease | None] = []
+        for x in leases:
+            r = kept.get(x.message_id)
+            out.append(None if r is None else Lease(x.message_id, x.token, r[3], r[1], r[2]))
+        return out
+
+    def _fenced(self, statement: str, leases: Sequence[Lease]) -> list[bool]:
+        if not leases:
+            return []
+        rows = self._all(
+            statement, ids=[x.message_id for x in leases], tokens=[x.token for x in leases]
+        )
+        done = {r[0] for r in rows}
+        return [x.message_id in done for x in leases]
+
+    def ack(self, leases: Sequence[Lease]) -> list[bool]:
+        return self._fenced("ack", leases)
+
+    def begin(self, leases: Sequence[Lease]) -> list[bool]:
+        return self._fenced("begin", leases)
+
+    def release(
+        self,
+        lease: Lease,
+        delay: float = 0.0,
+        body: bytes | None = None,
+        error: str | None = None,
+        requeue: Requeue = Requeue.RETRY,
+    ) -> bool:
+        (count, _) = self._one(
+            "release",
+            id=lease.message_id,
+            token=lease.token,
+            delay=max(0.0, delay),
+            body=body,
+            error=error,
+            lost=requeue is Requeue.LOST,
+            unstarted=requeue is Requeue.UNSTARTED,
+        )
+        return bool(count)
+
+    def dead_letter(self, lease: Lease, reason: str) -> bool:
+        row = self._one("dead_letter", id=lease.message_id, token=lease.token, reason=reason)
+        return row is not None
+
+    def throttle(self, key: str, interval: float) -> float:
+        (wait,) = self._one("throttle", key=key, interval=interval)
+        return max(0.0, float(wait))
+
+    def revoke(self, message_ids: Sequence[str], terminate: bool = False) -> list[Revocation]:
+        out: list[Revocation] = []
+        with self._db.connection() as conn, conn.transaction():
+            for mid in message_ids:
+                params = self._params(id=mid, terminate=terminate)
+                if conn.execute(self._q["revoke_leased"], params).rowcount:
+                    outcome = RevokeOutcome.FLAGGED
+                elif conn.execute(self._q["revoke_waiting"], params).rowcount:
+                    outcome = RevokeOutcome.REMOVED
+                else:
+                    conn.execute(self._q["revoke_unknown"], params)
+                    outcome = RevokeOutcome.UNKNOWN
+                row = conn.execute(self._q["next_token"]).fetchone()
+                assert row is not None
+                out.append(Revocation(mid, outcome, int(row[0])))
+        return out
+
+    # -- workers ----------------------------------------------------------------------------
+    def register_worker(self, info: WorkerInfo) -> None:
+        with self._db.connection() as conn:
+            conn.execute(
+                self._q["register_worker"],
+                {
+                    "name": info.name,
+                    "info": msgspec.json.encode(info),
+                    "heartbeat_at": info.heartbeat_at,
+                },
+            )
+
+    def workers(self) -> list[WorkerInfo]:
+        return [msgspec.json.decode(r[0], type=WorkerInfo) for r in self._all("workers")]
+
+    # -- admin ------------------------------------------------------------------------------
+    def queue_stats(self) -> list[QueueStats]:
+        return [
+            QueueStats(q, int(r), int(s), int(le), int(d))
+            for q, r, s, le, d in self._all("queue_stats")
+        ]
+
+    def list_messages(
+        self, queue: str, state: MessageState | None = None, limit: int = 100, offset: int = 0
+    ) -> list[StoredMessage]:
+        code = None if state is None else _STATE_CODES[state]
+        rows = self._all("list_messages", queue=queue, state=code, limit=limit, offset=offset)
+        return [_stored(r) for r in rows]
+
+    def get_message(self, message_id: str) -> StoredMessage | None:
+        row = self._one("get_message", id=message_id)
+        return None if row is None else _stored(row)
+
+    def purge_dead(self, queues: Sequence[str] | None = None, older_than: float = 0.0) -> int:
+        with self._db.connection() as conn:
+            cur = conn.execute(
+                self._q["purge_dead"],
+                self._params(
+                    older_than=older_than, all_queues=queues is None, queues=list(queues or ())
+                ),
+            )
+            return cur.rowcount
+
+    def redrive(self, message_ids: Sequence[str]) -> int:
+        if not message_ids:
+            return 0
+        (count, _) = self._one("redrive", ids=list(message_ids))
+        return int(count)
+
+    def purge(self, queues: Sequence[str], include_dead: bool = False) -> int:
+        with self._db.connection() as conn:
+            cur = conn.execute(
+                self._q["purge"], {"queues": list(queues), "include_dead": include_dead}
+            )
+            return cur.rowcount
+
+    def close(self) -> None:
+        self._listener.close()
+        self._db.close()
+
+
+def _delivery(r: Sequence[Any]) -> Delivery:
+    mid, queue, priority, body, max_deliveries, deliveries, begun, revoked, terminate = r[:9]
+    lease = Lease(mid, int(r[9]), float(r[10]), revoked, terminate)
+    return Delivery(
+        Envelope(mid, queue, body, priority, 0.0, max_deliveries), lease, deliveries, begun
+    )
+
+
+def _stored(r: Sequence[Any]) -> StoredMessage:
+    envelope = Envelope(id=r[0], queue=r[1], body=r[5] or b"", priority=r[2], max_deliveries=r[6])
+    return StoredMessage(envelope, _STATES_BY_CODE[r[3]], r[7], r[4], r[8], r[9], r[10])

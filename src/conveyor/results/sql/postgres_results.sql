@@ -1,0 +1,55 @@
+-- PostgreSQL result store. The table comes from migrations/0002_results.sql, whose header
+-- documents the layout. %(now)s is NULL unless a clock is injected: conveyor_now() then reads
+-- the database's clock. A write of a ready (terminal) outcome NOTIFYs the schema's results
+-- channel, which waiting readers LISTEN on.
+
+-- name: put
+-- One statement for a batch: atomic. Returns the ids stored (a smaller token loses).
+WITH t AS (SELECT conveyor_now(%(now)s) AS now),
+up AS (
+    INSERT INTO conveyor_results AS r (
+        task_id, state, value, error_type, error_module, error_message, traceback, task_name,
+        queue, worker, attempt, retries, started_at, finished_at, reason, updated_at,
+        expires_at, token
+    )
+    SELECT u.task_id, u.state, u.value, u.error_type, u.error_module, u.error_message,
+           u.traceback, u.task_name, u.queue, u.worker, u.attempt, u.retries, u.started_at,
+           u.finished_at, u.reason, t.now, t.now + %(ttl)s::float8, u.token
+    FROM t, unnest(
+        %(task_id)s::text[], %(state)s::text[], %(value)s::bytea[], %(error_type)s::text[],
+        %(error_module)s::text[], %(error_message)s::text[], %(traceback)s::text[],
+        %(task_name)s::text[], %(queue)s::text[], %(worker)s::text[], %(attempt)s::int[],
+        %(retries)s::int[], %(started_at)s::float8[], %(finished_at)s::float8[],
+        %(reason)s::text[], %(token)s::bigint[]
+    ) AS u(task_id, state, value, error_type, error_module, error_message, traceback,
+           task_name, queue, worker, attempt, retries, started_at, finished_at, reason, token)
+    ON CONFLICT (task_id) DO UPDATE SET
+        state = excluded.state, value = excluded.value, error_type = excluded.error_type,
+        error_module = excluded.error_module, error_message = excluded.error_message,
+        traceback = excluded.traceback, task_name = excluded.task_name,
+        queue = excluded.queue, worker = excluded.worker, attempt = excluded.attempt,
+        retries = excluded.retries, started_at = excluded.started_at,
+        finished_at = excluded.finished_at, reason = excluded.reason,
+        updated_at = excluded.updated_at, expires_at = excluded.expires_at,
+        token = excluded.token
+    WHERE excluded.token >= r.token OR r.expires_at <= excluded.updated_at
+    RETURNING r.task_id, r.state
+),
+woke AS (
+    SELECT pg_notify(%(channel)s, '')
+    FROM (SELECT 1 FROM up WHERE state = ANY(%(ready_states)s::text[]) LIMIT 1) x
+)
+SELECT task_id, (SELECT count(*) FROM woke) FROM up;
+
+-- name: get_many
+SELECT task_id, state, value, error_type, error_module, error_message, traceback, task_name,
+       queue, worker, attempt, retries, started_at, finished_at, reason, token
+FROM conveyor_results
+WHERE task_id = ANY(%(ids)s::text[])
+  AND (expires_at IS NULL OR expires_at > conveyor_now(%(now)s));
+
+-- name: forget
+DELETE FROM conveyor_results WHERE task_id = ANY(%(ids)s::text[]);
+
+-- name: purge_expired
+DELETE FROM conveyor_results WHERE expires_at <= conveyor_now(%(now)s);
