@@ -41,7 +41,8 @@ UNION ALL
 SELECT 'function ' || pg_get_functiondef(p.oid)
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = %(s)s
 UNION ALL
-SELECT 'relation ' || c.relkind::text || ' ' || c.relname || ' ' || coalesce(array_to_string(c.reloptions, ','), '')
+SELECT 'relation ' || c.relkind::text || ' ' || c.relname || ' '
+       || coalesce(array_to_string(c.reloptions, ','), '')
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %(s)s
 """
 
