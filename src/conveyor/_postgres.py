@@ -89,11 +89,23 @@ def now_param(clock: Clock) -> float | None:
     return None if clock is SYSTEM_CLOCK else clock.now()
 
 
+def pool_wait(retry_budget: float | None) -> float:
+    """How long one call waits for a pooled connection: short enough that a producer's retry
+    budget is kept, long enough for a busy pool."""
+    return 5.0 if retry_budget is None else max(0.2, min(5.0, retry_budget / 2))
+
+
 class PgDatabase:
     """A connection pool whose connections use `target.schema` (autocommit: each statement is
     its own transaction unless a caller opens one). Thread-safe."""
 
-    def __init__(self, target: PgTarget, max_size: int = 8, name: str = "conveyor") -> None:
+    def __init__(
+        self,
+        target: PgTarget,
+        max_size: int = 8,
+        name: str = "conveyor",
+        wait_for_connection: float = 5.0,
+    ) -> None:
         pg, pool = import_psycopg()
         self.target = target
         self.errors: tuple[type[Exception], ...] = (pg.OperationalError, pool.PoolTimeout)
@@ -107,17 +119,22 @@ class PgDatabase:
             min_size=1,
             max_size=max_size,
             open=False,
-            timeout=5.0,
+            timeout=wait_for_connection,
             name=name,
-            check=pool.ConnectionPool.check_connection,
-            reconnect_timeout=0,  # keep trying to refill the pool for as long as it is open
         )
         self._pool.open(wait=False)
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
-        with self._pool.connection() as conn:
-            yield conn
+        """A pooled connection. Connections are not checked on every checkout (that would
+        double the round trips); instead, when one fails with a connection error, every idle
+        one is checked, so after a server restart the next attempt gets a live connection."""
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except self.errors:
+            self._pool.check()
+            raise
 
     def close(self) -> None:
         self._pool.close()

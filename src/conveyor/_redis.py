@@ -34,6 +34,14 @@ def import_redis() -> Any:
     return redis
 
 
+def transient_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean "the server is unreachable or restarting", worth retrying: refused or
+    reset connections, timeouts, and a server still loading its data after a restart."""
+    redis = import_redis()
+    e = redis.exceptions
+    return (e.ConnectionError, e.TimeoutError, e.BusyLoadingError)
+
+
 def client_from_url(url: str) -> tuple[redis.Redis, str]:
     """A redis-py client (its own connection pool) and the key prefix the URL names."""
     redis = import_redis()

@@ -59,6 +59,7 @@ class Settings:
     broker_transport_options: Mapping[str, Any] = field(default_factory=dict)
     result_expires: float | None = 86400.0
     database_create_tables_at_setup: bool = True
+    broker_retry_budget: float = 10.0
     timezone: str = "UTC"
     enable_utc: bool = True
     worker_concurrency: int | None = None
@@ -217,6 +218,7 @@ _CHECKS: Mapping[str, Any] = {
     "task_max_deliveries": lambda n, v: _positive(n, v, integer=True),
     "task_idempotency_window": _positive,
     "visibility_timeout": _positive,
+    "broker_retry_budget": _positive,
     "result_expires": lambda n, v: _positive(
         n, v.total_seconds() if hasattr(v, "total_seconds") else v, allow_none=True
     ),

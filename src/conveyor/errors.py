@@ -96,3 +96,9 @@ class TimeLimitExceeded(Exception):
 class WorkerLostError(Exception):
     """The outcome of a call whose run was cut off (its process died) when the call may not
     run again: `acks_late=False` or `reject_on_worker_lost=False`."""
+
+
+class BackendUnavailable(ConveyorError, ConnectionError):
+    """A broker or result store server did not answer within the retry budget
+    (`broker_retry_budget`). Nothing was silently dropped: the call that raised did not
+    happen, or (for an enqueue) may be retried safely — enqueue is idempotent by task id."""

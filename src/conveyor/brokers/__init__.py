@@ -26,7 +26,9 @@ def open_broker(url: str, settings: Settings, clock: Clock) -> Broker:
     if scheme in ("redis", "rediss", "unix"):
         from .redis import RedisBroker
 
-        return RedisBroker(url, clock, settings.task_idempotency_window)
+        return RedisBroker(
+            url, clock, settings.task_idempotency_window, settings.broker_retry_budget
+        )
     if scheme in ("postgresql", "postgres"):
         from .postgres import PostgresBroker
 
@@ -35,6 +37,7 @@ def open_broker(url: str, settings: Settings, clock: Clock) -> Broker:
             clock,
             settings.task_idempotency_window,
             settings.database_create_tables_at_setup,
+            settings.broker_retry_budget,
         )
     if scheme == "amqp":
         raise ConfigurationError(

@@ -20,7 +20,9 @@ from typing import Any
 import msgspec
 
 from .._postgres import Listener, PgDatabase, now_param, parse_url
+from .._postgres import pool_wait as _pool_wait
 from ..clock import SYSTEM_CLOCK, Clock
+from ..guard import Guard, guarded
 from ..pgschema import ensure_current
 from ..sqlfiles import load_sql
 from .base import (
@@ -59,16 +61,20 @@ class PostgresBroker:
         clock: Clock = SYSTEM_CLOCK,
         idempotency_window: float = DEFAULT_IDEMPOTENCY_WINDOW,
         auto_migrate: bool = True,
+        retry_budget: float | None = 10.0,
     ) -> None:
         self.target = parse_url(url)
         self._q = load_sql("conveyor.brokers.sql", "postgres_broker.sql")
-        self._db = PgDatabase(self.target, name="conveyor-broker")
+        self._db = PgDatabase(
+            self.target, name="conveyor-broker", wait_for_connection=_pool_wait(retry_budget)
+        )
         self._listener = Listener(self.target, self.target.channel)
         self._clock = clock
         self._window = idempotency_window
         self._next_housekeeping = 0.0
+        self.guard = Guard(f"broker at {self.target.shown}", url, self._db.errors, retry_budget)
         try:
-            ensure_current(self._db, auto_migrate)
+            self.guard.call(ensure_current, self._db, auto_migrate)
         except BaseException:
             self._db.close()
             raise
@@ -92,6 +98,7 @@ class PostgresBroker:
             return conn.execute(self._q[statement], self._params(**values)).fetchall()
 
     # -- hot path ---------------------------------------------------------------------------
+    @guarded
     def enqueue(self, envelopes: Sequence[Envelope]) -> list[bool]:
         if not envelopes:
             return []
@@ -123,6 +130,7 @@ class PostgresBroker:
             conn.execute(self._q["forget_done"], self._params(window=self._window))
             conn.execute(self._q["forget_workers"], self._params(retention=_WORKER_RETENTION))
 
+    @guarded
     def reserve(
         self, queues: Sequence[str], limit: int, lease_for: float, wait: float = 0.0
     ) -> list[Delivery]:
@@ -163,6 +171,7 @@ class PostgresBroker:
                     break
         return out
 
+    @guarded
     def extend(self, leases: Sequence[Lease], lease_for: float) -> list[Lease | None]:
         if not leases:
             return []
@@ -188,12 +197,15 @@ class PostgresBroker:
         done = {r[0] for r in rows}
         return [x.message_id in done for x in leases]
 
+    @guarded
     def ack(self, leases: Sequence[Lease]) -> list[bool]:
         return self._fenced("ack", leases)
 
+    @guarded
     def begin(self, leases: Sequence[Lease]) -> list[bool]:
         return self._fenced("begin", leases)
 
+    @guarded
     def release(
         self,
         lease: Lease,
@@ -214,14 +226,17 @@ class PostgresBroker:
         )
         return bool(count)
 
+    @guarded
     def dead_letter(self, lease: Lease, reason: str) -> bool:
         row = self._one("dead_letter", id=lease.message_id, token=lease.token, reason=reason)
         return row is not None
 
+    @guarded
     def throttle(self, key: str, interval: float) -> float:
         (wait,) = self._one("throttle", key=key, interval=interval)
         return max(0.0, float(wait))
 
+    @guarded
     def revoke(self, message_ids: Sequence[str], terminate: bool = False) -> list[Revocation]:
         out: list[Revocation] = []
         with self._db.connection() as conn, conn.transaction():
@@ -240,6 +255,7 @@ class PostgresBroker:
         return out
 
     # -- workers ----------------------------------------------------------------------------
+    @guarded
     def register_worker(self, info: WorkerInfo) -> None:
         with self._db.connection() as conn:
             conn.execute(
@@ -251,16 +267,19 @@ class PostgresBroker:
                 },
             )
 
+    @guarded
     def workers(self) -> list[WorkerInfo]:
         return [msgspec.json.decode(r[0], type=WorkerInfo) for r in self._all("workers")]
 
     # -- admin ------------------------------------------------------------------------------
+    @guarded
     def queue_stats(self) -> list[QueueStats]:
         return [
             QueueStats(q, int(r), int(s), int(le), int(d))
             for q, r, s, le, d in self._all("queue_stats")
         ]
 
+    @guarded
     def list_messages(
         self, queue: str, state: MessageState | None = None, limit: int = 100, offset: int = 0
     ) -> list[StoredMessage]:
@@ -268,10 +287,12 @@ class PostgresBroker:
         rows = self._all("list_messages", queue=queue, state=code, limit=limit, offset=offset)
         return [_stored(r) for r in rows]
 
+    @guarded
     def get_message(self, message_id: str) -> StoredMessage | None:
         row = self._one("get_message", id=message_id)
         return None if row is None else _stored(row)
 
+    @guarded
     def purge_dead(self, queues: Sequence[str] | None = None, older_than: float = 0.0) -> int:
         with self._db.connection() as conn:
             cur = conn.execute(
@@ -282,12 +303,14 @@ class PostgresBroker:
             )
             return cur.rowcount
 
+    @guarded
     def redrive(self, message_ids: Sequence[str]) -> int:
         if not message_ids:
             return 0
         (count, _) = self._one("redrive", ids=list(message_ids))
         return int(count)
 
+    @guarded
     def purge(self, queues: Sequence[str], include_dead: bool = False) -> int:
         with self._db.connection() as conn:
             cur = conn.execute(

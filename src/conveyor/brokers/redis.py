@@ -18,8 +18,10 @@ from typing import Any
 
 import msgspec
 
-from .._redis import Scripts, client_from_url
+from .._redis import Scripts, client_from_url, transient_errors
+from .._urls import safe_url
 from ..clock import SYSTEM_CLOCK, Clock
+from ..guard import Guard, guarded
 from .base import (
     Delivery,
     Envelope,
@@ -71,12 +73,18 @@ class RedisBroker:
         url: str,
         clock: Clock = SYSTEM_CLOCK,
         idempotency_window: float = DEFAULT_IDEMPOTENCY_WINDOW,
+        retry_budget: float | None = 10.0,
     ) -> None:
         self._client, self.prefix = client_from_url(url)
+        self.shown = safe_url(url)
+        self.guard = Guard(f"broker at {self.shown}", url, transient_errors(), retry_budget)
         self._scripts = Scripts(self._client, "conveyor.brokers.redis_lua", _SCRIPTS)
         self._clock = clock
         self._window = idempotency_window
         warn_if_evicting(self._client)
+
+    def __repr__(self) -> str:
+        return f"<RedisBroker {self.shown}>"
 
     def _now(self) -> str:
         """ARGV[1] of every script: "" makes the script read the server's clock."""
@@ -86,6 +94,7 @@ class RedisBroker:
         return self._scripts(script, self.prefix, [self._now(), *args])
 
     # -- hot path ---------------------------------------------------------------------------
+    @guarded
     def enqueue(self, envelopes: Sequence[Envelope]) -> list[bool]:
         if not envelopes:
             return []
@@ -94,6 +103,7 @@ class RedisBroker:
             args += [e.id, e.queue, e.priority, repr(max(0.0, e.delay)), e.max_deliveries, e.body]
         return [bool(x) for x in self._run("enqueue", *args)]
 
+    @guarded
     def reserve(
         self, queues: Sequence[str], limit: int, lease_for: float, wait: float = 0.0
     ) -> list[Delivery]:
@@ -112,6 +122,7 @@ class RedisBroker:
             block = remaining if reply[1] == b"" else min(remaining, float(reply[1]))
             self._client.blpop(wake_keys, timeout=max(_MIN_BLOCK, block))
 
+    @guarded
     def extend(self, leases: Sequence[Lease], lease_for: float) -> list[Lease | None]:
         if not leases:
             return []
@@ -127,6 +138,7 @@ class RedisBroker:
             for x, flags in zip(leases, reply[1:], strict=True)
         ]
 
+    @guarded
     def ack(self, leases: Sequence[Lease]) -> list[bool]:
         if not leases:
             return []
@@ -135,6 +147,7 @@ class RedisBroker:
             args += [x.message_id, x.token]
         return [bool(v) for v in self._run("ack", *args)]
 
+    @guarded
     def release(
         self,
         lease: Lease,
@@ -156,9 +169,11 @@ class RedisBroker:
             )
         )
 
+    @guarded
     def dead_letter(self, lease: Lease, reason: str) -> bool:
         return bool(self._run("dead_letter", lease.message_id, lease.token, reason))
 
+    @guarded
     def begin(self, leases: Sequence[Lease]) -> list[bool]:
         if not leases:
             return []
@@ -167,9 +182,11 @@ class RedisBroker:
             args += [x.message_id, x.token]
         return [bool(v) for v in self._run("begin", *args)]
 
+    @guarded
     def throttle(self, key: str, interval: float) -> float:
         return max(0.0, float(self._run("throttle", key, repr(interval))))
 
+    @guarded
     def revoke(self, message_ids: Sequence[str], terminate: bool = False) -> list[Revocation]:
         if not message_ids:
             return []
@@ -180,6 +197,7 @@ class RedisBroker:
         ]
 
     # -- workers ----------------------------------------------------------------------------
+    @guarded
     def register_worker(self, info: WorkerInfo) -> None:
         self._run(
             "register_worker",
@@ -189,6 +207,7 @@ class RedisBroker:
             repr(_WORKER_RETENTION),
         )
 
+    @guarded
     def workers(self) -> list[WorkerInfo]:
         records = self._client.hgetall(f"{self.prefix}:w")
         return sorted(
@@ -197,6 +216,7 @@ class RedisBroker:
         )
 
     # -- admin ------------------------------------------------------------------------------
+    @guarded
     def queue_stats(self) -> list[QueueStats]:
         reply = self._run("queue_stats")
         stats = [
@@ -205,6 +225,7 @@ class RedisBroker:
         ]
         return sorted(stats, key=lambda s: s.queue)
 
+    @guarded
     def list_messages(
         self, queue: str, state: MessageState | None = None, limit: int = 100, offset: int = 0
     ) -> list[StoredMessage]:
@@ -216,6 +237,7 @@ class RedisBroker:
         found.sort(key=lambda m: (-m[0].envelope.priority, m[0].available_at, m[1]))
         return [m for m, _ in found[offset : offset + limit]]
 
+    @guarded
     def get_message(self, message_id: str) -> StoredMessage | None:
         (found,) = self._fetch([message_id])
         return None if found is None else found[0]
@@ -227,12 +249,15 @@ class RedisBroker:
         now = self._clock.now() if self._clock is not SYSTEM_CLOCK else time.time()
         return [_stored(mid, h, now) for mid, h in zip(ids, pipe.execute(), strict=True)]
 
+    @guarded
     def purge_dead(self, queues: Sequence[str] | None = None, older_than: float = 0.0) -> int:
         return int(self._run("purge_dead", repr(older_than), *(queues or ())))
 
+    @guarded
     def redrive(self, message_ids: Sequence[str]) -> int:
         return int(self._run("redrive", *message_ids)) if message_ids else 0
 
+    @guarded
     def purge(self, queues: Sequence[str], include_dead: bool = False) -> int:
         return int(self._run("purge", int(include_dead), *queues)) if queues else 0
 

@@ -15,6 +15,7 @@ from .control import control
 from .db import db
 from .demo import demo
 from .dlq import dlq
+from .health import health
 from .inspect_cmds import queues, result
 from .purge import purge
 from .routes import routes
@@ -39,7 +40,7 @@ def cli(ctx: click.Context, app_spec: str | None, broker: str | None) -> None:
     ctx.obj = CliContext(app_spec, broker)
 
 
-for command in (worker, call, result, queues, routes, purge, control, dlq, demo, db):
+for command in (worker, call, result, queues, routes, purge, control, dlq, demo, db, health):
     cli.add_command(command)
 
 

@@ -82,6 +82,12 @@ def _not_built(flag: str, feature: str) -> click.UsageError:
     is_flag=True,
     help="Accepted for Celery compatibility; conveyor has no mingle.",
 )
+@click.option(
+    "--health-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Rewrite this file every second with whether the worker is consuming "
+    "(read it with `conveyor health`).",
+)
 @click.option("-B", "--beat", is_flag=True, help="Run the scheduler too (not built yet).")
 @click.option("--autoscale", metavar="MAX,MIN", help="Autoscale the pool (not built yet).")
 @click.option("-E", "--task-events", is_flag=True, help="Send task events (not built yet).")
@@ -101,6 +107,7 @@ def worker(
     pidfile: str | None,
     without_gossip: bool,
     without_mingle: bool,
+    health_file: Path | None,
     beat: bool,
     autoscale: str | None,
     task_events: bool,
@@ -130,6 +137,7 @@ def worker(
         app_path=ctx.app_spec,
         lease_for=lease_seconds(s),
         shutdown_timeout=s.worker_shutdown_timeout,
+        health_file=health_file,
     )
     click.echo(
         f"conveyor worker {options.name}: slot groups "

@@ -26,11 +26,13 @@ def open_result_store(url: str, settings: Settings, clock: Clock) -> ResultStore
     if scheme in ("redis", "rediss", "unix"):
         from .redis import RedisResultStore
 
-        return RedisResultStore(url, ttl, clock)
+        return RedisResultStore(url, ttl, clock, settings.broker_retry_budget)
     if scheme.removeprefix("db+").split("+", 1)[0] in ("postgresql", "postgres"):
         from .postgres import PostgresResultStore
 
-        return PostgresResultStore(url, ttl, clock, settings.database_create_tables_at_setup)
+        return PostgresResultStore(
+            url, ttl, clock, settings.database_create_tables_at_setup, settings.broker_retry_budget
+        )
     raise ConfigurationError(
         f"unknown result backend URL scheme {scheme!r}: use sqlite:///, redis://, postgresql:// or memory://"
     )

@@ -9,7 +9,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._postgres import Listener, PgDatabase, now_param, parse_url
+from .._postgres import pool_wait as _pool_wait
 from ..clock import SYSTEM_CLOCK, Clock
+from ..guard import Guard, guarded
 from ..pgschema import ensure_current
 from ..sqlfiles import load_sql
 from ..states import TaskState
@@ -29,15 +31,21 @@ class PostgresResultStore:
         ttl: float | None = 86400.0,
         clock: Clock = SYSTEM_CLOCK,
         auto_migrate: bool = True,
+        retry_budget: float | None = 10.0,
     ) -> None:
         self.target = parse_url(url)
         self._q = load_sql("conveyor.results.sql", "postgres_results.sql")
-        self._db = PgDatabase(self.target, max_size=4, name="conveyor-results")
+        self._db = PgDatabase(
+            self.target, 4, "conveyor-results", wait_for_connection=_pool_wait(retry_budget)
+        )
         self._listener = Listener(self.target, self.target.results_channel)
         self._ttl = ttl
         self._clock = clock
+        self.guard = Guard(
+            f"result store at {self.target.shown}", url, self._db.errors, retry_budget
+        )
         try:
-            ensure_current(self._db, auto_migrate)
+            self.guard.call(ensure_current, self._db, auto_migrate)
         except BaseException:
             self._db.close()
             raise
@@ -49,6 +57,7 @@ class PostgresResultStore:
     def schema(self) -> str:
         return self.target.schema
 
+    @guarded
     def put(self, outcomes: Sequence[Outcome]) -> list[bool]:
         if not outcomes:
             return []
@@ -67,6 +76,7 @@ class PostgresResultStore:
     def get(self, task_id: str) -> Outcome | None:
         return self.get_many([task_id]).get(task_id)
 
+    @guarded
     def get_many(self, task_ids: Sequence[str]) -> dict[str, Outcome]:
         if not task_ids:
             return {}
@@ -76,6 +86,7 @@ class PostgresResultStore:
             ).fetchall()
         return {r[0]: _outcome(r) for r in rows}
 
+    @guarded
     def wait(self, task_ids: Sequence[str], timeout: float | None) -> dict[str, Outcome]:
         wanted = list(dict.fromkeys(task_ids))
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -87,10 +98,12 @@ class PostgresResultStore:
                 return ready
             self._listener.wait(version, min(remaining, _RECHECK))
 
+    @guarded
     def forget(self, task_ids: Sequence[str]) -> None:
         with self._db.connection() as conn:
             conn.execute(self._q["forget"], {"ids": list(task_ids)})
 
+    @guarded
     def purge_expired(self) -> int:
         with self._db.connection() as conn:
             cur = conn.execute(self._q["purge_expired"], {"now": now_param(self._clock)})

@@ -10,8 +10,10 @@ from typing import Any
 
 import msgspec
 
-from .._redis import Scripts, client_from_url
+from .._redis import Scripts, client_from_url, transient_errors
+from .._urls import safe_url
 from ..clock import SYSTEM_CLOCK, Clock
+from ..guard import Guard, guarded
 from .base import Outcome
 
 _ENCODER = msgspec.msgpack.Encoder()
@@ -21,17 +23,29 @@ _DECODER = msgspec.msgpack.Decoder(Outcome)
 class RedisResultStore:
     """Result-store contract on one Redis database."""
 
-    def __init__(self, url: str, ttl: float | None = 86400.0, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self,
+        url: str,
+        ttl: float | None = 86400.0,
+        clock: Clock = SYSTEM_CLOCK,
+        retry_budget: float | None = 10.0,
+    ) -> None:
         self._client, self.prefix = client_from_url(url)
+        self.shown = safe_url(url)
+        self.guard = Guard(f"result store at {self.shown}", url, transient_errors(), retry_budget)
         self._scripts = Scripts(
             self._client, "conveyor.results.redis_lua", ("put", "purge_expired")
         )
         self._ttl = ttl
         self._clock = clock
 
+    def __repr__(self) -> str:
+        return f"<RedisResultStore {self.shown}>"
+
     def _now(self) -> str:
         return "" if self._clock is SYSTEM_CLOCK else repr(self._clock.now())
 
+    @guarded
     def put(self, outcomes: Sequence[Outcome]) -> list[bool]:
         if not outcomes:
             return []
@@ -43,6 +57,7 @@ class RedisResultStore:
     def get(self, task_id: str) -> Outcome | None:
         return self.get_many([task_id]).get(task_id)
 
+    @guarded
     def get_many(self, task_ids: Sequence[str]) -> dict[str, Outcome]:
         if not task_ids:
             return {}
@@ -56,6 +71,7 @@ class RedisResultStore:
                 found[tid] = _DECODER.decode(value)
         return found
 
+    @guarded
     def wait(self, task_ids: Sequence[str], timeout: float | None) -> dict[str, Outcome]:
         wanted = list(dict.fromkeys(task_ids))
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -71,6 +87,7 @@ class RedisResultStore:
         finally:
             pubsub.close()
 
+    @guarded
     def forget(self, task_ids: Sequence[str]) -> None:
         if not task_ids:
             return
@@ -79,6 +96,7 @@ class RedisResultStore:
         pipe.zrem(f"{self.prefix}:resx", *task_ids)
         pipe.execute()
 
+    @guarded
     def purge_expired(self) -> int:
         return int(self._scripts("purge_expired", self.prefix, [self._now()]))
 

@@ -14,15 +14,19 @@ Two ways to drive it:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from ..app import Conveyor
 from ..brokers.base import WorkerInfo
-from ..errors import ConfigurationError
+from ..errors import BackendUnavailable, ConfigurationError
+from ..guard import Guard, guard_of
+from .health import Health, HealthReporter, current
 from .leases import LeaseKeeper
 from .settle import Settler
 from .slots import RecycleLimits, SlotGroup, WorkerParts, make_pool
@@ -50,6 +54,7 @@ class WorkerOptions:
     app_path: str | None = None
     lease_for: float = 30.0
     shutdown_timeout: float = 30.0
+    health_file: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.groups and not self.queues:
@@ -135,6 +140,16 @@ class Worker:
             },
         )
 
+    @property
+    def guards(self) -> list[Guard]:
+        """The connection guards of the servers this worker needs (none for SQLite)."""
+        found = (guard_of(self.broker), guard_of(self.app.results))
+        return [g for g in found if g is not None]
+
+    def health(self) -> Health:
+        """Consuming, or not and why (see health.py)."""
+        return current(self.options.name, self.guards, self.stopping)
+
     def _tick(self) -> None:
         """Keeper-thread housekeeping: heartbeat, and purge expired results now and then."""
         self.broker.register_worker(self.info())
@@ -182,6 +197,18 @@ class Worker:
         from .signals import install_shutdown_signals
 
         install_shutdown_signals(self)
+        with contextlib.ExitStack() as stack:
+            for guard in self.guards:  # wait out server outages instead of failing
+                stack.enter_context(guard.patient(self._stopping))
+            if self.options.health_file is not None:
+                reporter = HealthReporter(self.options.health_file, self.health)
+                reporter.start()
+                stack.callback(reporter.stop)
+            self._consume()
+        if self._failure is not None:
+            raise self._failure
+
+    def _consume(self) -> None:
         self.start()
         threads = [
             threading.Thread(target=self._run_group, args=(g,), name=f"conveyor-slots-{i}")
@@ -192,18 +219,20 @@ class Worker:
         for thread in threads:
             thread.join()  # interruptible: signal handlers still run on this thread
         self.keeper.stop()
-        self.broker.register_worker(self.info(stopped=True))
+        with contextlib.suppress(BackendUnavailable):  # a stop during an outage
+            self.broker.register_worker(self.info(stopped=True))
         log.info("worker %s stopped", self.options.name)
-        if self._failure is not None:
-            raise self._failure
 
     def _run_group(self, group: SlotGroup) -> None:
         try:
             group.loop()
         except BaseException as exc:
-            log.exception("slot group %s failed; stopping the worker", group.spec.describe())
-            self._failure = self._failure or exc
-            self._stopping.set()
+            if isinstance(exc, BackendUnavailable) and self.stopping:
+                log.warning("stopping during an outage: %s", exc)
+            else:
+                log.exception("slot group %s failed; stopping the worker", group.spec.describe())
+                self._failure = self._failure or exc
+                self._stopping.set()
         grace = self.options.shutdown_timeout
         log.info(
             "warm shutdown of %s: waiting up to %.0fs for %d running task(s)",
@@ -211,7 +240,15 @@ class Worker:
             grace,
             len(group.running),
         )
-        group.shutdown(time.monotonic() + grace)
+        try:
+            group.shutdown(time.monotonic() + grace)
+        except BackendUnavailable as exc:
+            log.warning(
+                "could not settle %d task(s) at shutdown (%s); their leases will expire and "
+                "they will be delivered again",
+                len(group.running),
+                exc,
+            )
 
     def stop(self) -> None:
         """Ask for a warm shutdown: stop reserving, finish running tasks, release the rest."""

@@ -1,0 +1,89 @@
+"""Whether a worker is consuming, for probes (Kubernetes exec probes, systemd, scripts).
+
+A worker is *consuming* when it is not stopping and every server it needs (broker, result
+store) answers. While a guard reports its server down the worker is alive but "not consuming"
+— the state Celery workers are known to sit in silently after a Redis reconnect. With
+`--health-file PATH` a reporter thread rewrites PATH every second (atomically, never touching
+the broker, so it keeps reporting during an outage); `conveyor health PATH` reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..guard import Guard
+
+log = logging.getLogger("conveyor.worker")
+REPORT_EVERY = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """A worker's state at `at` (epoch seconds). `detail` says why it is not consuming."""
+
+    worker: str
+    consuming: bool
+    detail: str
+    at: float
+
+    @property
+    def state(self) -> str:
+        return "consuming" if self.consuming else "not consuming"
+
+
+def current(worker: str, guards: Sequence[Guard], stopping: bool) -> Health:
+    """The health of a worker from its guards."""
+    if stopping:
+        return Health(worker, False, "shutting down", time.time())
+    for guard in guards:
+        down = guard.down
+        if down is not None:
+            since, reason = down
+            detail = f"{guard.what} unreachable for {time.monotonic() - since:.0f}s: {reason}"
+            return Health(worker, False, detail, time.time())
+    return Health(worker, True, "", time.time())
+
+
+def write(path: Path, health: Health) -> None:
+    """Replace the file at once (readers never see half a report)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps({**asdict(health), "state": health.state}))
+    os.replace(tmp, path)
+
+
+def read(path: Path) -> Health:
+    data = json.loads(path.read_text())
+    return Health(data["worker"], bool(data["consuming"]), data["detail"], float(data["at"]))
+
+
+class HealthReporter:
+    """Writes `probe()` to `path` every second on a thread of its own until stopped."""
+
+    def __init__(self, path: Path, probe: Callable[[], Health]) -> None:
+        self._path = path
+        self._probe = probe
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="conveyor-health", daemon=True)
+
+    def start(self) -> None:
+        write(self._path, self._probe())
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(REPORT_EVERY):
+            try:
+                write(self._path, self._probe())
+            except OSError as exc:
+                log.warning("cannot write the health file %s: %s", self._path, exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        write(self._path, self._probe())
