@@ -5,6 +5,7 @@ and start again without touching the shared test servers. Redis keeps every writ
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -120,7 +121,9 @@ class PostgresServer:
 
     def _run(self, *args: str) -> None:
         prefix = ["runuser", "-u", "postgres", "--"] if self._as_root else []
-        done = subprocess.run([*prefix, *args], capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [*prefix, *args], check=False, capture_output=True, text=True, timeout=120
+        )
         if done.returncode != 0:
             raise subprocess.CalledProcessError(done.returncode, args, done.stdout, done.stderr)
 
@@ -152,8 +155,6 @@ class PostgresServer:
         _wait_port(self.port, up=False)
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):  # not running
             self._run(_pg_bin("pg_ctl"), "-D", str(self.dir), "-m", "immediate", "-w", "stop")
-        except subprocess.CalledProcessError:
-            pass  # not running
         shutil.rmtree(self.dir.parent, ignore_errors=True)
