@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, TypeVar, overload
@@ -305,18 +305,68 @@ class Conveyor:
 
             return run_eagerly(self, message)
         self.finalize(f"sending {name}")
-        decision = self.route(name, task, call, args, kwargs)
-        body = encode_message(message, settings.task_message_max_size)
-        envelope = Envelope(
+        self.broker.enqueue([self._envelope(message, delay, call, task)])
+        return AsyncResult(message.id, self)
+
+    def _envelope(
+        self, message: Message, delay: float, call: CallOptions, task: Task | None
+    ) -> Envelope:
+        settings = self.conf.settings
+        opts = task.options if task is not None else TaskOptions()
+        decision = self.route(message.task, task, call, message.args, message.kwargs)
+        return Envelope(
             id=message.id,
             queue=decision.queue,
-            body=body,
+            body=encode_message(message, settings.task_message_max_size),
             priority=decision.priority,
             delay=delay,
             max_deliveries=opts.max_deliveries or settings.task_max_deliveries,
         )
-        self.broker.enqueue([envelope])
-        return AsyncResult(message.id, self)
+
+    def send_many(
+        self,
+        task: Task | str,
+        args_list: Iterable[Sequence[Any]],
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        countdown: float | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        chunk_size: int = 1000,
+    ) -> list[AsyncResultType]:
+        """Send one call of `task` per item of `args_list` (each a tuple of positional
+        arguments, all with the same `kwargs` and options), in broker round trips of
+        `chunk_size` calls. Each chunk is stored atomically — all of it or none — and a chunk
+        is acknowledged before the next is sent, so when this raises, the calls of earlier
+        chunks are stored and later ones are not. Returns the AsyncResults in order."""
+        if chunk_size < 1:
+            raise ConfigurationError("send_many: chunk_size must be at least 1")
+        name = task if isinstance(task, str) else task.name
+        found = self._tasks.get(name)
+        if found is None:
+            self.check_task_name(name)
+        call = CallOptions(countdown=countdown, priority=priority, queue=queue)
+        opts = found.options if found is not None else TaskOptions()
+        fixed = dict(kwargs or {})
+        results: list[AsyncResultType] = []
+        chunk: list[Envelope] = []
+        for args in args_list:
+            message, delay = self._message(name, tuple(args), fixed, call, opts)
+            if self.conf.settings.task_always_eager:
+                from .eager import run_eagerly
+
+                results.append(run_eagerly(self, message))
+                continue
+            if not chunk:
+                self.finalize(f"sending {name}")
+            chunk.append(self._envelope(message, delay, call, found))
+            results.append(AsyncResult(message.id, self))
+            if len(chunk) >= chunk_size:
+                self.broker.enqueue(chunk)
+                chunk = []
+        if chunk:
+            self.broker.enqueue(chunk)
+        return results
 
     def _message(
         self,

@@ -45,6 +45,19 @@ def test_last_write_wins(make_store: MakeStore) -> None:
     assert got is not None and got.value == b"2"
 
 
+def test_one_batch_may_move_an_id_on_twice(make_store: MakeStore) -> None:
+    store = make_store(TTL)  # a worker's batched writes: STARTED and SUCCESS together
+    batch = [
+        Outcome("t", TaskState.STARTED, token=3),
+        Outcome("u", TaskState.STARTED, token=3),
+        Outcome("t", TaskState.SUCCESS, value=b"1", token=3),
+    ]
+    assert store.put(batch) == [True, True, True]
+    got = store.get("t")
+    assert got is not None and got.state is TaskState.SUCCESS and got.value == b"1"
+    assert store.get("u") is not None
+
+
 def test_a_write_under_an_older_token_is_refused(make_store: MakeStore) -> None:
     store = make_store(TTL)
     assert store.put([Outcome("t", TaskState.STARTED, worker="new", token=7)]) == [True]

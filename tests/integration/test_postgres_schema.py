@@ -115,8 +115,10 @@ def test_concurrent_first_uses_migrate_exactly_once(schemas: list[str]) -> None:
         t.join(60)
     assert errors == []
     assert opened[0].enqueue([Envelope("one", "q", b"x")]) == [True]
-    with PgDatabase(parse_url(url)).connection() as conn:
+    database = PgDatabase(parse_url(url))
+    with database.connection() as conn:
         rows = conn.execute("SELECT version FROM conveyor_schema_version ORDER BY 1").fetchall()
+    database.close()
     assert [r[0] for r in rows] == [m.version for m in migrations()]
     for b in opened:
         b.close()

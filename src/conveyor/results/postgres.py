@@ -61,7 +61,14 @@ class PostgresResultStore:
     def put(self, outcomes: Sequence[Outcome]) -> list[bool]:
         if not outcomes:
             return []
-        params = _columns(outcomes)
+        # One statement cannot write a row twice: of several outcomes of one id in a batch
+        # (STARTED then SUCCESS), the one a sequence of writes would leave is written.
+        final: dict[str, Outcome] = {}
+        for o in outcomes:
+            kept = final.get(o.task_id)
+            if kept is None or o.token >= kept.token:
+                final[o.task_id] = o
+        params = _columns(list(final.values()))
         params.update(
             now=now_param(self._clock),
             ttl=self._ttl,

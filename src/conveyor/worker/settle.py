@@ -2,7 +2,8 @@
 
 Order matters for at-least-once delivery: the outcome is stored *before* the message is
 acknowledged, so a crash between the two leaves a message that is redelivered (and may run
-again), never an acknowledged message with no outcome. Each batch costs one `put` and one `ack`.
+again), never an acknowledged message with no outcome. The writes go to a `Writer`
+(writer.py), which batches them: one `put` and one `ack` per batch of settled deliveries.
 
 Every outcome is written under its delivery's fencing token, so after a lease is lost neither
 the ack nor the outcome of the stale holder lands (the store refuses an older token once the
@@ -11,6 +12,7 @@ new owner has written; the broker refuses the stale ack).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from ..results.base import ErrorInfo, Outcome, ResultStore
 from ..states import TaskState
 from .executor import RunKind, RunResult, describe
 from .policy import TaskPolicy
+from .writer import Plan, Writer
 
 log = logging.getLogger("conveyor.worker")
 
@@ -76,60 +79,41 @@ class Inflight:
 
 
 class Settler:
-    """Stores outcomes and settles leases for batches of finished deliveries."""
+    """Turns finished deliveries into plans of writes for its `Writer` (see writer.py)."""
 
     def __init__(self, broker: Broker, results: ResultStore, worker: str, max_size: int) -> None:
         self._broker = broker
-        self._results = results
         self._worker = worker
         self._max_size = max_size
+        self.writer = Writer(broker, results)
 
     def settle(self, finished: Sequence[tuple[Inflight, RunResult]]) -> None:
-        outcomes: list[Outcome] = []
-        acks: list[Lease] = []
-        later: list[tuple[Inflight, RunResult]] = []
+        plan = Plan()
         for item, result in finished:
             self._log(item, result)
             outcome = self._outcome(item, result)
             if outcome is not None and not (item.policy.ignore_result and outcome.state.ready):
-                outcomes.append(outcome)
+                plan.puts.append(outcome)
             failed_for_good = result.kind is RunKind.FAILURE and item.policy.dead_letter_on_failure
             if result.kind in (RunKind.SUCCESS, RunKind.FAILURE, RunKind.IGNORE) and not (
                 failed_for_good
             ):
-                acks.append(item.lease)
+                plan.acks.append(item.lease)
             else:
-                later.append((item, result))
-        ignored = [item.message.id for item, r in finished if r.kind is RunKind.IGNORE]
-        if ignored:  # no outcome at all: drop the STARTED record written at dispatch
-            self._results.forget(ignored)
-        self.store(outcomes)
-        self.ack(acks)
-        for item, result in later:
-            self._release_or_dead_letter(item, result)
+                plan.after.append(functools.partial(self._release_or_dead_letter, item, result))
+            if result.kind is RunKind.IGNORE:  # no outcome at all: drop the STARTED record
+                plan.forgets.append(item.message.id)
+        self.writer.submit(plan)
 
     def store(self, outcomes: Sequence[Outcome]) -> None:
-        """Write outcomes; a refused write means a newer holder of the message wrote first."""
-        for outcome, ok in zip(outcomes, self._results.put(outcomes), strict=True):
-            if not ok:
-                log.warning(
-                    "outcome of %s not recorded: lease lost, a newer delivery owns the result",
-                    outcome.task_id,
-                )
-
-    def ack(self, leases: Sequence[Lease]) -> None:
-        for lease, ok in zip(leases, self._broker.ack(leases), strict=True):
-            if not ok:
-                log.warning(
-                    "ack refused for %s: lease lost (another worker may run it again)",
-                    lease.message_id,
-                )
+        """Write outcomes (STARTED at dispatch); ordered before anything submitted later."""
+        if outcomes:
+            self.writer.submit(Plan(puts=list(outcomes)))
 
     def finish(self, items: Sequence[Inflight], outcomes: Sequence[Outcome]) -> None:
         """Settle deliveries the worker ended itself (expired, revoked, cut off): store their
         outcomes, then ack."""
-        self.store(outcomes)
-        self.ack([item.lease for item in items])
+        self.writer.submit(Plan(puts=list(outcomes), acks=[item.lease for item in items]))
 
     def _outcome(self, item: Inflight, result: RunResult) -> Outcome | None:
         state = _STATES.get(result.kind)
@@ -164,13 +148,23 @@ class Settler:
             body = encode_message(
                 msgspec.structs.replace(item.message, throttled=True), self._max_size
             )
-        if not self._broker.release(item.lease, delay, body=body, error=reason, requeue=requeue):
-            log.warning("giving back %s refused: lease lost", item.lease.message_id)
+
+        def release() -> None:
+            if not self._broker.release(
+                item.lease, delay, body=body, error=reason, requeue=requeue
+            ):
+                log.warning("giving back %s refused: lease lost", item.lease.message_id)
+
+        self.writer.submit(Plan(after=[release]))
 
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
         log.error("dead-lettering message %s: %s", delivery.envelope.id, reason)
-        if not self._broker.dead_letter(delivery.lease, reason):
-            log.warning("dead-lettering %s refused: lease lost", delivery.envelope.id)
+
+        def bury() -> None:
+            if not self._broker.dead_letter(delivery.lease, reason):
+                log.warning("dead-lettering %s refused: lease lost", delivery.envelope.id)
+
+        self.writer.submit(Plan(after=[bury]))
 
     def _log(self, item: Inflight, result: RunResult) -> None:
         level = logging.INFO if result.kind is not RunKind.FAILURE else logging.ERROR

@@ -121,6 +121,12 @@ class SlotGroup:
         room = self.room()
         if room <= 0 or self.parts.stopping.is_set():
             return 0
+        if self.backlog:
+            # With a prefetch multiplier, refill in batches once half the prefetch is gone (one
+            # round trip per batch, not per task), and never wait while work is at hand.
+            if room < self.pool.free_slots() * self.parts.prefetch_multiplier // 2:
+                return 0
+            wait = 0.0
         broker, lease_for = self.parts.app.broker, self.parts.lease_for
         if self.spec.order is QueueOrder.STRICT:
             deliveries = broker.reserve(self.spec.queues, room, lease_for, wait)
@@ -203,7 +209,7 @@ class SlotGroup:
             return
         app = self.parts.app
         if app.conf.settings.task_track_started:
-            app.results.put(
+            self.parts.settler.store(
                 [
                     item.outcome(TaskState.STARTED, self.parts.name)
                     for item in batch

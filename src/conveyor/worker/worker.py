@@ -210,6 +210,7 @@ class Worker:
 
     def _consume(self) -> None:
         self.start()
+        self.settler.writer.start()
         threads = [
             threading.Thread(target=self._run_group, args=(g,), name=f"conveyor-slots-{i}")
             for i, g in enumerate(self.groups)
@@ -218,6 +219,7 @@ class Worker:
             thread.start()
         for thread in threads:
             thread.join()  # interruptible: signal handlers still run on this thread
+        self.settler.writer.stop()  # everything settled is written before we say stopped
         self.keeper.stop()
         with contextlib.suppress(BackendUnavailable):  # a stop during an outage
             self.broker.register_worker(self.info(stopped=True))
