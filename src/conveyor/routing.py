@@ -308,6 +308,11 @@ class RouteTable:
         return answer
 
     @property
+    def depends_on_args(self) -> bool:
+        """Whether a router function may send calls of one task to different places."""
+        return not self.memoizable
+
+    @property
     def memoizable(self) -> bool:
         return all(isinstance(r, PatternRoute) for r in self.rules)
 

@@ -162,3 +162,23 @@ def test_eager_mode_runs_inline_with_retries(fake_clock: FakeClock) -> None:
     app.conf.task_eager_propagates = True
     with pytest.raises(ValueError, match="nope"):
         bad.delay()
+
+
+def test_send_many_sends_every_call_in_chunks_with_routing() -> None:
+    app = Conveyor("many", broker="memory://", set_as_current=False)
+    app.conf.task_routes = {"many.*": {"queue": "bulk"}}
+
+    @app.task(name="many.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    sent: list[int] = []
+    enqueue = app.broker.enqueue
+    app.broker.enqueue = lambda envs: sent.append(len(envs)) or enqueue(envs)  # type: ignore[method-assign]
+    results = app.send_many(add, [(i, 1) for i in range(2500)], chunk_size=1000)
+    assert sent == [1000, 1000, 500]
+    assert len({r.id for r in results}) == 2500
+    (stats,) = app.broker.queue_stats()
+    assert (stats.queue, stats.ready) == ("bulk", 2500)
+    with pytest.raises(NotRegistered):
+        app.send_many("many.nope", [()])

@@ -262,6 +262,7 @@ class RedisBroker:
         return int(self._run("purge", int(include_dead), *queues)) if queues else 0
 
     def close(self) -> None:
+        self._scripts.close()
         self._client.close()
 
 

@@ -101,4 +101,5 @@ class RedisResultStore:
         return int(self._scripts("purge_expired", self.prefix, [self._now()]))
 
     def close(self) -> None:
+        self._scripts.close()
         self._client.close()
