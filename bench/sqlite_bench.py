@@ -91,6 +91,8 @@ class ConveyorRun:
                 "worker",
                 "-P",
                 "solo",
+                "--prefetch-multiplier",
+                "100",
                 "-n",
                 f"bench{i}@%h",
                 "-l",

@@ -13,6 +13,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, TypeVar, overload
@@ -316,13 +317,14 @@ class Conveyor:
         countdown: float | None = None,
         priority: int | None = None,
         queue: str | None = None,
-        chunk_size: int = 1000,
+        chunk_size: int = 500,
     ) -> list[AsyncResultType]:
         """Send one call of `task` per item of `args_list` (each a tuple of positional
         arguments, all with the same `kwargs` and options), in broker round trips of
         `chunk_size` calls. Each chunk is stored atomically — all of it or none — and a chunk
-        is acknowledged before the next is sent, so when this raises, the calls of earlier
-        chunks are stored and later ones are not. Returns the AsyncResults in order."""
+        is acknowledged before the next is sent (the next is built meanwhile), so when this
+        raises, the calls of earlier chunks are stored and later ones are not. Returns the
+        AsyncResults in order."""
         if chunk_size < 1:
             raise ConfigurationError("send_many: chunk_size must be at least 1")
         name = task if isinstance(task, str) else task.name
@@ -338,20 +340,21 @@ class Conveyor:
             self.finalize(f"sending {name}")
         results: list[AsyncResultType] = []
         chunk: list[Envelope] = []
-        for args in args_list:
-            message = calls.message(tuple(args), fixed)
-            if eager:
-                from .eager import run_eagerly
+        with _Sender(self.broker) as sender:
+            for args in args_list:
+                message = calls.message(tuple(args), fixed)
+                if eager:
+                    from .eager import run_eagerly
 
-                results.append(run_eagerly(self, message))
-                continue
-            chunk.append(calls.envelope(message))
-            results.append(AsyncResult(message.id, self))
-            if len(chunk) >= chunk_size:
-                self.broker.enqueue(chunk)
-                chunk = []
-        if chunk:
-            self.broker.enqueue(chunk)
+                    results.append(run_eagerly(self, message))
+                    continue
+                chunk.append(calls.envelope(message))
+                results.append(AsyncResult(message.id, self))
+                if len(chunk) >= chunk_size:
+                    sender.send(chunk)
+                    chunk = []
+            if chunk:
+                sender.send(chunk)
         return results
 
     def to_epoch(self, when: datetime) -> float:
@@ -438,6 +441,39 @@ def shared_task(fn: Any = None, **options: Any) -> Any:
         return SharedTask(f, opts)
 
     return register(fn) if fn is not None else register
+
+
+class _Sender:
+    """Sends the chunks of `send_many` one at a time on a thread of its own, so the next chunk
+    is built while the broker stores the last one. A chunk is sent only after the one before it
+    was acknowledged; the first failure is raised (at the next `send` or on leaving the block)
+    and nothing after it is sent."""
+
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+        self._pending: Future[list[bool]] | None = None
+        self._pool: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> _Sender:
+        return self
+
+    def send(self, chunk: list[Envelope]) -> None:
+        self._wait()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="conveyor-send-many")
+        self._pending = self._pool.submit(self._broker.enqueue, chunk)
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._wait()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
 
 
 class _Calls:
