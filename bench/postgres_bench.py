@@ -153,17 +153,17 @@ def measure(
         system = kind(db)
         try:
             if phase == "single":
-                out["enqueue/s"] = rate(args.single, lambda: system.send(args.single))
+                out["enqueue/s"] = rate(args.single, lambda s=system: s.send(args.single))
             elif phase == "batch":
-                out["batch enqueue/s"] = rate(args.batch, lambda: system.send_batch(args.batch))
+                out["batch enqueue/s"] = rate(args.batch, lambda s=system: s.send_batch(args.batch))
             else:
                 n = args.tasks
                 system.send_batch(n)
                 with workers(system, log) as pids:  # type: ignore[arg-type]
                     sampler = RssSampler(pids)
-                    wait_for(lambda: system.finished(n) >= 1, "the first task", poll=0.01)
+                    wait_for(lambda s=system, n=n: s.finished(n) >= 1, "the first task", poll=0.01)
                     begun = time.perf_counter()
-                    wait_for(lambda: system.finished(n) >= n, f"{n} tasks", poll=0.01)
+                    wait_for(lambda s=system, n=n: s.finished(n) >= n, f"{n} tasks", poll=0.01)
                     out["processed/s"] = (n - 1) / (time.perf_counter() - begun)
                     out["peak RSS MiB"] = sampler.stop()
         finally:

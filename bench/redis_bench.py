@@ -90,9 +90,10 @@ def workers(system: System, log: Path) -> Iterator[list[int]]:
                 p.terminate()
             for p in procs:
                 try:
-                    p.wait(30)
-                except subprocess.TimeoutExpired:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:  # the measurement is over; do not wait on it
                     p.kill()
+                    p.wait()
 
 
 def wait_for(
@@ -124,7 +125,7 @@ def measure(system: System, args: argparse.Namespace, log: Path) -> dict[str, fl
         system.send(n)
     with workers(system, log) as pids:
         sampler = RssSampler(pids)
-        poll = 0.002 if system.name in ("conveyor", "dramatiq", "huey") else 0.05
+        poll = 0.002 if system.name in ("conveyor", "dramatiq", "huey") else 0.1
         wait_for(lambda: system.finished(n) >= 1, "the first task", poll=poll)
         begun = time.perf_counter()
         wait_for(lambda: system.finished(n) >= n, f"{n} tasks", poll=poll)
@@ -181,10 +182,13 @@ def main() -> None:
     for r in range(args.rounds):
         order = names[r % len(names) :] + names[: r % len(names)]  # interleave the order
         for name in order:
+            began = time.monotonic()
             got = measure(systems[name], args, log)
+            got_in = time.monotonic() - began
             runs[name].append(got)
             print(
-                f"round {r + 1} {name}: " + ", ".join(f"{k} {v:,.1f}" for k, v in got.items()),
+                f"round {r + 1} {name} ({got_in:.0f}s): "
+                + ", ".join(f"{k} {v:,.1f}" for k, v in got.items()),
                 flush=True,
             )
     medians = {

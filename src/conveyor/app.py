@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import threading
 import time
-import uuid
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,7 +25,7 @@ from .clock import SYSTEM_CLOCK, Clock
 from .config import Config, Settings, resolve_urls
 from .control import Control
 from .errors import ConfigurationError, NotRegistered
-from .message import Message, encode_message
+from .message import Message, encode_message, new_task_id
 from .options import CallOptions, TaskOptions, task_options
 from .request import current_request
 from .result import AsyncResult
@@ -509,7 +508,7 @@ class _Calls:
     ) -> Message:
         call = self.call
         return Message(
-            id=task_id or str(uuid.uuid4()),
+            id=task_id or new_task_id(),
             task=self.name,
             args=args,
             kwargs=kwargs,

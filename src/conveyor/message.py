@@ -17,6 +17,7 @@ msgspec validates field types while decoding, so a malformed body fails in one p
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import msgspec
@@ -49,6 +50,13 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Message)
 _any_decoder = msgspec.json.Decoder()
+
+
+def new_task_id() -> str:
+    """A random (version 4) UUID in its usual text form, as Celery's task ids are; built from
+    16 random bytes directly, at less than half the cost of `str(uuid.uuid4())`."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
 def check_json(value: Any, path: str) -> None:

@@ -59,3 +59,15 @@ def test_return_values_are_checked_too() -> None:
     assert msgspec.json.decode(encode_value({"a": [1, 2]})) == {"a": [1, 2]}
     with pytest.raises(EncodeError, match=r"return value is a builtins\.object"):
         encode_value(object())
+
+
+def test_new_task_ids_are_version_4_uuids_in_text_form() -> None:
+    import uuid
+
+    from conveyor.message import new_task_id
+
+    ids = {new_task_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, text)

@@ -322,6 +322,6 @@ def _stored(mid: str, h: dict[bytes, bytes], now: float) -> tuple[StoredMessage,
         available_at,
         text[b"rs"],
         text[b"er"],
-        float(h[b"u"]) if b"u" in h else None,
+        float(h.get(b"u") or available_at),  # absent until it first changes state
     )
     return message, int(h.get(b"n", b"0"))

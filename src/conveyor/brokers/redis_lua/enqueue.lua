@@ -9,8 +9,8 @@ local out = {}
 local woken = {}
 local window = tonumber(ARGV[2])
 local function known(key)
+  if redis.call('EXISTS', key) == 0 then return false end
   local f = redis.call('HMGET', key, 's', 'dn')
-  if f[1] == false then return false end
   if f[1] == 'z' and num(f[2], 0) + window <= NOW then
     redis.call('DEL', key)
     return false
@@ -32,8 +32,9 @@ for k = 0, count - 1 do
     local n = last - count + 1 + k
     local at = NOW + math.max(0, delay)
     local state = delay > 0 and 's' or 'r'
+    -- d (deliveries), l (lost) and u (updated_at) are left out: absent reads as 0 / at
     redis.call('HSET', key, 'q', q, 'p', p, 'md', ARGV[i + 4], 'b', ARGV[i + 5], 'n', n,
-      'd', 0, 'l', 0, 'u', tostring(NOW), 's', state, 'at', tostring(at))
+      's', state, 'at', tostring(at))
     queues[q] = true
     if delay > 0 then
       redis.call('ZADD', P .. ':s:' .. q, at, id)
