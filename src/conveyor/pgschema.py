@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from ._postgres import PgDatabase
+from ._postgres import Listener, PgDatabase, PgTarget, parse_url, pool_wait
 from .errors import ConfigurationError
+from .guard import Guard
 
 if TYPE_CHECKING:
     import psycopg
@@ -106,3 +107,31 @@ def ensure_current(db: PgDatabase, auto: bool) -> None:
             "migration is off: database_create_tables_at_setup=False)"
         )
     upgrade(db)
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """What a PostgreSQL backend works with: its target, pool, LISTEN connection (started on
+    first use) and connection guard."""
+
+    target: PgTarget
+    db: PgDatabase
+    listener: Listener
+    guard: Guard
+
+
+def open_backend(
+    url: str, role: str, max_size: int, auto_migrate: bool, retry_budget: float | None
+) -> Opened:
+    """Open `url` for a backend in `role` ("broker" or "result store"): a pool, the role's
+    NOTIFY channel, a guard, and a schema made current (or an error saying how)."""
+    target = parse_url(url)
+    db = PgDatabase(target, max_size, f"conveyor-{role}", pool_wait(retry_budget))
+    channel = target.channel if role == "broker" else target.results_channel
+    guard = Guard(f"{role} at {target.shown}", url, db.errors, retry_budget)
+    try:
+        guard.call(ensure_current, db, auto_migrate)
+    except BaseException:
+        db.close()
+        raise
+    return Opened(target, db, Listener(target, channel), guard)

@@ -19,11 +19,10 @@ from typing import Any
 
 import msgspec
 
-from .._postgres import Listener, PgDatabase, now_param, parse_url
-from .._postgres import pool_wait as _pool_wait
+from .._postgres import now_param
 from ..clock import SYSTEM_CLOCK, Clock
-from ..guard import Guard, guarded
-from ..pgschema import ensure_current
+from ..guard import guarded
+from ..pgschema import open_backend
 from ..sqlfiles import load_sql
 from .base import (
     Delivery,
@@ -38,14 +37,8 @@ from .base import (
     WorkerInfo,
 )
 from .memory import DEFAULT_IDEMPOTENCY_WINDOW
+from .rows import STATE_CODES, stored_message
 
-_STATE_CODES = {
-    MessageState.READY: 0,
-    MessageState.SCHEDULED: 1,
-    MessageState.LEASED: 2,
-    MessageState.DEAD: 3,
-}
-_STATES_BY_CODE = {code: state for state, code in _STATE_CODES.items()}
 _HOUSEKEEPING_EVERY = 30.0
 _WORKER_RETENTION = 7 * 86400.0
 # Idle waits re-check at least this often even when no NOTIFY comes (a safety net only).
@@ -63,21 +56,13 @@ class PostgresBroker:
         auto_migrate: bool = True,
         retry_budget: float | None = 10.0,
     ) -> None:
-        self.target = parse_url(url)
+        opened = open_backend(url, "broker", 8, auto_migrate, retry_budget)
+        self.target, self._db, self._listener = opened.target, opened.db, opened.listener
+        self.guard = opened.guard
         self._q = load_sql("conveyor.brokers.sql", "postgres_broker.sql")
-        self._db = PgDatabase(
-            self.target, name="conveyor-broker", wait_for_connection=_pool_wait(retry_budget)
-        )
-        self._listener = Listener(self.target, self.target.channel)
         self._clock = clock
         self._window = idempotency_window
         self._next_housekeeping = 0.0
-        self.guard = Guard(f"broker at {self.target.shown}", url, self._db.errors, retry_budget)
-        try:
-            self.guard.call(ensure_current, self._db, auto_migrate)
-        except BaseException:
-            self._db.close()
-            raise
 
     def __repr__(self) -> str:
         return f"<PostgresBroker {self.target.shown} schema={self.target.schema}>"
@@ -283,14 +268,14 @@ class PostgresBroker:
     def list_messages(
         self, queue: str, state: MessageState | None = None, limit: int = 100, offset: int = 0
     ) -> list[StoredMessage]:
-        code = None if state is None else _STATE_CODES[state]
+        code = None if state is None else STATE_CODES[state]
         rows = self._all("list_messages", queue=queue, state=code, limit=limit, offset=offset)
-        return [_stored(r) for r in rows]
+        return [stored_message(r) for r in rows]
 
     @guarded
     def get_message(self, message_id: str) -> StoredMessage | None:
         row = self._one("get_message", id=message_id)
-        return None if row is None else _stored(row)
+        return None if row is None else stored_message(row)
 
     @guarded
     def purge_dead(self, queues: Sequence[str] | None = None, older_than: float = 0.0) -> int:
@@ -329,8 +314,3 @@ def _delivery(r: Sequence[Any]) -> Delivery:
     return Delivery(
         Envelope(mid, queue, body, priority, 0.0, max_deliveries), lease, deliveries, begun
     )
-
-
-def _stored(r: Sequence[Any]) -> StoredMessage:
-    envelope = Envelope(id=r[0], queue=r[1], body=r[5] or b"", priority=r[2], max_deliveries=r[6])
-    return StoredMessage(envelope, _STATES_BY_CODE[r[3]], r[7], r[4], r[8], r[9], r[10])

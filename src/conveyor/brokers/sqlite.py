@@ -32,14 +32,8 @@ from .base import (
     WorkerInfo,
 )
 from .memory import DEFAULT_IDEMPOTENCY_WINDOW
+from .rows import STATE_CODES, stored_message
 
-_STATE_CODES = {
-    MessageState.READY: 0,
-    MessageState.SCHEDULED: 1,
-    MessageState.LEASED: 2,
-    MessageState.DEAD: 3,
-}
-_STATES_BY_CODE = {code: state for state, code in _STATE_CODES.items()}
 _HOUSEKEEPING_EVERY = 30.0
 _WORKER_RETENTION = 7 * 86400.0
 # Upper bound on one idle wait before re-probing: catches due times of delayed messages and
@@ -301,15 +295,15 @@ class SqliteBroker:
             sql = self._q["list_messages"]
         else:
             sql = self._q["list_messages_in_state"]
-            params["state"] = _STATE_CODES[state]
+            params["state"] = STATE_CODES[state]
         rows = self._db.connection().execute(sql, params).fetchall()
-        return [_stored(r) for r in rows]
+        return [stored_message(r) for r in rows]
 
     def get_message(self, message_id: str) -> StoredMessage | None:
         with self._db.transaction() as conn:
             conn.execute(self._q["promote_due"], {"now": self._clock.now()})
             row = conn.execute(self._q["get_message"], {"id": message_id}).fetchone()
-        return None if row is None else _stored(row)
+        return None if row is None else stored_message(row)
 
     def purge_dead(self, queues: Sequence[str] | None = None, older_than: float = 0.0) -> int:
         params = {
@@ -333,8 +327,3 @@ class SqliteBroker:
 
     def close(self) -> None:
         self._db.close()
-
-
-def _stored(r: Sequence[Any]) -> StoredMessage:
-    envelope = Envelope(id=r[0], queue=r[1], body=r[5] or b"", priority=r[2], max_deliveries=r[6])
-    return StoredMessage(envelope, _STATES_BY_CODE[r[3]], r[7], r[4], r[8], r[9], r[10])

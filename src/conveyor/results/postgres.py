@@ -8,14 +8,14 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .._postgres import Listener, PgDatabase, now_param, parse_url
-from .._postgres import pool_wait as _pool_wait
+from .._postgres import now_param
 from ..clock import SYSTEM_CLOCK, Clock
-from ..guard import Guard, guarded
-from ..pgschema import ensure_current
+from ..guard import guarded
+from ..pgschema import open_backend
 from ..sqlfiles import load_sql
 from ..states import TaskState
-from .base import ErrorInfo, Outcome
+from .base import Outcome
+from .rows import outcome_from_row
 
 _READY_STATES = [s.value for s in TaskState if s.ready]
 # Waits re-check at least this often even when no NOTIFY comes (a safety net only).
@@ -33,22 +33,12 @@ class PostgresResultStore:
         auto_migrate: bool = True,
         retry_budget: float | None = 10.0,
     ) -> None:
-        self.target = parse_url(url)
+        opened = open_backend(url, "result store", 4, auto_migrate, retry_budget)
+        self.target, self._db, self._listener = opened.target, opened.db, opened.listener
+        self.guard = opened.guard
         self._q = load_sql("conveyor.results.sql", "postgres_results.sql")
-        self._db = PgDatabase(
-            self.target, 4, "conveyor-results", wait_for_connection=_pool_wait(retry_budget)
-        )
-        self._listener = Listener(self.target, self.target.results_channel)
         self._ttl = ttl
         self._clock = clock
-        self.guard = Guard(
-            f"result store at {self.target.shown}", url, self._db.errors, retry_budget
-        )
-        try:
-            self.guard.call(ensure_current, self._db, auto_migrate)
-        except BaseException:
-            self._db.close()
-            raise
 
     def __repr__(self) -> str:
         return f"<PostgresResultStore {self.target.shown} schema={self.target.schema}>"
@@ -91,7 +81,7 @@ class PostgresResultStore:
             rows = conn.execute(
                 self._q["get_many"], {"ids": list(task_ids), "now": now_param(self._clock)}
             ).fetchall()
-        return {r[0]: _outcome(r) for r in rows}
+        return {r[0]: outcome_from_row(r) for r in rows}
 
     @guarded
     def wait(self, task_ids: Sequence[str], timeout: float | None) -> dict[str, Outcome]:
@@ -146,22 +136,3 @@ def _columns(outcomes: Sequence[Outcome]) -> dict[str, Any]:
 
 def _float(value: float | None) -> float | None:
     return None if value is None else float(value)
-
-
-def _outcome(r: Sequence[Any]) -> Outcome:
-    error = ErrorInfo(r[3], r[5] or "", r[6], r[4] or "builtins") if r[3] is not None else None
-    return Outcome(
-        task_id=r[0],
-        state=TaskState(r[1]),
-        value=r[2],
-        error=error,
-        task_name=r[7],
-        queue=r[8],
-        worker=r[9],
-        attempt=r[10],
-        retries=r[11],
-        started_at=r[12],
-        finished_at=r[13],
-        reason=r[14],
-        token=r[15],
-    )

@@ -12,8 +12,8 @@ from typing import Any
 from .._sqlite import SqliteDatabase
 from ..clock import SYSTEM_CLOCK, Clock
 from ..sqlfiles import load_sql
-from ..states import TaskState
-from .base import ErrorInfo, Outcome
+from .base import Outcome
+from .rows import outcome_from_row
 
 
 class SqliteResultStore:
@@ -52,7 +52,7 @@ class SqliteResultStore:
         rows = self._db.connection().execute(
             self._q["get_many"], {"ids": json.dumps(list(task_ids)), "now": self._clock.now()}
         )
-        return {r[0]: _outcome(r) for r in rows}
+        return {r[0]: outcome_from_row(r) for r in rows}
 
     def wait(self, task_ids: Sequence[str], timeout: float | None) -> dict[str, Outcome]:
         wanted = set(task_ids)
@@ -99,22 +99,3 @@ def _row(o: Outcome, now: float, expires: float | None) -> dict[str, Any]:
         "expires_at": expires,
         "token": o.token,
     }
-
-
-def _outcome(r: Sequence[Any]) -> Outcome:
-    error = ErrorInfo(r[3], r[5] or "", r[6], r[4] or "builtins") if r[3] is not None else None
-    return Outcome(
-        task_id=r[0],
-        state=TaskState(r[1]),
-        value=r[2],
-        error=error,
-        task_name=r[7],
-        queue=r[8],
-        worker=r[9],
-        attempt=r[10],
-        retries=r[11],
-        started_at=r[12],
-        finished_at=r[13],
-        reason=r[14],
-        token=r[15],
-    )

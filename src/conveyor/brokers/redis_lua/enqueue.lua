@@ -21,28 +21,32 @@ end
 local count = (#ARGV - 2) / 6
 local last = redis.call('INCRBY', P .. ':seq', count)
 local queues = {}
+local mprefix, rprefix, sprefix = P .. ':m:', P .. ':r:', P .. ':s:'
+local now_text = tostring(NOW)
+local first = last - count + 1
 for k = 0, count - 1 do
   local i = 3 + k * 6
   local id, q = ARGV[i], ARGV[i + 1]
-  local p, delay = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
-  local key = mkey(id)
+  local key = mprefix .. id
   if known(key) then
-    out[#out + 1] = 0
+    out[k + 1] = 0
   else
-    local n = last - count + 1 + k
-    local at = NOW + math.max(0, delay)
-    local state = delay > 0 and 's' or 'r'
-    -- d (deliveries), l (lost) and u (updated_at) are left out: absent reads as 0 / at
-    redis.call('HSET', key, 'q', q, 'p', p, 'md', ARGV[i + 4], 'b', ARGV[i + 5], 'n', n,
-      's', state, 'at', tostring(at))
+    local p, delay = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+    local n = first + k
     queues[q] = true
     if delay > 0 then
-      redis.call('ZADD', P .. ':s:' .. q, at, id)
+      local at = NOW + delay
+      redis.call('HSET', key, 'q', q, 'p', p, 'md', ARGV[i + 4], 'b', ARGV[i + 5], 'n', n,
+        's', 's', 'at', tostring(at))
+      redis.call('ZADD', sprefix .. q, at, id)
     else
-      redis.call('ZADD', P .. ':r:' .. q, ready_score(p, at), ready_member(n, id))
+      -- d (deliveries), l (lost) and u (updated_at) are left out: absent reads as 0 / at
+      redis.call('HSET', key, 'q', q, 'p', p, 'md', ARGV[i + 4], 'b', ARGV[i + 5], 'n', n,
+        's', 'r', 'at', now_text)
+      redis.call('ZADD', rprefix .. q, ready_score(p, NOW), ready_member(n, id))
       woken[q] = (woken[q] or 0) + 1
     end
-    out[#out + 1] = 1
+    out[k + 1] = 1
   end
 end
 for q in pairs(queues) do redis.call('SADD', P .. ':queues', q) end

@@ -8,7 +8,9 @@
 -- message or lease expiry of these queues ('' if none)}.
 local limit, lease_for = tonumber(ARGV[2]), tonumber(ARGV[3])
 local expires = NOW + lease_for
-local out = {}
+local expires_text = tostring(expires)
+local out = {'', expires_text}  -- the token goes first once one is taken
+local n = 2
 local token = nil
 local granted = 0
 for qi = 4, #ARGV do
@@ -17,30 +19,24 @@ for qi = 4, #ARGV do
   reclaim(q)
   if granted < limit then
     local popped = redis.call('ZPOPMIN', P .. ':r:' .. q, limit - granted)
+    local lkey = P .. ':l:' .. q
     for i = 1, #popped, 2 do
       local id = string.sub(popped[i], 14)
       local key = mkey(id)
       if token == nil then token = redis.call('INCR', P .. ':token') end
-      local d = redis.call('HINCRBY', key, 'd', 1)
-      redis.call('HSET', key, 's', 'l', 't', token, 'le', tostring(expires))
-      redis.call('ZADD', P .. ':l:' .. q, expires, id)
-      local f = redis.call('HMGET', key, 'p', 'b', 'md', 'bg', 'rv', 'tm')
-      out[#out + 1] = id
-      out[#out + 1] = q
-      out[#out + 1] = f[1]
-      out[#out + 1] = f[2]
-      out[#out + 1] = f[3]
-      out[#out + 1] = d
-      out[#out + 1] = f[4] or '0'
-      out[#out + 1] = f[5] or '0'
-      out[#out + 1] = f[6] or '0'
+      local f = redis.call('HMGET', key, 'p', 'b', 'md', 'bg', 'rv', 'tm', 'd')
+      local d = num(f[7], 0) + 1
+      redis.call('HSET', key, 's', 'l', 't', token, 'le', expires_text, 'd', d)
+      redis.call('ZADD', lkey, expires, id)
+      out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = id, q, f[1], f[2], f[3]
+      out[n + 6], out[n + 7], out[n + 8], out[n + 9] = d, f[4] or '0', f[5] or '0', f[6] or '0'
+      n = n + 9
       granted = granted + 1
     end
   end
 end
 if token ~= nil then
-  table.insert(out, 1, tostring(expires))
-  table.insert(out, 1, token)
+  out[1] = token
   return out
 end
 local soonest = nil
