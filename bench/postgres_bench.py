@@ -56,6 +56,7 @@ class Conveyor:
         self.env = {**os.environ, "PYTHONPATH": str(HERE)}
         import conveyor_app
 
+        self.mod = conveyor_app
         self.app, self.noop = conveyor_app.app, conveyor_app.noop
         self.app.close()  # a fresh connection to this round's database
         self.app._broker_arg = db.url
@@ -68,29 +69,10 @@ class Conveyor:
         self.app.send_many(self.noop, [()] * n)
 
     def workers(self) -> list[list[str]]:
-        return [
-            [
-                sys.executable,
-                "-m",
-                "conveyor",
-                "-A",
-                "conveyor_app",
-                "worker",
-                "-P",
-                "solo",
-                "--prefetch-multiplier",
-                "100",
-                "-n",
-                f"bench{i}@%h",
-                "-l",
-                "error",
-            ]
-            for i in range(2)
-        ]
+        return self.mod.worker_commands()
 
     def finished(self, sent: int) -> int:
-        stats = self.app.broker.queue_stats()
-        return sent - sum(s.ready + s.scheduled + s.leased for s in stats)
+        return int(self.mod.finished(sent))
 
     def close(self) -> None:
         self.app.close()

@@ -81,30 +81,10 @@ class Conveyor(System):
         return True
 
     def workers(self) -> list[list[str]]:
-        # Fetching 100 at a time is the explicit choice for tiny tasks (docs/performance.md).
-        return [
-            [
-                sys.executable,
-                "-m",
-                "conveyor",
-                "-A",
-                "conveyor_app",
-                "worker",
-                "-P",
-                "solo",
-                "--prefetch-multiplier",
-                "100",
-                "-n",
-                f"bench{i}@%h",
-                "-l",
-                "error",
-            ]
-            for i in range(2)
-        ]
+        return self.mod.worker_commands()
 
     def finished(self, sent: int) -> int:
-        stats = self.mod.app.broker.queue_stats()  # a message leaves once its outcome is stored
-        return sent - sum(s.ready + s.scheduled + s.leased for s in stats)
+        return int(self.mod.finished(sent))
 
     def stamp(self) -> float:
         return float(self.mod.stamp.delay().get(timeout=30))

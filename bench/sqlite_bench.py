@@ -81,25 +81,7 @@ class ConveyorRun:
 
         self.mod = conveyor_app
         self.env = env_with(CONVEYOR_BROKER_URL=f"sqlite:///{self.db}")
-        self.workers = [
-            [
-                sys.executable,
-                "-m",
-                "conveyor",
-                "-A",
-                "conveyor_app",
-                "worker",
-                "-P",
-                "solo",
-                "--prefetch-multiplier",
-                "100",
-                "-n",
-                f"bench{i}@%h",
-                "-l",
-                "error",
-            ]
-            for i in range(2)
-        ]
+        self.workers = conveyor_app.worker_commands()
 
     def enqueue(self, n: int) -> list[str]:
         return [self.mod.noop.delay().id for _ in range(n)]
