@@ -8,7 +8,9 @@ every reservation by whichever worker comes, so recovery is continuous, never le
 
 Idle workers do not poll: they wait on a `Listener` (LISTEN on the schema's channel, which
 enqueue, release and redrive NOTIFY), bounded by the time until the next scheduled message or
-lease expiry. The database's clock is the only clock unless a clock is injected (tests).
+lease expiry, and a worker loop coming back to `reserve` does not claim again until one of
+those happened (or a 5 s safety re-check is due). The database's clock is the only clock
+unless a clock is injected (tests).
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ class PostgresBroker:
         self._clock = clock
         self._window = idempotency_window
         self._next_housekeeping = 0.0
+        # queues -> (listener version, monotonic time) of the last claim that found nothing
+        self._idle: dict[tuple[str, ...], tuple[int, float]] = {}
 
     def __repr__(self) -> str:
         return f"<PostgresBroker {self.target.shown} schema={self.target.schema}>"
@@ -122,21 +126,38 @@ class PostgresBroker:
         if limit <= 0 or not queues:
             return []
         queues = list(dict.fromkeys(queues))
+        key = tuple(queues)
         deadline = time.monotonic() + max(0.0, wait)
         while True:
             version = self._listener.version() if wait > 0 else 0
-            got = self._reserve_now(queues, limit, lease_for)
-            if got:
-                return got
+            if not self._still_idle(key, version):
+                got = self._reserve_now(queues, limit, lease_for)
+                if got:
+                    return got
+                self._idle[key] = (version, time.monotonic() + self._quiet_for())
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
-            (due_in,) = self._one("next_due")
-            pause = min(remaining, _IDLE_RECHECK)
-            if due_in is not None:
-                pause = min(pause, max(0.0, float(due_in)))
+            pause = min(remaining, self._idle[key][1] - time.monotonic())
             if pause > 0:
                 self._listener.wait(version, pause)
+
+    def _still_idle(self, key: tuple[str, ...], version: int) -> bool:
+        """True when the last claim for these queues found nothing, no NOTIFY came since, and
+        nothing can have fallen due: claiming again now would only be polling."""
+        memo = self._idle.get(key)
+        return (
+            memo is not None
+            and memo[0] == version
+            and self._listener.connected
+            and self._clock is SYSTEM_CLOCK  # an injected clock moves without real time
+            and time.monotonic() < memo[1]
+        )
+
+    def _quiet_for(self) -> float:
+        """Seconds until the next scheduled message or lease expiry (a safety cap if none)."""
+        (due_in,) = self._one("next_due")
+        return _IDLE_RECHECK if due_in is None else max(0.0, min(float(due_in), _IDLE_RECHECK))
 
     def _reserve_now(self, queues: list[str], limit: int, lease_for: float) -> list[Delivery]:
         out: list[Delivery] = []
