@@ -24,6 +24,7 @@ from .errors import (
 from .request import Request
 from .result import AsyncResult
 from .routing import Exchange, Queue
+from .schedules import crontab
 from .states import TaskState
 from .task import Task
 
@@ -53,6 +54,7 @@ __all__ = [
     "TimeLimitExceeded",
     "TimeoutError",
     "WorkerLostError",
+    "crontab",
     "current_app",
     "shared_task",
 ]
