@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 from zoneinfo import ZoneInfo
 
 from ._names import nearest
@@ -34,6 +34,10 @@ from .results import open_result_store
 from .results.base import ResultStore
 from .routing import Decision, RouteTable
 from .task import Task
+
+if TYPE_CHECKING:
+    from .scheduler.book import Schedules
+    from .scheduler.stores.base import ScheduleStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 _PUBLISHED_NAMES_TTL = 5.0
@@ -71,6 +75,7 @@ class Conveyor:
         self._lock = threading.Lock()
         self._broker: Broker | None = None
         self._results: ResultStore | None = None
+        self._schedule_store: ScheduleStore | None = None
         self._published: tuple[float, frozenset[str]] = (0.0, frozenset())
         self._finalized = False
         self.warned: set[str] = set()  # routing warnings already logged (strict=False)
@@ -221,13 +226,34 @@ class Conveyor:
                     self._results = open_result_store(self.urls[1], self.conf.settings, self.clock)
         return self._results
 
+    @property
+    def schedule_store(self) -> ScheduleStore:
+        """This process's schedule store (in the result backend's database), opened on first
+        use."""
+        if self._schedule_store is None:
+            from .scheduler.stores import open_schedule_store
+
+            with self._lock:
+                if self._schedule_store is None:
+                    self._schedule_store = open_schedule_store(
+                        self.urls[1], self.conf.settings, self.clock
+                    )
+        return self._schedule_store
+
+    @property
+    def schedules(self) -> Schedules:
+        """The schedule at run time: `app.schedules.add(...)`, `.pause(name)`, `.list()`."""
+        from .scheduler.book import Schedules
+
+        return Schedules(self)
+
     def close(self) -> None:
-        """Close the broker and result store of this process."""
+        """Close the broker, result store and schedule store of this process."""
         with self._lock:
-            for backend in (self._broker, self._results):
+            for backend in (self._broker, self._results, self._schedule_store):
                 if backend is not None:
                     backend.close()
-            self._broker = self._results = None
+            self._broker = self._results = self._schedule_store = None
 
     # -- sending ----------------------------------------------------------------------------
     def AsyncResult(self, task_id: str) -> AsyncResult:
@@ -306,6 +332,22 @@ class Conveyor:
         self.finalize(f"sending {name}")
         self.broker.enqueue([calls.envelope(message)])
         return AsyncResult(message.id, self)
+
+    def send_once(
+        self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], call: CallOptions
+    ) -> bool:
+        """Enqueue one call whose id is fixed by `call.task_id` (never run eagerly). True when
+        it was newly stored, False when the broker already knew the id — someone sent this very
+        call before (the scheduler's fires rely on it)."""
+        if not call.task_id:
+            raise ConfigurationError("send_once needs call.task_id")
+        task = self._tasks.get(name)
+        if task is None:
+            self.check_task_name(name)
+        calls = _Calls(self, name, call, task)
+        message = calls.message(args, kwargs, call.task_id)
+        self.finalize(f"sending {name}")
+        return self.broker.enqueue([calls.envelope(message)])[0]
 
     def send_many(
         self,

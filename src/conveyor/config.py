@@ -28,6 +28,7 @@ from .errors import ConfigurationError
 from .options import check_priority
 from .ratelimit import parse_rate
 from .routing import Queue, Rule, parse_queues, parse_routes
+from .scheduler.schedule import parse_beat_schedule
 
 DEFAULT_SQLITE_URL = "sqlite:///conveyor.db"
 ENV_BROKER = "CONVEYOR_BROKER_URL"
@@ -77,8 +78,13 @@ class Settings:
     task_queues: tuple[Queue, ...] | None = None
     task_routes_strict: bool = True
     worker_queue_order: str = "strict"
-    # Known, but their behaviour is not built yet: setting them is refused (see _NOT_BUILT).
     beat_schedule: Mapping[str, Any] = field(default_factory=dict)
+    beat_lease_seconds: float = 10.0
+    beat_max_loop_interval: float = 5.0
+    beat_misfire_grace_time: float = 60.0
+    beat_scheduler: str | None = None
+    beat_schedule_filename: str | None = None
+    # Known, but their behaviour is not built yet: setting them is refused (see _NOT_BUILT).
     result_compression: str | None = None
     result_extended: bool = False
     worker_send_task_events: bool = False
@@ -90,7 +96,6 @@ SETTING_NAMES = frozenset(f.name for f in dataclasses.fields(Settings))
 _DEFAULTS = Settings()
 
 _NOT_BUILT: Mapping[str, str] = {
-    "beat_schedule": "the leader-elected scheduler",
     "result_compression": "result compression",
     "result_extended": "extended results",
     "worker_send_task_events": "task events",
@@ -132,6 +137,9 @@ OLD_NAMES: Mapping[str, str] = {
     "CELERYD_TASK_SOFT_TIME_LIMIT": "task_soft_time_limit",
     "CELERYD_AUTOSCALE": "worker_autoscale",
     "CELERYBEAT_SCHEDULE": "beat_schedule",
+    "CELERYBEAT_MAX_LOOP_INTERVAL": "beat_max_loop_interval",
+    "CELERYBEAT_SCHEDULER": "beat_scheduler",
+    "CELERYBEAT_SCHEDULE_FILENAME": "beat_schedule_filename",
 }
 
 POOL_NAMES = {
@@ -237,6 +245,10 @@ _CHECKS: Mapping[str, Any] = {
     "worker_queue_order": lambda n, v: _one_of(n, v, ("strict", "weighted")),
     "timezone": _check_timezone,
     "broker_transport_options": _check_transport,
+    "beat_schedule": lambda n, v: (parse_beat_schedule(v), dict(v))[1],
+    "beat_lease_seconds": _positive,
+    "beat_max_loop_interval": _positive,
+    "beat_misfire_grace_time": _positive,
 }
 
 

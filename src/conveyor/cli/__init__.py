@@ -10,6 +10,7 @@ import sys
 import click
 
 from .. import __version__
+from .beat import beat
 from .context import CliContext, run_cli
 from .control import control
 from .db import db
@@ -19,6 +20,7 @@ from .health import health
 from .inspect_cmds import queues, result
 from .purge import purge
 from .routes import routes
+from .schedule import schedule
 from .send import call
 from .worker import worker
 
@@ -40,7 +42,21 @@ def cli(ctx: click.Context, app_spec: str | None, broker: str | None) -> None:
     ctx.obj = CliContext(app_spec, broker)
 
 
-for command in (worker, call, result, queues, routes, purge, control, dlq, demo, db, health):
+for command in (
+    worker,
+    beat,
+    schedule,
+    call,
+    result,
+    queues,
+    routes,
+    purge,
+    control,
+    dlq,
+    demo,
+    db,
+    health,
+):
     cli.add_command(command)
 
 

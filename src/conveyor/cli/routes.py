@@ -16,6 +16,7 @@ import click
 from ..app import Conveyor
 from ..finalize import decisions, problems
 from ..routing import PatternRoute
+from .columns import aligned
 from .context import CliContext
 
 
@@ -87,19 +88,13 @@ def render(rows: Sequence[RouteRow], order: Sequence[str]) -> str:
     cells = {
         id(r): (r.task, str(r.priority), r.rate_limit or "-", _limits(r), r.routed_by) for r in rows
     }
-    widths = [
-        max([len(_COLUMNS[i])] + [len(c[i]) for c in cells.values()]) for i in range(len(_COLUMNS))
-    ]
-
-    def line(values: Sequence[str]) -> str:
-        return "  " + "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
-
     out = []
     for queue in order:
         group = [r for r in rows if r.queue == queue]
         if group:
-            out += [f"{queue} ({len(group)} task{'s' if len(group) != 1 else ''})", line(_COLUMNS)]
-            out += [line(cells[id(r)]) for r in group] + [""]
+            out += [f"{queue} ({len(group)} task{'s' if len(group) != 1 else ''})"]
+            out += aligned(_COLUMNS, [cells[id(r)] for r in group], list(cells.values()))
+            out += [""]
     out.append(summary(rows, order))
     return "\n".join(out)
 

@@ -13,9 +13,11 @@ from .._names import did_you_mean
 from ..app import Conveyor
 from ..config import POOL_NAMES, Settings, lease_seconds
 from ..routing import PatternRoute
+from ..scheduler.beat import Beat, run_in_thread
 from ..worker.naming import expand_node_name
 from ..worker.slotspec import QueueOrder, SlotSpec, parse_slot_spec
 from ..worker.worker import Worker, WorkerOptions
+from .beat import beat_options
 from .context import CliContext, setup_logging
 
 log = logging.getLogger("conveyor.worker")
@@ -88,7 +90,13 @@ def _not_built(flag: str, feature: str) -> click.UsageError:
     help="Rewrite this file every second with whether the worker is consuming "
     "(read it with `conveyor health`).",
 )
-@click.option("-B", "--beat", is_flag=True, help="Run the scheduler too (not built yet).")
+@click.option(
+    "-B",
+    "--beat",
+    is_flag=True,
+    help="Also run a scheduler in this process. Safe on every worker: schedulers elect one "
+    "leader, and a fire is never sent twice.",
+)
 @click.option("--autoscale", metavar="MAX,MIN", help="Autoscale the pool (not built yet).")
 @click.option("-E", "--task-events", is_flag=True, help="Send task events (not built yet).")
 @click.pass_obj
@@ -113,8 +121,6 @@ def worker(
     task_events: bool,
 ) -> None:
     """Start a worker that consumes queues and runs their tasks."""
-    if beat:
-        raise _not_built("-B/--beat", "the scheduler")
     if autoscale:
         raise _not_built("--autoscale", "the autoscaler")
     if task_events:
@@ -146,11 +152,18 @@ def worker(
     )
     consumer = Worker(app, options)  # checks routes, opens the broker: fails before the pidfile
     warn_unused_queues(app, options.all_queues)
+    scheduler = Beat(app, beat_options(s, None, None)) if beat else None
+    if scheduler is not None:
+        scheduler.start()  # a bad beat_schedule fails here, before anything runs
     if pidfile:
         Path(pidfile).write_text(f"{os.getpid()}\n")
+    running = run_in_thread(scheduler) if scheduler is not None else None
     try:
         consumer.run()
     finally:
+        if running is not None:
+            running[1].set()
+            running[0].join(timeout=5.0)
         if pidfile:
             Path(pidfile).unlink(missing_ok=True)
 

@@ -1,0 +1,108 @@
+"""`conveyor -A proj beat`: a scheduler process. Run as many as you like — one leads and
+fires, the others stand by and take over within one lease period when it dies."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from .._urls import safe_url
+from ..config import Settings
+from ..scheduler.beat import Beat, BeatOptions
+from .context import CliContext, setup_logging
+
+log = logging.getLogger("conveyor.beat")
+
+
+@click.command()
+@click.option("-l", "--loglevel", default="warning", show_default=True)
+@click.option("-f", "--logfile", type=click.Path(dir_okay=False), help="Log to this file.")
+@click.option("--pidfile", type=click.Path(dir_okay=False), help="Write the scheduler's pid here.")
+@click.option(
+    "--lease",
+    type=click.FloatRange(min=0.5),
+    help="Seconds of the leader lease (default beat_lease_seconds, 10): how long a dead "
+    "leader's lease holds off the others.",
+)
+@click.option(
+    "--max-interval",
+    type=click.FloatRange(min=0.05),
+    help="Longest sleep between checks (default beat_max_loop_interval, 5): run-time "
+    "schedule changes are seen within it.",
+)
+@click.option(
+    "-s",
+    "--schedule",
+    "schedule_file",
+    metavar="FILE",
+    help="Accepted for Celery compatibility and not used: the schedule and its progress live "
+    "in the result backend's database.",
+)
+@click.option(
+    "-S",
+    "--scheduler",
+    "scheduler_class",
+    metavar="CLASS",
+    help="Accepted for Celery compatibility and not used: conveyor's scheduler is always "
+    "database-backed (what django_celery_beat's DatabaseScheduler adds to Celery).",
+)
+@click.pass_obj
+def beat(
+    ctx: CliContext,
+    loglevel: str,
+    logfile: str | None,
+    pidfile: str | None,
+    lease: float | None,
+    max_interval: float | None,
+    schedule_file: str | None,
+    scheduler_class: str | None,
+) -> None:
+    """Run the scheduler: send the periodic tasks of beat_schedule and `conveyor schedule`."""
+    setup_logging(loglevel, logfile)
+    app = ctx.app(required=True)
+    scheduler = Beat(app, beat_options(app.conf.settings, lease, max_interval))
+    entries = scheduler.start()
+    if schedule_file or scheduler_class:
+        log.info("-s/-S ignored: the schedule is kept in %s", safe_url(app.urls[1]))
+    click.echo(
+        f"conveyor beat {scheduler.options.holder}: {len(entries)} entries from beat_schedule, "
+        f"{len(scheduler.store.entries())} stored, schedule in {safe_url(app.urls[1])}",
+        err=True,
+    )
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    if pidfile:
+        Path(pidfile).write_text(f"{os.getpid()}\n")
+    try:
+        scheduler.run(stop)
+    finally:
+        if pidfile:
+            Path(pidfile).unlink(missing_ok=True)
+
+
+def beat_options(
+    settings: Settings, lease: float | None, max_interval: float | None
+) -> BeatOptions:
+    """The scheduler's options: the settings, overridden by command-line flags."""
+    base = BeatOptions.from_settings(settings)
+    return BeatOptions(
+        lease=lease or base.lease,
+        max_interval=max_interval or base.max_interval,
+        grace=base.grace,
+        holder=base.holder,
+    )
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    def handle(signum: int, frame: FrameType | None) -> None:
+        log.warning("%s received: the scheduler stops", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
