@@ -17,6 +17,9 @@ from conveyor.clock import FakeClock
 from conveyor.results.base import ResultStore
 from conveyor.results.memory import MemoryResultStore
 from conveyor.results.sqlite import SqliteResultStore
+from conveyor.scheduler.stores.base import ScheduleStore
+from conveyor.scheduler.stores.memory import MemoryScheduleStore
+from conveyor.scheduler.stores.sqlite import SqliteScheduleStore
 
 from .. import services
 
@@ -103,6 +106,52 @@ def make_store(
 
     def make(ttl: float | None = TTL) -> ResultStore:
         store = STORES[request.param](clock, tmp_path, ttl)
+        made.append(store)
+        return store
+
+    yield make
+    for s in made:
+        services.drop_keys(s)
+        s.close()
+
+
+def _redis_schedules(clock: FakeClock, tmp: Path) -> ScheduleStore:
+    from conveyor.scheduler.stores.redis import RedisScheduleStore
+
+    prefix = "contract-" + hashlib.sha1(str(tmp).encode()).hexdigest()[:12]
+    return RedisScheduleStore(services.redis_url(prefix), clock)
+
+
+def _postgres_schedules(clock: FakeClock, tmp: Path) -> ScheduleStore:
+    from conveyor.scheduler.stores.postgres import PostgresScheduleStore
+
+    return PostgresScheduleStore(services.postgres_url(_schema(tmp)), clock)
+
+
+SCHEDULE_STORES: dict[str, Callable[[FakeClock, Path], ScheduleStore]] = {
+    "memory": lambda clock, tmp: MemoryScheduleStore(clock),
+    "postgres": _postgres_schedules,
+    "redis": _redis_schedules,
+    "sqlite": lambda clock, tmp: SqliteScheduleStore(tmp / "schedule.db", "normal", clock),
+}
+
+
+@pytest.fixture(params=sorted(SCHEDULE_STORES))
+def make_schedules(
+    request: pytest.FixtureRequest, clock: FakeClock, tmp_path: Path
+) -> Iterator[Callable[[], ScheduleStore]]:
+    """Makes schedule stores; a second one made in a test shares the first one's data (a
+    second process), except on memory, which cannot be shared."""
+    made: list[ScheduleStore] = []
+    if request.param == "redis":
+        services.require_redis()
+    if request.param == "postgres":
+        services.require_postgres()
+
+    def make() -> ScheduleStore:
+        if request.param == "memory" and made:
+            return made[0]
+        store = SCHEDULE_STORES[request.param](clock, tmp_path)
         made.append(store)
         return store
 

@@ -142,7 +142,6 @@ def test_broker_path_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -> 
         (["-Q", "a=2,b"], "queue weights need --queue-order weighted"),
         (["-P", "solo", "-c", "3"], "the solo pool runs one task at a time"),
         (["-P", "threads", "--max-tasks-per-child", "5"], "process-pool"),
-        (["--beat"], "not supported yet"),
         (["--autoscale", "10,3"], "not supported yet"),
         (["-c", "0"], "0"),
     ],

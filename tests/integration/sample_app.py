@@ -121,3 +121,19 @@ def die_at_most_once(self: Task) -> None:
     """At most once: its process dies mid-run, so it must end as WorkerLostError, run once."""
     _ledger("START", self)
     os._exit(9)
+
+
+# -- the scheduler tests: a 1-second entry sending to a queue no worker consumes, so the test
+# -- can read every fire from the broker.
+if os.environ.get("SAMPLE_BEAT"):
+    app.conf.update(
+        beat_schedule={
+            "tick": {
+                "task": "sample.add",
+                "schedule": float(os.environ["SAMPLE_BEAT"]),
+                "args": [1, 1],
+                "options": {"queue": "ticks"},
+            }
+        },
+        beat_lease_seconds=float(os.environ.get("SAMPLE_LEASE", "10")),
+    )

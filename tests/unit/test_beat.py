@@ -291,3 +291,15 @@ def test_list_shows_next_fire_and_load(clock: FakeClock) -> None:
     assert view.next_fire is not None and view.next_fire.timestamp() == START + 360
     assert view.avg_run is not None and view.worker_seconds_per_day == view.avg_run * 720
     assert view.stored.fires == 2 and view.stored.last_fire == START + 240
+
+
+def test_an_entry_that_cannot_be_sent_does_not_stop_the_others(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app(clock, poll={"task": "poll", "schedule": 1.0})
+    b = beat(app, "a")
+    # written by a process whose app had a task this one lacks
+    app.schedule_store.put("alien", '{"task": "other.task", "schedule": {"every": 1.0}}')
+    run_for(clock, 3.0, b)
+    assert len(sent(app)) == 3
+    assert caplog.text.count("schedule 'alien' cannot be sent: unknown task 'other.task'") == 1

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from ..config import Settings
-from ..errors import ConfigurationError, ConveyorError
+from ..errors import BackendUnavailable, ConfigurationError, ConveyorError
 from ..options import CallOptions
 from .leader import Leader, holder_name
 from .schedule import (
@@ -90,7 +90,7 @@ class Beat:
         self.zone = schedule_zone(settings.timezone, settings.enable_utc)
         self.leader = Leader(self.store, self.options.lease, app.clock, self.options.holder)
         self.stats = BeatStats()
-        self._bad: set[tuple[str, float]] = set()  # entries already reported as unusable
+        self._bad: set[tuple[str, float, str]] = set()  # entries already reported as unusable
 
     def start(self) -> list[Entry]:
         """Check `beat_schedule` (entries well formed, tasks known, no duplicates, also with
@@ -138,10 +138,15 @@ class Beat:
             entry = self._decode(stored)
             if entry is None:
                 continue
-            if stored.paused:
-                self._pass_over(entry, stored, now)
-            else:
-                wait = min(wait, self._tick_entry(entry, stored, now) - now)
+            try:
+                if stored.paused:
+                    self._pass_over(entry, stored, now)
+                else:
+                    wait = min(wait, self._tick_entry(entry, stored, now) - now)
+            except BackendUnavailable:
+                raise  # nothing else will work either: the loop backs off
+            except ConveyorError as exc:  # this entry only (an unknown task, a bad route)
+                self._report(stored, f"cannot be sent: {exc}")
         return max(0.0, wait)
 
     def _tick_entry(self, entry: Entry, stored: StoredEntry, now: float) -> float:
@@ -199,10 +204,15 @@ class Beat:
         try:
             return Entry.from_json(stored.name, stored.definition)
         except (ValueError, KeyError, TypeError, ConfigurationError) as exc:
-            if (stored.name, stored.updated_at) not in self._bad:
-                self._bad.add((stored.name, stored.updated_at))
-                log.error("schedule %r cannot be read (%s): it does not fire", stored.name, exc)
+            self._report(stored, f"cannot be read ({exc}): it does not fire")
             return None
+
+    def _report(self, stored: StoredEntry, problem: str) -> None:
+        """Log a problem with one entry once per version of it (it is retried every tick)."""
+        key = (stored.name, stored.updated_at, problem)
+        if key not in self._bad:
+            self._bad.add(key)
+            log.error("schedule %r %s", stored.name, problem)
 
 
 def run_in_thread(scheduler: Beat) -> tuple[threading.Thread, threading.Event]:
