@@ -74,7 +74,10 @@ def test_consuming_a_queue_nothing_uses_is_a_warning_naming_the_real_ones(db: Pa
         log = log_of(proc)
     finally:
         stop_worker(proc)
-    assert "consumes queue 'lwo', but no route, task or task_queues entry uses it" in log
+    assert (
+        "consumes queue 'lwo', but no route, task, task_queues or beat_schedule entry uses it"
+        in log
+    )
     assert "(did you mean 'low'?); queues in use: default, high, low" in log
     assert "consumes queue 'high'" not in log
 

@@ -169,7 +169,7 @@ def test_fires_missed_while_everything_was_down(
     assert b.stats.skipped == skipped
     assert app.schedule_store.entries()[0].skipped == skipped
     assert f"skipped {skipped} fire(s)" in caplog.text
-    run_for(clock, 300.0, b, step=5.0)  # and then back on schedule, at anchor + k × 300
+    run_for(clock, 300.0, b, step=5.0)  # and then back on schedule, at the multiples of 300 s
     assert stamps(sent(app))[-1] == START + 3900.0
 
 

@@ -151,3 +151,12 @@ def test_fire_ids_are_the_same_everywhere_and_differ_by_time() -> None:
     assert fire_id("webhooks", at) == "beat:webhooks@2026-11-21T11:35:00.000Z"
     assert fire_id("webhooks", at.astimezone(ZoneInfo("Asia/Tokyo"))) == fire_id("webhooks", at)
     assert fire_id("webhooks", at + timedelta(milliseconds=1)) != fire_id("webhooks", at)
+
+
+def test_intervals_are_aligned_to_the_clock() -> None:
+    quarter = Interval(900)
+    at = datetime(2026, 11, 21, 11, 7, 13, tzinfo=UTC)
+    assert quarter.next_after(at, UTC) == datetime(2026, 11, 21, 11, 15, tzinfo=UTC)
+    due = due_fires(quarter, at.timestamp(), at.timestamp() + 3600, UTC)
+    assert due.count == 4 and due.latest == datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+    assert due.following == datetime(2026, 11, 21, 12, 15, tzinfo=UTC)

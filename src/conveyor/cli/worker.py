@@ -14,6 +14,7 @@ from ..app import Conveyor
 from ..config import POOL_NAMES, Settings, lease_seconds
 from ..routing import PatternRoute
 from ..scheduler.beat import Beat, run_in_thread
+from ..scheduler.schedule import parse_beat_schedule
 from ..worker.naming import expand_node_name
 from ..worker.slotspec import QueueOrder, SlotSpec, parse_slot_spec
 from ..worker.worker import Worker, WorkerOptions
@@ -214,11 +215,12 @@ def warn_unused_queues(app: Conveyor, consumed: tuple[str, ...]) -> None:
         for r in app.route_table.rules
         if isinstance(r, PatternRoute) and r.destination.queue is not None
     }
+    known |= {e.queue for e in parse_beat_schedule(settings.beat_schedule) if e.queue}
     for queue in consumed:
         if queue not in known:
             log.warning(
-                "this worker consumes queue %r, but no route, task or task_queues entry uses "
-                "it%s; queues in use: %s",
+                "this worker consumes queue %r, but no route, task, task_queues or "
+                "beat_schedule entry uses it%s; queues in use: %s",
                 queue,
                 did_you_mean(queue, known),
                 ", ".join(sorted(known)),

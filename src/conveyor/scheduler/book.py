@@ -165,7 +165,7 @@ def recent_fires(sched: Schedule, anchor: float, last: float, zone: Any) -> list
     """Up to the last few fire times of an entry, ending at `last`."""
     end = datetime.fromtimestamp(last, timezone.utc)
     if isinstance(sched, Interval):
-        count = min(_LOAD_SAMPLE, int((last - anchor) / sched.seconds + 1e-9))
+        count = min(_LOAD_SAMPLE, due_fires(sched, anchor, last, zone).count)
         return [end - timedelta(seconds=k * sched.seconds) for k in range(count)]
     days = _LOAD_SAMPLE / max(sched.fires_per_day(), 1e-3) + 1
     start = max(anchor, last - days * 86400.0)

@@ -5,10 +5,12 @@ timedelta, Celery's `schedule(run_every=…)`) or a `crontab`. Entries are store
 (`Entry.to_json`), so every store keeps them the same way and `conveyor schedule list` can read
 entries that a worker with other code added.
 
-Fire times are exact and shared by every scheduler: an interval entry fires at `anchor + k ×
-interval` (the anchor is when the entry was first stored), a crontab entry at its matching
-minutes in the schedule's zone. Nothing drifts with the time a fire was actually sent, which is
-what lets any scheduler compute the same fire — and the same message id — as any other.
+Fire times are exact and shared by every scheduler: an interval entry fires at the multiples of
+its interval since the epoch (every 300 s fires at :00, :05, :10 … past the hour; every hour on
+the hour), a crontab entry at its matching minutes in the schedule's zone. Nothing is due
+before the entry's anchor (when it was first stored), and nothing drifts with the time a fire
+was actually sent, which is what lets any scheduler compute the same fire — and the same message
+id — as any other.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ class Missed(str, Enum):
 
 @dataclass(frozen=True, slots=True)
 class Interval:
-    """Fires every `seconds`, counted from the entry's anchor."""
+    """Fires every `seconds`, at the multiples of `seconds` since the epoch (so every 15
+    minutes means :00, :15, :30 and :45, whichever scheduler computes it)."""
 
     seconds: float
 
@@ -58,7 +61,7 @@ class Interval:
             raise ConfigurationError(f"an interval must be positive, not {self.seconds!r} s")
 
     def next_after(self, after: datetime, zone: tzinfo) -> datetime:
-        return after + timedelta(seconds=self.seconds)
+        return _at((_ticks(after.timestamp(), self.seconds) + 1) * self.seconds)
 
     def fires_per_day(self) -> float:
         return 86400.0 / self.seconds
@@ -96,13 +99,24 @@ class Due:
     following: datetime
 
 
+def _ticks(at: float, every: float) -> int:
+    """How many whole intervals since the epoch `at` is (a hair of tolerance, so a time
+    computed as k × interval counts as k despite float rounding)."""
+    return math.floor(at / every + 1e-9)
+
+
+def _at(epoch: float) -> datetime:
+    return datetime.fromtimestamp(round(epoch, 6), timezone.utc)
+
+
 def due_fires(sched: Schedule, base: float, now: float, zone: tzinfo) -> Due:
     """The fires after `base` (epoch seconds: the last fire, or the anchor) up to `now`."""
     start = datetime.fromtimestamp(base, timezone.utc)
     if isinstance(sched, Interval):
-        count = max(0, math.floor((now - base) / sched.seconds + 1e-9))
-        latest = start + timedelta(seconds=count * sched.seconds) if count else None
-        return Due(count, latest, start + timedelta(seconds=(count + 1) * sched.seconds))
+        last_k, now_k = _ticks(base, sched.seconds), _ticks(now, sched.seconds)
+        count = max(0, now_k - last_k)
+        latest = _at(now_k * sched.seconds) if count else None
+        return Due(count, latest, _at((max(now_k, last_k) + 1) * sched.seconds))
     moment = datetime.fromtimestamp(now, timezone.utc)
     count, latest, fire = 0, None, sched.next_after(start, zone)
     while fire <= moment:

@@ -42,8 +42,7 @@ class StoredEntry:
     """An entry as stored.
 
     definition  Entry.to_json() text
-    anchor      when the entry was first stored (epoch seconds): an interval entry fires at
-                anchor + k × interval, and nothing is due before it
+    anchor      when the entry was first stored (epoch seconds): nothing is due before it
     last_fire   the scheduled time of the last fire sent or skipped, None before the first
     fires       fires sent; skipped: fires not sent because every scheduler was down
     """

@@ -21,6 +21,9 @@ class MemoryScheduleStore:
         self._expires = 0.0
         self._term = 0
 
+    def __repr__(self) -> str:
+        return "<MemoryScheduleStore (this process only)>"
+
     def sync(self, definitions: Mapping[str, str]) -> None:
         now = self._clock.now()
         with self._lock:

@@ -27,6 +27,9 @@ class SqliteScheduleStore:
         self._db = SqliteDatabase(path, synchronous, self._q["schema"])
         self._clock = clock
 
+    def __repr__(self) -> str:
+        return f"<SqliteScheduleStore {self._db.path}>"
+
     def sync(self, definitions: Mapping[str, str]) -> None:
         now = self._clock.now()
         with self._db.transaction() as conn:
