@@ -125,9 +125,10 @@ def test_schedule_commands(db: Where) -> None:
     )
     assert added.returncode == 0, added.stderr
     assert "nightly: sample.add at 02:30 on 1-5" in added.stdout
-    listed = conveyor(db, "-A", "sample_app", "schedule", "list")
+    listed = conveyor(db, "-A", "sample_app", "schedule", "list", **BEAT_ENV)
     assert listed.returncode == 0, listed.stderr
     assert "nightly" in listed.stdout and "no scheduler is leading" in listed.stdout
+    assert "beat_schedule differs from the stored schedule for tick" in listed.stdout
     assert conveyor(db, "-A", "sample_app", "schedule", "pause", "nightly").returncode == 0
     as_json = json.loads(conveyor(db, "-A", "sample_app", "schedule", "list", "--json").stdout)
     assert as_json[0]["paused"] is True and as_json[0]["fires_per_day"] == pytest.approx(5 / 7)

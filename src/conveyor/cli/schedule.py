@@ -13,7 +13,13 @@ from typing import Any
 import click
 
 from ..scheduler.book import EntryView, Schedules
-from ..scheduler.schedule import Interval, Missed, Schedule, cron_from_line
+from ..scheduler.schedule import (
+    Interval,
+    Missed,
+    Schedule,
+    cron_from_line,
+    parse_beat_schedule,
+)
 from .columns import aligned
 from .context import CliContext
 
@@ -45,6 +51,19 @@ def list_entries(ctx: CliContext, as_json: bool) -> None:
         f"\n{len(views)} entries, {total:,.0f} fires/day; "
         f"{leader if lease.holder else 'no scheduler is leading'}"
     )
+    pending = unsynced(book, views)
+    if pending:
+        click.echo(
+            f"beat_schedule differs from the stored schedule for {', '.join(pending)}: it is "
+            "stored when a scheduler starts (conveyor beat, or a worker with -B)"
+        )
+
+
+def unsynced(book: Schedules, views: list[EntryView]) -> list[str]:
+    """Names of beat_schedule entries missing from the store or stored differently."""
+    stored = {v.entry.name: v.entry.to_json() for v in views}
+    configured = parse_beat_schedule(book.app.conf.settings.beat_schedule)
+    return [e.name for e in configured if stored.get(e.name) != e.to_json()]
 
 
 @schedule.command()
