@@ -83,6 +83,7 @@ def test_three_schedulers_one_leader_killed_twice(db: Where, reader: Conveyor) -
             p.send_signal(signal.SIGTERM)
         for p in procs.values():
             p.wait(30)
+    assert store.leadership().holder is None  # the last leader resigned when it stopped
     fires = fire_times(reader)
     (entry,) = store.entries()
     gaps = [b - a for a, b in itertools.pairwise(fires)]

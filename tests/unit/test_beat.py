@@ -186,6 +186,8 @@ def test_a_fire_expires_when_the_next_is_due(clock: FakeClock) -> None:
     states = [outcomes[k].state for k in sorted(outcomes)]
     assert states == [TaskState.REVOKED, TaskState.SUCCESS]
     assert outcomes["beat:poll@2027-01-15T08:00:10.000Z"].reason == "expired"
+    (view,) = app.schedules.list()
+    assert view.expired == 1  # counted where `schedule list` shows it
 
 
 def test_an_explicit_expires_counts_from_the_send(clock: FakeClock) -> None:

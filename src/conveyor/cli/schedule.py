@@ -51,6 +51,12 @@ def list_entries(ctx: CliContext, as_json: bool) -> None:
         f"\n{len(views)} entries, {total:,.0f} fires/day; "
         f"{leader if lease.holder else 'no scheduler is leading'}"
     )
+    for v in views:
+        if v.expired:
+            click.echo(
+                f"{v.entry.name}: {v.expired} of its recent fires expired before a worker "
+                "started them (its queue is too slow for this interval)"
+            )
     pending = unsynced(book, views)
     if pending:
         click.echo(
@@ -192,5 +198,6 @@ def _as_dict(v: EntryView) -> dict[str, Any]:
         "fires": v.stored.fires,
         "skipped": v.stored.skipped,
         "avg_run_seconds": v.avg_run,
+        "recent_fires_expired": v.expired,
         "worker_seconds_per_day": v.worker_seconds_per_day,
     }

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from .._names import nearest
 from ..errors import ConfigurationError
+from ..results.base import Outcome
+from ..states import TaskState
 from .beat import check_entry, find_duplicate
 from .schedule import Entry, Interval, Schedule, due_fires, fire_id, parse_entry, schedule_zone
 from .stores.base import Leadership, Source, StoredEntry
@@ -32,6 +34,8 @@ class EntryView:
     next_fire       the next scheduled time (None while paused); a fire already due shows
                     as due
     avg_run         mean run time of the entry's recent fires that have outcomes, or None
+    expired         how many of its recent fires were dropped unstarted because they expired
+                    (no worker started them before the next fire was due)
     """
 
     entry: Entry
@@ -39,6 +43,7 @@ class EntryView:
     next_fire: datetime | None
     due: bool
     avg_run: float | None
+    expired: int = 0
 
     @property
     def fires_per_day(self) -> float:
@@ -75,22 +80,27 @@ class Schedules:
         base = stored.last_fire if stored.last_fire is not None else stored.anchor
         due = due_fires(entry.schedule, base, now, self.zone)
         upcoming = due.latest if due.latest is not None else due.following
-        avg = self._average_run(entry, stored) if load else None
-        return EntryView(
-            entry, stored, None if stored.paused else upcoming, due.latest is not None, avg
-        )
-
-    def _average_run(self, entry: Entry, stored: StoredEntry) -> float | None:
-        if stored.last_fire is None:
-            return None
-        fires = recent_fires(entry.schedule, stored.anchor, stored.last_fire, self.zone)
-        outcomes = self.app.results.get_many([fire_id(entry.name, f) for f in fires])
+        outcomes = self._recent_outcomes(entry, stored) if load else ()
         runs = [
             o.finished_at - o.started_at
-            for o in outcomes.values()
+            for o in outcomes
             if o.started_at is not None and o.finished_at is not None
         ]
-        return sum(runs) / len(runs) if runs else None
+        return EntryView(
+            entry,
+            stored,
+            None if stored.paused else upcoming,
+            due.latest is not None,
+            sum(runs) / len(runs) if runs else None,
+            sum(o.state is TaskState.REVOKED and o.reason == "expired" for o in outcomes),
+        )
+
+    def _recent_outcomes(self, entry: Entry, stored: StoredEntry) -> tuple[Outcome, ...]:
+        if stored.last_fire is None:
+            return ()
+        fires = recent_fires(entry.schedule, stored.anchor, stored.last_fire, self.zone)
+        ids = [fire_id(entry.name, f) for f in fires]
+        return tuple(self.app.results.get_many(ids).values())
 
     def add(
         self,
