@@ -24,6 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ._names import did_you_mean
+from .compression import check_method
 from .errors import ConfigurationError
 from .options import check_priority
 from .ratelimit import parse_rate
@@ -78,6 +79,8 @@ class Settings:
     task_queues: tuple[Queue, ...] | None = None
     task_routes_strict: bool = True
     worker_queue_order: str = "strict"
+    result_compression: str | None = None
+    result_compression_threshold: int = 1024
     beat_schedule: Mapping[str, Any] = field(default_factory=dict)
     beat_lease_seconds: float = 10.0
     beat_max_loop_interval: float = 5.0
@@ -85,7 +88,6 @@ class Settings:
     beat_scheduler: str | None = None
     beat_schedule_filename: str | None = None
     # Known, but their behaviour is not built yet: setting them is refused (see _NOT_BUILT).
-    result_compression: str | None = None
     result_extended: bool = False
     worker_send_task_events: bool = False
     task_send_sent_event: bool = False
@@ -96,7 +98,6 @@ SETTING_NAMES = frozenset(f.name for f in dataclasses.fields(Settings))
 _DEFAULTS = Settings()
 
 _NOT_BUILT: Mapping[str, str] = {
-    "result_compression": "result compression",
     "result_extended": "extended results",
     "worker_send_task_events": "task events",
     "task_send_sent_event": "task events",
@@ -245,6 +246,8 @@ _CHECKS: Mapping[str, Any] = {
     "worker_queue_order": lambda n, v: _one_of(n, v, ("strict", "weighted")),
     "timezone": _check_timezone,
     "broker_transport_options": _check_transport,
+    "result_compression": check_method,
+    "result_compression_threshold": lambda n, v: _positive(n, v, integer=True),
     "beat_schedule": lambda n, v: (parse_beat_schedule(v), dict(v))[1],
     "beat_lease_seconds": _positive,
     "beat_max_loop_interval": _positive,

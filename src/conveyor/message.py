@@ -22,6 +22,7 @@ from typing import Any
 
 import msgspec
 
+from .compression import decompress
 from .errors import DecodeError, EncodeError, MessageTooLarge
 
 PROTOCOL_VERSION = 1
@@ -115,5 +116,5 @@ def encode_value(value: Any, path: str = "return value") -> bytes:
 
 
 def decode_value(data: bytes) -> Any:
-    """Decode a stored return value."""
-    return _any_decoder.decode(data)
+    """Decode a stored return value (decompressing it first if it was stored compressed)."""
+    return _any_decoder.decode(decompress(data))

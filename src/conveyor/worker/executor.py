@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from ..compression import compress
 from ..errors import EncodeError, Ignore, Reject, Retry
 from ..message import Message, encode_value
 from ..request import Request, running
@@ -66,7 +67,10 @@ def execute(task: Task, message: Message, request: Request) -> RunResult:
     try:
         with running(request):
             value = task(*message.args, **message.kwargs)
-        encoded = encode_value(value)
+        settings = task.app.conf.settings
+        encoded = compress(
+            encode_value(value), settings.result_compression, settings.result_compression_threshold
+        )
     except Retry as retry:
         error = error_info(retry.exc) if retry.exc is not None else None
         return RunResult(

@@ -1,0 +1,69 @@
+"""result_compression: values above the threshold are stored compressed and read back
+unchanged by any reader, whatever its own setting."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from conveyor import Conveyor
+from conveyor.compression import compress, decompress
+from conveyor.errors import ConfigurationError, DecodeError
+from conveyor.testing import solo_worker
+
+# a realistic 100 KB result: records of the kind a sync task returns
+ROWS = [
+    {"id": i, "email": f"user{i}@example.com", "status": "synced", "events": [i, i * 2]}
+    for i in range(1400)
+]
+
+
+def make_app(tmp_path: Path, **settings: object) -> Conveyor:
+    app = Conveyor("c", broker=f"sqlite:///{tmp_path / 'c.db'}", set_as_current=False)
+    app.conf.update(**settings)
+
+    @app.task(name="rows")
+    def rows() -> list[dict[str, object]]:
+        return ROWS
+
+    @app.task(name="small")
+    def small() -> str:
+        return "ok"
+
+    return app
+
+
+@pytest.mark.parametrize("method", ["gzip", "zstd"])
+def test_a_100kb_result_is_stored_compressed_and_read_back(tmp_path: Path, method: str) -> None:
+    plain = len(json.dumps(ROWS, separators=(",", ":")).encode())
+    assert plain > 100_000
+    app = make_app(tmp_path, result_compression=method)
+    big, tiny = app.tasks["rows"].delay(), app.tasks["small"].delay()
+    solo_worker(app).run_until_idle()
+    stored = app.results.get(big.id)
+    assert stored is not None and stored.value is not None
+    print(
+        f"{method}: {plain} bytes stored as {len(stored.value)} ({plain / len(stored.value):.1f}×)"
+    )
+    assert len(stored.value) < plain / 5
+    reader = make_app(tmp_path)  # another process, without the setting, reads it the same
+    assert reader.AsyncResult(big.id).get(timeout=5) == ROWS
+    small_value = app.results.get(tiny.id).value  # type: ignore[union-attr]
+    assert small_value == b'"ok"'  # under the threshold: stored as it is
+
+
+def test_values_that_do_not_shrink_are_kept_as_they_are() -> None:
+    noise = os.urandom(2048)
+    assert compress(noise, "gzip", 16) == noise
+    assert decompress(b'{"a": 1}') == b'{"a": 1}'
+    with pytest.raises(DecodeError, match="could not be decompressed"):
+        decompress(b"\x1f\x8bnot gzip at all")
+
+
+def test_unknown_methods_are_refused() -> None:
+    app = Conveyor("c", broker="memory://", set_as_current=False)
+    with pytest.raises(ConfigurationError, match="use None, 'gzip' or 'zstd'"):
+        app.conf.result_compression = "bzip2"
