@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from .app import Conveyor, current_app, shared_task
+from .canvas.group_result import GroupResult
+from .canvas.signature import Signature, chain, group, signature
 from .errors import (
     ConfigurationError,
     ConveyorError,
@@ -38,6 +40,7 @@ __all__ = [
     "DecodeError",
     "EncodeError",
     "Exchange",
+    "GroupResult",
     "Ignore",
     "MaxRetriesExceededError",
     "MessageTooLarge",
@@ -47,6 +50,7 @@ __all__ = [
     "RemoteError",
     "Request",
     "Retry",
+    "Signature",
     "SoftTimeLimitExceeded",
     "Task",
     "TaskRevokedError",
@@ -54,7 +58,10 @@ __all__ = [
     "TimeLimitExceeded",
     "TimeoutError",
     "WorkerLostError",
+    "chain",
     "crontab",
     "current_app",
+    "group",
     "shared_task",
+    "signature",
 ]

@@ -36,6 +36,7 @@ from .routing import Decision, RouteTable
 from .task import Task
 
 if TYPE_CHECKING:
+    from .canvas.nodes import Node
     from .scheduler.book import Schedules
     from .scheduler.stores.base import ScheduleStore
 
@@ -321,10 +322,12 @@ class Conveyor:
         kwargs: dict[str, Any],
         call: CallOptions,
         task: Task | None,
+        chain: tuple[Node, ...] = (),
     ) -> AsyncResultType:
-        """Build, encode and enqueue one call (or run it now in eager mode)."""
+        """Build, encode and enqueue one call (or run it now in eager mode); `chain` is what
+        runs after it succeeds."""
         calls = _Calls(self, name, call, task)
-        message = calls.message(args, kwargs, call.task_id)
+        message = calls.message(args, kwargs, call.task_id, chain)
         if self.conf.settings.task_always_eager:
             from .eager import run_eagerly
 
@@ -334,7 +337,12 @@ class Conveyor:
         return AsyncResult(message.id, self)
 
     def send_once(
-        self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], call: CallOptions
+        self,
+        name: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        call: CallOptions,
+        chain: tuple[Node, ...] = (),
     ) -> bool:
         """Enqueue one call whose id is fixed by `call.task_id` (never run eagerly). True when
         it was newly stored, False when the broker already knew the id — someone sent this very
@@ -345,7 +353,7 @@ class Conveyor:
         if task is None:
             self.check_task_name(name)
         calls = _Calls(self, name, call, task)
-        message = calls.message(args, kwargs, call.task_id)
+        message = calls.message(args, kwargs, call.task_id, chain)
         self.finalize(f"sending {name}")
         return self.broker.enqueue([calls.envelope(message)])[0]
 
@@ -546,10 +554,15 @@ class _Calls:
         self._decision: Decision | None = None
 
     def message(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any], task_id: str | None = None
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        task_id: str | None = None,
+        chain: tuple[Node, ...] = (),
     ) -> Message:
         call = self.call
         return Message(
+            chain=chain,
             id=task_id or new_task_id(),
             task=self.name,
             args=args,

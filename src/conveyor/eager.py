@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from .canvas.flow import after_failure, after_success
 from .errors import NotRegistered
-from .message import Message
+from .message import Message, decode_value
 from .request import request_for
 from .result import AsyncResult, rebuild_exception
 from .results.base import Outcome
@@ -61,6 +62,11 @@ def run_eagerly(app: Conveyor, message: Message) -> AsyncResult:
                 )
             ]
         )
+    if message.chain and state is TaskState.SUCCESS:
+        value = decode_value(result.value) if result.value is not None else None
+        after_success(app, message.chain, value)
+    elif message.chain and state is TaskState.FAILURE and result.error is not None:
+        after_failure(app, message.chain, message.task, message.id, result.error)
     if state is TaskState.FAILURE and app.conf.settings.task_eager_propagates and result.error:
         raise rebuild_exception(result.error)
     return AsyncResult(message.id, app)

@@ -22,6 +22,7 @@ from typing import Any
 
 import msgspec
 
+from .canvas.nodes import Node
 from .compression import decompress
 from .errors import DecodeError, EncodeError, MessageTooLarge
 
@@ -45,6 +46,8 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     # Set by a worker that took a global rate-limit slot for this message and put it back
     # until that slot: the next delivery starts without taking another.
     throttled: bool = False
+    # What runs after this call succeeds (the rest of a chain; see canvas/flow.py).
+    chain: tuple[Node, ...] = ()
     v: int = PROTOCOL_VERSION
 
 

@@ -130,5 +130,8 @@ def _value_or_exception(outcome: Outcome | None) -> Any:
     if outcome.state is TaskState.SUCCESS:
         return decode_value(outcome.value) if outcome.value is not None else None
     if outcome.error is not None:
-        return rebuild_exception(outcome.error)
+        exc = rebuild_exception(outcome.error)
+        if outcome.reason and outcome.state is TaskState.FAILURE and hasattr(exc, "add_note"):
+            exc.add_note(outcome.reason)  # e.g. which step of a chain failed
+        return exc
     return None

@@ -17,6 +17,7 @@ from .retry import retries_exhausted
 
 if TYPE_CHECKING:
     from .app import Conveyor
+    from .canvas.signature import Signature
     from .result import AsyncResult
 
 
@@ -51,6 +52,28 @@ class Task:
         """The running call's context, or an empty one when called directly."""
         req = current_request()
         return req if req is not None and req.task == self.name else DIRECT_CALL
+
+    # -- workflows --------------------------------------------------------------------------
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """A signature: this task with these arguments, for chain/group (`add.s(2)`); inside a
+        chain the previous step's result is put before them."""
+        from .canvas.signature import signature
+
+        return signature(self, args, kwargs)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """An immutable signature: the previous step's result is not passed to it."""
+        from .canvas.signature import signature
+
+        return signature(self, args, kwargs, immutable=True)
+
+    def signature(
+        self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+    ) -> Signature:
+        """Celery's long form of `s()`: options are queue, priority, countdown, immutable."""
+        from .canvas.signature import signature
+
+        return signature(self, args, kwargs).set(**options)
 
     # -- sending ----------------------------------------------------------------------------
     def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:

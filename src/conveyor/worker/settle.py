@@ -14,18 +14,23 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from ..brokers.base import Broker, Delivery, Lease, Requeue
-from ..message import Message, encode_message
+from ..canvas.flow import after_failure, after_success
+from ..message import Message, decode_value, encode_message
 from ..results.base import ErrorInfo, Outcome, ResultStore
 from ..states import TaskState
 from .executor import RunKind, RunResult, describe
 from .policy import TaskPolicy
 from .writer import Plan, Writer
+
+if TYPE_CHECKING:
+    from ..app import Conveyor
 
 log = logging.getLogger("conveyor.worker")
 
@@ -81,10 +86,18 @@ class Inflight:
 class Settler:
     """Turns finished deliveries into plans of writes for its `Writer` (see writer.py)."""
 
-    def __init__(self, broker: Broker, results: ResultStore, worker: str, max_size: int) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        results: ResultStore,
+        worker: str,
+        max_size: int,
+        app: Conveyor | None = None,
+    ) -> None:
         self._broker = broker
         self._worker = worker
         self._max_size = max_size
+        self._app = app  # moves workflows on (chains); None: messages carry none
         self.writer = Writer(broker, results)
 
     def settle(self, finished: Sequence[tuple[Inflight, RunResult]]) -> None:
@@ -103,7 +116,25 @@ class Settler:
                 plan.after.append(functools.partial(self._release_or_dead_letter, item, result))
             if result.kind is RunKind.IGNORE:  # no outcome at all: drop the STARTED record
                 plan.forgets.append(item.message.id)
+            followup = self._followup(item, result)
+            if followup is not None:
+                plan.followups.append((item.lease, followup))
         self.writer.submit(plan)
+
+    def _followup(self, item: Inflight, result: RunResult) -> Callable[[], None] | None:
+        """What moves the item's workflow on: the next chain step after a success, failing
+        the rest of the chain after a failure for good."""
+        m, app = item.message, self._app
+        if not m.chain or app is None:
+            return None
+        if result.kind is RunKind.SUCCESS:
+            value = decode_value(result.value) if result.value is not None else None
+            return functools.partial(after_success, app, m.chain, value)
+        if result.kind in (RunKind.FAILURE, RunKind.REJECT) and result.error is not None:
+            if result.kind is RunKind.REJECT and result.requeue:
+                return None
+            return functools.partial(after_failure, app, m.chain, m.task, m.id, result.error)
+        return None
 
     def store(self, outcomes: Sequence[Outcome]) -> None:
         """Write outcomes (STARTED at dispatch); ordered before anything submitted later."""

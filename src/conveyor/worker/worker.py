@@ -95,7 +95,7 @@ class Worker:
         self.broker = app.broker
         self.keeper = LeaseKeeper(self.broker, options.lease_for, on_tick=self._tick)
         self.settler = Settler(
-            self.broker, app.results, options.name, self.settings.task_message_max_size
+            self.broker, app.results, options.name, self.settings.task_message_max_size, app
         )
         self._stopping = threading.Event()
         parts = WorkerParts(

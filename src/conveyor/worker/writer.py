@@ -28,16 +28,22 @@ log = logging.getLogger("conveyor.worker")
 
 @dataclass
 class Plan:
+    """puts, forgets, acks and after as the module docstring says; `followups` run after the
+    puts and before the acks, each with the lease it belongs to: a followup that fails keeps
+    its message unacknowledged, so it is delivered again (and its followup retried)."""
+
     puts: list[Outcome] = field(default_factory=list)
     forgets: list[str] = field(default_factory=list)
     acks: list[Lease] = field(default_factory=list)
     after: list[Callable[[], None]] = field(default_factory=list)
+    followups: list[tuple[Lease, Callable[[], None]]] = field(default_factory=list)
 
     def merge(self, other: Plan) -> None:
         self.puts += other.puts
         self.forgets += other.forgets
         self.acks += other.acks
         self.after += other.after
+        self.followups += other.followups
 
 
 class Writer:
@@ -100,8 +106,19 @@ class Writer:
                     )
         if plan.forgets:
             self._results.forget(plan.forgets)
-        if plan.acks:
-            for lease, ok in zip(plan.acks, self._broker.ack(plan.acks), strict=True):
+        acks = plan.acks
+        for lease, followup in plan.followups:
+            try:
+                followup()
+            except Exception:
+                log.exception(
+                    "the workflow step after %s could not be sent; the call stays "
+                    "unacknowledged and will be delivered again",
+                    lease.message_id,
+                )
+                acks = [a for a in acks if a is not lease]
+        if acks:
+            for lease, ok in zip(acks, self._broker.ack(acks), strict=True):
                 if not ok:
                     log.warning(
                         "ack refused for %s: lease lost (another worker may run it again)",

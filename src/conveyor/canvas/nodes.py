@@ -1,0 +1,65 @@
+"""Workflows in transit: the plain records a message carries to say what runs after it.
+
+A chain travels with its first step's message as the tuple of the steps still to come
+(`Message.chain`); when a step succeeds, the worker applies the next one with the result and
+hands it the rest. Every step's id is chosen when the workflow is first sent, so re-applying a
+step (its parent ran twice after a crash) re-sends the same ids, which the broker stores once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class SigNode(msgspec.Struct, frozen=True, tag="sig", omit_defaults=True):
+    """One task call. Unless `immutable`, the parent step's result is prepended to `args`."""
+
+    task: str
+    id: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = msgspec.field(default_factory=dict)
+    immutable: bool = False
+    queue: str | None = None
+    priority: int | None = None
+    countdown: float | None = None
+
+
+class ChainNode(msgspec.Struct, frozen=True, tag="chain"):
+    """Steps run one after another, each given the previous one's result."""
+
+    steps: tuple[Node, ...]
+
+
+class GroupNode(msgspec.Struct, frozen=True, tag="group"):
+    """Members run in parallel; `id` names the group's result."""
+
+    id: str
+    members: tuple[Node, ...]
+
+
+Node = SigNode | ChainNode | GroupNode
+
+
+def result_ids(node: Node) -> list[str]:
+    """The ids whose outcomes are the node's result: a signature's own id, a chain's last
+    step's, a group's members' (in order)."""
+    if isinstance(node, SigNode):
+        return [node.id]
+    if isinstance(node, ChainNode):
+        return result_ids(node.steps[-1])
+    return [i for member in node.members for i in result_ids(member)]
+
+
+def all_ids(nodes: tuple[Node, ...]) -> list[str]:
+    """Every call id inside `nodes` (to mark them failed when the step before them fails)."""
+    out: list[str] = []
+    for node in nodes:
+        if isinstance(node, SigNode):
+            out.append(node.id)
+        elif isinstance(node, ChainNode):
+            out += all_ids(node.steps)
+        else:
+            out += all_ids(node.members)
+    return out

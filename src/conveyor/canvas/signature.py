@@ -1,0 +1,218 @@
+"""Building workflows: `task.s(...)`, `task.si(...)`, `signature(name, ...)`, `chain`, `group`,
+and `|` between them — Celery's canvas API.
+
+Builders are immutable values: `.set()` and `|` return new ones. Ids are chosen when a workflow
+is sent (`apply_async`), for every call in it at once, so the handle returned can wait on any
+step, and a step re-sent after a crash reuses its id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Union
+
+from ..errors import ConfigurationError
+from ..message import new_task_id
+from ..options import check_priority
+from .flow import send_node
+from .nodes import ChainNode, GroupNode, Node, SigNode, result_ids
+
+if TYPE_CHECKING:
+    from ..app import Conveyor
+    from ..result import AsyncResult
+    from ..task import Task
+    from .group_result import GroupResult
+
+Canvas = Union["Signature", "chain", "group"]
+
+
+@dataclass(frozen=True)
+class Signature:
+    """One task call, maybe partial: `add.s(2)` is `add(<previous result>, 2)` inside a chain;
+    `add.si(2, 2)` ignores the previous result. Send it with `delay()` / `apply_async()`."""
+
+    task: str
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    immutable: bool = False
+    queue: str | None = None
+    priority: int | None = None
+    countdown: float | None = None
+    app: Conveyor | None = field(default=None, compare=False, repr=False)
+
+    def set(
+        self,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        countdown: float | None = None,
+        immutable: bool | None = None,
+    ) -> Signature:
+        """A copy with these call options."""
+        if priority is not None:
+            check_priority(priority)
+        return replace(
+            self,
+            queue=queue if queue is not None else self.queue,
+            priority=priority if priority is not None else self.priority,
+            countdown=countdown if countdown is not None else self.countdown,
+            immutable=immutable if immutable is not None else self.immutable,
+        )
+
+    def __or__(self, other: Canvas) -> chain:
+        return chain(self, other)
+
+    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
+        return self.apply_async(args, kwargs)
+
+    def apply_async(
+        self, args: Sequence[Any] | None = None, kwargs: Mapping[str, Any] | None = None
+    ) -> AsyncResult:
+        """Send the call; `args` are put before the signature's own (Celery's partials)."""
+        from ..result import AsyncResult
+
+        node = self._node(tuple(args or ()), dict(kwargs or {}))
+        app = _app_of(self)
+        send_node(app, node)
+        return AsyncResult(node.id, app)
+
+    def _node(self, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> SigNode:
+        return SigNode(
+            task=self.task,
+            id=new_task_id(),
+            args=(*args, *self.args),
+            kwargs={**self.kwargs, **(kwargs or {})},
+            immutable=self.immutable,
+            queue=self.queue,
+            priority=self.priority,
+            countdown=self.countdown,
+        )
+
+
+def signature(
+    task: str | Task,
+    args: Sequence[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    *,
+    immutable: bool = False,
+    queue: str | None = None,
+    priority: int | None = None,
+    countdown: float | None = None,
+    app: Conveyor | None = None,
+) -> Signature:
+    """A signature by task or task name (`signature("proj.add", (2, 2))`)."""
+    name = task if isinstance(task, str) else task.name
+    owner = app if app is not None or isinstance(task, str) else task.app
+    return Signature(
+        name, tuple(args), dict(kwargs or {}), immutable, queue, priority, countdown, owner
+    )
+
+
+class chain:  # lower case: Celery's name
+    """Steps run one after another, each getting the previous result prepended to its
+    arguments: `chain(fetch.s(url), parse.s(), store.s())` or `fetch.s(url) | parse.s()`.
+
+    `apply_async()` returns the AsyncResult of the last step (a GroupResult when the last step
+    is a group): `.get()` gives the final result. When a step fails, the chain stops and every
+    later step's result is FAILURE with that error, naming the step that failed."""
+
+    def __init__(self, *steps: Canvas | Iterable[Canvas]) -> None:
+        flat: list[Canvas] = []
+        for step in _items(steps):
+            flat += step.steps if isinstance(step, chain) else [step]
+        if not flat:
+            raise ConfigurationError("chain() needs at least one step")
+        self.steps: tuple[Canvas, ...] = tuple(flat)
+
+    def __repr__(self) -> str:
+        return " | ".join(repr(s) for s in self.steps)
+
+    def __or__(self, other: Canvas) -> chain:
+        return chain(self, other)
+
+    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult | GroupResult:
+        return self.apply_async(args, kwargs)
+
+    def apply_async(
+        self, args: Sequence[Any] | None = None, kwargs: Mapping[str, Any] | None = None
+    ) -> AsyncResult | GroupResult:
+        node = self._node(tuple(args or ()), dict(kwargs or {}))
+        app = _app_of(self)
+        send_node(app, node)
+        return _handle(app, node.steps[-1])
+
+    def _node(self, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> ChainNode:
+        first, *rest = self.steps
+        return ChainNode(steps=(_node_of(first, args, kwargs), *(_node_of(s) for s in rest)))
+
+
+class group:  # lower case: Celery's name
+    """Members run in parallel: `group(resize.s(f) for f in files)`. `apply_async()` returns a
+    GroupResult whose `get()` is the list of results in member order."""
+
+    def __init__(self, *members: Canvas | Iterable[Canvas]) -> None:
+        self.members: tuple[Canvas, ...] = tuple(_items(members))
+        if not self.members:
+            raise ConfigurationError("group() needs at least one member")
+
+    def __repr__(self) -> str:
+        return f"group({', '.join(repr(m) for m in self.members)})"
+
+    def __or__(self, other: Canvas) -> chain:
+        return chain(self, other)
+
+    def delay(self, *args: Any, **kwargs: Any) -> GroupResult:
+        return self.apply_async(args, kwargs)
+
+    def apply_async(
+        self, args: Sequence[Any] | None = None, kwargs: Mapping[str, Any] | None = None
+    ) -> GroupResult:
+        from .group_result import GroupResult
+
+        node = self._node(tuple(args or ()), dict(kwargs or {}))
+        app = _app_of(self)
+        send_node(app, node)
+        return GroupResult.of(app, node)
+
+    def _node(self, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> GroupNode:
+        return GroupNode(
+            id=new_task_id(), members=tuple(_node_of(m, args, kwargs) for m in self.members)
+        )
+
+
+def _node_of(
+    item: Canvas, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+) -> Node:
+    if not isinstance(item, Signature | chain | group):
+        raise ConfigurationError(
+            f"{item!r} is not a signature, chain or group: use task.s(...) to make one"
+        )
+    return item._node(args, kwargs)
+
+
+def _items(given: tuple[Canvas | Iterable[Canvas], ...]) -> list[Canvas]:
+    """Celery accepts both `group(a, b)` and `group([a, b])` / a generator."""
+    if len(given) == 1 and not isinstance(given[0], Signature | chain | group):
+        return list(given[0])
+    return list(given)  # type: ignore[arg-type]
+
+
+def _app_of(item: Canvas) -> Conveyor:
+    if isinstance(item, Signature):
+        if item.app is not None:
+            return item.app
+        from ..app import current_app
+
+        return current_app()
+    parts = item.steps if isinstance(item, chain) else item.members
+    return _app_of(parts[0])
+
+
+def _handle(app: Conveyor, node: Node) -> AsyncResult | GroupResult:
+    from ..result import AsyncResult
+    from .group_result import GroupResult
+
+    if isinstance(node, GroupNode):
+        return GroupResult.of(app, node)
+    return AsyncResult(result_ids(node)[0], app)
