@@ -21,6 +21,21 @@ def add(x: int, y: int) -> int:
     return x + y
 
 
+@app.task(name="sample.mul")
+def mul(x: int, y: int) -> int:
+    return x * y
+
+
+@app.task(name="sample.fail")
+def fail(x: object) -> None:
+    raise ValueError(f"cannot handle {x!r}")
+
+
+@app.task(name="sample.total")
+def total(values: list[int]) -> int:
+    return sum(values)
+
+
 @app.task(name="sample.pid")
 def pid() -> int:
     return os.getpid()
