@@ -139,3 +139,48 @@ def test_no_ttl_means_no_expiry(make_store: MakeStore, clock: FakeClock) -> None
     clock.advance(10 * 365 * 86400)
     assert store.get("t") is not None
     assert store.purge_expired() == 0
+
+
+def test_chord_joins_count_each_member_once(make_store: MakeStore) -> None:
+    store = make_store(TTL)
+    assert store.join_chord("c1", "m1") == 1
+    assert store.join_chord("c1", "m2") == 2
+    assert store.join_chord("c1", "m1") == 2  # a member that ran twice joins once
+    assert store.join_chord("c2", "m1") == 1  # chords are separate
+    assert shared(make_store, store).join_chord("c1", "m3") == 3  # seen by another process
+
+
+def shared(make_store: MakeStore, store: ResultStore) -> ResultStore:
+    """Another process's store on the same data (memory cannot be shared: the same one)."""
+    return store if type(store).__name__ == "MemoryResultStore" else make_store(TTL)
+
+
+def test_concurrent_joins_reach_the_full_count_exactly_once(make_store: MakeStore) -> None:
+    first = make_store(TTL)
+    stores = [first, *(shared(make_store, first) for _ in range(3))]
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def join(store: ResultStore, first: int) -> None:
+        for i in range(first, 40, 4):
+            n = store.join_chord("big", f"m{i}")
+            with lock:
+                seen.append(n)
+
+    threads = [threading.Thread(target=join, args=(s, k)) for k, s in enumerate(stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(seen) == list(range(1, 41))  # every count seen once: one join completes it
+
+
+def test_chord_joins_expire_with_outcomes(make_store: MakeStore, clock: FakeClock) -> None:
+    store = make_store(TTL)
+    store.join_chord("c", "m1")
+    clock.advance(TTL + 1)
+    store.purge_expired()
+    if type(store).__name__ == "RedisResultStore":  # a native expiry, on the server's clock
+        assert 0 < store._client.pttl(f"{store.prefix}:chord:c") <= TTL * 1000  # type: ignore[attr-defined]
+    else:
+        assert store.join_chord("c", "m2") == 1

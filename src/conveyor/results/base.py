@@ -14,6 +14,9 @@ and timings. Guarantees every backend gives (checked by `tests/contract/`):
 * **Expiry.** Each outcome expires `ttl` seconds after it was written (no expiry when the store
   was built with `ttl=None`); expired outcomes are invisible at once and deleted by
   `purge_expired`.
+* **Chord joins.** `join_chord` adds a member id to a chord's set and returns the set's size,
+  atomically: concurrent members of one chord are counted one after another, and a member
+  joining twice (it was redelivered and ran again) is counted once. Joins expire with outcomes.
 * **Opaque values.** The store never decodes `value`; serialization stays with the caller.
 * **Thread safety.** One store object may be used from several threads of one process.
 """
@@ -81,8 +84,13 @@ class ResultStore(Protocol):
         """Delete the outcomes of these ids. Idempotent."""
         ...
 
+    def join_chord(self, chord_id: str, member_id: str) -> int:
+        """Record that member `member_id` of chord `chord_id` succeeded; return how many
+        distinct members have (see Chord joins)."""
+        ...
+
     def purge_expired(self) -> int:
-        """Delete expired outcomes; returns how many."""
+        """Delete expired outcomes (and chord joins); returns how many outcomes."""
         ...
 
     def close(self) -> None:

@@ -17,6 +17,7 @@ class MemoryResultStore:
         self._ttl = ttl
         self._clock = clock
         self._data: dict[str, tuple[Outcome, float]] = {}
+        self._chords: dict[str, tuple[set[str], float]] = {}
         self._cond = threading.Condition()
 
     def _expires(self) -> float:
@@ -71,9 +72,20 @@ class MemoryResultStore:
             for tid in task_ids:
                 self._data.pop(tid, None)
 
+    def join_chord(self, chord_id: str, member_id: str) -> int:
+        with self._cond:
+            members, expires = self._chords.get(chord_id, (set(), 0.0))
+            if expires <= self._clock.now():
+                members = set()
+            members.add(member_id)
+            self._chords[chord_id] = (members, self._expires())
+            return len(members)
+
     def purge_expired(self) -> int:
         with self._cond:
             now = self._clock.now()
+            for chord in [c for c, (_, exp) in self._chords.items() if exp <= now]:
+                del self._chords[chord]
             doomed = [tid for tid, (_, exp) in self._data.items() if exp <= now]
             for tid in doomed:
                 del self._data[tid]

@@ -101,8 +101,23 @@ class PostgresResultStore:
             conn.execute(self._q["forget"], {"ids": list(task_ids)})
 
     @guarded
+    @guarded
+    def join_chord(self, chord_id: str, member_id: str) -> int:
+        params = {
+            "chord": chord_id,
+            "member": member_id,
+            "now": now_param(self._clock),
+            "ttl": self._ttl,
+        }
+        with self._db.connection() as conn, conn.transaction():
+            conn.execute(self._q["lock_chord"], params)
+            conn.execute(self._q["join_chord"], params)
+            (count,) = conn.execute(self._q["count_chord"], params).fetchone() or (0,)
+            return int(count)
+
     def purge_expired(self) -> int:
         with self._db.connection() as conn:
+            conn.execute(self._q["purge_expired_joins"], {"now": now_param(self._clock)})
             cur = conn.execute(self._q["purge_expired"], {"now": now_param(self._clock)})
             return cur.rowcount
 

@@ -34,7 +34,7 @@ class RedisResultStore:
         self.shown = safe_url(url)
         self.guard = Guard(f"result store at {self.shown}", url, transient_errors(), retry_budget)
         self._scripts = Scripts(
-            self._client, "conveyor.results.redis_lua", ("put", "purge_expired")
+            self._client, "conveyor.results.redis_lua", ("put", "purge_expired", "join_chord")
         )
         self._ttl = ttl
         self._clock = clock
@@ -95,6 +95,13 @@ class RedisResultStore:
         pipe.delete(*(f"{self.prefix}:res:{t}" for t in task_ids))
         pipe.zrem(f"{self.prefix}:resx", *task_ids)
         pipe.execute()
+
+    @guarded
+    def join_chord(self, chord_id: str, member_id: str) -> int:
+        ttl = "" if self._ttl is None else repr(self._ttl)
+        return int(
+            self._scripts("join_chord", self.prefix, [self._now(), ttl, chord_id, member_id])
+        )
 
     @guarded
     def purge_expired(self) -> int:

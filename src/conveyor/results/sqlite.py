@@ -69,9 +69,19 @@ class SqliteResultStore:
         with self._db.transaction() as conn:
             conn.execute(self._q["forget"], {"ids": json.dumps(list(task_ids))})
 
-    def purge_expired(self) -> int:
+    def join_chord(self, chord_id: str, member_id: str) -> int:
+        now = self._clock.now()
+        expires = None if self._ttl is None else now + self._ttl
+        params = {"chord": chord_id, "member": member_id, "expires": expires, "now": now}
         with self._db.transaction() as conn:
-            return conn.execute(self._q["purge_expired"], {"now": self._clock.now()}).rowcount
+            conn.execute(self._q["join_chord"], params)
+            return int(conn.execute(self._q["count_chord"], params).fetchone()[0])
+
+    def purge_expired(self) -> int:
+        now = {"now": self._clock.now()}
+        with self._db.transaction() as conn:
+            conn.execute(self._q["purge_expired_joins"], now)
+            return conn.execute(self._q["purge_expired"], now).rowcount
 
     def close(self) -> None:
         self._db.close()

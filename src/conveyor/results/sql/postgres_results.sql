@@ -53,3 +53,18 @@ DELETE FROM conveyor_results WHERE task_id = ANY(%(ids)s::text[]);
 
 -- name: purge_expired
 DELETE FROM conveyor_results WHERE expires_at <= conveyor_now(%(now)s);
+
+-- name: purge_expired_joins
+DELETE FROM conveyor_chord_members WHERE expires_at <= conveyor_now(%(now)s);
+
+-- name: lock_chord
+SELECT pg_advisory_xact_lock(hashtextextended('conveyor-chord:' || %(chord)s, 0));
+
+-- name: join_chord
+INSERT INTO conveyor_chord_members (chord_id, member_id, expires_at)
+VALUES (%(chord)s, %(member)s, conveyor_now(%(now)s) + %(ttl)s::float8)
+ON CONFLICT (chord_id, member_id) DO UPDATE SET expires_at = excluded.expires_at;
+
+-- name: count_chord
+SELECT count(*) FROM conveyor_chord_members
+ WHERE chord_id = %(chord)s AND (expires_at IS NULL OR expires_at > conveyor_now(%(now)s));

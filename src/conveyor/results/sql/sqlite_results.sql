@@ -33,6 +33,12 @@ CREATE TABLE IF NOT EXISTS conveyor_results (
 CREATE INDEX IF NOT EXISTS conveyor_results_updated ON conveyor_results (updated_at);
 CREATE INDEX IF NOT EXISTS conveyor_results_state ON conveyor_results (state, updated_at);
 CREATE INDEX IF NOT EXISTS conveyor_results_expires ON conveyor_results (expires_at);
+CREATE TABLE IF NOT EXISTS conveyor_chord_members (
+    chord_id    TEXT NOT NULL,
+    member_id   TEXT NOT NULL,
+    expires_at  REAL,
+    PRIMARY KEY (chord_id, member_id)
+);
 
 -- name: columns
 SELECT name FROM pragma_table_info('conveyor_results');
@@ -72,3 +78,17 @@ DELETE FROM conveyor_results WHERE task_id IN (SELECT value FROM json_each(:ids)
 
 -- name: purge_expired
 DELETE FROM conveyor_results WHERE expires_at <= :now;
+
+-- name: purge_expired_joins
+DELETE FROM conveyor_chord_members WHERE expires_at <= :now;
+
+-- name: join_chord
+-- A chord's members, one row each (a member joining twice is one row); the write lock of the
+-- transaction counts concurrent joins one after another.
+INSERT INTO conveyor_chord_members (chord_id, member_id, expires_at)
+VALUES (:chord, :member, :expires)
+ON CONFLICT (chord_id, member_id) DO UPDATE SET expires_at = excluded.expires_at;
+
+-- name: count_chord
+SELECT count(*) FROM conveyor_chord_members
+ WHERE chord_id = :chord AND (expires_at IS NULL OR expires_at > :now);
