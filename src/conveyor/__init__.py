@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .app import Conveyor, current_app, shared_task
 from .canvas.group_result import GroupResult
-from .canvas.signature import Signature, chain, group, signature
+from .canvas.signature import Signature, chain, chord, group, signature
 from .errors import (
     ConfigurationError,
     ConveyorError,
@@ -59,6 +59,7 @@ __all__ = [
     "TimeoutError",
     "WorkerLostError",
     "chain",
+    "chord",
     "crontab",
     "current_app",
     "group",

@@ -25,7 +25,7 @@ from .clock import SYSTEM_CLOCK, Clock
 from .config import Config, Settings, resolve_urls
 from .control import Control
 from .errors import ConfigurationError, NotRegistered
-from .message import Message, encode_message, new_task_id
+from .message import NO_LINKS, Links, Message, encode_message, new_task_id
 from .options import CallOptions, TaskOptions, task_options
 from .request import current_request
 from .result import AsyncResult
@@ -36,7 +36,6 @@ from .routing import Decision, RouteTable
 from .task import Task
 
 if TYPE_CHECKING:
-    from .canvas.nodes import Node
     from .scheduler.book import Schedules
     from .scheduler.stores.base import ScheduleStore
 
@@ -322,12 +321,12 @@ class Conveyor:
         kwargs: dict[str, Any],
         call: CallOptions,
         task: Task | None,
-        chain: tuple[Node, ...] = (),
+        links: Links = NO_LINKS,
     ) -> AsyncResultType:
-        """Build, encode and enqueue one call (or run it now in eager mode); `chain` is what
-        runs after it succeeds."""
+        """Build, encode and enqueue one call (or run it now in eager mode); `links` place it
+        in a workflow."""
         calls = _Calls(self, name, call, task)
-        message = calls.message(args, kwargs, call.task_id, chain)
+        message = calls.message(args, kwargs, call.task_id, links)
         if self.conf.settings.task_always_eager:
             from .eager import run_eagerly
 
@@ -342,7 +341,7 @@ class Conveyor:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         call: CallOptions,
-        chain: tuple[Node, ...] = (),
+        links: Links = NO_LINKS,
     ) -> bool:
         """Enqueue one call whose id is fixed by `call.task_id` (never run eagerly). True when
         it was newly stored, False when the broker already knew the id — someone sent this very
@@ -353,7 +352,7 @@ class Conveyor:
         if task is None:
             self.check_task_name(name)
         calls = _Calls(self, name, call, task)
-        message = calls.message(args, kwargs, call.task_id, chain)
+        message = calls.message(args, kwargs, call.task_id, links)
         self.finalize(f"sending {name}")
         return self.broker.enqueue([calls.envelope(message)])[0]
 
@@ -558,11 +557,12 @@ class _Calls:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         task_id: str | None = None,
-        chain: tuple[Node, ...] = (),
+        links: Links = NO_LINKS,
     ) -> Message:
         call = self.call
         return Message(
-            chain=chain,
+            chain=links.chain,
+            chord=links.chord,
             id=task_id or new_task_id(),
             task=self.name,
             args=args,

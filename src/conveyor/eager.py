@@ -62,11 +62,12 @@ def run_eagerly(app: Conveyor, message: Message) -> AsyncResult:
                 )
             ]
         )
-    if message.chain and state is TaskState.SUCCESS:
+    links = message.links
+    if links and state is TaskState.SUCCESS:
         value = decode_value(result.value) if result.value is not None else None
-        after_success(app, message.chain, value)
-    elif message.chain and state is TaskState.FAILURE and result.error is not None:
-        after_failure(app, message.chain, message.task, message.id, result.error)
+        after_success(app, links, message.id, value)
+    elif links and state is TaskState.FAILURE and result.error is not None:
+        after_failure(app, links, message.task, message.id, result.error)
     if state is TaskState.FAILURE and app.conf.settings.task_eager_propagates and result.error:
         raise rebuild_exception(result.error)
     return AsyncResult(message.id, app)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -46,9 +47,29 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     # Set by a worker that took a global rate-limit slot for this message and put it back
     # until that slot: the next delivery starts without taking another.
     throttled: bool = False
-    # What runs after this call succeeds (the rest of a chain; see canvas/flow.py).
+    # What runs after this call succeeds (the rest of a chain), and the chord whose header it
+    # belongs to (see canvas/flow.py).
     chain: tuple[Node, ...] = ()
+    chord: str | None = None
     v: int = PROTOCOL_VERSION
+
+    @property
+    def links(self) -> Links:
+        return Links(self.chain, self.chord)
+
+
+@dataclass(frozen=True, slots=True)
+class Links:
+    """A call's place in a workflow: the steps after it, and the chord it is a member of."""
+
+    chain: tuple[Node, ...] = ()
+    chord: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.chain or self.chord)
+
+
+NO_LINKS = Links()
 
 
 _encoder = msgspec.json.Encoder()

@@ -1,11 +1,14 @@
-"""Signatures, chains and groups, run by an in-process worker step by step (and eagerly)."""
+"""Signatures, chains, groups and chords, run by an in-process worker step by step (and eagerly)."""
 
 from __future__ import annotations
 
 import pytest
 
-from conveyor import Conveyor, GroupResult, chain, group, signature
+from conveyor import Conveyor, GroupResult, chain, chord, group, signature
+from conveyor.canvas.flow import after_success, send_node
+from conveyor.canvas.nodes import GroupNode, result_ids
 from conveyor.errors import ConfigurationError, TimeoutError
+from conveyor.message import Links
 from conveyor.testing import solo_worker
 
 
@@ -112,10 +115,61 @@ def test_chains_inside_groups_and_a_group_at_the_end_of_a_chain(app: Conveyor) -
     assert fanned.get(timeout=1) == [10, 15]
 
 
-def test_a_group_followed_by_a_step_needs_a_chord(app: Conveyor) -> None:
+def test_a_chord_runs_its_body_once_with_every_header_result(app: Conveyor) -> None:
+    add, tsum, mul = app.tasks["add"], app.tasks["tsum"], app.tasks["mul"]
+    res = chord((add.s(i, i) for i in range(6)), tsum.s()).apply_async()
+    run(app)
+    assert res.get(timeout=1) == 30
+    called = chord([add.s(1, 1), chain(add.s(2, 2), mul.s(10))])(tsum.s())
+    upgraded = chain(group(add.s(1, 1), add.s(2, 2)), tsum.s(), mul.s(100)).apply_async()
+    run(app)
+    assert called.get(timeout=1) == 42
+    assert upgraded.get(timeout=1) == 600  # chain(group, body) is a chord, then more steps
+
+
+def test_a_chord_after_a_step_and_a_chord_inside_a_group(app: Conveyor) -> None:
     add, tsum = app.tasks["add"], app.tasks["tsum"]
-    with pytest.raises(ConfigurationError, match="chord"):
-        chain(group(add.s(1, 1), add.s(2, 2)), tsum.s()).apply_async()
+    res = chain(add.s(1, 1), chord([add.s(10), add.s(20)], tsum.s())).apply_async()
+    nested = group(chord([add.s(1, 1), add.s(1, 2)], tsum.s()), add.s(5, 5)).apply_async()
+    run(app)
+    assert res.get(timeout=1) == 34  # (2 + 10) + (2 + 20)
+    assert nested.get(timeout=1) == [5, 10]
+
+
+def test_a_failing_header_member_fails_the_chord(app: Conveyor) -> None:
+    add, boom, tsum, mul = app.tasks["add"], app.tasks["boom"], app.tasks["tsum"], app.tasks["mul"]
+    res = chain(chord([add.s(1, 1), boom.s(7), add.s(2, 2)], tsum.s()), mul.s(2)).apply_async()
+    run(app)
+    with pytest.raises(ZeroDivisionError, match="boom on 7") as err:
+        res.get(timeout=1)
+    assert any("a member of the chord's header failed: boom[" in n for n in err.value.__notes__)
+    assert app.broker.queue_stats() == []  # the body and the step after it never ran
+    in_chain = chord([add.s(1, 1), chain(add.s(1, 1), boom.s())], tsum.s()).apply_async()
+    run(app)
+    with pytest.raises(ZeroDivisionError):
+        in_chain.get(timeout=1)
+
+
+def test_a_redelivered_header_member_does_not_run_the_body_twice(app: Conveyor) -> None:
+    bodies: list[list[int]] = []
+
+    @app.task(name="collect")
+    def collect(values: list[int]) -> int:
+        bodies.append(values)
+        return len(bodies)
+
+    add = app.tasks["add"]
+    node = chord([add.s(1, 1), add.s(2, 2)], collect.s())._node()
+    send_node(app, node)
+    run(app)
+    header = node.steps[0]
+    assert isinstance(header, GroupNode)
+    assert bodies == [[2, 4]]
+    # each member runs again (its ack was lost) and joins again, in either order
+    for member, value in zip(result_ids(header), (2, 4), strict=True):
+        after_success(app, Links(chord=header.id), member, value)
+    run(app)
+    assert bodies == [[2, 4]] and app.broker.queue_stats() == []
 
 
 def test_workflows_run_eagerly_too(app: Conveyor) -> None:

@@ -24,6 +24,7 @@ class SigNode(msgspec.Struct, frozen=True, tag="sig", omit_defaults=True):
     queue: str | None = None
     priority: int | None = None
     countdown: float | None = None
+    chord: str | None = None  # the chord whose header this call's result belongs to
 
 
 class ChainNode(msgspec.Struct, frozen=True, tag="chain"):
@@ -40,6 +41,35 @@ class GroupNode(msgspec.Struct, frozen=True, tag="group"):
 
 
 Node = SigNode | ChainNode | GroupNode
+
+
+class ChordMeta(msgspec.Struct, frozen=True):
+    """What a chord's last member needs, stored once under the chord's id: the header's result
+    ids in order, the body, and the steps after the body."""
+
+    ids: tuple[str, ...]
+    body: Node
+    rest: tuple[Node, ...] = ()
+
+
+def joined(node: Node, chord_id: str) -> Node:
+    """`node` with its result-producing calls marked as members of chord `chord_id`."""
+    if isinstance(node, SigNode):
+        return msgspec.structs.replace(node, chord=chord_id)
+    if isinstance(node, ChainNode):
+        return ChainNode(steps=(*node.steps[:-1], joined(node.steps[-1], chord_id)))
+    return GroupNode(id=node.id, members=tuple(joined(m, chord_id) for m in node.members))
+
+
+def chords_in(nodes: tuple[Node, ...]) -> set[str]:
+    """The chords that calls inside `nodes` are members of."""
+    out: set[str] = set()
+    for node in nodes:
+        if isinstance(node, SigNode):
+            out |= {node.chord} if node.chord else set()
+        else:
+            out |= chords_in(node.steps if isinstance(node, ChainNode) else node.members)
+    return out
 
 
 def result_ids(node: Node) -> list[str]:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ..task import Task
     from .group_result import GroupResult
 
-Canvas = Union["Signature", "chain", "group"]
+Canvas = Union["Signature", "chain", "group", "chord"]
 
 
 @dataclass(frozen=True)
@@ -181,10 +181,51 @@ class group:  # lower case: Celery's name
         )
 
 
+class chord:  # lower case: Celery's name
+    """A group, then one body called with the list of the group's results once every member
+    succeeded: `chord(fetch.s(u) for u in urls)(merge.s())` or `chord(header, body)`.
+
+    The body runs once, even when header members are delivered again after a crash (their
+    joins are counted once each, and the body's id is fixed). When a member fails for good, the
+    body does not run and its result is FAILURE with that member's error.
+    `chain(group(...), task.s())` is the same chord, as in Celery."""
+
+    def __init__(self, header: group | Iterable[Canvas], body: Canvas | None = None) -> None:
+        self.header = header if isinstance(header, group) else group(header)
+        self.body = body
+
+    def __repr__(self) -> str:
+        return f"chord({self.header!r}, {self.body!r})"
+
+    def __call__(self, body: Canvas) -> AsyncResult | GroupResult:
+        return chord(self.header, body).apply_async()
+
+    def __or__(self, other: Canvas) -> chain:
+        return chain(self, other)
+
+    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult | GroupResult:
+        return self.apply_async(args, kwargs)
+
+    def apply_async(
+        self, args: Sequence[Any] | None = None, kwargs: Mapping[str, Any] | None = None
+    ) -> AsyncResult | GroupResult:
+        node = self._node(tuple(args or ()), dict(kwargs or {}))
+        app = _app_of(self.header)
+        send_node(app, node)
+        return _handle(app, node.steps[-1])
+
+    def _node(self, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> ChainNode:
+        if self.body is None:
+            raise ConfigurationError(
+                "this chord has no body: chord(header, body) or chord(header)(body)"
+            )
+        return ChainNode(steps=(self.header._node(args, kwargs), _node_of(self.body)))
+
+
 def _node_of(
     item: Canvas, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
 ) -> Node:
-    if not isinstance(item, Signature | chain | group):
+    if not isinstance(item, Signature | chain | group | chord):
         raise ConfigurationError(
             f"{item!r} is not a signature, chain or group: use task.s(...) to make one"
         )
@@ -193,7 +234,7 @@ def _node_of(
 
 def _items(given: tuple[Canvas | Iterable[Canvas], ...]) -> list[Canvas]:
     """Celery accepts both `group(a, b)` and `group([a, b])` / a generator."""
-    if len(given) == 1 and not isinstance(given[0], Signature | chain | group):
+    if len(given) == 1 and not isinstance(given[0], Signature | chain | group | chord):
         return list(given[0])
     return list(given)  # type: ignore[arg-type]
 
@@ -205,6 +246,8 @@ def _app_of(item: Canvas) -> Conveyor:
         from ..app import current_app
 
         return current_app()
+    if isinstance(item, chord):
+        return _app_of(item.header)
     parts = item.steps if isinstance(item, chain) else item.members
     return _app_of(parts[0])
 

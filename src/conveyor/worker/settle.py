@@ -125,15 +125,16 @@ class Settler:
         """What moves the item's workflow on: the next chain step after a success, failing
         the rest of the chain after a failure for good."""
         m, app = item.message, self._app
-        if not m.chain or app is None:
+        links = m.links
+        if not links or app is None:
             return None
         if result.kind is RunKind.SUCCESS:
             value = decode_value(result.value) if result.value is not None else None
-            return functools.partial(after_success, app, m.chain, value)
+            return functools.partial(after_success, app, links, m.id, value)
         if result.kind in (RunKind.FAILURE, RunKind.REJECT) and result.error is not None:
             if result.kind is RunKind.REJECT and result.requeue:
                 return None
-            return functools.partial(after_failure, app, m.chain, m.task, m.id, result.error)
+            return functools.partial(after_failure, app, links, m.task, m.id, result.error)
         return None
 
     def store(self, outcomes: Sequence[Outcome]) -> None:
