@@ -96,6 +96,13 @@ def ledgered(self: Task, seconds: float) -> int:
     return self.request.attempt
 
 
+@app.task(name="sample.chord_body", bind=True)
+def chord_body(self: Task, values: list[int]) -> int:
+    """A chord body that writes a ledger line, so a test can count how often it ran."""
+    _ledger("BODY", self)
+    return len(values)
+
+
 @app.task(name="sample.limited", bind=True, rate_limit="30/s")
 def limited(self: Task) -> None:
     _ledger("START", self)

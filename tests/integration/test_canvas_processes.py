@@ -1,14 +1,18 @@
-"""Chains and groups on real worker processes, on SQLite, Redis and PostgreSQL: steps move on
-from worker to worker through the broker, and the producer (another process) reads the
-workflow's results."""
+"""Chains, groups and chords on real worker processes, on SQLite, Redis and PostgreSQL: steps
+move on from worker to worker through the broker, and the producer (another process) reads
+the workflow's results."""
 
 from __future__ import annotations
 
+import signal
+from pathlib import Path
+
 import pytest
 
-from conveyor import Conveyor, GroupResult, chain, group, signature
+from conveyor import Conveyor, GroupResult, chain, chord, group, signature
 
-from .helpers import Where, wait_until, worker
+from .helpers import Where, dir_of, start_worker, stop_worker, wait_until, worker
+from .ledger import read_ledger
 
 pytestmark = pytest.mark.slow
 
@@ -41,3 +45,38 @@ def test_chains_and_groups_across_two_workers(db: Where, reader: Conveyor) -> No
     workers = {r.outcome.worker.split("@")[0] for r in fanned.results if r.outcome}  # type: ignore[union-attr]
     assert workers == {"a", "b"}
     assert reader.broker.queue_stats() == []
+
+
+@pytest.mark.every_backend
+def test_a_chord_body_runs_once_when_a_worker_holding_header_tasks_is_killed(
+    db: Where, reader: Conveyor
+) -> None:
+    ledger = dir_of(db) / "ledger.txt"
+    env = {"SAMPLE_LEDGER": str(ledger), "SAMPLE_VISIBILITY": "2"}
+    first = start_worker(db, "-P", "threads", "-c", "4", "-n", "first@%h", **env)
+    try:
+        wait_until(reader.broker.workers, 60, "the first worker")
+        header = [signature("sample.ledgered", (1.0,), app=reader) for _ in range(12)]
+        res = chord(header, signature("sample.chord_body", app=reader)).apply_async()
+        wait_until(lambda: len(ended(ledger)) >= 4 and running(ledger), 60, "members in flight")
+        first.send_signal(signal.SIGKILL)  # it holds the header members it is running
+        first.wait(10)
+        held = running(ledger)
+        assert held, "the killed worker was running header members"
+        with worker(db, "-P", "threads", "-c", "4", "-n", "second@%h", **env):
+            assert res.get(timeout=90) == 12
+    finally:
+        stop_worker(first)
+    runs = read_ledger(ledger)
+    assert sum(r.kind == "BODY" for r in runs) == 1  # exactly once
+    redelivered = {r.task_id for r in runs if r.kind == "START" and r.attempt > 1}
+    assert held <= redelivered  # the members the kill cut off ran again, and joined once
+    assert reader.broker.queue_stats() == []
+
+
+def ended(ledger: Path) -> set[str]:
+    return {r.task_id for r in read_ledger(ledger) if r.kind == "END"}
+
+
+def running(ledger: Path) -> set[str]:
+    return {r.task_id for r in read_ledger(ledger) if r.kind == "START"} - ended(ledger)
