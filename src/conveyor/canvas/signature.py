@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union
 
 from ..errors import ConfigurationError
 from ..message import new_task_id
@@ -25,10 +25,37 @@ if TYPE_CHECKING:
     from .group_result import GroupResult
 
 Canvas = Union["Signature", "chain", "group", "chord"]
+R = TypeVar("R")
+
+
+class _Sendable(Generic[R]):
+    """What every builder shares: `|`, `delay` and `apply_async`, which fixes the ids of every
+    call (`_node`), sends them, and returns the handle on the result (`_result`)."""
+
+    def __or__(self, other: Canvas) -> chain:
+        return chain(self, other)  # type: ignore[arg-type]
+
+    def delay(self, *args: Any, **kwargs: Any) -> R:
+        return self.apply_async(args, kwargs)
+
+    def apply_async(
+        self, args: Sequence[Any] | None = None, kwargs: Mapping[str, Any] | None = None
+    ) -> R:
+        """Send it; `args` and `kwargs` are added to the first call(s), before their own."""
+        node = self._node(tuple(args or ()), dict(kwargs or {}))
+        app = _app_of(self)  # type: ignore[arg-type]
+        send_node(app, node)
+        return self._result(app, node)
+
+    def _node(self, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Node:
+        raise NotImplementedError
+
+    def _result(self, app: Conveyor, node: Node) -> R:
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
-class Signature:
+class Signature(_Sendable["AsyncResult"]):
     """One task call, maybe partial: `add.s(2)` is `add(<previous result>, 2)` inside a chain;
     `add.si(2, 2)` ignores the previous result. Send it with `delay()` / `apply_async()`."""
 
@@ -60,22 +87,10 @@ class Signature:
             immutable=immutable if immutable is not None else self.immutable,
         )
 
-    def __or__(self, other: Canvas) -> chain:
-        return chain(self, other)
-
-    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
-        return self.apply_async(args, kwargs)
-
-    def apply_async(
-        self, args: Sequence[Any] | None = None, kwargs: Mapping[str, Any] | None = None
-    ) -> AsyncResult:
-        """Send the call; `args` are put before the signature's own (Celery's partials)."""
+    def _result(self, app: Conveyor, node: Node) -> AsyncResult:
         from ..result import AsyncResult
 
-        node = self._node(tuple(args or ()), dict(kwargs or {}))
-        app = _app_of(self)
-        send_node(app, node)
-        return AsyncResult(node.id, app)
+        return AsyncResult(result_ids(node)[0], app)
 
     def _node(self, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> SigNode:
         return SigNode(
@@ -109,7 +124,7 @@ def signature(
     )
 
 
-class chain:  # lower case: Celery's name
+class chain(_Sendable["AsyncResult | GroupResult"]):  # lower case: Celery's name
     """Steps run one after another, each getting the previous result prepended to its
     arguments: `chain(fetch.s(url), parse.s(), store.s())` or `fetch.s(url) | parse.s()`.
 
@@ -128,26 +143,15 @@ class chain:  # lower case: Celery's name
     def __repr__(self) -> str:
         return " | ".join(repr(s) for s in self.steps)
 
-    def __or__(self, other: Canvas) -> chain:
-        return chain(self, other)
-
-    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult | GroupResult:
-        return self.apply_async(args, kwargs)
-
-    def apply_async(
-        self, args: Sequence[Any] | None = None, kwargs: Mapping[str, Any] | None = None
-    ) -> AsyncResult | GroupResult:
-        node = self._node(tuple(args or ()), dict(kwargs or {}))
-        app = _app_of(self)
-        send_node(app, node)
-        return _handle(app, node.steps[-1])
+    def _result(self, app: Conveyor, node: Node) -> AsyncResult | GroupResult:
+        return _handle(app, node)
 
     def _node(self, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> ChainNode:
         first, *rest = self.steps
         return ChainNode(steps=(_node_of(first, args, kwargs), *(_node_of(s) for s in rest)))
 
 
-class group:  # lower case: Celery's name
+class group(_Sendable["GroupResult"]):  # lower case: Celery's name
     """Members run in parallel: `group(resize.s(f) for f in files)`. `apply_async()` returns a
     GroupResult whose `get()` is the list of results in member order."""
 
@@ -159,20 +163,10 @@ class group:  # lower case: Celery's name
     def __repr__(self) -> str:
         return f"group({', '.join(repr(m) for m in self.members)})"
 
-    def __or__(self, other: Canvas) -> chain:
-        return chain(self, other)
-
-    def delay(self, *args: Any, **kwargs: Any) -> GroupResult:
-        return self.apply_async(args, kwargs)
-
-    def apply_async(
-        self, args: Sequence[Any] | None = None, kwargs: Mapping[str, Any] | None = None
-    ) -> GroupResult:
+    def _result(self, app: Conveyor, node: Node) -> GroupResult:
         from .group_result import GroupResult
 
-        node = self._node(tuple(args or ()), dict(kwargs or {}))
-        app = _app_of(self)
-        send_node(app, node)
+        assert isinstance(node, GroupNode)
         return GroupResult.of(app, node)
 
     def _node(self, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> GroupNode:
@@ -181,7 +175,7 @@ class group:  # lower case: Celery's name
         )
 
 
-class chord:  # lower case: Celery's name
+class chord(_Sendable["AsyncResult | GroupResult"]):  # lower case: Celery's name
     """A group, then one body called with the list of the group's results once every member
     succeeded: `chord(fetch.s(u) for u in urls)(merge.s())` or `chord(header, body)`.
 
@@ -200,19 +194,8 @@ class chord:  # lower case: Celery's name
     def __call__(self, body: Canvas) -> AsyncResult | GroupResult:
         return chord(self.header, body).apply_async()
 
-    def __or__(self, other: Canvas) -> chain:
-        return chain(self, other)
-
-    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult | GroupResult:
-        return self.apply_async(args, kwargs)
-
-    def apply_async(
-        self, args: Sequence[Any] | None = None, kwargs: Mapping[str, Any] | None = None
-    ) -> AsyncResult | GroupResult:
-        node = self._node(tuple(args or ()), dict(kwargs or {}))
-        app = _app_of(self.header)
-        send_node(app, node)
-        return _handle(app, node.steps[-1])
+    def _result(self, app: Conveyor, node: Node) -> AsyncResult | GroupResult:
+        return _handle(app, node)
 
     def _node(self, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> ChainNode:
         if self.body is None:
@@ -253,9 +236,12 @@ def _app_of(item: Canvas) -> Conveyor:
 
 
 def _handle(app: Conveyor, node: Node) -> AsyncResult | GroupResult:
+    """The handle on a node's result: a chain's is its last step's."""
     from ..result import AsyncResult
     from .group_result import GroupResult
 
+    if isinstance(node, ChainNode):
+        return _handle(app, node.steps[-1])
     if isinstance(node, GroupNode):
         return GroupResult.of(app, node)
-    return AsyncResult(result_ids(node)[0], app)
+    return AsyncResult(node.id, app)
