@@ -12,7 +12,7 @@ from ...guard import guarded
 from ...pgschema import open_backend
 from ...sqlfiles import load_sql
 from .base import Leadership, Source, StoredEntry
-from .rows import entry_from_row, leadership_from_row
+from .rows import advance_params, entry_from_row, leadership_from_row
 
 
 class PostgresScheduleStore:
@@ -82,13 +82,7 @@ class PostgresScheduleStore:
     def advance(
         self, name: str, expected: float | None, last_fire: float, fired: int, skipped: int
     ) -> bool:
-        params = {
-            "name": name,
-            "expected": expected,
-            "last_fire": last_fire,
-            "fired": fired,
-            "skipped": skipped,
-        }
+        params = advance_params(name, expected, last_fire, fired, skipped)
         with self._db.connection() as conn:
             return conn.execute(self._q["advance"], params).rowcount == 1
 

@@ -33,3 +33,16 @@ def leadership_from_row(row: Sequence[Any] | None, now: float) -> Leadership:
     if holder is None or remaining <= 0:
         return Leadership(None, 0.0, int(term))
     return Leadership(holder, remaining, int(term))
+
+
+def advance_params(
+    name: str, expected: float | None, last_fire: float, fired: int, skipped: int
+) -> dict[str, Any]:
+    """The parameters of the `advance` statement (the same names in both SQL files)."""
+    return {
+        "name": name,
+        "expected": expected,
+        "last_fire": last_fire,
+        "fired": fired,
+        "skipped": skipped,
+    }

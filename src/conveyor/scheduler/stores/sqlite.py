@@ -12,7 +12,7 @@ from ..._sqlite import SqliteDatabase
 from ...clock import SYSTEM_CLOCK, Clock
 from ...sqlfiles import load_sql
 from .base import Leadership, Source, StoredEntry
-from .rows import entry_from_row, leadership_from_row
+from .rows import advance_params, entry_from_row, leadership_from_row
 
 _SQL = "conveyor.scheduler.stores.sql"
 
@@ -69,13 +69,7 @@ class SqliteScheduleStore:
     def advance(
         self, name: str, expected: float | None, last_fire: float, fired: int, skipped: int
     ) -> bool:
-        params = {
-            "name": name,
-            "expected": expected,
-            "last_fire": last_fire,
-            "fired": fired,
-            "skipped": skipped,
-        }
+        params = advance_params(name, expected, last_fire, fired, skipped)
         with self._db.transaction() as conn:
             return conn.execute(self._q["advance"], params).rowcount == 1
 
