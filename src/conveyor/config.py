@@ -87,8 +87,8 @@ class Settings:
     beat_misfire_grace_time: float = 60.0
     beat_scheduler: str | None = None
     beat_schedule_filename: str | None = None
+    result_extended: bool = False  # outcomes also keep the call's args and kwargs
     # Known, but their behaviour is not built yet: setting them is refused (see _NOT_BUILT).
-    result_extended: bool = False
     worker_send_task_events: bool = False
     task_send_sent_event: bool = False
     worker_autoscale: Any = None
@@ -98,7 +98,6 @@ SETTING_NAMES = frozenset(f.name for f in dataclasses.fields(Settings))
 _DEFAULTS = Settings()
 
 _NOT_BUILT: Mapping[str, str] = {
-    "result_extended": "extended results",
     "worker_send_task_events": "task events",
     "task_send_sent_event": "task events",
     "worker_autoscale": "the autoscaler",

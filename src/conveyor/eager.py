@@ -14,7 +14,7 @@ import msgspec
 
 from .canvas.flow import after_failure, after_success
 from .errors import NotRegistered
-from .message import Message, decode_value
+from .message import Message, decode_value, encode_arguments
 from .request import request_for
 from .result import AsyncResult, rebuild_exception
 from .results.base import Outcome
@@ -59,6 +59,9 @@ def run_eagerly(app: Conveyor, message: Message) -> AsyncResult:
                     retries=message.retries,
                     started_at=result.started_at,
                     finished_at=result.finished_at,
+                    arguments=encode_arguments(message)
+                    if app.conf.settings.result_extended
+                    else None,
                 )
             ]
         )

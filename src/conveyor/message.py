@@ -142,3 +142,26 @@ def encode_value(value: Any, path: str = "return value") -> bytes:
 def decode_value(data: bytes) -> Any:
     """Decode a stored return value (decompressing it first if it was stored compressed)."""
     return _any_decoder.decode(decompress(data))
+
+
+class Arguments(msgspec.Struct, frozen=True):
+    """A call's arguments as `result_extended` stores them (Outcome.arguments)."""
+
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+_arguments_decoder = msgspec.json.Decoder(Arguments)
+
+
+def encode_arguments(message: Message) -> bytes:
+    """The message's args and kwargs for the result store (already checked to be JSON)."""
+    return _encoder.encode(Arguments(message.args, message.kwargs))
+
+
+def decode_arguments(data: bytes) -> Arguments:
+    """Stored arguments back; raise DecodeError when they are not what conveyor wrote."""
+    try:
+        return _arguments_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise DecodeError(f"undecodable stored arguments: {exc}") from None

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import builtins
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from .errors import RemoteError, TaskRevokedError, TimeoutError
-from .message import decode_value
+from .message import Arguments, decode_arguments, decode_value
 from .results.base import ErrorInfo, Outcome
 from .states import TaskState
 
@@ -88,6 +89,53 @@ class AsyncResult:
     def outcome(self) -> Outcome | None:
         """Everything the store holds for this call (attempts, worker, timings)."""
         return self._outcome()
+
+    @property
+    def name(self) -> str | None:
+        """The task's name (None while PENDING)."""
+        outcome = self._outcome()
+        return outcome.task_name if outcome else None
+
+    @property
+    def args(self) -> list[Any] | None:
+        """The call's positional arguments; None unless stored (`result_extended=True`)."""
+        arguments = self._arguments()
+        return None if arguments is None else list(arguments.args)
+
+    @property
+    def kwargs(self) -> dict[str, Any] | None:
+        """The call's keyword arguments; None unless stored (`result_extended=True`)."""
+        arguments = self._arguments()
+        return None if arguments is None else dict(arguments.kwargs)
+
+    def _arguments(self) -> Arguments | None:
+        outcome = self._outcome()
+        if outcome is None or outcome.arguments is None:
+            return None
+        return decode_arguments(outcome.arguments)
+
+    @property
+    def queue(self) -> str | None:
+        outcome = self._outcome()
+        return outcome.queue if outcome else None
+
+    @property
+    def worker(self) -> str | None:
+        outcome = self._outcome()
+        return outcome.worker if outcome else None
+
+    @property
+    def retries(self) -> int | None:
+        outcome = self._outcome()
+        return outcome.retries if outcome else None
+
+    @property
+    def date_done(self) -> datetime | None:
+        """When the call finished (UTC), as Celery's extended results give it."""
+        outcome = self._outcome()
+        if outcome is None or outcome.finished_at is None:
+            return None
+        return datetime.fromtimestamp(outcome.finished_at, timezone.utc)
 
     def get(self, timeout: float | None = None, propagate: bool = True) -> Any:
         """Wait for the call to finish and return its value.

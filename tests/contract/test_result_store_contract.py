@@ -7,7 +7,15 @@ import time
 from collections.abc import Callable
 
 from conveyor.clock import FakeClock
-from conveyor.results.base import ErrorInfo, Outcome, ResultStore
+from conveyor.results.base import (
+    CHORD_RECORD,
+    GROUP_RECORD,
+    Cursor,
+    ErrorInfo,
+    HistoryQuery,
+    Outcome,
+    ResultStore,
+)
 from conveyor.states import TaskState
 
 from .conftest import TTL
@@ -30,6 +38,7 @@ def test_put_and_get_round_trip_every_field(make_store: MakeStore) -> None:
         started_at=10.5,
         finished_at=11.25,
         reason="because",
+        arguments=b'{"args":[1,"x"],"kwargs":{"k":true}}',
     )
     store.put([full])
     assert store.get("t1") == full
@@ -184,3 +193,102 @@ def test_chord_joins_expire_with_outcomes(make_store: MakeStore, clock: FakeCloc
         assert 0 < store._client.pttl(f"{store.prefix}:chord:c") <= TTL * 1000  # type: ignore[attr-defined]
     else:
         assert store.join_chord("c", "m2") == 1
+
+
+def _walk(store: ResultStore, query: HistoryQuery) -> list[list[str]]:
+    """Every page of `query`, as lists of task ids, following the `next` cursors."""
+    pages: list[list[str]] = []
+    before = query.before
+    while True:
+        page = store.history(
+            HistoryQuery(query.state, query.task_name, query.since, before, query.limit)
+        )
+        pages.append([e.outcome.task_id for e in page.entries])
+        if page.next is None:
+            return pages
+        assert page.next == page.entries[-1].cursor
+        before = page.next
+
+
+def test_history_lists_newest_first_a_page_at_a_time(
+    make_store: MakeStore, clock: FakeClock
+) -> None:
+    store = make_store(TTL)
+    for i in range(7):
+        state = TaskState.FAILURE if i % 3 == 0 else TaskState.SUCCESS
+        store.put([Outcome(f"t{i}", state, task_name="a" if i % 2 else "b")])
+        clock.advance(1.0)
+    store.put([Outcome("c", TaskState.SUCCESS, value=b"{}", task_name=CHORD_RECORD)])
+    store.put([Outcome("g", TaskState.SUCCESS, value=b"[]", task_name=GROUP_RECORD)])
+    assert _walk(store, HistoryQuery(limit=3)) == [["t6", "t5", "t4"], ["t3", "t2", "t1"], ["t0"]]
+    assert _walk(store, HistoryQuery(limit=7)) == [["t6", "t5", "t4", "t3", "t2", "t1", "t0"]]
+    assert _walk(store, HistoryQuery(state=TaskState.FAILURE)) == [["t6", "t3", "t0"]]
+    assert _walk(store, HistoryQuery(task_name="a", limit=2)) == [["t5", "t3"], ["t1"]]
+    since = clock.now() - 3.5  # t4 was written 3 s before the end
+    assert _walk(store, HistoryQuery(since=since)) == [["t6", "t5", "t4"]]
+    first = store.history(HistoryQuery(limit=1)).entries[0]
+    assert first.outcome.task_name == "b" and first.stored_at == clock.now() - 1.0
+
+
+def test_history_pages_are_exact_across_ties_and_new_writes(
+    make_store: MakeStore, clock: FakeClock
+) -> None:
+    store = make_store(TTL)
+    store.put([Outcome(f"t{i}", TaskState.SUCCESS) for i in range(5)])  # one write time
+    page = store.history(HistoryQuery(limit=2))
+    assert [e.outcome.task_id for e in page.entries] == ["t4", "t3"]
+    clock.advance(1.0)
+    store.put([Outcome("late", TaskState.SUCCESS)])  # newer: not in the pages after this one
+    rest = _walk(store, HistoryQuery(limit=2, before=page.next))
+    assert rest[0] == ["t2", "t1"] and rest[-1][-1] == "t0"
+    assert [tid for page_ids in rest for tid in page_ids] == ["t2", "t1", "t0"]
+
+
+def _ids(store: ResultStore, query: HistoryQuery | None = None) -> list[str]:
+    return [e.outcome.task_id for e in store.history(query or HistoryQuery()).entries]
+
+
+def test_history_follows_rewrites_expiry_and_forget(
+    make_store: MakeStore, clock: FakeClock
+) -> None:
+    store = make_store(TTL)
+    for tid in ("a", "b", "c"):
+        store.put([Outcome(tid, TaskState.STARTED)])
+        clock.advance(1.0)
+    store.put([Outcome("a", TaskState.SUCCESS)])  # rewritten: moves to the front
+    assert _ids(store) == ["a", "c", "b"]
+    assert _ids(store, HistoryQuery(state=TaskState.STARTED)) == ["c", "b"]
+    store.forget(["c"])
+    assert _ids(store) == ["a", "b"]
+    clock.advance(TTL - 1.5)  # b (written at 1 s) expired; a (at 3 s) not yet
+    assert _ids(store) == ["a"]
+    store.purge_expired()
+    assert _ids(store) == ["a"]
+    clock.advance(10.0)
+    assert _ids(store) == [] and store.history(HistoryQuery()).next is None
+
+
+def test_history_cursor_reads_back_from_text() -> None:
+    cursor = Cursor(1763712000.123456, "beat:poll@2026-11-21T08:00:00.000Z")
+    assert Cursor.parse(str(cursor)) == cursor
+    for bad in ("", "abc", "12.5", "x/y"):
+        try:
+            Cursor.parse(bad)
+        except ValueError as exc:
+            assert "history cursor" in str(exc)
+        else:
+            raise AssertionError(f"{bad!r} parsed")
+
+
+def test_history_finds_sparse_matches_deep_in_a_large_store(make_store: MakeStore) -> None:
+    store = make_store(TTL)
+    batch = [Outcome(f"ok{i:04}", TaskState.SUCCESS, task_name="bulk") for i in range(1200)]
+    for i in (5, 700, 1190):
+        batch[i] = Outcome(f"bad{i:04}", TaskState.FAILURE, task_name="bulk")
+    store.put(batch)
+    page = store.history(HistoryQuery(state=TaskState.FAILURE, limit=2))
+    assert [e.outcome.task_id for e in page.entries] == ["bad1190", "bad0700"]
+    assert _walk(store, HistoryQuery(state=TaskState.FAILURE, limit=2, before=page.next)) == [
+        ["bad0005"]
+    ]
+    assert len(store.history(HistoryQuery(task_name="bulk", limit=1000)).entries) == 1000

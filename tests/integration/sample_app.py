@@ -13,6 +13,7 @@ app = Conveyor("sample")
 app.conf.update(
     visibility_timeout=float(os.environ.get("SAMPLE_VISIBILITY", "30")),
     worker_shutdown_timeout=float(os.environ.get("SAMPLE_GRACE", "30")),
+    result_extended=os.environ.get("SAMPLE_EXTENDED") == "1",
 )
 
 

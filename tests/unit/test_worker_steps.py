@@ -207,14 +207,26 @@ def test_reject_and_ignore(mem_app: Conveyor) -> None:
     assert [s.ready + s.leased for s in mem_app.broker.queue_stats()] == [0]
 
 
-def test_ignore_result_writes_nothing(mem_app: Conveyor) -> None:
+def test_ignore_result_writes_nothing(mem_app: Conveyor, fake_clock: FakeClock) -> None:
+    mem_app.conf.task_track_started = True
+
     @mem_app.task(ignore_result=True)
     def quiet() -> int:
         return 1
 
-    res = quiet.delay()
-    solo_worker(mem_app).run_until_idle()
-    assert res.state is TaskState.PENDING
+    @mem_app.task(ignore_result=True, bind=True, max_retries=1)
+    def flaky(self) -> int:  # type: ignore[no-untyped-def]
+        if not self.request.retries:
+            raise self.retry(exc=TimeoutError("slow"), countdown=5)
+        return 2
+
+    res, retried = quiet.delay(), flaky.delay()
+    worker = solo_worker(mem_app)
+    worker.run_until_idle()
+    assert res.state is TaskState.PENDING and retried.state is TaskState.PENDING  # no RETRY
+    fake_clock.advance(5)
+    worker.run_until_idle()
+    assert retried.state is TaskState.PENDING
     assert mem_app.broker.queue_stats() == []
 
 

@@ -19,7 +19,7 @@ import msgspec
 from ..errors import ConfigurationError
 from ..message import Links, decode_value
 from ..options import CallOptions
-from ..results.base import ErrorInfo, Outcome
+from ..results.base import CHORD_RECORD, ErrorInfo, Outcome
 from ..states import TaskState
 from .nodes import (
     ChainNode,
@@ -27,7 +27,7 @@ from .nodes import (
     GroupNode,
     Node,
     SigNode,
-    all_ids,
+    all_calls,
     chords_in,
     joined,
     result_ids,
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from ..app import Conveyor
 
 
-CHORD = "conveyor.chord"  # the pseudo-task name of a stored chord description
+CHORD = CHORD_RECORD  # the pseudo-task name of a stored chord description
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +141,15 @@ def after_failure(
 def _fail(app: Conveyor, nodes: tuple[Node, ...], error: ErrorInfo, reason: str) -> None:
     now = app.clock.now()
     outcomes = [
-        Outcome(task_id=i, state=TaskState.FAILURE, error=error, reason=reason, finished_at=now)
-        for i in all_ids(nodes)
+        Outcome(
+            task_id=call.id,
+            state=TaskState.FAILURE,
+            error=error,
+            task_name=call.task,
+            reason=reason,
+            finished_at=now,
+        )
+        for call in all_calls(nodes)
     ]
     if outcomes:
         app.results.put(outcomes)

@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any
 from ..errors import TimeoutError
 from ..message import decode_value, encode_value
 from ..result import AsyncResult
-from ..results.base import Outcome
+from ..results.base import GROUP_RECORD, Outcome
 from ..states import TaskState
 from .nodes import GroupNode, result_ids
 
 if TYPE_CHECKING:
     from ..app import Conveyor
 
-GROUP_TASK = "conveyor.group"
+GROUP_TASK = GROUP_RECORD
 
 
 class GroupResult:

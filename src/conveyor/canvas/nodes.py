@@ -82,14 +82,14 @@ def result_ids(node: Node) -> list[str]:
     return [i for member in node.members for i in result_ids(member)]
 
 
-def all_ids(nodes: tuple[Node, ...]) -> list[str]:
-    """Every call id inside `nodes` (to mark them failed when the step before them fails)."""
-    out: list[str] = []
+def all_calls(nodes: tuple[Node, ...]) -> list[SigNode]:
+    """Every call inside `nodes` (to mark them failed when the step before them fails)."""
+    out: list[SigNode] = []
     for node in nodes:
         if isinstance(node, SigNode):
-            out.append(node.id)
+            out.append(node)
         elif isinstance(node, ChainNode):
-            out += all_ids(node.steps)
+            out += all_calls(node.steps)
         else:
-            out += all_ids(node.members)
+            out += all_calls(node.members)
     return out

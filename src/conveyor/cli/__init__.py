@@ -17,6 +17,7 @@ from .db import db
 from .demo import demo
 from .dlq import dlq
 from .health import health
+from .history import results
 from .inspect_cmds import queues, result
 from .purge import purge
 from .routes import routes
@@ -48,6 +49,7 @@ for command in (
     schedule,
     call,
     result,
+    results,
     queues,
     routes,
     purge,

@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import datetime, timezone
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from ..message import decode_value
+from ..message import decode_arguments, decode_value
+from ..results.base import Outcome
 from .context import CliContext
 
 
@@ -21,12 +23,41 @@ def when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds")
 
 
+def outcome_record(outcome: Outcome) -> dict[str, Any]:
+    """Everything stored for one call, as plain JSON-ready data."""
+    value = decode_value(outcome.value) if outcome.value is not None else None
+    runtime = None
+    if outcome.started_at is not None and outcome.finished_at is not None:
+        runtime = round(outcome.finished_at - outcome.started_at, 6)
+    record: dict[str, Any] = {
+        "task_id": outcome.task_id,
+        "state": outcome.state.value,
+        "task": outcome.task_name,
+        "args": None,
+        "kwargs": None,
+        "queue": outcome.queue,
+        "worker": outcome.worker,
+        "attempt": outcome.attempt,
+        "retries": outcome.retries,
+        "started_at": when(outcome.started_at),
+        "finished_at": when(outcome.finished_at),
+        "runtime": runtime,
+        "result": value,
+        "reason": outcome.reason,
+        "error": dataclasses.asdict(outcome.error) if outcome.error else None,
+    }
+    if outcome.arguments is not None:
+        arguments = decode_arguments(outcome.arguments)
+        record.update(args=list(arguments.args), kwargs=arguments.kwargs)
+    return record
+
+
 @click.command()
 @click.argument("task_id")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_obj
 def result(ctx: CliContext, task_id: str, as_json: bool) -> None:
-    """Show the stored outcome of one call."""
+    """Show everything stored for one call (args and kwargs with result_extended)."""
     outcome = ctx.app().results.get(task_id)
     if outcome is None:
         fields = {"task_id": task_id, "state": "PENDING"}
@@ -36,21 +67,7 @@ def result(ctx: CliContext, task_id: str, as_json: bool) -> None:
             else f"{task_id}: PENDING (no outcome stored: unknown, not started, or expired)"
         )
         return
-    value = decode_value(outcome.value) if outcome.value is not None else None
-    record = {
-        "task_id": outcome.task_id,
-        "state": outcome.state.value,
-        "task": outcome.task_name,
-        "queue": outcome.queue,
-        "worker": outcome.worker,
-        "attempt": outcome.attempt,
-        "retries": outcome.retries,
-        "started_at": when(outcome.started_at),
-        "finished_at": when(outcome.finished_at),
-        "result": value,
-        "reason": outcome.reason,
-        "error": dataclasses.asdict(outcome.error) if outcome.error else None,
-    }
+    record = outcome_record(outcome)
     if as_json:
         click.echo(json.dumps(record))
         return
@@ -59,8 +76,15 @@ def result(ctx: CliContext, task_id: str, as_json: bool) -> None:
             click.echo(f"{'error':>12}: {outcome.error.type}: {outcome.error.message}")
             if outcome.error.traceback:
                 click.echo(outcome.error.traceback.rstrip())
+        elif key == "args" and outcome.arguments is None:
+            click.echo(f"{'args':>12}: not stored (set result_extended=True to keep them)")
+        elif key == "runtime" and val is not None:
+            click.echo(f"{key:>12}: {val:.3f} s")
         elif val is not None:
-            click.echo(f"{key:>12}: {json.dumps(val) if key == 'result' else val}")
+            click.echo(f"{key:>12}: {json.dumps(val) if key in JSON_FIELDS else val}")
+
+
+JSON_FIELDS = frozenset({"result", "args", "kwargs"})
 
 
 @click.command()

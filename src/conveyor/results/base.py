@@ -17,6 +17,12 @@ and timings. Guarantees every backend gives (checked by `tests/contract/`):
 * **Chord joins.** `join_chord` adds a member id to a chord's set and returns the set's size,
   atomically: concurrent members of one chord are counted one after another, and a member
   joining twice (it was redelivered and ran again) is counted once. Joins expire with outcomes.
+* **History.** `history` lists unexpired outcomes newest first by the time they were last
+  written (ties by task id, descending), filtered by state, task name and a lower time bound,
+  a page at a time: a page's `next` cursor, passed back as `before`, continues exactly after
+  its last entry even while new outcomes are written. Workflow bookkeeping records
+  (`WORKFLOW_RECORDS`) are not listed. Pages are not snapshots: an outcome rewritten between
+  two pages moves to the front and may be seen again there.
 * **Opaque values.** The store never decodes `value`; serialization stays with the caller.
 * **Thread safety.** One store object may be used from several threads of one process.
 """
@@ -24,7 +30,7 @@ and timings. Guarantees every backend gives (checked by `tests/contract/`):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..states import TaskState
@@ -57,6 +63,88 @@ class Outcome:
     finished_at: float | None = None
     reason: str | None = None
     token: int = 0
+    arguments: bytes | None = None  # JSON {"args": […], "kwargs": {…}}; only with result_extended
+
+
+#: Pseudo-task names of what workflows keep in the result store (a chord's description, a
+#: saved GroupResult): stored like outcomes, never listed as history.
+CHORD_RECORD = "conveyor.chord"
+GROUP_RECORD = "conveyor.group"
+WORKFLOW_RECORDS = frozenset({CHORD_RECORD, GROUP_RECORD})
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Cursor:
+    """A position in history: just after the outcome stored at `stored_at` with `task_id`.
+    Shown to users as text (`str()`), read back with `parse`."""
+
+    stored_at: float
+    task_id: str
+
+    def __str__(self) -> str:
+        return f"{self.stored_at!r}/{self.task_id}"
+
+    @classmethod
+    def parse(cls, text: str) -> Cursor:
+        stamp, _, task_id = text.partition("/")
+        try:
+            if task_id:
+                return cls(float(stamp), task_id)
+        except ValueError:
+            pass
+        raise ValueError(f"not a history cursor: {text!r} (copy the one printed after a page)")
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    """Which outcomes `history` lists. `since`: written at or after this time (epoch seconds
+    on the store's clock); `before`: the `next` cursor of the previous page."""
+
+    state: TaskState | None = None
+    task_name: str | None = None
+    since: float | None = None
+    before: Cursor | None = None
+    limit: int = 50
+
+    def admits(self, stored_at: float, outcome: Outcome) -> bool:
+        """Whether one outcome belongs in the answer (for stores that filter in Python)."""
+        if outcome.task_name in WORKFLOW_RECORDS:
+            return False
+        if self.state is not None and outcome.state is not self.state:
+            return False
+        if self.task_name is not None and outcome.task_name != self.task_name:
+            return False
+        if self.since is not None and stored_at < self.since:
+            return False
+        return self.before is None or Cursor(stored_at, outcome.task_id) < self.before
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One listed outcome and when it was last written (the store's clock)."""
+
+    stored_at: float
+    outcome: Outcome
+
+    @property
+    def cursor(self) -> Cursor:
+        return Cursor(self.stored_at, self.outcome.task_id)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """Up to `limit` entries, newest first; `next` continues after them (None: no more)."""
+
+    entries: tuple[HistoryEntry, ...] = ()
+    next: Cursor | None = field(default=None)
+
+    @classmethod
+    def of(cls, found: Sequence[HistoryEntry], limit: int) -> HistoryPage:
+        """The page from up to `limit + 1` matching entries, newest first: the extra one
+        only tells that there is more."""
+        page = tuple(found[:limit])
+        more = len(found) > limit and bool(page)
+        return cls(page, page[-1].cursor if more else None)
 
 
 class ResultStore(Protocol):
@@ -82,6 +170,10 @@ class ResultStore(Protocol):
 
     def forget(self, task_ids: Sequence[str]) -> None:
         """Delete the outcomes of these ids. Idempotent."""
+        ...
+
+    def history(self, query: HistoryQuery) -> HistoryPage:
+        """A page of stored outcomes, newest first (see History)."""
         ...
 
     def join_chord(self, chord_id: str, member_id: str) -> int:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 
 from ..clock import SYSTEM_CLOCK, Clock
-from .base import Outcome
+from .base import HistoryEntry, HistoryPage, HistoryQuery, Outcome
 
 
 class MemoryResultStore:
@@ -16,7 +16,7 @@ class MemoryResultStore:
     def __init__(self, ttl: float | None = 86400.0, clock: Clock = SYSTEM_CLOCK) -> None:
         self._ttl = ttl
         self._clock = clock
-        self._data: dict[str, tuple[Outcome, float]] = {}
+        self._data: dict[str, tuple[Outcome, float, float]] = {}  # outcome, expires, stored
         self._chords: dict[str, tuple[set[str], float]] = {}
         self._cond = threading.Condition()
 
@@ -25,13 +25,13 @@ class MemoryResultStore:
 
     def put(self, outcomes: Sequence[Outcome]) -> list[bool]:
         with self._cond:
-            expires = self._expires()
+            expires, now = self._expires(), self._clock.now()
             stored = []
             for outcome in outcomes:
                 old = self._live(outcome.task_id)
                 fresh = old is None or old.token <= outcome.token
                 if fresh:
-                    self._data[outcome.task_id] = (outcome, expires)
+                    self._data[outcome.task_id] = (outcome, expires, now)
                 stored.append(fresh)
             self._cond.notify_all()
             return stored
@@ -72,6 +72,17 @@ class MemoryResultStore:
             for tid in task_ids:
                 self._data.pop(tid, None)
 
+    def history(self, query: HistoryQuery) -> HistoryPage:
+        with self._cond:
+            now = self._clock.now()
+            found = [
+                HistoryEntry(stored, outcome)
+                for outcome, expires, stored in self._data.values()
+                if expires > now and query.admits(stored, outcome)
+            ]
+        found.sort(key=lambda e: e.cursor, reverse=True)
+        return HistoryPage.of(found, query.limit)
+
     def join_chord(self, chord_id: str, member_id: str) -> int:
         with self._cond:
             members, expires = self._chords.get(chord_id, (set(), 0.0))
@@ -86,7 +97,7 @@ class MemoryResultStore:
             now = self._clock.now()
             for chord in [c for c, (_, exp) in self._chords.items() if exp <= now]:
                 del self._chords[chord]
-            doomed = [tid for tid, (_, exp) in self._data.items() if exp <= now]
+            doomed = [tid for tid, (_, exp, _) in self._data.items() if exp <= now]
             for tid in doomed:
                 del self._data[tid]
             return len(doomed)

@@ -14,8 +14,8 @@ from ..guard import guarded
 from ..pgschema import open_backend
 from ..sqlfiles import load_sql
 from ..states import TaskState
-from .base import Outcome
-from .rows import outcome_from_row
+from .base import HistoryPage, HistoryQuery, Outcome
+from .rows import entry_from_row, history_params, outcome_from_row
 
 _READY_STATES = [s.value for s in TaskState if s.ready]
 # Waits re-check at least this often even when no NOTIFY comes (a safety net only).
@@ -101,6 +101,12 @@ class PostgresResultStore:
             conn.execute(self._q["forget"], {"ids": list(task_ids)})
 
     @guarded
+    def history(self, query: HistoryQuery) -> HistoryPage:
+        params = history_params(query, now_param(self._clock))
+        with self._db.connection() as conn:
+            rows = conn.execute(self._q["history"], params).fetchall()
+        return HistoryPage.of([entry_from_row(r) for r in rows], query.limit)
+
     @guarded
     def join_chord(self, chord_id: str, member_id: str) -> int:
         params = {
@@ -146,6 +152,7 @@ def _columns(outcomes: Sequence[Outcome]) -> dict[str, Any]:
         "finished_at": [_float(o.finished_at) for o in outcomes],
         "reason": [o.reason for o in outcomes],
         "token": [o.token for o in outcomes],
+        "arguments": [o.arguments for o in outcomes],
     }
 
 

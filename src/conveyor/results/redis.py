@@ -14,10 +14,11 @@ from .._redis import Scripts, client_from_url, transient_errors
 from .._urls import safe_url
 from ..clock import SYSTEM_CLOCK, Clock
 from ..guard import Guard, guarded
-from .base import Outcome
+from .base import HistoryEntry, HistoryPage, HistoryQuery, Outcome
 
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(Outcome)
+_SCAN = 500  # history ids read per round trip
 
 
 class RedisResultStore:
@@ -59,6 +60,9 @@ class RedisResultStore:
 
     @guarded
     def get_many(self, task_ids: Sequence[str]) -> dict[str, Outcome]:
+        return self._fetch(task_ids)
+
+    def _fetch(self, task_ids: Sequence[str]) -> dict[str, Outcome]:
         if not task_ids:
             return {}
         pipe = self._client.pipeline(transaction=False)
@@ -94,7 +98,32 @@ class RedisResultStore:
         pipe = self._client.pipeline(transaction=True)
         pipe.delete(*(f"{self.prefix}:res:{t}" for t in task_ids))
         pipe.zrem(f"{self.prefix}:resx", *task_ids)
+        pipe.zrem(f"{self.prefix}:resh", *task_ids)
         pipe.execute()
+
+    @guarded
+    def history(self, query: HistoryQuery) -> HistoryPage:
+        """Walks the history index (P:resh) from the newest end, `_SCAN` ids per round trip,
+        filtering here: Redis has no secondary index to ask for a state or task name, and a
+        script scanning a large index would block the server."""
+        top = "+inf" if query.before is None else repr(query.before.stored_at)
+        bottom = "-inf" if query.since is None else repr(query.since)
+        found: list[HistoryEntry] = []
+        offset = 0
+        while len(found) <= query.limit:
+            batch: list[tuple[bytes, float]] = self._client.zrevrangebyscore(  # type: ignore[assignment]
+                f"{self.prefix}:resh", top, bottom, start=offset, num=_SCAN, withscores=True
+            )
+            stored = [(member.decode(), float(score)) for member, score in batch]
+            outcomes = self._fetch([tid for tid, _ in stored])
+            for tid, at in stored:
+                outcome = outcomes.get(tid)
+                if outcome is not None and query.admits(at, outcome):
+                    found.append(HistoryEntry(at, outcome))
+            offset += len(batch)
+            if len(batch) < _SCAN:
+                break
+        return HistoryPage.of(found[: query.limit + 1], query.limit)
 
     @guarded
     def join_chord(self, chord_id: str, member_id: str) -> int:

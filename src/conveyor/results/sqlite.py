@@ -12,8 +12,8 @@ from typing import Any
 from .._sqlite import SqliteDatabase
 from ..clock import SYSTEM_CLOCK, Clock
 from ..sqlfiles import load_sql
-from .base import Outcome
-from .rows import outcome_from_row
+from .base import HistoryPage, HistoryQuery, Outcome
+from .rows import entry_from_row, history_params, outcome_from_row
 
 
 class SqliteResultStore:
@@ -30,9 +30,12 @@ class SqliteResultStore:
         self._db = SqliteDatabase(path, synchronous, self._q["schema"])
         self._ttl = ttl
         self._clock = clock
-        with self._db.transaction() as conn:  # a file from an earlier release gains the token
-            if "token" not in {r[0] for r in conn.execute(self._q["columns"])}:
-                conn.execute(self._q["upgrade_v2"])
+        with self._db.transaction() as conn:  # a file from an earlier release gains columns
+            have = {r[0] for r in conn.execute(self._q["columns"])}
+            for column in ("token", "arguments"):
+                if column not in have:
+                    conn.execute(self._q[f"upgrade_{column}"])
+            conn.execute(self._q["index_task"])
 
     def put(self, outcomes: Sequence[Outcome]) -> list[bool]:
         if not outcomes:
@@ -68,6 +71,11 @@ class SqliteResultStore:
     def forget(self, task_ids: Sequence[str]) -> None:
         with self._db.transaction() as conn:
             conn.execute(self._q["forget"], {"ids": json.dumps(list(task_ids))})
+
+    def history(self, query: HistoryQuery) -> HistoryPage:
+        params = history_params(query, self._clock.now())
+        rows = self._db.connection().execute(self._q["history"], params).fetchall()
+        return HistoryPage.of([entry_from_row(r) for r in rows], query.limit)
 
     def join_chord(self, chord_id: str, member_id: str) -> int:
         now = self._clock.now()
@@ -108,4 +116,5 @@ def _row(o: Outcome, now: float, expires: float | None) -> dict[str, Any]:
         "updated_at": now,
         "expires_at": expires,
         "token": o.token,
+        "arguments": o.arguments,
     }

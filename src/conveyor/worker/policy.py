@@ -16,7 +16,8 @@ from ..task import Task
 class TaskPolicy:
     """`at_most_once`: acks_late=False. `requeue_lost`: a run cut off by a dying process runs
     again (reject_on_worker_lost, on unless set False). `rate_interval` / `local_interval`:
-    seconds between starts for the global / per-worker rate limit."""
+    seconds between starts for the global / per-worker rate limit. `extended_result`: outcomes
+    carry the call's arguments (result_extended)."""
 
     ignore_result: bool
     at_most_once: bool
@@ -26,6 +27,7 @@ class TaskPolicy:
     local_interval: float | None
     time_limit: float | None
     soft_time_limit: float | None
+    extended_result: bool = False
 
     def limits(self, message: Message) -> tuple[float | None, float | None]:
         """(hard, soft) time limits for one call."""
@@ -61,4 +63,5 @@ def policy_for(task: Task, settings: Settings) -> TaskPolicy:
         local_interval=parse_rate(o.per_worker_rate_limit),
         time_limit=_pick(o.time_limit, settings.task_time_limit),
         soft_time_limit=_pick(o.soft_time_limit, settings.task_soft_time_limit),
+        extended_result=settings.result_extended,
     )

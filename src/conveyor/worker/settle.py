@@ -22,7 +22,7 @@ import msgspec
 
 from ..brokers.base import Broker, Delivery, Lease, Requeue
 from ..canvas.flow import after_failure, after_success
-from ..message import Message, decode_value, encode_message
+from ..message import Message, decode_value, encode_arguments, encode_message
 from ..results.base import ErrorInfo, Outcome, ResultStore
 from ..states import TaskState
 from .executor import RunKind, RunResult, describe
@@ -80,6 +80,7 @@ class Inflight:
             finished_at=result.finished_at if result else None,
             reason=reason,
             token=d.lease.token,
+            arguments=encode_arguments(self.message) if self.policy.extended_result else None,
         )
 
 
@@ -105,7 +106,7 @@ class Settler:
         for item, result in finished:
             self._log(item, result)
             outcome = self._outcome(item, result)
-            if outcome is not None and not (item.policy.ignore_result and outcome.state.ready):
+            if outcome is not None and not item.policy.ignore_result:
                 plan.puts.append(outcome)
             failed_for_good = result.kind is RunKind.FAILURE and item.policy.dead_letter_on_failure
             if result.kind in (RunKind.SUCCESS, RunKind.FAILURE, RunKind.IGNORE) and not (

@@ -5,6 +5,8 @@
 --                  ex expiry time ('' for none); expires natively at the same moment
 --   P:resx         zset id -> expiry time, so purge_expired can count and clear what the
 --                  server did not expire yet (a FakeClock in tests runs ahead of it)
+--   P:resh         zset id -> time of its last write, newest last: the history index
+--                  (`history` pages through it from the newest end; cleared with P:resx)
 --   P:chord:<id>   set of the members of chord <id> that succeeded (join_chord.lua); expires
 --                  natively with outcomes (no injected clock needed: joins are never read late)
 --   P:res:ready    pub/sub channel: one message per put batch holding a ready outcome, so

@@ -1,5 +1,5 @@
 -- put: store outcomes, each unless the stored, unexpired one has a larger fencing token.
--- Touches P:res:<id>, P:resx, P:res:ready.
+-- Touches P:res:<id>, P:resx, P:resh, P:res:ready.
 -- ARGV: now, ttl seconds ('' for none), then per outcome: id, token, encoded, ready ('1'/'0').
 -- Returns 1/0 per outcome (stored or refused).
 local ttl = tonumber(ARGV[2])
@@ -22,6 +22,7 @@ for i = 3, #ARGV, 4 do
       redis.call('PERSIST', key)
       redis.call('ZREM', P .. ':resx', id)
     end
+    redis.call('ZADD', P .. ':resh', NOW, id)
     if ARGV[i + 3] == '1' then ready = true end
     out[#out + 1] = 1
   end

@@ -10,19 +10,20 @@ up AS (
     INSERT INTO conveyor_results AS r (
         task_id, state, value, error_type, error_module, error_message, traceback, task_name,
         queue, worker, attempt, retries, started_at, finished_at, reason, updated_at,
-        expires_at, token
+        expires_at, token, arguments
     )
     SELECT u.task_id, u.state, u.value, u.error_type, u.error_module, u.error_message,
            u.traceback, u.task_name, u.queue, u.worker, u.attempt, u.retries, u.started_at,
-           u.finished_at, u.reason, t.now, t.now + %(ttl)s::float8, u.token
+           u.finished_at, u.reason, t.now, t.now + %(ttl)s::float8, u.token, u.arguments
     FROM t, unnest(
         %(task_id)s::text[], %(state)s::text[], %(value)s::bytea[], %(error_type)s::text[],
         %(error_module)s::text[], %(error_message)s::text[], %(traceback)s::text[],
         %(task_name)s::text[], %(queue)s::text[], %(worker)s::text[], %(attempt)s::int[],
         %(retries)s::int[], %(started_at)s::float8[], %(finished_at)s::float8[],
-        %(reason)s::text[], %(token)s::bigint[]
+        %(reason)s::text[], %(token)s::bigint[], %(arguments)s::bytea[]
     ) AS u(task_id, state, value, error_type, error_module, error_message, traceback,
-           task_name, queue, worker, attempt, retries, started_at, finished_at, reason, token)
+           task_name, queue, worker, attempt, retries, started_at, finished_at, reason, token,
+           arguments)
     ON CONFLICT (task_id) DO UPDATE SET
         state = excluded.state, value = excluded.value, error_type = excluded.error_type,
         error_module = excluded.error_module, error_message = excluded.error_message,
@@ -31,7 +32,7 @@ up AS (
         retries = excluded.retries, started_at = excluded.started_at,
         finished_at = excluded.finished_at, reason = excluded.reason,
         updated_at = excluded.updated_at, expires_at = excluded.expires_at,
-        token = excluded.token
+        token = excluded.token, arguments = excluded.arguments
     WHERE excluded.token >= r.token OR r.expires_at <= excluded.updated_at
     RETURNING r.task_id, r.state
 ),
@@ -43,10 +44,27 @@ SELECT task_id, (SELECT count(*) FROM woke) FROM up;
 
 -- name: get_many
 SELECT task_id, state, value, error_type, error_module, error_message, traceback, task_name,
-       queue, worker, attempt, retries, started_at, finished_at, reason, token
+       queue, worker, attempt, retries, started_at, finished_at, reason, token, arguments
 FROM conveyor_results
 WHERE task_id = ANY(%(ids)s::text[])
   AND (expires_at IS NULL OR expires_at > conveyor_now(%(now)s));
+
+-- name: history
+-- Newest first; (updated_at, task_id) is the page cursor. Workflow bookkeeping rows
+-- (results/base.py WORKFLOW_RECORDS) are left out.
+SELECT task_id, state, value, error_type, error_module, error_message, traceback, task_name,
+       queue, worker, attempt, retries, started_at, finished_at, reason, token, arguments,
+       updated_at
+FROM conveyor_results
+WHERE (expires_at IS NULL OR expires_at > conveyor_now(%(now)s))
+  AND (%(state)s::text IS NULL OR state = %(state)s::text)
+  AND (%(task)s::text IS NULL OR task_name = %(task)s::text)
+  AND (%(since)s::float8 IS NULL OR updated_at >= %(since)s::float8)
+  AND (%(before_at)s::float8 IS NULL
+       OR (updated_at, task_id) < (%(before_at)s::float8, %(before_id)s::text))
+  AND coalesce(task_name, '') NOT IN ('conveyor.chord', 'conveyor.group')
+ORDER BY updated_at DESC, task_id DESC
+LIMIT %(limit)s;
 
 -- name: forget
 DELETE FROM conveyor_results WHERE task_id = ANY(%(ids)s::text[]);
