@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -200,9 +201,7 @@ def _walk(store: ResultStore, query: HistoryQuery) -> list[list[str]]:
     pages: list[list[str]] = []
     before = query.before
     while True:
-        page = store.history(
-            HistoryQuery(query.state, query.task_name, query.since, before, query.limit)
-        )
+        page = store.history(dataclasses.replace(query, before=before))
         pages.append([e.outcome.task_id for e in page.entries])
         if page.next is None:
             return pages

@@ -35,7 +35,6 @@ class SqliteResultStore:
             for column in ("token", "arguments"):
                 if column not in have:
                     conn.execute(self._q[f"upgrade_{column}"])
-            conn.execute(self._q["index_task"])
 
     def put(self, outcomes: Sequence[Outcome]) -> list[bool]:
         if not outcomes:

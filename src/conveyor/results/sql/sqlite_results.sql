@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS conveyor_results (
 );
 CREATE INDEX IF NOT EXISTS conveyor_results_updated ON conveyor_results (updated_at);
 CREATE INDEX IF NOT EXISTS conveyor_results_state ON conveyor_results (state, updated_at);
+CREATE INDEX IF NOT EXISTS conveyor_results_task ON conveyor_results (task_name, updated_at);
 CREATE INDEX IF NOT EXISTS conveyor_results_expires ON conveyor_results (expires_at);
 CREATE TABLE IF NOT EXISTS conveyor_chord_members (
     chord_id    TEXT NOT NULL,
@@ -51,10 +52,6 @@ ALTER TABLE conveyor_results ADD COLUMN token INTEGER NOT NULL DEFAULT 0;
 
 -- name: upgrade_arguments
 ALTER TABLE conveyor_results ADD COLUMN arguments BLOB;
-
--- name: index_task
--- Separate from the schema: a file from an earlier release has no such index yet.
-CREATE INDEX IF NOT EXISTS conveyor_results_task ON conveyor_results (task_name, updated_at);
 
 -- name: put
 INSERT INTO conveyor_results (
