@@ -177,3 +177,15 @@ def test_demo_runs_by_itself_and_summarises(tmp_path: Path) -> None:
     assert "sync_calendar" in out.stdout
     assert "failed charge_card[" in out.stdout and "card declined" in out.stdout
     assert str(tmp_path / "conveyor-demo.db") in out.stdout.replace("\n", "")
+    assert "results --state FAILURE" in out.stdout.replace("\n", " ")
+    url = f"sqlite:///{tmp_path / 'conveyor-demo.db'}"
+    history = subprocess.run(  # the history command the demo points to
+        [sys.executable, "-m", "conveyor", "-b", url, "results", "--state", "FAILURE", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    (failed,) = json.loads(history.stdout)["results"]
+    assert failed["task"] == "demo.charge_card" and "card declined" in failed["error"]["message"]

@@ -82,6 +82,7 @@ def demo(db_path: str, concurrency: int) -> None:
             proc.wait(timeout=40)
     _summary(results, console)
     console.print(f"\nmessages and results live in [bold]{path}[/]; worker log: {log_path}")
+    console.print(f"history: [bold]conveyor -b sqlite:///{path} results --state FAILURE[/]")
     console.print(
         "next: write tasks in your own module and run "
         "[bold]conveyor -A yourmodule worker -l info[/]"
