@@ -5,6 +5,7 @@ fires is longer than one lease plus one interval."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -58,11 +59,19 @@ def test_three_schedulers_one_leader_killed_twice(db: Where, reader: Conveyor) -
     procs = {i: start(db, kind, i) for i, kind in enumerate(kinds)}
     store = reader.schedule_store
     failovers: list[float] = []
+    begun = time.monotonic()
+
+    def past(seconds: float) -> bool:
+        return time.monotonic() - begun >= seconds
+
+    def moved_from(holder: str) -> bool:
+        return store.leadership().holder not in (None, holder)
+
     try:
         wait_until(lambda: store.leadership().holder is not None, 60, "a leader")
         begun = time.monotonic()
         for kill_at in (RUN / 3, 2 * RUN / 3):
-            wait_until(lambda t=kill_at: time.monotonic() - begun >= t, RUN, "the kill time")
+            wait_until(functools.partial(past, kill_at), RUN, "the kill time")
             holder = store.leadership().holder
             assert holder is not None
             pid = int(holder.split(":")[1])
@@ -70,11 +79,7 @@ def test_three_schedulers_one_leader_killed_twice(db: Where, reader: Conveyor) -
             os.kill(pid, signal.SIGKILL)
             killed = time.monotonic()
             procs[victim].wait(10)
-            wait_until(
-                lambda h=holder: store.leadership().holder not in (None, h),
-                LEASE * 3,
-                "another leader",
-            )
+            wait_until(functools.partial(moved_from, holder), LEASE * 3, "another leader")
             failovers.append(time.monotonic() - killed)
             procs[victim] = start(db, kinds[victim], len(procs) + victim)  # as a supervisor would
         wait_until(lambda: time.monotonic() - begun >= RUN, RUN, "the end of the run")

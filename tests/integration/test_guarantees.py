@@ -5,6 +5,7 @@ really ran, outside the broker."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -75,7 +76,7 @@ def test_chaos_kills_lose_nothing_and_every_repeat_follows_a_kill(
 
     try:
         for n in range(1, 30):
-            wait_until(lambda n=n: progress(n * step), 120, f"{n * step} runs")
+            wait_until(functools.partial(progress, n * step), 120, f"{n * step} runs")
             slot = rng.randrange(len(workers))
             main = workers[slot]
             kids = pool_children(main.pid)

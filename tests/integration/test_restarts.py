@@ -7,6 +7,7 @@ must never show in logs, errors or health reports."""
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 import time
@@ -78,19 +79,28 @@ def test_restarts_lose_no_acknowledged_enqueue(kind: str, tmp_path: Path) -> Non
         [sys.executable, "-c", PRODUCER, str(out), str(TASKS)], cwd=HERE, env=env_for(place)
     )
     resumed: list[float] = []
+
+    def at_least(tag: str, n: int) -> bool:
+        return len(lines(out, tag)) >= n
+
+    def consuming_past(done_before: int) -> bool:
+        return bool(consuming(health)) and done(reader, lines(out, "OK")) > done_before
+
     try:
         wait_until(lambda: consuming(health), 60, "the worker to consume")
         for n in range(1, RESTARTS + 1):
-            wait_until(lambda n=n: len(lines(out, "OK")) >= n * 450, 120, f"{n * 450} enqueues")
+            wait_until(functools.partial(at_least, "OK", n * 450), 120, f"{n * 450} enqueues")
             errors_before = len(lines(out, "ERR"))
             server.kill()
-            wait_until(lambda e=errors_before: len(lines(out, "ERR")) > e, 60, "a producer error")
+            wait_until(
+                functools.partial(at_least, "ERR", errors_before + 1), 60, "a producer error"
+            )
             wait_until(lambda: consuming(health) is False, 30, "the worker to say it is not")
             server.start()
             back = time.monotonic()
             done_before = done(reader, lines(out, "OK"))
             wait_until(
-                lambda d=done_before: consuming(health) and done(reader, lines(out, "OK")) > d,
+                functools.partial(consuming_past, done_before),
                 30,
                 "the worker to consume again",
             )

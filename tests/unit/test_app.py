@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from conveyor import Conveyor, NotRegistered, shared_task
-from conveyor.brokers.base import WorkerInfo
+from conveyor.brokers.base import Envelope, WorkerInfo
 from conveyor.clock import FakeClock
 from conveyor.errors import ConfigurationError, EncodeError, MessageTooLarge
 from conveyor.message import decode_message
@@ -174,7 +175,12 @@ def test_send_many_sends_every_call_in_chunks_with_routing() -> None:
 
     sent: list[int] = []
     enqueue = app.broker.enqueue
-    app.broker.enqueue = lambda envs: sent.append(len(envs)) or enqueue(envs)  # type: ignore[method-assign]
+
+    def counting(envelopes: Sequence[Envelope]) -> list[bool]:
+        sent.append(len(envelopes))
+        return enqueue(envelopes)
+
+    app.broker.enqueue = counting  # type: ignore[method-assign]
     results = app.send_many(add, [(i, 1) for i in range(2500)], chunk_size=1000)
     assert sent == [1000, 1000, 500]
     assert len({r.id for r in results}) == 2500

@@ -130,7 +130,7 @@ def test_a_daily_job_fires_once_a_day_through_both_changes() -> None:
 )
 def test_bad_fields_are_refused_naming_the_field(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message.replace("*", r"\*")):
-        crontab(**kwargs)  # type: ignore[arg-type]
+        crontab(**kwargs)
 
 
 def test_fields_accept_celery_forms() -> None:

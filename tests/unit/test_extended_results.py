@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from conveyor import Conveyor
 from conveyor.clock import FakeClock
@@ -14,7 +15,7 @@ from conveyor.states import TaskState
 from conveyor.testing import solo_worker
 
 
-def make_app(tmp_path: Path, **settings: object) -> Conveyor:
+def make_app(tmp_path: Path, **settings: Any) -> Conveyor:
     app = Conveyor("x", broker=f"sqlite:///{tmp_path / 'x.db'}", set_as_current=False)
     app.conf.update(**settings)
 
@@ -100,7 +101,7 @@ def test_workers_purge_expired_results_in_the_background(tmp_path: Path) -> None
     worker._tick()  # the keeper's first round purges nothing yet
     assert old.state is TaskState.SUCCESS and _rows(tmp_path / "p.db") == 2
     clock.advance(1801.0)  # old is past result_expires, new is not
-    assert old.state is TaskState.PENDING  # invisible at once…
+    assert app.AsyncResult(old.id).state is TaskState.PENDING  # invisible at once…
     assert _rows(tmp_path / "p.db") == 2
     worker._tick()  # …and deleted by the worker's next round (every 5 minutes), no cron
     assert _rows(tmp_path / "p.db") == 1 and new.get(timeout=1) == 1

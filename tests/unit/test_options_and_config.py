@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import types
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ def test_unknown_task_option_names_the_nearest_valid_one() -> None:
         ("per_worker_rate_limit", "ten/m", "not a rate"),
     ],
 )
-def test_bad_limits_fail_at_decoration(option: str, value: object, message: str) -> None:
+def test_bad_limits_fail_at_decoration(option: str, value: Any, message: str) -> None:
     app = Conveyor("t", broker="memory://", set_as_current=False)
     with pytest.raises(ConfigurationError, match=message):
         app.task(**{option: value})

@@ -41,7 +41,7 @@ def test_an_evicting_server_policy_is_warned_about(caplog: pytest.LogCaptureFixt
 
     broker = RedisBroker(services.redis_url("evict-check"))
     client = broker._client
-    before = client.config_get("maxmemory-policy")["maxmemory-policy"]
+    before = str(client.config_get("maxmemory-policy")["maxmemory-policy"])
     try:
         client.config_set("maxmemory-policy", "allkeys-lru")
         with caplog.at_level(logging.WARNING, logger="conveyor.brokers.redis"):

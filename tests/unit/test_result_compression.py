@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,7 +22,7 @@ ROWS = [
 ]
 
 
-def make_app(tmp_path: Path, **settings: object) -> Conveyor:
+def make_app(tmp_path: Path, **settings: Any) -> Conveyor:
     app = Conveyor("c", broker=f"sqlite:///{tmp_path / 'c.db'}", set_as_current=False)
     app.conf.update(**settings)
 

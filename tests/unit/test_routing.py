@@ -83,7 +83,7 @@ def test_celery_pair_list_and_regex_keys() -> None:
     )
     kinds = [r.kind for r in rules]  # type: ignore[union-attr]
     assert kinds == [MatchKind.GLOB, MatchKind.REGEX, MatchKind.REGEX]
-    assert rules[1].destination == Destination("high")  # type: ignore[union-attr]
+    assert rules[1].destination == Destination("high")
     app = make_app(task_routes=rules)
     assert queue_of(app, "calendar.sync_company")[0] == "high"
     assert queue_of(app, "whatsapp.cleanup_old_sessions")[0] == "default"

@@ -34,7 +34,7 @@ def test_success_stores_the_value_and_acks(mem_app: Conveyor) -> None:
 
 
 def test_bound_task_sees_its_request(mem_app: Conveyor) -> None:
-    seen = {}
+    seen: dict[str, object] = {}
 
     @mem_app.task(bind=True)
     def who(self, x: int) -> None:  # type: ignore[no-untyped-def]
@@ -92,7 +92,7 @@ def test_retry_waits_in_the_broker_then_succeeds(mem_app: Conveyor, fake_clock: 
     def flaky(self) -> int:  # type: ignore[no-untyped-def]
         if self.request.retries < 2:
             raise self.retry(exc=TimeoutError("slow"), countdown=10)
-        return self.request.retries
+        return int(self.request.retries)
 
     res = flaky.delay()
     worker = solo_worker(mem_app)
