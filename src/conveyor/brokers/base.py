@@ -43,6 +43,11 @@ from enum import Enum
 from typing import Protocol
 
 DEFAULT_MAX_DELIVERIES = 5
+#: Seconds an enqueued id is remembered, so that sending it again stores nothing (setting
+#: task_idempotency_window overrides it).
+DEFAULT_IDEMPOTENCY_WINDOW = 3600.0
+#: Seconds the server-backed brokers keep the record of a worker that stopped heartbeating.
+WORKER_RETENTION = 7 * 86400.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 from ..clock import SYSTEM_CLOCK, Clock
 from .base import (
+    DEFAULT_IDEMPOTENCY_WINDOW,
     Delivery,
     Envelope,
     Lease,
@@ -25,8 +26,6 @@ from .base import (
     StoredMessage,
     WorkerInfo,
 )
-
-DEFAULT_IDEMPOTENCY_WINDOW = 3600.0
 
 
 @dataclass(slots=True)

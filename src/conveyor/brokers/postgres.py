@@ -27,6 +27,8 @@ from ..guard import guarded
 from ..pgschema import open_backend
 from ..sqlfiles import load_sql
 from .base import (
+    DEFAULT_IDEMPOTENCY_WINDOW,
+    WORKER_RETENTION,
     Delivery,
     Envelope,
     Lease,
@@ -38,11 +40,9 @@ from .base import (
     StoredMessage,
     WorkerInfo,
 )
-from .memory import DEFAULT_IDEMPOTENCY_WINDOW
 from .rows import STATE_CODES, stored_message
 
 _HOUSEKEEPING_EVERY = 30.0
-_WORKER_RETENTION = 7 * 86400.0
 # Idle waits re-check at least this often even when no NOTIFY comes (a safety net only).
 _IDLE_RECHECK = 5.0
 
@@ -117,7 +117,7 @@ class PostgresBroker:
         self._next_housekeeping = now + _HOUSEKEEPING_EVERY
         with self._db.connection() as conn:
             conn.execute(self._q["forget_done"], self._params(window=self._window))
-            conn.execute(self._q["forget_workers"], self._params(retention=_WORKER_RETENTION))
+            conn.execute(self._q["forget_workers"], self._params(retention=WORKER_RETENTION))
 
     @guarded
     def reserve(

@@ -23,6 +23,8 @@ from .._urls import safe_url
 from ..clock import SYSTEM_CLOCK, Clock
 from ..guard import Guard, guarded
 from .base import (
+    DEFAULT_IDEMPOTENCY_WINDOW,
+    WORKER_RETENTION,
     Delivery,
     Envelope,
     Lease,
@@ -34,7 +36,6 @@ from .base import (
     StoredMessage,
     WorkerInfo,
 )
-from .memory import DEFAULT_IDEMPOTENCY_WINDOW
 
 _SCRIPTS = (
     "enqueue",
@@ -61,7 +62,6 @@ _STATES = {
 }
 _LETTERS = {state: letter.decode() for letter, state in _STATES.items()}
 log = logging.getLogger("conveyor.brokers.redis")
-_WORKER_RETENTION = 7 * 86400.0
 _MIN_BLOCK = 0.005  # BLPOP's timeout 0 means "for ever"
 
 
@@ -204,7 +204,7 @@ class RedisBroker:
             info.name,
             msgspec.json.encode(info),
             repr(info.heartbeat_at),
-            repr(_WORKER_RETENTION),
+            repr(WORKER_RETENTION),
         )
 
     @guarded

@@ -20,6 +20,8 @@ from .._sqlite import SqliteDatabase
 from ..clock import SYSTEM_CLOCK, Clock
 from ..sqlfiles import load_sql
 from .base import (
+    DEFAULT_IDEMPOTENCY_WINDOW,
+    WORKER_RETENTION,
     Delivery,
     Envelope,
     Lease,
@@ -31,11 +33,9 @@ from .base import (
     StoredMessage,
     WorkerInfo,
 )
-from .memory import DEFAULT_IDEMPOTENCY_WINDOW
 from .rows import STATE_CODES, stored_message
 
 _HOUSEKEEPING_EVERY = 30.0
-_WORKER_RETENTION = 7 * 86400.0
 # Upper bound on one idle wait before re-probing: catches due times of delayed messages and
 # expired leases even though no commit wakes us for those.
 _IDLE_REPROBE = 0.25
@@ -106,7 +106,7 @@ class SqliteBroker:
             return
         self._next_housekeeping = now + _HOUSEKEEPING_EVERY
         conn.execute(self._q["forget_done"], {"cutoff": now - self._window})
-        conn.execute(self._q["forget_workers"], {"cutoff": now - _WORKER_RETENTION})
+        conn.execute(self._q["forget_workers"], {"cutoff": now - WORKER_RETENTION})
 
     def reserve(
         self, queues: Sequence[str], limit: int, lease_for: float, wait: float = 0.0
