@@ -6,9 +6,14 @@ string keys. Anything else (datetime, Decimal, sets, model instances…) is refu
 site with the argument's path, rather than silently turned into a string that the task would
 receive as a different type. Tuples arrive as lists, as with any JSON transport.
 
+Nesting is bounded too: lists and dicts may nest at most `MAX_NESTING` levels inside one
+argument (or return value, or canvas), far below the depth at which decoding (about 1,000
+levels) or pickling a call for a process-pool child (about 500) gives up, so everything that is
+accepted can be decoded, handed to a child and encoded again.
+
 The body is versioned (`v`) so that a future format can be read side by side with this one; a
-body with an unknown version, or that is not JSON, raises DecodeError and the worker
-dead-letters it.
+body with an unknown version, that is not JSON, that nests deeper than the limit or is larger
+than the worker's `task_message_max_size`, raises DecodeError and the worker dead-letters it.
 
 `Message` is a msgspec Struct rather than a dataclass: it is still a frozen, slotted record, and
 msgspec validates field types while decoding, so a malformed body fails in one place.
@@ -23,11 +28,14 @@ from typing import Any
 
 import msgspec
 
-from .canvas.nodes import Node
+from .canvas.nodes import ChainNode, Node, SigNode
 from .compression import decompress
 from .errors import DecodeError, EncodeError, MessageTooLarge
 
 PROTOCOL_VERSION = 1
+
+#: How many levels lists and dicts may nest inside one argument, return value or canvas.
+MAX_NESTING = 100
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -84,8 +92,9 @@ def new_task_id() -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
-def check_json(value: Any, path: str) -> None:
-    """Raise EncodeError naming `path` if `value` is not plain JSON data."""
+def check_json(value: Any, path: str, depth: int = 0) -> None:
+    """Raise EncodeError naming `path` if `value` is not plain JSON data, or if its lists and
+    dicts nest more than `MAX_NESTING` levels (`depth`: levels already entered above it)."""
     kind = type(value)
     if kind is str or kind is int or kind is bool or value is None:
         return
@@ -93,15 +102,17 @@ def check_json(value: Any, path: str) -> None:
         if not math.isfinite(value):
             raise EncodeError(f"{path} is {value!r}, which JSON cannot carry")
         return
-    if kind is list or kind is tuple:
-        for i, item in enumerate(value):
-            check_json(item, f"{path}[{i}]")
-        return
-    if kind is dict:
+    if kind is list or kind is tuple or kind is dict:
+        if depth >= MAX_NESTING:
+            raise _too_deep(path)
+        if kind is not dict:
+            for i, item in enumerate(value):
+                check_json(item, f"{path}[{i}]", depth + 1)
+            return
         for key, item in value.items():
             if type(key) is not str:
                 raise EncodeError(f"{path} has key {key!r}; JSON object keys must be strings")
-            check_json(item, f"{path}[{key!r}]")
+            check_json(item, f"{path}[{key!r}]", depth + 1)
         return
     raise EncodeError(
         f"{path} is a {kind.__module__}.{kind.__qualname__}, which JSON cannot carry; pass plain "
@@ -109,10 +120,46 @@ def check_json(value: Any, path: str) -> None:
     )
 
 
+def _too_deep(path: str) -> EncodeError:
+    shown = path if len(path) <= 80 else f"{path[:48]}…{path[-24:]}"
+    return EncodeError(
+        f"{shown} is nested more than {MAX_NESTING} lists/dicts deep, more than a message may "
+        "carry; pass flatter data (or store it elsewhere and pass a reference)"
+    )
+
+
+def check_call(message: Message) -> None:
+    """Refuse a message whose arguments (its own, or those of the steps after it) are not
+    plain JSON data nested at most `MAX_NESTING` levels; the error names the argument."""
+    _check_arguments(message.args, message.kwargs, "")
+    _check_nodes(message.chain, "chain", 0)
+
+
+def _check_arguments(args: tuple[Any, ...], kwargs: dict[str, Any], prefix: str) -> None:
+    for i, item in enumerate(args):
+        check_json(item, f"{prefix}args[{i}]")
+    for key, item in kwargs.items():
+        check_json(item, f"{prefix}kwargs[{key!r}]")
+
+
+def _check_nodes(nodes: tuple[Node, ...], path: str, depth: int) -> None:
+    """The arguments of every call in a canvas, and the canvas's own nesting."""
+    if depth >= MAX_NESTING:
+        raise _too_deep(path)
+    for i, node in enumerate(nodes):
+        where = f"{path}[{i}]"
+        if isinstance(node, SigNode):
+            _check_arguments(node.args, node.kwargs, f"{where} ({node.task}) ")
+        elif isinstance(node, ChainNode):
+            _check_nodes(node.steps, f"{where}.steps", depth + 1)
+        else:
+            _check_nodes(node.members, f"{where}.members", depth + 1)
+
+
 def encode_message(message: Message, max_size: int) -> bytes:
-    """Encode `message`; refuse non-JSON arguments and bodies larger than `max_size` bytes."""
-    check_json(message.args, "args")
-    check_json(message.kwargs, "kwargs")
+    """Encode `message`; refuse non-JSON or too deeply nested arguments (see `check_call`) and
+    bodies larger than `max_size` bytes."""
+    check_call(message)
     body = _encoder.encode(message)
     if len(body) > max_size:
         raise MessageTooLarge(
@@ -122,14 +169,32 @@ def encode_message(message: Message, max_size: int) -> bytes:
     return body
 
 
-def decode_message(body: bytes) -> Message:
-    """Decode a stored body; raise DecodeError saying what is wrong with it."""
+def decode_message(body: bytes, max_size: int | None = None) -> Message:
+    """Decode a stored body; raise DecodeError saying what is wrong with it. With `max_size`
+    (a worker's task_message_max_size), also refuse a body larger than that, and one whose
+    arguments a producer would refuse (see `check_call`): what a worker admits it can hand to
+    a pool child and encode again (a retry)."""
+    if max_size is not None and len(body) > max_size:
+        raise DecodeError(
+            f"message body is {len(body)} bytes, over this worker's task_message_max_size of "
+            f"{max_size}; give workers at least the producers' limit, or send smaller messages"
+        )
     try:
         message = _decoder.decode(body)
     except msgspec.DecodeError as exc:
         raise DecodeError(f"undecodable message body: {exc}") from None
+    except RecursionError:
+        raise DecodeError(
+            f"undecodable message body: nested too deeply to decode (conveyor's producers "
+            f"refuse more than {MAX_NESTING} levels)"
+        ) from None
     if message.v != PROTOCOL_VERSION:
         raise DecodeError(f"message protocol version {message.v} is not supported")
+    if max_size is not None:
+        try:
+            check_call(message)
+        except EncodeError as exc:
+            raise DecodeError(f"message refused: {exc}") from None
     return message
 
 

@@ -31,6 +31,12 @@ Guarantees every backend gives (the suite in `tests/contract/` checks each one):
   later `extend` or delivery of it carries the flag until it is settled.
 * **Global rate limits.** `throttle` hands out start slots for a key, spaced by an interval, to
   every worker sharing the broker; concurrent callers never get the same slot.
+* **Unreadable storage is one bad delivery.** A stored envelope whose fields the broker cannot
+  read (a missing or NULL body, a priority or delivery limit that is not an integer: something
+  other than conveyor wrote it) is leased like any other and handed out as a Delivery whose
+  `defect` says what is wrong; its envelope carries what could be read (an empty body if the
+  body could not be). Its neighbours in the batch are unaffected. The worker dead-letters it
+  with that reason.
 * **Thread safety.** One broker object may be used from several threads of one process (the
   worker's loop, its settler and its lease keeper). Each process opens its own broker.
 """
@@ -82,12 +88,15 @@ class Lease:
 class Delivery:
     """An envelope handed to a worker: the envelope, its lease and the attempt number (1 for
     the first delivery, 2 after one redelivery, …). `begun` is True when an earlier delivery
-    called `begin` (an at-most-once run started and was cut off)."""
+    called `begin` (an at-most-once run started and was cut off). `defect`, when set, says
+    why the stored envelope could not be read (see the module docstring): such a delivery is
+    only ever dead-lettered."""
 
     envelope: Envelope
     lease: Lease
     attempt: int
     begun: bool = False
+    defect: str | None = None
 
 
 class Requeue(str, Enum):

@@ -40,7 +40,7 @@ from .base import (
     StoredMessage,
     WorkerInfo,
 )
-from .rows import STATE_CODES, stored_message
+from .rows import STATE_CODES, granted, stored_message
 
 _HOUSEKEEPING_EVERY = 30.0
 # Idle waits re-check at least this often even when no NOTIFY comes (a safety net only).
@@ -330,8 +330,4 @@ class PostgresBroker:
 
 
 def _delivery(r: Sequence[Any]) -> Delivery:
-    mid, queue, priority, body, max_deliveries, deliveries, begun, revoked, terminate = r[:9]
-    lease = Lease(mid, int(r[9]), float(r[10]), revoked, terminate)
-    return Delivery(
-        Envelope(mid, queue, body, priority, 0.0, max_deliveries), lease, deliveries, begun
-    )
+    return granted(r, int(r[9]), float(r[10]))

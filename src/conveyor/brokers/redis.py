@@ -24,6 +24,7 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..guard import Guard, guarded
 from .base import (
     DEFAULT_IDEMPOTENCY_WINDOW,
+    DEFAULT_MAX_DELIVERIES,
     WORKER_RETENTION,
     Delivery,
     Envelope,
@@ -286,42 +287,85 @@ def warn_if_evicting(client: Any) -> None:
 
 def _deliveries(reply: list[Any]) -> list[Delivery]:
     token, expires = int(reply[0]), float(reply[1])
-    out = []
-    for i in range(2, len(reply), 9):
-        mid, queue, priority, body, max_deliveries, deliveries, begun, revoked, terminate = reply[
-            i : i + 9
-        ]
-        lease = Lease(mid.decode(), token, expires, revoked == b"1", terminate == b"1")
-        envelope = Envelope(
-            mid.decode(), queue.decode(), body, int(priority), 0.0, int(max_deliveries)
-        )
-        out.append(Delivery(envelope, lease, int(deliveries), begun == b"1"))
-    return out
+    return [_delivery(reply[i : i + 9], token, expires) for i in range(2, len(reply), 9)]
+
+
+def _delivery(fields: list[Any], token: int, expires: float) -> Delivery:
+    """One granted envelope. A message hash with a field missing or unreadable (written by
+    something other than conveyor) gives a delivery with a `defect`, not an error for the whole
+    batch (see the broker contract)."""
+    mid, queue, priority, body, max_deliveries, deliveries, begun, revoked, terminate = fields
+    message_id = mid.decode("utf-8", "replace")
+    lease = Lease(message_id, token, expires, revoked == b"1", terminate == b"1")
+    problems: list[str] = []
+    envelope = Envelope(
+        message_id,
+        queue.decode(),
+        body if isinstance(body, bytes) else b"",
+        _field_int(priority, "p (priority)", 0, problems),
+        0.0,
+        _field_int(max_deliveries, "md (max_deliveries)", DEFAULT_MAX_DELIVERIES, problems),
+    )
+    if body is None:
+        problems.insert(0, "field b (body) is missing")
+    defect = f"unreadable message hash: {'; '.join(problems)}" if problems else None
+    return Delivery(envelope, lease, int(deliveries), begun == b"1", defect)
+
+
+def _field_int(value: bytes | None, name: str, default: int, problems: list[str]) -> int:
+    """A hash field that must hold an integer; `default`, and a problem noted, when it does
+    not."""
+    if value is None:
+        problems.append(f"field {name} is missing")
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        problems.append(f"field {name} is {value[:40]!r}, not an integer")
+        return default
+
+
+def _int_or(value: bytes | None, default: int) -> int:
+    try:
+        return default if value is None else int(value)
+    except ValueError:
+        return default
+
+
+def _float_or(value: bytes | None, default: float) -> float:
+    try:
+        return default if not value else float(value)
+    except ValueError:
+        return default
 
 
 def _stored(mid: str, h: dict[bytes, bytes], now: float) -> tuple[StoredMessage, int] | None:
+    """The admin view of one message hash; fields that cannot be read show as their defaults
+    (such a message is dead-lettered with the reason when it is reserved)."""
     state = _STATES.get(h.get(b"s", b""))
     if state is None:
         return None
-    available_at = float(h.get(b"at", b"0"))
+    available_at = _float_or(h.get(b"at"), 0.0)
     if state is MessageState.SCHEDULED and available_at <= now:
         state = MessageState.READY
     envelope = Envelope(
         mid,
-        h[b"q"].decode(),
+        h.get(b"q", b"").decode("utf-8", "replace"),
         h.get(b"b", b""),
-        int(h.get(b"p", b"0")),
+        _int_or(h.get(b"p"), 0),
         0.0,
-        int(h.get(b"md", b"1")),
+        _int_or(h.get(b"md"), 1),
     )
-    text = {k: (h[k].decode() or None) if k in h else None for k in (b"rs", b"er")}
+    text = {
+        k: (h[k].decode("utf-8", "replace") or None) if k in h else None for k in (b"rs", b"er")
+    }
     message = StoredMessage(
         envelope,
         state,
-        int(h.get(b"d", b"0")),
+        _int_or(h.get(b"d"), 0),
         available_at,
         text[b"rs"],
         text[b"er"],
-        float(h.get(b"u") or available_at),  # absent until it first changes state
+        _float_or(h.get(b"u"), available_at),  # absent until it first changes state
     )
-    return message, int(h.get(b"n", b"0"))
+    return message, _int_or(h.get(b"n"), 0)

@@ -33,7 +33,7 @@ from .base import (
     StoredMessage,
     WorkerInfo,
 )
-from .rows import STATE_CODES, stored_message
+from .rows import STATE_CODES, granted, stored_message
 
 _HOUSEKEEPING_EVERY = 30.0
 # Upper bound on one idle wait before re-probing: catches due times of delayed messages and
@@ -169,15 +169,7 @@ class SqliteBroker:
             ).fetchall()
         position = {seq: i for i, seq in enumerate(chosen)}
         rows.sort(key=lambda r: position[r[0]])
-        return [
-            Delivery(
-                Envelope(id=r[1], queue=r[2], body=r[5], priority=r[3], max_deliveries=r[6]),
-                Lease(r[1], token, expires, bool(r[9]), bool(r[10])),
-                r[7],
-                bool(r[8]),
-            )
-            for r in rows
-        ]
+        return [granted((r[1], r[2], r[3], r[5], *r[6:11]), token, expires) for r in rows]
 
     def _settle(self, statement: str, params: list[dict[str, Any]]) -> list[bool]:
         now = self._clock.now()

@@ -61,7 +61,13 @@ def child_main(app_path: str, conn: Connection) -> None:
 def _serve(app: Conveyor, conn: Connection) -> None:
     conn.send(("ready", os.getpid()))
     while True:
-        job: Job | None = conn.recv()
+        try:
+            job: Job | None = conn.recv()
+        except (EOFError, OSError):
+            raise
+        except Exception as exc:  # a job this child cannot unpickle: report it, serve on
+            conn.send(("lost", None, f"{type(exc).__name__}: {exc}", _peak_rss_kib()))
+            continue
         if job is None:
             return
         if job.message.task not in app.tasks:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from ..errors import ConfigurationError
@@ -108,11 +109,15 @@ class ProcessPool:
         return sum(c.state is _ChildState.IDLE for c in self._children)
 
     def submit(self, job: Job) -> None:
+        """Send `job` to an idle child. A job that cannot be pickled (RecursionError, an
+        unpicklable value: anything) raises here before a byte is written, so the child stays
+        idle and usable and the job was never taken."""
+        data = ForkingPickler.dumps(job)  # what Connection.send(job) would write
         child = next(c for c in self._children if c.state is _ChildState.IDLE)
         child.state, child.job, child.running = _ChildState.BUSY, job.key, job
         child.limits, child.started_wall = Deadlines.for_job(job), time.time()
         try:
-            child.conn.send(job)
+            child.conn.send_bytes(data)
         except OSError:  # it died while idle, before its exit was noticed
             self._replace(child)
 
@@ -186,11 +191,13 @@ class ProcessPool:
             child.state = _ChildState.IDLE
         elif kind == "error":
             raise ConfigurationError(f"a pool child could not load the app:\n{msg[1]}")
-        else:
-            key = msg[1]
-            self._pending.append(
-                Completion(key, result=msg[2]) if kind == "done" else Completion(key, lost=msg[2])
-            )
+        else:  # "done" or "lost"; a lost job without a key is one the child could not unpickle
+            key: int | None = msg[1] if msg[1] is not None else child.job
+            if key is not None:
+                done = kind == "done"
+                self._pending.append(
+                    Completion(key, msg[2] if done else None, None if done else msg[2])
+                )
             child.state, child.job, child.running, child.limits = _ChildState.IDLE, None, None, None
             child.done += 1
             too_many = self._max_tasks is not None and child.done >= self._max_tasks

@@ -141,30 +141,47 @@ class SlotGroup:
         return len(deliveries)
 
     def _admit(self, deliveries: Sequence[Delivery]) -> None:
-        """Decode and vet new deliveries; what can run goes to the backlog."""
+        """Decode and vet new deliveries; what can run goes to the backlog. Each delivery is
+        read on its own: one that cannot be (whatever the error) is dead-lettered with its
+        reason, and its neighbours go on."""
         ended: list[tuple[Inflight, Outcome]] = []
-        settler = self.parts.settler
         for delivery in deliveries:
+            verdict: Outcome | None = None
             try:
-                message = decode_message(delivery.envelope.body)
-            except DecodeError as exc:
-                settler.dead_letter(delivery, str(exc))
-                continue
-            task = self.parts.app.tasks.get(message.task)
-            if task is None:
-                settler.dead_letter(
-                    delivery, f"task {message.task!r} is not registered in worker {self.parts.name}"
-                )
-                continue
-            item = Inflight(delivery, message, self.parts.policy(task))
-            verdict = self._vet(item)
-            if verdict is not None:
+                item, refusal = self._read(delivery)
+                verdict = None if item is None else self._vet(item)
+            except Exception as exc:  # whatever it is, it ends this one message only
+                item, refusal = None, f"unreadable message: {type(exc).__name__}: {exc}"
+            if item is None:
+                self.parts.settler.dead_letter(delivery, refusal or "unreadable message")
+            elif verdict is not None:
                 ended.append((item, verdict))
             elif not self._throttled(item):
                 self.parts.keeper.hold(delivery.lease)
                 self.backlog.append(item)
         if ended:
-            settler.finish([i for i, _ in ended], [o for _, o in ended])
+            self.parts.settler.finish([i for i, _ in ended], [o for _, o in ended])
+
+    def _read(self, delivery: Delivery) -> tuple[Inflight | None, str | None]:
+        """The delivery's message and policy, or None and why it cannot run here."""
+        envelope = delivery.envelope
+        if delivery.defect is not None:
+            return None, delivery.defect
+        try:
+            message = decode_message(
+                envelope.body, self.parts.app.conf.settings.task_message_max_size
+            )
+        except DecodeError as exc:
+            return None, str(exc)
+        if message.id != envelope.id:
+            return None, (
+                f"message body carries id {message.id!r}, not its envelope's {envelope.id!r}; "
+                "the envelope id is the call's identity, so this body was not written by conveyor"
+            )
+        task = self.parts.app.tasks.get(message.task)
+        if task is None:
+            return None, f"task {message.task!r} is not registered in worker {self.parts.name}"
+        return Inflight(delivery, message, self.parts.policy(task)), None
 
     def _vet(self, item: Inflight) -> Outcome | None:
         """The outcome to end a delivery with instead of running it, if any."""
@@ -217,10 +234,35 @@ class SlotGroup:
                 ]
             )
         for item in batch:
-            key = next(_keys)
-            self.running[key] = item
+            self._submit(item)
+
+    def _submit(self, item: Inflight) -> None:
+        """Hand one call to the pool. One the pool cannot take (it cannot be pickled for a
+        child, whatever the error) ends as FAILURE and a dead letter with the reason; the
+        pool's slot stays free for the next."""
+        key = next(_keys)
+        self.running[key] = item
+        try:
             hard, soft = item.policy.limits(item.message)
             self.pool.submit(Job(key, item.message, self._request(item), hard, soft))
+        except Exception as exc:  # whatever it is, it ends this one call only
+            del self.running[key]
+            self._refuse(item, exc)
+
+    def _refuse(self, item: Inflight, exc: Exception) -> None:
+        m = item.message
+        reason = f"could not be handed to the {self.spec.pool} pool: {type(exc).__name__}: {exc}"
+        log.error("task %s[%s] %s", m.task, m.id, reason)
+        if self.parts.keeper.drop(m.id):
+            if not item.policy.ignore_result:
+                outcome = item.outcome(
+                    TaskState.FAILURE,
+                    self.parts.name,
+                    reason="refused by the pool",
+                    error=error_info(exc),
+                )
+                self.parts.settler.store([outcome])
+            self.parts.settler.dead_letter(item.delivery, reason)
 
     def _begin_at_most_once(self, batch: list[Inflight]) -> list[Inflight]:
         """Mark at-most-once calls as started in the broker before they run; one whose lease
@@ -337,19 +379,27 @@ class SlotGroup:
             self.reserve(0.01 if busy else 0.25)
             self.dispatch()
 
-    def shutdown(self, deadline: float) -> None:
+    def shutdown(self, deadline: float, crash: str | None = None) -> None:
         """Warm shutdown of this group: give back what has not started, let running tasks
-        finish until `deadline` (monotonic), then give back what is still running."""
-        self._release_all(
-            list(self.backlog), "worker shutting down before the task started", Requeue.UNSTARTED
-        )
+        finish until `deadline` (monotonic), then give back what is still running.
+
+        `crash` is set when this group's own loop failed: whatever it still holds may be what
+        made it fail, so each delivery given back counts as a lost run (Requeue.LOST, toward
+        `max_deliveries`): a message that crashes the worker every time ends dead-lettered
+        instead of crash-looping it for ever. An ordinary stop counts nothing."""
+        if crash is None:
+            waiting = ("worker shutting down before the task started", Requeue.UNSTARTED)
+            cut_off = ("worker shut down before the task finished", Requeue.RETRY)
+        else:
+            waiting = cut_off = (f"worker crashed: {crash}", Requeue.LOST)
+        self._release_all(list(self.backlog), *waiting)
         self.backlog.clear()
         while self.running and time.monotonic() < deadline:
             self.settle(self.pool.completions(min(0.1, deadline - time.monotonic())))
         unfinished = self.pool.stop(max(0.0, deadline - time.monotonic()))
         self.settle(self.pool.completions(0.0))
         cut = [self.running.pop(k) for k in unfinished if k in self.running]
-        self._release_all(cut, "worker shut down before the task finished", Requeue.RETRY)
+        self._release_all(cut, *cut_off)
 
     def _release_all(self, items: Sequence[Inflight], reason: str, requeue: Requeue) -> None:
         for item in items:

@@ -226,6 +226,7 @@ class Worker:
         log.info("worker %s stopped", self.options.name)
 
     def _run_group(self, group: SlotGroup) -> None:
+        crash: str | None = None  # set when this group's loop failed (see SlotGroup.shutdown)
         try:
             group.loop()
         except BaseException as exc:
@@ -233,6 +234,7 @@ class Worker:
                 log.warning("stopping during an outage: %s", exc)
             else:
                 log.exception("slot group %s failed; stopping the worker", group.spec.describe())
+                crash = f"{type(exc).__name__}: {exc}"
                 self._failure = self._failure or exc
                 self._stopping.set()
         grace = self.options.shutdown_timeout
@@ -243,7 +245,7 @@ class Worker:
             len(group.running),
         )
         try:
-            group.shutdown(time.monotonic() + grace)
+            group.shutdown(time.monotonic() + grace, crash)
         except BackendUnavailable as exc:
             log.warning(
                 "could not settle %d task(s) at shutdown (%s); their leases will expire and "
