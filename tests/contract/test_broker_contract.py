@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from conveyor.brokers.base import (
     Broker,
     Envelope,
@@ -15,6 +17,7 @@ from conveyor.brokers.base import (
 )
 from conveyor.clock import FakeClock
 
+from ..rawstore import kind_of, spoil
 from .conftest import WINDOW
 
 LEASE = 30.0
@@ -389,3 +392,52 @@ def test_purge_dead_by_age_and_queue(broker: Broker, clock: FakeClock) -> None:
     assert broker.purge_dead(None) == 1
     assert broker.get_message("a") is None
     assert broker.get_message("c") is not None
+
+
+# -- unreadable storage: one bad delivery, never a failed batch --------------------------------
+# (written straight into storage, as a foreign writer could; the memory broker holds envelopes
+# as objects nothing else writes, so these run on SQLite, Redis and PostgreSQL)
+
+
+def _spoilable(broker: Broker) -> None:
+    if kind_of(broker) == "memory":
+        pytest.skip("the memory broker's envelopes are objects that nothing else can write")
+
+
+def test_a_missing_body_is_one_defective_delivery_in_its_batch(broker: Broker) -> None:
+    _spoilable(broker)
+    broker.enqueue([env("a"), env("b"), env("c")])
+    spoil(broker, "b", "body", None)
+    got = broker.reserve(["q"], 3, LEASE)
+    assert ids(got) == ["a", "b", "c"]
+    a, b, c = got
+    assert (a.defect, c.defect) == (None, None) and (a.envelope.body, c.envelope.body) == (
+        b"a",
+        b"c",
+    )
+    assert b.defect is not None and "body" in b.defect and b.envelope.body == b""
+    assert b.lease.message_id == "b" and b.attempt == 1
+    assert broker.dead_letter(b.lease, b.defect)
+    assert broker.ack([a.lease, c.lease]) == [True, True]
+    dead = broker.get_message("b")
+    assert dead is not None and dead.state is MessageState.DEAD and dead.reason == b.defect
+    assert broker.reserve(["q"], 3, LEASE) == []
+
+
+def test_a_field_that_is_not_an_integer_is_a_defect_naming_it(broker: Broker) -> None:
+    _spoilable(broker)
+    if kind_of(broker) == "postgres":
+        pytest.skip("PostgreSQL's typed columns cannot hold a priority that is not an integer")
+    broker.enqueue([env("a"), env("b"), env("c", max_deliveries=3)])
+    spoil(broker, "b", "priority", "high")
+    spoil(broker, "c", "max_deliveries", "many")
+    got = {d.envelope.id: d for d in broker.reserve(["q"], 3, LEASE)}
+    assert sorted(got) == ["a", "b", "c"] and got["a"].defect is None
+    assert "priority" in (got["b"].defect or "") and "'high'" in (got["b"].defect or "")
+    assert "max_deliveries" in (got["c"].defect or "") and "'many'" in (got["c"].defect or "")
+    assert got["b"].envelope.body == b"b"  # what could be read is still there
+    for mid in ("b", "c"):
+        assert broker.dead_letter(got[mid].lease, got[mid].defect or "")
+        listed = broker.get_message(mid)  # the admin views still read the spoiled record
+        assert listed is not None and listed.state is MessageState.DEAD
+    assert broker.ack([got["a"].lease]) == [True]

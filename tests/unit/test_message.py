@@ -7,7 +7,7 @@ import msgspec
 import pytest
 
 from conveyor.errors import DecodeError, EncodeError, MessageTooLarge
-from conveyor.message import Message, decode_message, encode_message, encode_value
+from conveyor.message import MAX_NESTING, Message, decode_message, encode_message, encode_value
 
 
 def test_round_trip() -> None:
@@ -71,3 +71,58 @@ def test_new_task_ids_are_version_4_uuids_in_text_form() -> None:
     for text in ids:
         parsed = uuid.UUID(text)
         assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, text)
+
+
+def _nested(levels: int) -> object:
+    value: object = 1
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def test_nesting_up_to_the_limit_is_carried_and_beyond_it_refused_naming_the_argument() -> None:
+    ok = Message(id="1", task="t", args=(_nested(MAX_NESTING),), kwargs={"d": {"k": []}})
+    assert decode_message(encode_message(ok, 1 << 20), 1 << 20) == ok
+    for args, kwargs, path in [
+        ((1, _nested(MAX_NESTING + 1)), {}, r"^args\[1\]\[0\]"),
+        ((), {"data": _nested(600)}, r"^kwargs\['data'\]\[0\]"),
+    ]:
+        with pytest.raises(EncodeError, match=path + r".*nested more than 100 lists/dicts deep"):
+            encode_message(Message(id="1", task="t", args=args, kwargs=kwargs), 1 << 20)
+
+
+def test_chain_steps_arguments_and_canvas_nesting_are_checked_at_the_call_site() -> None:
+    from conveyor.canvas.nodes import ChainNode, SigNode
+
+    deep = SigNode(task="p.next", id="2", args=(1, _nested(200)))
+    with pytest.raises(EncodeError, match=r"^chain\[0\] \(p\.next\) args\[1\].*nested"):
+        encode_message(Message(id="1", task="t", chain=(deep,)), 1 << 20)
+    odd = SigNode(task="p.next", id="2", kwargs={"when": datetime.date(2020, 1, 1)})
+    with pytest.raises(EncodeError, match=r"chain\[0\] \(p\.next\) kwargs\['when'\] is a datetime"):
+        encode_message(Message(id="1", task="t", chain=(odd,)), 1 << 20)
+    node: ChainNode | SigNode = SigNode(task="p.next", id="2")
+    for _ in range(MAX_NESTING + 1):
+        node = ChainNode(steps=(node,))
+    with pytest.raises(EncodeError, match=r"\.steps is nested more than 100"):
+        encode_message(Message(id="1", task="t", chain=(node,)), 1 << 20)
+
+
+def test_return_values_are_bounded_like_arguments() -> None:
+    assert encode_value(_nested(MAX_NESTING))
+    with pytest.raises(EncodeError, match=r"^return value\[0\].*nested more than 100"):
+        encode_value(_nested(MAX_NESTING + 1))
+
+
+def test_a_worker_refuses_what_a_producer_would_refuse() -> None:
+    """decode_message with a worker's max size: too large, nested too deep for the producer's
+    check, or for the decoder itself — each a DecodeError saying which."""
+    big = encode_message(Message(id="1", task="t", args=("x" * 500,)), 1 << 20)
+    assert decode_message(big).args == ("x" * 500,)  # without a limit (`conveyor dlq show`)
+    with pytest.raises(DecodeError, match=r"over this worker's task_message_max_size of 100"):
+        decode_message(big, 100)
+    deep = msgspec.json.encode({"id": "1", "task": "t", "args": [_nested(600)]})
+    with pytest.raises(DecodeError, match=r"args\[0\]\[0\].*nested more than 100"):
+        decode_message(deep, 1 << 20)
+    deeper = b'{"id":"1","task":"t","args":[' + b"[" * 5000 + b"]" * 5000 + b"]}"
+    with pytest.raises(DecodeError, match="nested too deeply to decode"):
+        decode_message(deeper, 1 << 20)
