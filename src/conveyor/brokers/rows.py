@@ -17,6 +17,7 @@ STATE_CODES = {
     MessageState.DEAD: 3,
 }
 STATES_BY_CODE = {code: state for state, code in STATE_CODES.items()}
+_SQL_TYPES = {str: "TEXT", int: "INTEGER", float: "REAL"}
 
 
 def stored_message(r: Sequence[Any]) -> StoredMessage:
@@ -34,8 +35,8 @@ def granted(r: Sequence[Any], token: int, expires: float) -> Delivery:
     mid, queue, priority, body, max_deliveries, deliveries, begun, revoked, terminate = r[:9]
     problems: list[str] = []
     if not isinstance(body, bytes):
-        kind = "NULL" if body is None else f"a {type(body).__name__}, not a BLOB"
-        problems.append(f"body is {kind}")
+        kind = _SQL_TYPES.get(type(body), type(body).__name__)
+        problems.append("body is NULL" if body is None else f"body is {kind}, not a BLOB")
         body = b""
     if type(priority) is not int:
         problems.append(f"priority is {priority!r}, not an integer")
