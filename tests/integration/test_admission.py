@@ -6,6 +6,7 @@ cannot send to its child. The ledger (ledger.py) records what really ran."""
 from __future__ import annotations
 
 import functools
+import json
 import pickle
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from ..rawstore import kind_of, make_due, spoil
 from .helpers import (
     HERE,
     Where,
+    conveyor,
     env_for,
     log_of,
     python,
@@ -183,6 +185,9 @@ def test_storage_fuzz_dead_letters_each_bad_message_and_runs_every_valid_call_on
     assert {o.state for o in outcomes.values()} == {TaskState.SUCCESS}
     assert exits == 0 and proc.returncode == 0
     assert "failed; stopping the worker" not in log_of(proc)
+    listed = conveyor(db, "-A", "sample_app", "dlq", "list", "--json")  # the admin view reads them
+    assert listed.returncode == 0, listed.stderr
+    assert {d["id"] for d in json.loads(listed.stdout)} == set(expected)
 
 
 def test_a_600_deep_call_is_refused_at_the_call_site_and_a_stored_one_dead_lettered(

@@ -23,7 +23,9 @@ _SQL_TYPES = {str: "TEXT", int: "INTEGER", float: "REAL"}
 def stored_message(r: Sequence[Any]) -> StoredMessage:
     """A row of (id, queue, priority, state, available_at, body, max_deliveries, deliveries,
     reason, last_error, updated_at, …)."""
-    envelope = Envelope(id=r[0], queue=r[1], body=r[5] or b"", priority=r[2], max_deliveries=r[6])
+    body = r[5].encode() if isinstance(r[5], str) else r[5]  # SQLite stores what it is given
+    body = body if isinstance(body, bytes) else b""
+    envelope = Envelope(id=r[0], queue=r[1], body=body, priority=r[2], max_deliveries=r[6])
     return StoredMessage(envelope, STATES_BY_CODE[r[3]], r[7], r[4], r[8], r[9], r[10])
 
 
