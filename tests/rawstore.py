@@ -3,8 +3,9 @@ what brokers and workers do with a malformed stored message (contract suite, sto
 
 `spoil(broker, id, field, value)` overwrites one stored field of an envelope — `body`,
 `priority` or `max_deliveries` — with any value, or removes it (`None`: NULL in SQL, the hash
-field deleted in Redis). `make_due(broker, id)` makes a delayed envelope due now, so a test can
-store a message delayed (no worker touches it), spoil it, then hand it to a live worker.
+field deleted in Redis); on Redis, `spoil(broker, id, "record", None)` deletes the whole message
+hash. `make_due(broker, id, queue)` makes a delayed envelope due now, so a test can store a
+message delayed (no worker touches it), spoil it, then hand it to a live worker.
 """
 
 from __future__ import annotations
@@ -30,8 +31,13 @@ def kind_of(broker: Broker) -> str:
 
 
 def spoil(broker: Broker, message_id: str, field: str, value: Any) -> None:
-    column, hash_field = FIELDS[field]
     kind = kind_of(broker)
+    if field == "record":
+        if kind != "redis" or value is not None:
+            raise ValueError("only a Redis message hash can be removed whole (record=None)")
+        broker._client.delete(f"{broker.prefix}:m:{message_id}")  # type: ignore[attr-defined]
+        return
+    column, hash_field = FIELDS[field]
     if kind == "sqlite":
         _sqlite(
             broker, f"UPDATE conveyor_messages SET {column} = ? WHERE id = ?", value, message_id

@@ -95,6 +95,7 @@ def bad_messages(kind: str) -> list[Bad]:
             ),
             Bad("no-max", None, "field md (max_deliveries) is missing", "max_deliveries", None),
             Bad("max-text", None, "field md (max_deliveries) is b'x'", "max_deliveries", "x"),
+            Bad("no-hash", None, "field b (body) is missing; field p (priority)", "record", None),
         ]
     else:
         cases.append(Bad("null-body", None, "unreadable message row: body is NULL", "body", None))

@@ -26,7 +26,9 @@ for qi = 4, #ARGV do
       if token == nil then token = redis.call('INCR', P .. ':token') end
       local f = redis.call('HMGET', key, 'p', 'b', 'md', 'bg', 'rv', 'tm', 'd')
       local d = num(f[7], 0) + 1
-      redis.call('HSET', key, 's', 'l', 't', token, 'le', expires_text, 'd', d)
+      -- q is rewritten so that a hash missing it (not written by conveyor) can still be
+      -- settled: the worker dead-letters such a delivery as defective
+      redis.call('HSET', key, 's', 'l', 't', token, 'le', expires_text, 'd', d, 'q', q)
       redis.call('ZADD', lkey, expires, id)
       out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = id, q, f[1], f[2], f[3]
       out[n + 6], out[n + 7], out[n + 8], out[n + 9] = d, f[4] or '0', f[5] or '0', f[6] or '0'
