@@ -92,11 +92,45 @@ def new_task_id() -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
 def check_json(value: Any, path: str, depth: int = 0) -> None:
     """Raise EncodeError naming `path` if `value` is not plain JSON data, or if its lists and
     dicts nest more than `MAX_NESTING` levels (`depth`: levels already entered above it)."""
+    if not _plain(value, depth):
+        _explain(value, path, depth)
+
+
+def _plain(value: Any, depth: int) -> bool:
+    """True when `value` passes `check_json`: the fast walk, building no paths (this runs on
+    every argument of every call sent and admitted)."""
     kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
+    if kind in _SCALARS:
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if depth >= MAX_NESTING:
+        return False
+    if kind is list or kind is tuple:
+        for item in value:
+            if type(item) not in _SCALARS and not _plain(item, depth + 1):
+                return False
+        return True
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            if type(item) not in _SCALARS and not _plain(item, depth + 1):
+                return False
+        return True
+    return False
+
+
+def _explain(value: Any, path: str, depth: int) -> None:
+    """Raise the EncodeError for what `_plain` refused, naming the path to it."""
+    kind = type(value)
+    if kind in _SCALARS:
         return
     if kind is float:
         if not math.isfinite(value):
@@ -107,12 +141,12 @@ def check_json(value: Any, path: str, depth: int = 0) -> None:
             raise _too_deep(path)
         if kind is not dict:
             for i, item in enumerate(value):
-                check_json(item, f"{path}[{i}]", depth + 1)
+                _explain(item, f"{path}[{i}]", depth + 1)
             return
         for key, item in value.items():
             if type(key) is not str:
                 raise EncodeError(f"{path} has key {key!r}; JSON object keys must be strings")
-            check_json(item, f"{path}[{key!r}]", depth + 1)
+            _explain(item, f"{path}[{key!r}]", depth + 1)
         return
     raise EncodeError(
         f"{path} is a {kind.__module__}.{kind.__qualname__}, which JSON cannot carry; pass plain "
