@@ -203,16 +203,8 @@ def encode_message(message: Message, max_size: int) -> bytes:
     return body
 
 
-def decode_message(body: bytes, max_size: int | None = None) -> Message:
-    """Decode a stored body; raise DecodeError saying what is wrong with it. With `max_size`
-    (a worker's task_message_max_size), also refuse a body larger than that, and one whose
-    arguments a producer would refuse (see `check_call`): what a worker admits it can hand to
-    a pool child and encode again (a retry)."""
-    if max_size is not None and len(body) > max_size:
-        raise DecodeError(
-            f"message body is {len(body)} bytes, over this worker's task_message_max_size of "
-            f"{max_size}; give workers at least the producers' limit, or send smaller messages"
-        )
+def decode_message(body: bytes) -> Message:
+    """Decode a stored body; raise DecodeError saying what is wrong with it."""
     try:
         message = _decoder.decode(body)
     except msgspec.DecodeError as exc:
@@ -224,11 +216,24 @@ def decode_message(body: bytes, max_size: int | None = None) -> Message:
         ) from None
     if message.v != PROTOCOL_VERSION:
         raise DecodeError(f"message protocol version {message.v} is not supported")
-    if max_size is not None:
-        try:
-            check_call(message)
-        except EncodeError as exc:
-            raise DecodeError(f"message refused: {exc}") from None
+    return message
+
+
+def admit_message(body: bytes, max_size: int) -> Message:
+    """Decode a stored body for a worker whose task_message_max_size is `max_size`: refuse
+    (DecodeError, saying why) a body larger than that, one that does not decode, and one whose
+    arguments a producer would refuse (see `check_call`), so that what a worker admits it can
+    hand to a pool child and encode again (a retry)."""
+    if len(body) > max_size:
+        raise DecodeError(
+            f"message body is {len(body)} bytes, over this worker's task_message_max_size of "
+            f"{max_size}; give workers at least the producers' limit, or send smaller messages"
+        )
+    message = decode_message(body)
+    try:
+        check_call(message)
+    except EncodeError as exc:
+        raise DecodeError(f"message refused: {exc}") from None
     return message
 
 

@@ -7,7 +7,14 @@ import msgspec
 import pytest
 
 from conveyor.errors import DecodeError, EncodeError, MessageTooLarge
-from conveyor.message import MAX_NESTING, Message, decode_message, encode_message, encode_value
+from conveyor.message import (
+    MAX_NESTING,
+    Message,
+    admit_message,
+    decode_message,
+    encode_message,
+    encode_value,
+)
 
 
 def test_round_trip() -> None:
@@ -82,7 +89,7 @@ def _nested(levels: int) -> object:
 
 def test_nesting_up_to_the_limit_is_carried_and_beyond_it_refused_naming_the_argument() -> None:
     ok = Message(id="1", task="t", args=(_nested(MAX_NESTING),), kwargs={"d": {"k": []}})
-    assert decode_message(encode_message(ok, 1 << 20), 1 << 20) == ok
+    assert admit_message(encode_message(ok, 1 << 20), 1 << 20) == ok
     for args, kwargs, path in [
         ((1, _nested(MAX_NESTING + 1)), {}, r"^args\[1\]\[0\]"),
         ((), {"data": _nested(600)}, r"^kwargs\['data'\]\[0\]"),
@@ -114,15 +121,18 @@ def test_return_values_are_bounded_like_arguments() -> None:
 
 
 def test_a_worker_refuses_what_a_producer_would_refuse() -> None:
-    """decode_message with a worker's max size: too large, nested too deep for the producer's
+    """admit_message with a worker's max size: too large, nested too deep for the producer's
     check, or for the decoder itself — each a DecodeError saying which."""
     big = encode_message(Message(id="1", task="t", args=("x" * 500,)), 1 << 20)
-    assert decode_message(big).args == ("x" * 500,)  # without a limit (`conveyor dlq show`)
+    assert decode_message(big).args == ("x" * 500,)  # what `conveyor dlq show` reads
+    assert admit_message(big, 1 << 20).args == ("x" * 500,)
     with pytest.raises(DecodeError, match=r"over this worker's task_message_max_size of 100"):
-        decode_message(big, 100)
+        admit_message(big, 100)
     deep = msgspec.json.encode({"id": "1", "task": "t", "args": [_nested(600)]})
+    assert decode_message(deep).id == "1"
     with pytest.raises(DecodeError, match=r"args\[0\]\[0\].*nested more than 100"):
-        decode_message(deep, 1 << 20)
+        admit_message(deep, 1 << 20)
     deeper = b'{"id":"1","task":"t","args":[' + b"[" * 5000 + b"]" * 5000 + b"]}"
-    with pytest.raises(DecodeError, match="nested too deeply to decode"):
-        decode_message(deeper, 1 << 20)
+    for decode in (decode_message, lambda body: admit_message(body, 1 << 20)):
+        with pytest.raises(DecodeError, match="nested too deeply to decode"):
+            decode(deeper)

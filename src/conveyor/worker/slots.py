@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from ..app import Conveyor
 from ..brokers.base import Delivery, Lease, Requeue
 from ..errors import ConfigurationError, DecodeError, WorkerLostError
-from ..message import decode_message
+from ..message import admit_message
 from ..ratelimit import LocalThrottle
 from ..request import Request, request_for
 from ..results.base import Outcome
@@ -168,7 +168,7 @@ class SlotGroup:
         if delivery.defect is not None:
             return None, delivery.defect
         try:
-            message = decode_message(
+            message = admit_message(
                 envelope.body, self.parts.app.conf.settings.task_message_max_size
             )
         except DecodeError as exc:
@@ -176,7 +176,8 @@ class SlotGroup:
         if message.id != envelope.id:
             return None, (
                 f"message body carries id {message.id!r}, not its envelope's {envelope.id!r}; "
-                "the envelope id is the call's identity, so this body was not written by conveyor"
+                "the envelope id is the call's identity (this body would write its outcome over "
+                "another call's)"
             )
         task = self.parts.app.tasks.get(message.task)
         if task is None:

@@ -234,7 +234,7 @@ class Worker:
                 log.warning("stopping during an outage: %s", exc)
             else:
                 log.exception("slot group %s failed; stopping the worker", group.spec.describe())
-                crash = f"{type(exc).__name__}: {exc}"
+                crash = f"{type(exc).__name__}: {exc}"[:500]
                 self._failure = self._failure or exc
                 self._stopping.set()
         grace = self.options.shutdown_timeout
