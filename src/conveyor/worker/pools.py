@@ -4,8 +4,8 @@ and `threads`. The process pool lives in `process_pool.py`; time limits in `limi
 Contract of a pool: `submit` is called only while `free_slots() > 0`; every submitted job comes
 back exactly once from `completions`, finished or lost — unless `submit` raises, which means the
 job was not taken (the process pool cannot pickle it for a child) and its slot is still free;
-the slot group then fails that one call (slots.py). The solo and thread pools take any job. `terminate(key)` cuts a running job
-off; it then comes back lost. Pools never touch the broker.
+the slot group then fails that one call (slots.py). The solo and thread pools take any job.
+`terminate(key)` cuts a running job off; it then comes back lost. Pools never touch the broker.
 """
 
 from __future__ import annotations
