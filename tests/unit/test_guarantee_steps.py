@@ -166,7 +166,7 @@ def record_puts(app: Conveyor) -> list[tuple[TaskState, int]]:
 def test_a_worker_paused_past_its_lease_writes_one_outcome_when_its_message_comes_back(
     mem_app: Conveyor, fake_clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    gate, runs = threading.Event(), []
+    gate, runs = threading.Event(), list[int]()
 
     @mem_app.task
     def paused() -> int:
