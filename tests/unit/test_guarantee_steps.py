@@ -191,7 +191,7 @@ def test_a_worker_paused_past_its_lease_writes_one_outcome_when_its_message_come
         (TaskState.STARTED, second),
         (TaskState.SUCCESS, second),
     ]  # the first run's SUCCESS was never written
-    assert f"outcome of {res.id} not written" in caplog.text
+    assert f"outcome of {res.id} not recorded: lease lost" in caplog.text
     assert "ack refused" not in caplog.text
     assert mem_app.broker.queue_stats() == []
     w.groups[0].pool.stop(1.0)

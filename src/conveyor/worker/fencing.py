@@ -52,7 +52,7 @@ def live_only(broker: Broker, plan: Plan) -> Plan:
         return plan
     for mid, token in sorted(stale):
         log.warning(
-            "outcome of %s not written: its lease (token %d) is no longer held (it ran out "
+            "outcome of %s not recorded: lease lost (token %d is no longer held: it ran out "
             "on the broker's clock, e.g. while this worker was paused), so the call is "
             "delivered and run again; if this repeats, find what stalls this worker or raise "
             "visibility_timeout",
