@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -169,6 +170,41 @@ def test_extend_is_batched_and_reports_each_lease(broker: Broker, clock: FakeClo
     broker.ack([a.lease])
     renewed = broker.extend([a.lease, b.lease], LEASE)
     assert renewed[0] is None and renewed[1] is not None
+
+
+def test_confirm_says_which_leases_are_still_held(broker: Broker, clock: FakeClock) -> None:
+    broker.enqueue([env("a"), env("b"), env("c"), env("d")])
+    a, b, c, d = broker.reserve(["q"], 4, LEASE)
+    assert broker.confirm([]) == []
+    broker.ack([c.lease])
+    assert broker.release(d.lease)
+    assert broker.confirm([a.lease, b.lease, c.lease, d.lease]) == [True, True, False, False]
+    clock.advance(LEASE - 1)
+    (renewed,) = broker.extend([b.lease], LEASE)
+    clock.advance(2)  # a ran out (nobody has taken it yet); b was extended
+    assert broker.confirm([a.lease, b.lease]) == [False, True]
+    assert renewed is not None and broker.confirm([renewed]) == [True]
+    assert broker.dead_letter(renewed, "x")
+    assert broker.confirm([renewed]) == [False]
+
+
+def test_confirm_is_read_only_and_fenced_by_token(broker: Broker, clock: FakeClock) -> None:
+    broker.enqueue([env("m")])
+    (first,) = broker.reserve(["q"], 1, LEASE)
+    clock.advance(LEASE / 2)
+    assert broker.confirm([first.lease]) == [True]
+    clock.advance(LEASE / 2 + 1)  # confirming extended nothing
+    assert broker.confirm([first.lease]) == [False]
+    (second,) = broker.reserve(["q"], 1, LEASE)  # the same message, granted again
+    assert broker.confirm([first.lease, second.lease]) == [False, True]
+    assert broker.confirm([second.lease, first.lease]) == [True, False]
+    # Only id and token count: a holder's own copy of the expiry is not trusted.
+    forged = dataclasses.replace(first.lease, expires_at=clock.now() + 1000.0)
+    assert broker.confirm([forged]) == [False]
+    other = dataclasses.replace(second.lease, message_id="not-stored")
+    assert broker.confirm([other]) == [False]
+    assert broker.ack([second.lease]) == [True]
+    assert broker.confirm([second.lease]) == [False]
 
 
 def test_release_with_delay_and_new_body(broker: Broker, clock: FakeClock) -> None:

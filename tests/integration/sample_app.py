@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from conveyor import Conveyor, SoftTimeLimitExceeded, Task
+from conveyor.results.base import Outcome
 
 app = Conveyor("sample")
 app.conf.update(
@@ -144,6 +146,31 @@ def die_at_most_once(self: Task) -> None:
     """At most once: its process dies mid-run, so it must end as WorkerLostError, run once."""
     _ledger("START", self)
     os._exit(9)
+
+
+def _record_puts(path: str) -> None:
+    """Append every outcome this process's result store accepts to `path` (task id, state,
+    token; one O_APPEND write per batch), so a test sees each write, not only the last."""
+    store = app.results
+    put = store.put
+
+    def recording(outcomes: Sequence[Outcome]) -> list[bool]:
+        stored = put(outcomes)
+        accepted = [o for o, ok in zip(outcomes, stored, strict=True) if ok]
+        lines = [f"{o.task_id} {o.state.value} {o.token}\n" for o in accepted]
+        if lines:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, "".join(lines).encode())
+            finally:
+                os.close(fd)
+        return stored
+
+    store.put = recording  # type: ignore[method-assign]
+
+
+if os.environ.get("SAMPLE_PUTS"):
+    _record_puts(os.environ["SAMPLE_PUTS"])
 
 
 # -- the scheduler tests: a 1-second entry sending to a queue no worker consumes, so the test

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conveyor import Conveyor
-from conveyor.brokers.base import MessageState
+from conveyor.brokers.base import Lease, MessageState
 from conveyor.states import TaskState
 
 from .helpers import (
@@ -143,6 +143,53 @@ def test_a_stopped_worker_cannot_ack_or_overwrite_the_new_owner(
     final = reader.results.get(task_id)
     assert final == owner_outcome  # the stale worker's write was refused
     assert reader.broker.queue_stats() == []
+
+
+def read_puts(path: Path, task_id: str) -> list[tuple[str, int]]:
+    """The outcomes of `task_id` a worker's result store accepted, in order (sample_app's
+    SAMPLE_PUTS): (state, token)."""
+    if not path.exists():
+        return []
+    found = [line.split() for line in path.read_text().splitlines()]
+    return [(state, int(token)) for tid, state, token in found if tid == task_id]
+
+
+@pytest.mark.every_backend
+def test_a_worker_paused_past_its_lease_writes_one_outcome_when_its_message_comes_back(
+    db: Where, reader: Conveyor, tmp_path: Path
+) -> None:
+    ledger, puts = tmp_path / "ledger.txt", tmp_path / "puts.txt"
+    env = {"SAMPLE_LEDGER": str(ledger), "SAMPLE_VISIBILITY": "1.5", "SAMPLE_PUTS": str(puts)}
+    (task_id,) = send(db, "print(s.ledgered.delay(1.0).id)")
+    only = start_worker(db, "-P", "threads", "-c", "1", "-n", "only@%h", **env)  # no other
+    try:
+        wait_until(lambda: count(ledger, "START") == 1, 60, "the first run to start")
+        wait_until(lambda: read_puts(puts, task_id), 30, "the first run's STARTED")
+        ((_, first_token),) = read_puts(puts, task_id)
+        only.send_signal(signal.SIGSTOP)  # it can renew nothing now
+        first = Lease(task_id, first_token, 0.0)
+        wait_until(
+            lambda: reader.broker.confirm([first]) == [False],
+            30,
+            "the paused worker's lease to run out on the broker's clock",
+        )
+        only.send_signal(signal.SIGCONT)  # its run ends; its own message is due again
+        wait_until(lambda: reader.broker.queue_stats() == [], 60, "the call to be settled")
+    finally:
+        only.send_signal(signal.SIGCONT)
+        stop_worker(only)
+    runs = read_ledger(ledger)
+    starts = [r for r in runs if r.kind == "START"]
+    assert 1 <= len(starts) <= 2 and {r.pid for r in runs} == {only.pid}
+    written = read_puts(puts, task_id)
+    states = [state for state, _ in written]
+    assert states.count("SUCCESS") == 1 and states[-1] == "SUCCESS", written  # written once…
+    tokens = [token for _, token in written]
+    assert tokens == sorted(tokens), written  # …and never under an older lease after a newer
+    outcome = reader.results.get(task_id)
+    assert outcome is not None and outcome.state is TaskState.SUCCESS
+    assert outcome.token == written[-1][1] and outcome.attempt == len(starts)
+    assert "not recorded" in log_of(only)  # the first run's result was dropped, and said so
 
 
 @pytest.mark.every_backend

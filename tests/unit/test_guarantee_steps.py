@@ -1,18 +1,27 @@
 """Execution guarantees driven step by step on the memory broker with a FakeClock: at-most-once
-runs, lost runs, revocation, rate limits, dead letters on failure, time limits in the thread and
-solo pools."""
+runs, lost runs, fencing of a worker paused past its lease, revocation, rate limits, dead
+letters on failure, time limits in the thread and solo pools."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
+
+import pytest
 
 from conveyor import Conveyor, SoftTimeLimitExceeded
-from conveyor.brokers.base import MessageState
+from conveyor.brokers.base import Delivery, Envelope, Lease, MessageState
+from conveyor.brokers.memory import MemoryBroker
 from conveyor.clock import FakeClock
+from conveyor.results.base import Outcome
+from conveyor.results.memory import MemoryResultStore
 from conveyor.states import TaskState
 from conveyor.testing import solo_worker
+from conveyor.worker.leases import LeaseKeeper
 from conveyor.worker.worker import Worker, default_options
+from conveyor.worker.writer import Plan, Writer
 
 
 def thread_worker(app: Conveyor, size: int = 1) -> Worker:
@@ -73,6 +82,151 @@ def test_reject_on_worker_lost_false_records_worker_lost(mem_app: Conveyor) -> N
     assert o.error.type == "WorkerLostError" and o.attempt == 1
     assert mem_app.broker.queue_stats() == []
     w.groups[0].pool.stop(1.0)
+
+
+class ReplyInFlight(MemoryBroker):
+    """The memory broker, with a hook that runs after `extend` has decided and before its
+    reply reaches the caller: what happens while a renewal is on its way back."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock)
+        self.meanwhile: Callable[[], None] | None = None
+
+    def extend(self, leases: Sequence[Lease], lease_for: float) -> list[Lease | None]:
+        renewed = super().extend(leases, lease_for)
+        hook, self.meanwhile = self.meanwhile, None
+        if hook is not None:
+            hook()
+        return renewed
+
+
+def test_a_renewal_of_the_old_lease_never_marks_the_new_lease_of_its_message_lost(
+    fake_clock: FakeClock,
+) -> None:
+    broker = ReplyInFlight(fake_clock)
+    keeper = LeaseKeeper(broker, 30.0)
+    broker.enqueue([Envelope("m", "default", b"{}")])
+    (first,) = broker.reserve(["default"], 1, 30.0)
+    keeper.hold(first.lease)
+    fake_clock.advance(31.0)  # the worker was paused past its lease
+    regranted: list[Delivery] = []
+
+    def own_message_comes_back() -> None:  # while the renewal's "lost" is on its way
+        regranted.extend(broker.reserve(["default"], 1, 30.0))
+        keeper.hold(regranted[0].lease)
+
+    broker.meanwhile = own_message_comes_back
+    assert keeper.renew_once() == [first.lease]
+    (second,) = regranted
+    assert second.lease.token > first.lease.token and second.attempt == 2
+    assert keeper.held() == 1  # the new lease is still held…
+    fake_clock.advance(20.0)
+    assert keeper.renew_once() == []  # …and renewed
+    fake_clock.advance(20.0)  # past the new lease's first expiry: the renewal kept it
+    assert keeper.drop(first.lease) is False  # the stale run is not settled
+    assert keeper.drop(second.lease) is True  # the new run is
+    assert broker.ack([second.lease]) == [True]
+
+
+def test_settling_the_old_lease_leaves_the_new_lease_of_its_message_renewed(
+    fake_clock: FakeClock,
+) -> None:
+    broker = MemoryBroker(fake_clock)
+    keeper = LeaseKeeper(broker, 30.0)
+    broker.enqueue([Envelope("m", "default", b"{}")])
+    (first,) = broker.reserve(["default"], 1, 30.0)
+    keeper.hold(first.lease)
+    fake_clock.advance(31.0)  # paused past the lease; no renewal has run since
+    (second,) = broker.reserve(["default"], 1, 30.0)
+    keeper.hold(second.lease)
+    assert keeper.held() == 2
+    keeper.drop(first.lease)  # the old run finished first
+    assert keeper.held() == 1
+    fake_clock.advance(20.0)
+    assert keeper.renew_once() == []
+    fake_clock.advance(20.0)
+    assert broker.confirm([first.lease, second.lease]) == [False, True]
+
+
+def record_puts(app: Conveyor) -> list[tuple[TaskState, int]]:
+    """Every outcome the app's result store accepts from now on, as (state, token), in order."""
+    store = app.results
+    accepted: list[tuple[TaskState, int]] = []
+    put = store.put
+
+    def recording(outcomes: Sequence[Outcome]) -> list[bool]:
+        stored = put(outcomes)
+        accepted.extend((o.state, o.token) for o, ok in zip(outcomes, stored, strict=True) if ok)
+        return stored
+
+    store.put = recording  # type: ignore[method-assign]
+    return accepted
+
+
+def test_a_worker_paused_past_its_lease_writes_one_outcome_when_its_message_comes_back(
+    mem_app: Conveyor, fake_clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    gate, runs = threading.Event(), list[int]()
+
+    @mem_app.task
+    def paused() -> int:
+        runs.append(len(runs) + 1)
+        if len(runs) == 1:
+            assert gate.wait(30)
+        return len(runs)
+
+    puts = record_puts(mem_app)
+    res = paused.delay()
+    w = thread_worker(mem_app)  # the only worker
+    w.step()  # reserved, STARTED stored, running
+    fake_clock.advance(31.0)  # the worker is paused past its lease, no renewal ran…
+    gate.set()  # …then resumes: the first run ends
+    with caplog.at_level(logging.WARNING, "conveyor.worker"):
+        w.run_until_idle()
+    assert runs == [1, 2]  # its own message came back to it and ran a second time, no more
+    assert res.get(timeout=1) == 2
+    (first, second) = sorted({token for _, token in puts})
+    assert puts == [
+        (TaskState.STARTED, first),
+        (TaskState.STARTED, second),
+        (TaskState.SUCCESS, second),
+    ]  # the first run's SUCCESS was never written
+    assert f"outcome of {res.id} not recorded: lease lost" in caplog.text
+    assert "ack refused" not in caplog.text
+    assert mem_app.broker.queue_stats() == []
+    w.groups[0].pool.stop(1.0)
+
+
+def test_the_writer_drops_every_write_of_a_lease_no_longer_held(fake_clock: FakeClock) -> None:
+    broker, store = MemoryBroker(fake_clock), MemoryResultStore(None, fake_clock)
+    broker.enqueue([Envelope("old", "default", b"{}"), Envelope("ignored", "default", b"{}")])
+    old, ignored = broker.reserve(["default"], 2, 30.0)
+    fake_clock.advance(31.0)  # both leases ran out
+    broker.enqueue([Envelope("live", "other", b"{}")])
+    (live,) = broker.reserve(["other"], 1, 30.0)
+    store.put([Outcome("ignored", TaskState.STARTED, token=ignored.lease.token)])
+    followed: list[str] = []
+    plan = Plan(
+        puts=[
+            Outcome("old", TaskState.SUCCESS, token=old.lease.token),
+            Outcome("live", TaskState.SUCCESS, token=live.lease.token),
+            Outcome("record", TaskState.SUCCESS, task_name="conveyor.chord"),  # no lease
+        ],
+        forgets=["ignored"],
+        acks=[old.lease, ignored.lease, live.lease],
+        followups=[
+            (old.lease, lambda: followed.append("old")),
+            (live.lease, lambda: followed.append("live")),
+        ],
+    )
+    Writer(broker, store).apply(plan)
+    assert store.get("old") is None
+    assert store.get("ignored") is not None  # its forget was a write of a lost lease too
+    assert [store.get(i) is not None for i in ("live", "record")] == [True, True]
+    assert followed == ["live"]
+    assert broker.list_messages("other") == []  # the live lease was acknowledged
+    assert broker.confirm([old.lease, ignored.lease]) == [False, False]
+    assert len(broker.reserve(["default"], 2, 30.0)) == 2  # both are delivered again
 
 
 def test_revoked_waiting_call_never_runs_even_when_sent_again(

@@ -19,6 +19,9 @@ Guarantees every backend gives (the suite in `tests/contract/` checks each one):
   token granted before by this broker. `extend`, `ack`, `release` and `dead_letter` act only when
   the token is still the current one; with a stale token they change nothing and return False
   (or None), so a worker that lost its lease can never settle a message another worker now owns.
+  A lease whose time has passed on the broker's clock is lost even before anyone else takes the
+  message. `confirm` reads the same verdict without changing anything: workers ask it just
+  before writing outcomes, so a holder resumed after its lease ran out writes none.
 * **Redelivery.** A lease that is not extended expires; the envelope is then due again and its
   next delivery has a higher `attempt`. An envelope whose lease has expired (or was released as
   `Requeue.LOST`) `max_deliveries` times — it keeps killing its worker — is dead-lettered
@@ -202,6 +205,15 @@ class Broker(Protocol):
     def extend(self, leases: Sequence[Lease], lease_for: float) -> list[Lease | None]:
         """Push each lease's expiry to now + `lease_for`, in one call. None where the lease was
         lost (expired and re-granted, settled, or purged): its holder must stop settling."""
+        ...
+
+    def confirm(self, leases: Sequence[Lease]) -> list[bool]:
+        """Whether each lease is still held, in one call: True where its token is the current
+        grant of its message and it has not expired on the broker's clock — exactly the leases
+        `extend`, `ack`, `release`, `dead_letter` and `begin` would act on at this moment. Only
+        each lease's `message_id` and `token` are read (the stored expiry decides, not the
+        caller's copy). Read-only: it extends nothing, so a lease confirmed may still run out
+        a moment later; callers keep that window short (see docs/guarantees.md)."""
         ...
 
     def ack(self, leases: Sequence[Lease]) -> list[bool]:

@@ -165,6 +165,10 @@ class MemoryBroker:
                 out.append(rec.lease())
             return out
 
+    def confirm(self, leases: Sequence[Lease]) -> list[bool]:
+        with self._cond:
+            return [self._held(lease) is not None for lease in leases]
+
     def ack(self, leases: Sequence[Lease]) -> list[bool]:
         with self._cond:
             now = self._clock.now()

@@ -204,6 +204,16 @@ class PostgresBroker:
         return [x.message_id in done for x in leases]
 
     @guarded
+    def confirm(self, leases: Sequence[Lease]) -> list[bool]:
+        if not leases:
+            return []
+        rows = self._all(
+            "confirm", ids=[x.message_id for x in leases], tokens=[x.token for x in leases]
+        )
+        held = {(r[0], r[1]) for r in rows}
+        return [(x.message_id, x.token) in held for x in leases]
+
+    @guarded
     def ack(self, leases: Sequence[Lease]) -> list[bool]:
         return self._fenced("ack", leases)
 

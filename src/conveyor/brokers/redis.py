@@ -42,6 +42,7 @@ _SCRIPTS = (
     "enqueue",
     "reserve",
     "extend",
+    "confirm",
     "ack",
     "release",
     "dead_letter",
@@ -138,6 +139,15 @@ class RedisBroker:
             else Lease(x.message_id, x.token, expires, flags[:1] == b"1", flags[1:] == b"1")
             for x, flags in zip(leases, reply[1:], strict=True)
         ]
+
+    @guarded
+    def confirm(self, leases: Sequence[Lease]) -> list[bool]:
+        if not leases:
+            return []
+        args: list[Any] = []
+        for x in leases:
+            args += [x.message_id, x.token]
+        return [bool(v) for v in self._run("confirm", *args)]
 
     @guarded
     def ack(self, leases: Sequence[Lease]) -> list[bool]:

@@ -195,6 +195,15 @@ class SqliteBroker:
                 )
         return out
 
+    def confirm(self, leases: Sequence[Lease]) -> list[bool]:
+        if not leases:
+            return []
+        pairs = json.dumps([[x.message_id, x.token] for x in leases])
+        params = {"leases": pairs, "now": self._clock.now()}
+        rows = self._db.connection().execute(self._q["confirm"], params).fetchall()
+        held = {(r[0], r[1]) for r in rows}
+        return [(x.message_id, x.token) in held for x in leases]
+
     def ack(self, leases: Sequence[Lease]) -> list[bool]:
         if not leases:
             return []

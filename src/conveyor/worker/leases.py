@@ -6,6 +6,11 @@ may have been granted to another worker) is marked lost and logged; the worker t
 it nor writes its outcome. Callers `drop` a lease *before* settling it, so the keeper never
 mistakes a lease it is settling for a lost one.
 
+Everything is keyed by the exact lease — message id *and* fencing token — never by message id
+alone: a worker paused past a lease may be handed the same message again under a new token
+while a renewal of the old lease is still on its way. That renewal's verdict belongs to the old
+lease only; the new one stays held, and settling either never touches the other.
+
 A renewal that comes back flagged `revoked` is queued once for the worker (`take_revoked`),
 which drops the message if it has not started, or kills its run when `terminate` is set.
 """
@@ -19,6 +24,12 @@ from collections.abc import Callable
 from ..brokers.base import Broker, Lease
 
 log = logging.getLogger("conveyor.worker")
+
+_Key = tuple[str, int]  # (message id, fencing token): one grant of one message
+
+
+def _key(lease: Lease) -> _Key:
+    return (lease.message_id, lease.token)
 
 
 class LeaseKeeper:
@@ -34,27 +45,31 @@ class LeaseKeeper:
         # Renew at a third of the lease: two renewals may fail before the lease runs out.
         self.interval = interval if interval is not None else lease_for / 3.0
         self._on_tick = on_tick
-        self._held: dict[str, Lease] = {}
-        self._lost: set[str] = set()
-        self._revoked: dict[str, Lease] = {}
-        self._told: set[str] = set()
+        self._held: dict[_Key, Lease] = {}
+        self._lost: set[_Key] = set()
+        self._revoked: dict[_Key, Lease] = {}
+        self._told: set[_Key] = set()
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
 
     def hold(self, lease: Lease) -> None:
+        """Renew `lease` from now on, until it is dropped or found lost."""
         with self._lock:
-            self._held[lease.message_id] = lease
-            self._lost.discard(lease.message_id)
+            self._held[_key(lease)] = lease
+            self._lost.discard(_key(lease))
 
-    def drop(self, message_id: str) -> bool:
-        """Stop renewing; returns False if the lease had been lost."""
+    def drop(self, lease: Lease) -> bool:
+        """Stop renewing `lease` (matched by message id and token; its expiry is not read),
+        before settling it. Returns False if that lease had been found lost: its holder must
+        not settle it. Another lease of the same message is not touched."""
+        key = _key(lease)
         with self._lock:
-            self._held.pop(message_id, None)
-            self._told.discard(message_id)
-            self._revoked.pop(message_id, None)
-            if message_id in self._lost:
-                self._lost.discard(message_id)
+            self._held.pop(key, None)
+            self._told.discard(key)
+            self._revoked.pop(key, None)
+            if key in self._lost:
+                self._lost.discard(key)
                 return False
             return True
 
@@ -62,32 +77,34 @@ class LeaseKeeper:
         with self._lock:
             return len(self._held)
 
-    def renew_once(self) -> list[str]:
-        """Extend all held leases in one call; returns the ids found lost."""
+    def renew_once(self) -> list[Lease]:
+        """Extend all held leases in one call; returns the leases found lost."""
         with self._lock:
             leases = list(self._held.values())
         if not leases:
             return []
         renewed = self._broker.extend(leases, self._lease_for)
-        lost: list[str] = []
+        lost: list[Lease] = []
         with self._lock:
             for old, new in zip(leases, renewed, strict=True):
-                if old.message_id not in self._held:
+                key = _key(old)
+                if key not in self._held:
                     continue  # settled meanwhile
                 if new is None:
-                    self._lost.add(old.message_id)
-                    del self._held[old.message_id]
-                    lost.append(old.message_id)
+                    self._lost.add(key)
+                    del self._held[key]
+                    lost.append(old)
                 else:
-                    self._held[old.message_id] = new
-                    if new.revoked and old.message_id not in self._told:
-                        self._told.add(old.message_id)
-                        self._revoked[old.message_id] = new
-        for mid in lost:
+                    self._held[key] = new
+                    if new.revoked and key not in self._told:
+                        self._told.add(key)
+                        self._revoked[key] = new
+        for lease in lost:
             log.warning(
-                "lease lost: message %s will not be acknowledged or recorded here; the "
-                "broker redelivers it to another worker",
-                mid,
+                "lease lost: message %s (token %d) will not be acknowledged or recorded here; "
+                "the broker redelivers it",
+                lease.message_id,
+                lease.token,
             )
         return lost
 
@@ -95,10 +112,10 @@ class LeaseKeeper:
         """Leases found revoked since the last call whose message `held` claims (each
         reported once; each slot group takes its own)."""
         with self._lock:
-            found = [lease for mid, lease in self._revoked.items() if held(mid)]
-            for lease in found:
-                del self._revoked[lease.message_id]
-            return found
+            found = {k: lease for k, lease in self._revoked.items() if held(lease.message_id)}
+            for key in found:
+                del self._revoked[key]
+            return list(found.values())
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="conveyor-leases", daemon=True)

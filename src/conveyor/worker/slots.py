@@ -272,11 +272,11 @@ class SlotGroup:
         if not once:
             return batch
         begun = self.parts.app.broker.begin([i.lease for i in once])
-        refused = {item.message.id for item, ok in zip(once, begun, strict=True) if not ok}
-        for mid in refused:
-            self.parts.keeper.drop(mid)
-            log.warning("at-most-once call %s not started: its lease was lost", mid)
-        return [item for item in batch if item.message.id not in refused]
+        refused = [item for item, ok in zip(once, begun, strict=True) if not ok]
+        for item in refused:
+            self.parts.keeper.drop(item.lease)
+            log.warning("at-most-once call %s not started: its lease was lost", item.message.id)
+        return [item for item in batch if item not in refused]
 
     def _request(self, item: Inflight) -> Request:
         d = item.delivery
@@ -296,10 +296,10 @@ class SlotGroup:
             terminated = done.key in self._terminating
             self._terminating.discard(done.key)
             if done.lost is not None or done.result is None:
-                if keeper.drop(item.message.id):
+                if keeper.drop(item.lease):
                     self._cut_off(item, done.lost or "no result", terminated)
                 continue
-            if not keeper.drop(item.message.id):
+            if not keeper.drop(item.lease):
                 log.warning(
                     "task %s[%s] finished after its lease was lost; outcome not recorded",
                     item.message.task,
@@ -344,7 +344,7 @@ class SlotGroup:
         waiting = next((i for i in self.backlog if i.message.id == lease.message_id), None)
         if waiting is not None:
             self.backlog.remove(waiting)
-            self.parts.keeper.drop(lease.message_id)
+            self.parts.keeper.drop(waiting.lease)
             outcome = waiting.outcome(TaskState.REVOKED, self.parts.name, reason="revoked")
             self.parts.settler.finish([waiting], [outcome])
             return
@@ -404,5 +404,5 @@ class SlotGroup:
 
     def _release_all(self, items: Sequence[Inflight], reason: str, requeue: Requeue) -> None:
         for item in items:
-            if self.parts.keeper.drop(item.message.id):
+            if self.parts.keeper.drop(item.lease):
                 self.parts.settler.give_back(item, requeue, reason)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from ..brokers.base import Broker, Lease
 from ..results.base import Outcome, ResultStore
+from .fencing import live_only
 
 log = logging.getLogger("conveyor.worker")
 
@@ -97,6 +98,7 @@ class Writer:
                 return
 
     def apply(self, plan: Plan) -> None:
+        plan = live_only(self._broker, plan)  # no outcome of a lease that ran out (fencing.py)
         if plan.puts:
             for outcome, ok in zip(plan.puts, self._results.put(plan.puts), strict=True):
                 if not ok:

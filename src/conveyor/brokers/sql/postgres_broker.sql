@@ -95,6 +95,14 @@ FROM t, unnest(%(ids)s::text[], %(tokens)s::bigint[]) AS u(id, token)
 WHERE m.id = u.id AND m.state = 2 AND m.token = u.token AND m.lease_expires > t.now
 RETURNING m.id, m.revoked, m.terminate, m.lease_expires;
 
+-- name: confirm
+-- Read-only: which of the (id, token) pairs are still held — the current grant of their
+-- message, not expired on the database's clock.
+SELECT m.id, m.token
+FROM unnest(%(ids)s::text[], %(tokens)s::bigint[]) AS u(id, token)
+JOIN conveyor_messages m ON m.id = u.id AND m.token = u.token
+WHERE m.state = 2 AND m.lease_expires > conveyor_now(%(now)s);
+
 -- name: ack
 WITH t AS (SELECT conveyor_now(%(now)s) AS now)
 UPDATE conveyor_messages m SET state = 4, body = NULL, done_at = t.now

@@ -135,6 +135,15 @@ UPDATE conveyor_messages SET lease_expires = :expires
 WHERE id = :id AND state = 2 AND token = :token AND lease_expires > :now
 RETURNING revoked, terminate;
 
+-- name: confirm
+-- Read-only: which leases of :leases (a JSON array of [id, token] pairs) are still held — the
+-- current grant of their message, not expired at :now. Looked up by the unique id.
+SELECT m.id, m.token
+FROM json_each(:leases) AS j
+JOIN conveyor_messages AS m
+  ON m.id = json_extract(j.value, '$[0]') AND m.token = json_extract(j.value, '$[1]')
+WHERE m.state = 2 AND m.lease_expires > :now;
+
 -- name: ack
 UPDATE conveyor_messages SET state = 4, body = NULL, done_at = :now
 WHERE id = :id AND state = 2 AND token = :token AND lease_expires > :now;
