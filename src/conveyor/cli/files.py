@@ -85,11 +85,13 @@ def _clear_stale(path: Path, last: bool) -> None:
                 "Remove the link or choose another --pidfile"
             ) from None
         raise PidfileError(f"cannot read the pid file {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as existing:
-        info = os.fstat(existing.fileno())
+    try:
+        info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise PidfileError(f"{path} is not a regular file; choose another --pidfile")
-        data = existing.read(64)
+        data = os.read(fd, 64)
+    finally:
+        os.close(fd)
     if not data and not last:
         time.sleep(0.1)
         return
@@ -112,8 +114,10 @@ def _parse_pid(data: bytes) -> int | None:
 
 def _pid_in(path: Path) -> int | None:
     fd = os.open(path, _READ)
-    with os.fdopen(fd, "rb") as existing:
-        return _parse_pid(existing.read(64))
+    try:
+        return _parse_pid(os.read(fd, 64))
+    finally:
+        os.close(fd)
 
 
 def _alive(pid: int) -> bool:
