@@ -125,13 +125,14 @@ def test_bad_redis_urls_are_refused_when_parsed(url: str, message: str) -> None:
 def test_redis_tls_and_socket_options_reach_the_connection() -> None:
     client, _ = client_from_url(
         "rediss://alice:pw1@cache:6380/2?ssl_cert_reqs=required&ssl_ca_certs=/etc/ca.pem"
-        "&ssl_check_hostname=true&prefix=p"
+        "&ssl_check_hostname=true&ssl_certfile=/etc/client.pem&ssl_keyfile=/etc/client.key&prefix=p"
     )
     pool = client.connection_pool
     assert pool.connection_class.__name__ == "SSLConnection"
     kwargs = pool.connection_kwargs
     assert (kwargs["ssl_cert_reqs"], kwargs["ssl_ca_certs"]) == ("required", "/etc/ca.pem")
     assert kwargs["ssl_check_hostname"] is True and kwargs["db"] == 2
+    assert (kwargs["ssl_certfile"], kwargs["ssl_keyfile"]) == ("/etc/client.pem", "/etc/client.key")
     assert (kwargs["username"], kwargs["password"]) == ("alice", "pw1")
     unix, _ = client_from_url("unix:///run/redis.sock?password=p%40w&db=3")
     kwargs = unix.connection_pool.connection_kwargs
