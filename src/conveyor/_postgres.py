@@ -3,7 +3,8 @@ pool whose connections live in conveyor's schema, and a LISTEN connection that w
 
 URL: `postgresql://[user[:password]@]host[:port]/dbname[?schema=name&…]` (`postgres://` and
 Celery's `db+postgresql://` are accepted too). `schema` (default `conveyor`) holds every table,
-so several apps — or test runs — can share one database; other query parameters go to libpq.
+so several apps — or test runs — can share one database; other query parameters go to libpq
+(`sslmode`, `sslrootcert`, `password`…; see docs/security.md).
 The schema is created and migrated on first use (see `pgschema.py`) unless the app sets
 `database_create_tables_at_setup=False`.
 
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ._urls import safe_url
+from ._urls import check_port, check_url, safe_url, scrub
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import ConfigurationError
 
@@ -68,11 +69,14 @@ class PgTarget:
 
 
 def parse_url(url: str) -> PgTarget:
-    """Split conveyor's own `schema` parameter from what libpq reads."""
+    """Split conveyor's own `schema` parameter from what libpq reads, and refuse here what
+    libpq would only refuse when connecting (then retried for ever as if the server were
+    down): a bad port, an unknown query parameter, an unknown `sslmode`."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower().removeprefix("db+").split("+", 1)[0]
     if scheme not in ("postgresql", "postgres"):
         raise ConfigurationError(f"not a PostgreSQL URL: {safe_url(url)}")
+    check_url(url, "PostgreSQL")
     query = dict(parse_qsl(parts.query))
     schema = query.pop("schema", DEFAULT_SCHEMA)
     if not _SCHEMA_NAME.match(schema):
@@ -81,7 +85,29 @@ def parse_url(url: str) -> PgTarget:
             "starting with a letter, at most 40 characters"
         )
     conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(query), ""))
+    _check_conninfo(conninfo, url)
     return PgTarget(conninfo, schema, safe_url(url))
+
+
+_SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+def _check_conninfo(conninfo: str, url: str) -> None:
+    """What libpq reads from the URL, checked without connecting."""
+    psycopg, _ = import_psycopg()
+    try:
+        options = psycopg.conninfo.conninfo_to_dict(conninfo)
+    except psycopg.Error as exc:
+        raise ConfigurationError(
+            f"bad PostgreSQL URL {safe_url(url)}: {scrub(str(exc), url)}"
+        ) from None
+    for port in str(options.get("port") or "").split(","):
+        check_port(port, url)
+    sslmode = options.get("sslmode")
+    if sslmode is not None and sslmode not in _SSLMODES:
+        raise ConfigurationError(
+            f"sslmode={sslmode!r} in {safe_url(url)}: use one of {', '.join(_SSLMODES)}"
+        )
 
 
 def now_param(clock: Clock) -> float | None:

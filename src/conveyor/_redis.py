@@ -1,8 +1,9 @@
 """What the Redis broker and result store share: opening a client from a URL, the key prefix,
 loading the Lua scripts by name, and URLs safe to show.
 
-URL: `redis://[:password@]host[:port][/db][?prefix=name]`, `rediss://…` (TLS) or
-`unix:///path/redis.sock[?db=N]`. `prefix` (default `conveyor`) names the key space, so several
+URL: `redis://[[user]:password@]host[:port][/db][?prefix=name]`, `rediss://…` (TLS) or
+`unix:///path/redis.sock[?db=N&password=…]`; other query options go to redis-py's connection
+(see docs/security.md for TLS). `prefix` (default `conveyor`) names the key space, so several
 apps can share one database. Keys start `<prefix>:{<prefix>}:`; the braces are a hash tag, so
 a cluster keeps every key of one prefix in one slot, as multi-key Lua scripts need.
 """
@@ -14,9 +15,9 @@ import hashlib
 import threading
 from importlib import resources
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from ._urls import safe_url
+from ._urls import check_url, safe_url, scrub
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -45,19 +46,50 @@ def transient_errors() -> tuple[type[BaseException], ...]:
 
 
 def client_from_url(url: str) -> tuple[redis.Redis, str]:
-    """A redis-py client (its own connection pool) and the key prefix the URL names."""
+    """A redis-py client (its own connection pool) and the key prefix the URL names.
+
+    Everything redis-py would silently drop or only fail on at the first connection (then
+    retried for ever as if the server were down) is refused here with a ConfigurationError:
+    a bad port, a path that is not a database number (`redis://host/abc` is not database 0),
+    a database given twice, and query options the connection does not take.
+    """
     redis = import_redis()
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query))
+    parts = check_url(url, "Redis")
+    if parts.scheme.lower() not in ("redis", "rediss", "unix"):
+        raise ConfigurationError(
+            f"{safe_url(url)} is not a Redis URL: use redis://, rediss:// (TLS) or unix://"
+        )
+    query = dict(parse_qsl(urlsplit(url).query))
     name = query.pop("prefix", DEFAULT_PREFIX)
     if not name or any(c in name for c in "{}: "):
         raise ConfigurationError(f"prefix={name!r}: use letters, digits, '-', '_' or '.'")
-    plain = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+    if parts.scheme.lower() != "unix":
+        _check_database(parts.tail, "db" in query, url)
+    # Rebuilt by hand: urlunsplit would turn unix:///path into unix:/path.
+    base = url.partition("?")[0].partition("#")[0]
+    plain = f"{base}?{urlencode(query)}" if query else base
     try:
         client = redis.Redis.from_url(plain, health_check_interval=30)
-    except ValueError as exc:
-        raise ConfigurationError(f"bad Redis URL {safe_url(url)}: {exc}") from None
+        pool = client.connection_pool
+        pool.connection_class(**pool.connection_kwargs)  # checks options; does not connect
+    except (TypeError, ValueError, redis.RedisError) as exc:
+        raise ConfigurationError(f"bad Redis URL {safe_url(url)}: {scrub(str(exc), url)}") from None
     return client, f"{name}:{{{name}}}"
+
+
+def _check_database(path: str, in_query: bool, url: str) -> None:
+    """The path of a redis:// URL is the database number, or nothing (database 0)."""
+    number = path.removeprefix("/")
+    if number and not (number.isascii() and number.isdigit()):
+        raise ConfigurationError(
+            f"database {number!r} in {safe_url(url)} is not a number: a Redis URL reads "
+            "redis://host:6379/<database number>, e.g. redis://host:6379/0; other options go "
+            "in the query (?prefix=name)"
+        )
+    if number and in_query:
+        raise ConfigurationError(
+            f"{safe_url(url)} gives the database twice (in the path and as ?db=): keep one"
+        )
 
 
 @functools.cache

@@ -1,26 +1,161 @@
-"""Server URLs made safe to show: credentials never reach logs, reprs or error messages."""
+"""Server URLs made safe to show: the one masker for every URL form conveyor accepts.
+
+Everything that shows a URL or a driver's error text goes through here: worker and beat banners,
+log lines, `BackendUnavailable` and `ConfigurationError` messages, the health file, reprs of the
+app's settings and of brokers and stores, and CLI output.
+
+What counts as a secret:
+* the password of the user-info part, `scheme://user:password@host` → `scheme://user:***@host`;
+  a user-info without a colon (`scheme://secret@host`, often a password written without its
+  colon) is hidden whole → `scheme://***@host`;
+* the value of every query parameter whose name holds `pass`, `pwd`, `secret` or `token`
+  (`?password=` as redis-py documents for `unix://`, libpq's `?password=` and `?sslpassword=`,
+  on any scheme) → `?password=***`.
+
+The user-info ends at the *last* `@` before the query, so passwords holding `@`, `:` or even an
+unencoded `/` are hidden whole (the old "first @" masker showed their tail). Drivers split URLs
+differently (at the first `/`); `check_url` refuses URLs whose drivers would read the password
+as a host or port, asking for percent-encoding instead.
+"""
 
 from __future__ import annotations
 
-from urllib.parse import unquote, urlsplit, urlunsplit
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote, unquote_plus, urlsplit
+
+from .errors import ConfigurationError
+
+MASK = "***"
+_SECRET_NAME = re.compile(r"pass|pwd|secret|token", re.IGNORECASE)
+# A URL inside free text (a log line, a driver's message): scheme://, then up to a blank or quote.
+_URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]*")
+
+
+@dataclass(frozen=True, slots=True)
+class UrlParts:
+    """A URL split the way the masker reads it: `userinfo` is None when there is none;
+    `hosts` is the host[:port] list (several for libpq's multi-host form), `tail` the path,
+    `query` the text after `?` (fragment included: backend URLs have none)."""
+
+    scheme: str
+    userinfo: str | None
+    hosts: str
+    tail: str
+    query: str | None
+
+
+def split(url: str) -> UrlParts | None:
+    """The parts of `url`, or None when it has no `scheme://`."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return None
+    userinfo = None
+    if not rest.startswith("/"):  # scheme:///path (unix://, sqlite://) has no user-info
+        q = _first(rest, "?#")
+        at = rest.rfind("@", 0, q)
+        last = rest.rfind("@")
+        if at < 0 and last > q and "=" not in rest[q:last]:
+            at = last  # a password holding an unencoded ? or #
+        if at >= 0:
+            userinfo, rest = rest[:at], rest[at + 1 :]
+    q = rest.find("?")
+    query = rest[q + 1 :] if q >= 0 else None
+    rest = rest[:q] if q >= 0 else rest
+    slash = rest.find("/")
+    hosts, tail = (rest, "") if slash < 0 else (rest[:slash], rest[slash:])
+    return UrlParts(scheme, userinfo, hosts, tail, query)
+
+
+def _first(text: str, chars: str) -> int:
+    found = [i for i in (text.find(c) for c in chars) if i >= 0]
+    return min(found) if found else len(text)
+
+
+def _mask_userinfo(userinfo: str) -> str:
+    user, colon, _ = userinfo.partition(":")
+    return f"{user}:{MASK}" if colon else MASK
+
+
+def _mask_query(query: str) -> str:
+    pieces = []
+    for piece in query.split("&"):
+        name, eq, _ = piece.partition("=")
+        pieces.append(f"{name}={MASK}" if eq and _SECRET_NAME.search(unquote(name)) else piece)
+    return "&".join(pieces)
 
 
 def safe_url(url: str) -> str:
-    """`url` with any user and password replaced by ***."""
-    parts = urlsplit(url)
-    if parts.password is None and parts.username is None:
+    """`url` with every secret it holds replaced by *** (see the module docstring); a text
+    that is not a URL is returned as it is."""
+    parts = split(url)
+    if parts is None:
         return url
-    host = parts.hostname or ""
-    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    userinfo = "" if parts.userinfo is None else _mask_userinfo(parts.userinfo) + "@"
+    query = "" if parts.query is None else "?" + _mask_query(parts.query)
+    return f"{parts.scheme}://{userinfo}{parts.hosts}{parts.tail}{query}"
+
+
+def secrets_of(url: str) -> set[str]:
+    """Every secret `url` holds, raw and percent-decoded, as a driver may quote them."""
+    parts = split(url)
+    if parts is None:
+        return set()
+    raw: list[str] = []
+    if parts.userinfo is not None:
+        user, colon, password = parts.userinfo.partition(":")
+        raw.append(password if colon else user)
+    for piece in (parts.query or "").split("&"):
+        name, eq, value = piece.partition("=")
+        if eq and _SECRET_NAME.search(unquote(name)):
+            raw.append(value)
+    found = {form for r in raw for form in (r, unquote(r), unquote_plus(r))}
+    found.discard("")
+    return found
+
+
+def mask_urls_in(text: str) -> str:
+    """`text` with every URL in it shown safely (a last line of defence for log lines and
+    error messages built from texts conveyor did not write)."""
+    return _URL_IN_TEXT.sub(lambda m: safe_url(m.group(0)), text)
 
 
 def scrub(text: str, url: str) -> str:
-    """`text` (a driver's error message) with the URL's password blanked wherever it appears,
-    raw or percent-decoded, and the URL itself replaced by its safe form."""
-    password = urlsplit(url).password
-    text = text.replace(url, safe_url(url))
-    for secret in {password, unquote(password or "")}:
-        if secret:
-            text = text.replace(secret, "***")
+    """`text` (a driver's error message) with `url` shown safely, any other URL masked, and
+    every secret of `url` blanked wherever it appears, raw or percent-decoded."""
+    text = mask_urls_in(text.replace(url, safe_url(url)))
+    for secret in sorted(secrets_of(url), key=len, reverse=True):  # longest first
+        text = text.replace(secret, MASK)
     return text
+
+
+def check_url(url: str, what: str) -> UrlParts:
+    """The parts of a server URL, refusing what a driver would misread: a password holding
+    an unencoded `/`, `?` or `#` (a driver would take part of it for the host or port), and a
+    port that is not a number from 1 to 65535. Messages show the URL masked."""
+    parts = split(url)
+    if parts is None:
+        raise ConfigurationError(f"{safe_url(url)} is not a {what} URL (scheme://host...)")
+    if parts.userinfo is not None and urlsplit(url).netloc != f"{parts.userinfo}@{parts.hosts}":
+        raise ConfigurationError(
+            f"the user or password in {safe_url(url)} holds '/', '?' or '#': percent-encode "
+            "them (%2F, %3F, %23) so the driver reads the whole password"
+        )
+    for host in parts.hosts.split(","):
+        check_port(_port_text(host), url)
+    return parts
+
+
+def _port_text(host: str) -> str:
+    if host.startswith("["):  # an IPv6 address: [::1]:6379
+        return host.partition("]")[2].removeprefix(":")
+    return host.rpartition(":")[2] if ":" in host else ""
+
+
+def check_port(port: str, url: str) -> None:
+    """Refuse a port (as written, "" for none) that is not a number from 1 to 65535."""
+    if port and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        raise ConfigurationError(
+            f"port {port!r} in {safe_url(url)} is not a port number: use a number from 1 to "
+            "65535, or leave it out for the default"
+        )

@@ -24,6 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ._names import did_you_mean
+from ._urls import safe_url
 from .compression import check_method
 from .errors import ConfigurationError
 from .options import check_priority
@@ -39,6 +40,12 @@ ENV_BACKEND = "CONVEYOR_RESULT_BACKEND"
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Every setting conveyor knows, with its default."""
+
+    def __repr__(self) -> str:  # the URLs shown masked: reprs end up in logs and tracebacks
+        fields = ", ".join(
+            f"{f.name}={_shown(f.name, getattr(self, f.name))!r}" for f in dataclasses.fields(self)
+        )
+        return f"Settings({fields})"
 
     broker_url: str | None = None
     result_backend: str | None = None
@@ -285,7 +292,7 @@ class Config:
             if key in changes and changes[key] != value:
                 raise ConfigurationError(
                     f"setting {key} is given twice with different values: {given_as[key]}="
-                    f"{changes[key]!r} and {name}={value!r}; keep one"
+                    f"{_shown(key, changes[key])!r} and {name}={_shown(key, value)!r}; keep one"
                 )
             changes[key], given_as[key] = value, name
         object.__setattr__(self, "_settings", dataclasses.replace(self.settings, **changes))
@@ -329,11 +336,19 @@ class Config:
 
     def __repr__(self) -> str:
         changed = {
-            f.name: getattr(self.settings, f.name)
+            f.name: _shown(f.name, getattr(self.settings, f.name))
             for f in dataclasses.fields(Settings)
             if getattr(self.settings, f.name) != getattr(_DEFAULTS, f.name)
         }
         return f"<Config {changed}>"
+
+
+_URL_SETTINGS = frozenset({"broker_url", "result_backend"})
+
+
+def _shown(name: str, value: Any) -> Any:
+    """A setting's value as reprs show it: URLs without their secrets."""
+    return safe_url(value) if name in _URL_SETTINGS and isinstance(value, str) else value
 
 
 def _settings_in(obj: Any, namespace: str | None) -> Iterator[tuple[str, Any]]:

@@ -71,5 +71,5 @@ def test_a_patient_guard_waits_past_its_budget_until_told_to_stop() -> None:
 def test_scrub_blanks_raw_and_encoded_passwords() -> None:
     url = "postgresql://app:p%40ss@db/x"
     assert scrub(f"failed for {url}: password p@ss or p%40ss", url) == (
-        "failed for postgresql://***@db/x: password *** or ***"
+        "failed for postgresql://app:***@db/x: password *** or ***"
     )

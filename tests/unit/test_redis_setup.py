@@ -23,8 +23,8 @@ def test_a_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_urls_are_shown_without_credentials() -> None:
-    assert safe_url("redis://:s3cret@cache:6380/2?prefix=p") == "redis://***@cache:6380/2?prefix=p"
-    assert safe_url("redis://user:pw@cache/0") == "redis://***@cache/0"
+    assert safe_url("redis://:s3cret@cache:6380/2?prefix=p") == "redis://:***@cache:6380/2?prefix=p"
+    assert safe_url("redis://user:pw@cache/0") == "redis://user:***@cache/0"
     assert safe_url("redis://cache/0") == "redis://cache/0"
 
 

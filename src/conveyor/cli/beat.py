@@ -4,7 +4,6 @@ fires, the others stand by and take over within one lease period when it dies.""
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 from pathlib import Path
@@ -13,17 +12,30 @@ from types import FrameType
 import click
 
 from .._urls import safe_url
+from ..app import Conveyor
 from ..config import Settings
 from ..scheduler.beat import Beat, BeatOptions
 from .context import CliContext, setup_logging
+from .files import Pidfile, exit_on_sigterm, in_existing_directory
 
 log = logging.getLogger("conveyor.beat")
 
 
 @click.command()
 @click.option("-l", "--loglevel", default="warning", show_default=True)
-@click.option("-f", "--logfile", type=click.Path(dir_okay=False), help="Log to this file.")
-@click.option("--pidfile", type=click.Path(dir_okay=False), help="Write the scheduler's pid here.")
+@click.option(
+    "-f",
+    "--logfile",
+    type=click.Path(dir_okay=False),
+    callback=in_existing_directory,
+    help="Log to this file.",
+)
+@click.option(
+    "--pidfile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    callback=in_existing_directory,
+    help="Write the scheduler's pid here (0600; refused while another live process holds it).",
+)
 @click.option(
     "--lease",
     type=click.FloatRange(min=0.5),
@@ -57,7 +69,7 @@ def beat(
     ctx: CliContext,
     loglevel: str,
     logfile: str | None,
-    pidfile: str | None,
+    pidfile: Path | None,
     lease: float | None,
     max_interval: float | None,
     schedule_file: str | None,
@@ -66,9 +78,22 @@ def beat(
     """Run the scheduler: send the periodic tasks of beat_schedule and `conveyor schedule`."""
     setup_logging(loglevel, logfile)
     app = ctx.app(required=True)
+    exit_on_sigterm()
+    pidlock = Pidfile.acquire(pidfile) if pidfile else None
+    try:
+        _run(app, lease, max_interval, schedule_file or scheduler_class)
+    finally:
+        if pidlock is not None:
+            pidlock.release()
+
+
+def _run(
+    app: Conveyor, lease: float | None, max_interval: float | None, ignored: str | None
+) -> None:
+    """Start the scheduler and run it until a signal stops it."""
     scheduler = Beat(app, beat_options(app.conf.settings, lease, max_interval))
     entries = scheduler.start()
-    if schedule_file or scheduler_class:
+    if ignored:
         log.info("-s/-S ignored: the schedule is kept in %s", safe_url(app.urls[1]))
     click.echo(
         f"conveyor beat {scheduler.options.holder}: {len(entries)} entries from beat_schedule, "
@@ -77,13 +102,7 @@ def beat(
     )
     stop = threading.Event()
     _stop_on_signals(stop)
-    if pidfile:
-        Path(pidfile).write_text(f"{os.getpid()}\n")
-    try:
-        scheduler.run(stop)
-    finally:
-        if pidfile:
-            Path(pidfile).unlink(missing_ok=True)
+    scheduler.run(stop)
 
 
 def beat_options(

@@ -1,5 +1,6 @@
-"""What every sub-command shares: loading the app named by `-A`, and turning conveyor's errors
-into one clear line and a non-zero exit code."""
+"""What every sub-command shares: loading the app named by `-A`, turning conveyor's errors into
+one clear line and a non-zero exit code, and logging; errors and log lines show URLs without
+their secrets."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 
 import click
 
+from .._urls import mask_urls_in
 from ..app import Conveyor
 from ..errors import ConveyorError
 
@@ -46,7 +48,7 @@ def run_cli(group: click.Group) -> int:
         exc.show()
         return exc.exit_code
     except (ConveyorError, NotImplementedError) as exc:
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(f"Error: {mask_urls_in(str(exc))}", err=True)
         return 2
     except click.exceptions.Exit as exc:
         return int(exc.exit_code or 0)
@@ -61,8 +63,16 @@ def setup_logging(level: str, logfile: str | None = None) -> None:
         logging.FileHandler(logfile) if logfile else logging.StreamHandler(sys.stderr)
     )
     handler.setFormatter(
-        logging.Formatter("[%(asctime)s: %(levelname)s/%(processName)s] %(name)s: %(message)s")
+        MaskingFormatter("[%(asctime)s: %(levelname)s/%(processName)s] %(name)s: %(message)s")
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
+
+
+class MaskingFormatter(logging.Formatter):
+    """Formats as usual, then shows every URL in the line (tracebacks included) without its
+    secrets: a last line of defence for log lines built from texts conveyor did not write."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_urls_in(super().format(record))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import click
 
 from .._names import did_you_mean
+from .._urls import safe_url
 from ..app import Conveyor
 from ..config import POOL_NAMES, Settings, lease_seconds
 from ..routing import PatternRoute
@@ -20,6 +22,7 @@ from ..worker.slotspec import QueueOrder, SlotSpec, parse_slot_spec
 from ..worker.worker import Worker, WorkerOptions
 from .beat import beat_options
 from .context import CliContext, setup_logging
+from .files import Pidfile, exit_on_sigterm, in_existing_directory
 
 log = logging.getLogger("conveyor.worker")
 
@@ -73,8 +76,19 @@ def _not_built(flag: str, feature: str) -> click.UsageError:
     help="Reserve up to free slots × N messages (default 1: one per free slot).",
 )
 @click.option("-l", "--loglevel", default="warning", show_default=True)
-@click.option("-f", "--logfile", type=click.Path(dir_okay=False), help="Log to this file.")
-@click.option("--pidfile", type=click.Path(dir_okay=False), help="Write the worker's pid here.")
+@click.option(
+    "-f",
+    "--logfile",
+    type=click.Path(dir_okay=False),
+    callback=in_existing_directory,
+    help="Log to this file.",
+)
+@click.option(
+    "--pidfile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    callback=in_existing_directory,
+    help="Write the worker's pid here (0600; refused while another live process holds it).",
+)
 @click.option(
     "--without-gossip",
     is_flag=True,
@@ -88,7 +102,8 @@ def _not_built(flag: str, feature: str) -> click.UsageError:
 @click.option(
     "--health-file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Rewrite this file every second with whether the worker is consuming "
+    callback=in_existing_directory,
+    help="Rewrite this file (0600) every second with whether the worker is consuming "
     "(read it with `conveyor health`).",
 )
 @click.option(
@@ -113,7 +128,7 @@ def worker(
     prefetch_multiplier: int | None,
     loglevel: str,
     logfile: str | None,
-    pidfile: str | None,
+    pidfile: Path | None,
     without_gossip: bool,
     without_mingle: bool,
     health_file: Path | None,
@@ -127,6 +142,7 @@ def worker(
     if task_events:
         raise _not_built("-E/--task-events", "task events")
     setup_logging(loglevel, logfile)
+    warn_if_root()
     app = ctx.app(required=True)
     s = app.conf.settings
     chosen_pool = POOL_NAMES[pool] if pool else s.worker_pool
@@ -148,16 +164,25 @@ def worker(
     )
     click.echo(
         f"conveyor worker {options.name}: slot groups "
-        f"{' '.join(g.describe() for g in groups)}, broker {_safe(app.urls[0])}",
+        f"{' '.join(g.describe() for g in groups)}, broker {safe_url(app.urls[0])}",
         err=True,
     )
-    consumer = Worker(app, options)  # checks routes, opens the broker: fails before the pidfile
+    exit_on_sigterm()
+    pidlock = Pidfile.acquire(pidfile) if pidfile else None  # before anything is opened
+    try:
+        _run(app, options, beat)
+    finally:
+        if pidlock is not None:
+            pidlock.release()
+
+
+def _run(app: Conveyor, options: WorkerOptions, beat: bool) -> None:
+    """Open the broker, start the scheduler if asked, and consume until stopped."""
+    consumer = Worker(app, options)  # checks routes and opens the broker
     warn_unused_queues(app, options.all_queues)
-    scheduler = Beat(app, beat_options(s, None, None)) if beat else None
+    scheduler = Beat(app, beat_options(app.conf.settings, None, None)) if beat else None
     if scheduler is not None:
         scheduler.start()  # a bad beat_schedule fails here, before anything runs
-    if pidfile:
-        Path(pidfile).write_text(f"{os.getpid()}\n")
     running = run_in_thread(scheduler) if scheduler is not None else None
     try:
         consumer.run()
@@ -165,8 +190,18 @@ def worker(
         if running is not None:
             running[1].set()
             running[0].join(timeout=5.0)
-        if pidfile:
-            Path(pidfile).unlink(missing_ok=True)
+
+
+@functools.cache  # once per process
+def warn_if_root() -> None:
+    """Warn, as Celery does, when the worker runs as root: every task would run with root's
+    rights, and anyone who can write to the broker chooses which tasks run, with what."""
+    if os.geteuid() == 0:
+        log.warning(
+            "this worker runs as root: every task runs with root's rights, and anyone who can "
+            "write to the broker can run any registered task with any arguments. Run workers "
+            "as an unprivileged user (see docs/security.md)"
+        )
 
 
 def slot_groups(
@@ -225,11 +260,3 @@ def warn_unused_queues(app: Conveyor, consumed: tuple[str, ...]) -> None:
                 did_you_mean(queue, known),
                 ", ".join(sorted(known)),
             )
-
-
-def _safe(url: str) -> str:
-    """A URL without credentials, for display."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest.split("/", 1)[0]:
-        rest = "***@" + rest.split("@", 1)[1]
-    return f"{scheme}{sep}{rest}"

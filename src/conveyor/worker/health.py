@@ -4,14 +4,17 @@ A worker is *consuming* when it is not stopping and every server it needs (broke
 store) answers. While a guard reports its server down the worker is alive but "not consuming"
 — the state Celery workers are known to sit in silently after a Redis reconnect. With
 `--health-file PATH` a reporter thread rewrites PATH every second (atomically, never touching
-the broker, so it keeps reporting during an outage); `conveyor health PATH` reads it.
+the broker, so it keeps reporting during an outage); `conveyor health PATH` reads it. The file is
+mode 0600, and the servers it names are shown without their secrets (see `_urls.py`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -52,10 +55,19 @@ def current(worker: str, guards: Sequence[Guard], stopping: bool) -> Health:
 
 
 def write(path: Path, health: Health) -> None:
-    """Replace the file at once (readers never see half a report)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps({**asdict(health), "state": health.state}))
-    os.replace(tmp, path)
+    """Replace the file at once (readers never see half a report). The file is created 0600
+    whatever the umask: its detail names servers. A fresh temporary name each time, created
+    exclusively, so a leftover file or a planted symlink is never written through."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(json.dumps({**asdict(health), "state": health.state}))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def read(path: Path) -> Health:
