@@ -75,6 +75,27 @@ def sqlite_path_from_url(url: str) -> tuple[Path, str]:
     return Path(raw), sync
 
 
+def sqlite_locations(broker_url: str, backend_url: str) -> list[str]:
+    """Lines naming the absolute path of the SQLite file(s) among the broker and result-store
+    URLs, for a worker's start: a relative path (the default `./conveyor.db` among them)
+    depends on the working directory, and a worker started elsewhere than its producers
+    would consume an empty queue of its own."""
+    roles: dict[Path, list[str]] = {}
+    relative: set[Path] = set()
+    for role, url in (("broker", broker_url), ("result store", backend_url)):
+        if urlsplit(url).scheme != "sqlite":
+            continue
+        path, _ = sqlite_path_from_url(url)
+        roles.setdefault(path.resolve(), []).append(role)
+        if not path.is_absolute():
+            relative.add(path.resolve())
+    return [
+        f"{' and '.join(names)}: SQLite file {path}"
+        + (" (a relative path: it depends on the working directory)" if path in relative else "")
+        for path, names in roles.items()
+    ]
+
+
 def check_file_mode(value: object) -> int:
     """A permission mode for new database files: an int such as 0o600 that lets the owner
     read and write (SQLite needs both); raise ConfigurationError otherwise."""

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from .._names import did_you_mean
+from .._sqlite import sqlite_locations
 from ..app import Conveyor
 from ..config import POOL_NAMES, Settings, lease_seconds
 from ..routing import PatternRoute
@@ -151,6 +152,8 @@ def worker(
         f"{' '.join(g.describe() for g in groups)}, broker {_safe(app.urls[0])}",
         err=True,
     )
+    for line in sqlite_locations(*app.urls):  # where ./conveyor.db really is
+        click.echo(line, err=True)
     consumer = Worker(app, options)  # checks routes, opens the broker: fails before the pidfile
     warn_unused_queues(app, options.all_queues)
     scheduler = Beat(app, beat_options(s, None, None)) if beat else None
