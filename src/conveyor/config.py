@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import math
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -159,8 +160,8 @@ def _positive(name: str, value: Any, *, allow_none: bool = False, integer: bool 
     if value is None and allow_none:
         return None
     number = isinstance(value, int) or (not integer and isinstance(value, float))
-    if isinstance(value, bool) or not number or value <= 0:
-        want = "a positive integer" if integer else "a positive number of seconds"
+    if isinstance(value, bool) or not number or not math.isfinite(value) or value <= 0:
+        want = "a positive integer" if integer else "a positive, finite number of seconds"
         raise ConfigurationError(f"setting {name} must be {want}, got {value!r}")
     return value
 
