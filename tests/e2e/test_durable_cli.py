@@ -30,10 +30,10 @@ def test_a_worker_on_the_default_file_prints_its_absolute_path(tmp_path: Path) -
         expected = f"broker and result store: SQLite file {tmp_path / 'conveyor.db'}"
         wait_until(lambda: expected in log.read_text(), 60, "the worker to name its file")
         assert "a relative path: it depends on the working directory" in log.read_text()
+        wait_until((tmp_path / "conveyor.db").exists, 60, "the worker to open that very file")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
-    assert (tmp_path / "conveyor.db").exists()
 
 
 def test_schedule_add_refuses_a_subsecond_interval_unless_allowed(tmp_path: Path) -> None:
