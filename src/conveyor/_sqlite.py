@@ -4,6 +4,22 @@ Connections are per thread (sqlite3 connections must not cross threads), in auto
 with explicit `BEGIN IMMEDIATE` for writes so that concurrent writers queue on SQLite's lock
 instead of failing half-way. WAL lets readers run beside the writer.
 
+Durability: `synchronous=full` (the default) makes every commit wait for the WAL to reach the
+disk (one fdatasync per commit), so a call that returned is stored even across a power cut;
+`normal` syncs only at checkpoints, so a power cut (not a process crash) may lose the last
+commits. `bench/sqlite_sync_bench.py` measures what each costs.
+
+Files: a database file conveyor creates gets `file_mode` (0600 by default, whatever the
+umask); SQLite gives its -wal and -shm files the database file's mode. A file that exists
+keeps its mode. The directory must exist: a missing one is an error naming it, never created,
+so a typo in a path is not a second, empty queue.
+
+Failures: a write that fails because the disk is full (SQLITE_FULL) or the file cannot be
+written (SQLITE_IOERR) is rolled back and raised as `StorageUnavailable`, which the stores'
+guards (`sqlite_guard`) retry like a server outage: producers for `broker_retry_budget`
+seconds, then `BackendUnavailable` with the cause; workers until the disk has room again.
+Any failed COMMIT is rolled back, so the thread's connection never stays inside a transaction.
+
 Waiting without busy polling of tables: `PRAGMA data_version` changes whenever *another*
 connection commits, and reading it costs microseconds, so `wait_for_change` notices a commit
 from any process within about a millisecond while touching no table.
@@ -12,6 +28,7 @@ from any process within about a millisecond while touching no table.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 import time
@@ -20,16 +37,27 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from .errors import ConfigurationError
+from .guard import Guard
 
 _SYNC_MODES = {"off", "normal", "full", "extra"}
+DEFAULT_SYNCHRONOUS = "full"
+DEFAULT_FILE_MODE = 0o600
 _POLL_MIN = 0.0005
 _POLL_MAX = 0.005
+# SQLite's primary result codes that mean "the storage cannot take this write now".
+_SQLITE_IOERR, _SQLITE_FULL = 10, 13
+_STORAGE_MESSAGES = ("database or disk is full", "disk I/O error")
+
+
+class StorageUnavailable(Exception):
+    """A write to the SQLite file failed for want of room or a working disk; it was rolled
+    back, so the call may be repeated once the storage has recovered."""
 
 
 def sqlite_path_from_url(url: str) -> tuple[Path, str]:
-    """`sqlite:///relative.db`, `sqlite:////abs/path.db`, optional `?synchronous=full`.
+    """`sqlite:///relative.db`, `sqlite:////abs/path.db`, optional `?synchronous=normal`.
 
-    Returns (path, synchronous mode).
+    Returns (path, synchronous mode); the mode defaults to `full`.
     """
     parts = urlsplit(url)
     if parts.scheme != "sqlite":
@@ -39,12 +67,94 @@ def sqlite_path_from_url(url: str) -> tuple[Path, str]:
         raise ConfigurationError(
             f"bad SQLite URL {url!r}: use sqlite:///relative/path.db or sqlite:////absolute/path.db"
         )
-    sync = parse_qs(parts.query).get("synchronous", ["normal"])[0].lower()
+    sync = parse_qs(parts.query).get("synchronous", [DEFAULT_SYNCHRONOUS])[0].lower()
     if sync not in _SYNC_MODES:
         raise ConfigurationError(
             f"synchronous={sync!r} in {url!r}: use one of {sorted(_SYNC_MODES)}"
         )
     return Path(raw), sync
+
+
+def sqlite_locations(broker_url: str, backend_url: str) -> list[str]:
+    """Lines naming the absolute path of the SQLite file(s) among the broker and result-store
+    URLs, for a worker's start: a relative path (the default `./conveyor.db` among them)
+    depends on the working directory, and a worker started elsewhere than its producers
+    would consume an empty queue of its own."""
+    roles: dict[Path, list[str]] = {}
+    relative: set[Path] = set()
+    for role, url in (("broker", broker_url), ("result store", backend_url)):
+        if urlsplit(url).scheme != "sqlite":
+            continue
+        path, _ = sqlite_path_from_url(url)
+        roles.setdefault(path.resolve(), []).append(role)
+        if not path.is_absolute():
+            relative.add(path.resolve())
+    return [
+        f"{' and '.join(names)}: SQLite file {path}"
+        + (" (a relative path: it depends on the working directory)" if path in relative else "")
+        for path, names in roles.items()
+    ]
+
+
+def check_file_mode(value: object) -> int:
+    """A permission mode for new database files: an int such as 0o600 that lets the owner
+    read and write (SQLite needs both); raise ConfigurationError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0o777:
+        raise ConfigurationError(
+            f"database_file_mode must be a permission mode such as 0o600, got {value!r}"
+        )
+    if value & 0o600 != 0o600:
+        raise ConfigurationError(
+            f"database_file_mode {value:#o} does not let the owner read and write the file, "
+            "which SQLite needs: include 0o600"
+        )
+    return value
+
+
+def sqlite_guard(what: str, path: Path, budget: float | None) -> Guard:
+    """The guard of one SQLite-backed store: retries calls that failed with
+    StorageUnavailable (see the module docstring)."""
+    return Guard(f"{what} at {path.resolve()}", str(path), (StorageUnavailable,), budget)
+
+
+def storage_failure(exc: sqlite3.Error) -> bool:
+    """True when `exc` says the disk is full or failing (worth waiting for), not that the
+    statement or the file is wrong."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in (_SQLITE_FULL, _SQLITE_IOERR)
+    return any(m in str(exc) for m in _STORAGE_MESSAGES)  # Python 3.10 has no error codes
+
+
+def _create(path: Path, mode: int) -> None:
+    """Create the database file with exactly `mode` (umask aside) unless it exists. O_EXCL
+    never follows a symlink and lets one of several processes opening at once create it."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, mode)  # the umask may have taken bits away
+    finally:
+        os.close(fd)
+
+
+def _check_folder(path: Path) -> None:
+    """The database's directory must exist: it is never created (see the module docstring)."""
+    folder = path.parent.resolve()
+    if folder.is_dir():
+        return
+    if folder.exists():
+        raise ConfigurationError(
+            f"cannot use the SQLite database at {path.resolve()}: {folder} is not a directory"
+        )
+    raise ConfigurationError(
+        f"the directory {folder} of the SQLite database {path.name} does not exist: create it "
+        f"(mkdir -p {folder}) or point broker_url / result_backend (CONVEYOR_BROKER_URL / "
+        "CONVEYOR_RESULT_BACKEND) at a file in an existing directory. It is not created for "
+        "you, so that a mistyped path or another working directory does not silently become "
+        "a second, empty queue"
+    )
 
 
 def _switch_to_wal(conn: sqlite3.Connection, patience: float = 30.0) -> None:
@@ -64,13 +174,28 @@ def _switch_to_wal(conn: sqlite3.Connection, patience: float = 30.0) -> None:
             pause = min(pause * 2, 0.05)
 
 
+def _roll_back(conn: sqlite3.Connection) -> None:
+    """End the connection's transaction, if SQLite has not already ended it (it rolls back
+    by itself after some errors, and ROLLBACK without a transaction is an error)."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
 class SqliteDatabase:
     """Thread-local connections to one database file, with schema set-up on first use."""
 
-    def __init__(self, path: Path, synchronous: str = "normal", schema: str = "") -> None:
+    def __init__(
+        self,
+        path: Path,
+        synchronous: str = DEFAULT_SYNCHRONOUS,
+        schema: str = "",
+        file_mode: int = DEFAULT_FILE_MODE,
+    ) -> None:
         self.path = path
         self._synchronous = synchronous
         self._schema = schema
+        self._file_mode = check_file_mode(file_mode)
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -93,8 +218,9 @@ class SqliteDatabase:
     def _open(self) -> sqlite3.Connection:
         if self._closed:
             raise ConfigurationError(f"SQLite database {self.path} was closed")
+        _check_folder(self.path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _create(self.path, self._file_mode)
             conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=30.0
             )
@@ -114,20 +240,44 @@ class SqliteDatabase:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction taking SQLite's write lock up front (BEGIN IMMEDIATE)."""
+        """A write transaction taking SQLite's write lock up front (BEGIN IMMEDIATE). It ends
+        committed or rolled back, never open: a failed statement or COMMIT is rolled back and
+        re-raised, as StorageUnavailable when the disk is full or failing."""
         conn = self.connection()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
+            if storage_failure(exc):
+                raise self._storage(exc) from exc
             raise ConfigurationError(
                 f"cannot write to the SQLite database at {self.path.resolve()}: {exc}"
             ) from exc
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            self._end(conn)
+            if isinstance(exc, sqlite3.Error) and storage_failure(exc):
+                raise self._storage(exc) from exc
             raise
-        conn.execute("COMMIT")
+
+    def _end(self, conn: sqlite3.Connection) -> None:
+        """Roll back a failed transaction; a connection that cannot even do that is closed and
+        replaced, so no later call of this thread runs inside the broken transaction."""
+        _roll_back(conn)
+        if conn.in_transaction:
+            self._local.conn = None
+            with self._lock:
+                if conn in self._all:
+                    self._all.remove(conn)
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+
+    def _storage(self, exc: sqlite3.Error) -> StorageUnavailable:
+        return StorageUnavailable(
+            f"cannot write to the SQLite database at {self.path.resolve()}: {exc} (free space "
+            "on its filesystem, or check the disk; nothing of this call was stored)"
+        )
 
     def data_version(self) -> int:
         row = self.connection().execute("PRAGMA data_version").fetchone()

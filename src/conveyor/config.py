@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import math
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -24,7 +25,9 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ._names import did_you_mean
+from ._sqlite import check_file_mode
 from ._urls import safe_url
+from .bounds import check_queue_name
 from .compression import check_method
 from .errors import ConfigurationError
 from .options import check_priority
@@ -69,6 +72,7 @@ class Settings:
     result_expires: float | None = 86400.0
     database_create_tables_at_setup: bool = True
     broker_retry_budget: float = 10.0
+    database_file_mode: int = 0o600  # permissions of a SQLite file conveyor creates
     timezone: str = "UTC"
     enable_utc: bool = True
     worker_concurrency: int | None = None
@@ -163,8 +167,8 @@ def _positive(name: str, value: Any, *, allow_none: bool = False, integer: bool 
     if value is None and allow_none:
         return None
     number = isinstance(value, int) or (not integer and isinstance(value, float))
-    if isinstance(value, bool) or not number or value <= 0:
-        want = "a positive integer" if integer else "a positive number of seconds"
+    if isinstance(value, bool) or not number or not math.isfinite(value) or value <= 0:
+        want = "a positive integer" if integer else "a positive, finite number of seconds"
         raise ConfigurationError(f"setting {name} must be {want}, got {value!r}")
     return value
 
@@ -224,6 +228,7 @@ def _check_transport(name: str, value: Any) -> Mapping[str, Any]:
 
 
 _CHECKS: Mapping[str, Any] = {
+    "task_default_queue": lambda n, v: check_queue_name(v, n),
     "task_default_priority": lambda n, v: None if v is None else check_priority(v),
     "task_serializer": _check_serializer,
     "result_serializer": _check_serializer,
@@ -234,6 +239,7 @@ _CHECKS: Mapping[str, Any] = {
     "task_idempotency_window": _positive,
     "visibility_timeout": _positive,
     "broker_retry_budget": _positive,
+    "database_file_mode": lambda n, v: check_file_mode(v),
     "result_expires": lambda n, v: _positive(
         n, v.total_seconds() if hasattr(v, "total_seconds") else v, allow_none=True
     ),

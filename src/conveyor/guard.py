@@ -1,10 +1,10 @@
-"""Riding out lost connections to a broker or result-store server.
+"""Riding out lost connections to a broker or result-store server, and a full SQLite disk.
 
-A `Guard` runs each call of a server-backed backend and retries it, with exponential backoff,
-when it fails with one of the backend's transient errors (connection refused or reset, server
-restarting). Every backend operation is safe to repeat: enqueue is idempotent by id, settling
-calls are fenced by token, and a reservation whose reply was lost simply expires and is
-delivered again.
+A `Guard` runs each call of a backend and retries it, with exponential backoff, when it fails
+with one of the backend's transient errors (connection refused or reset, server restarting; for
+SQLite, a disk that is full or failing, the write rolled back). Every backend operation is
+safe to repeat: enqueue is idempotent by id, settling calls are fenced by token, and a
+reservation whose reply was lost simply expires and is delivered again.
 
 Contract:
 * Producers (the default) retry for at most `budget` seconds, then get `BackendUnavailable`
@@ -133,6 +133,6 @@ def guarded(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P
 
 
 def guard_of(backend: Any) -> Guard | None:
-    """The guard of a server-backed backend; None for embedded ones (SQLite, memory)."""
+    """The guard of a backend (server-backed or SQLite); None for the memory backend."""
     guard = getattr(backend, "guard", None)
     return guard if isinstance(guard, Guard) else None

@@ -14,6 +14,14 @@ from datetime import datetime
 from typing import Any
 
 from ._names import did_you_mean
+from .bounds import (
+    check_eta,
+    check_expires,
+    check_optional_seconds,
+    check_queue_name,
+    check_seconds,
+    check_task_id,
+)
 from .errors import ConfigurationError
 from .ratelimit import parse_rate
 
@@ -64,6 +72,13 @@ class TaskOptions:
             raise ConfigurationError(f"base must be a Task subclass, got {self.base!r}")
         if self.priority is not None:
             check_priority(self.priority)
+        if self.queue is not None:
+            check_queue_name(self.queue)
+        check_expires("expires", self.expires)
+        check_seconds("default_retry_delay", self.default_retry_delay, zero=True)
+        check_seconds("retry_backoff_max", self.retry_backoff_max)
+        if not isinstance(self.retry_backoff, bool):
+            check_seconds("retry_backoff", self.retry_backoff)
         if self.max_retries is not None and self.max_retries < 0:
             raise ConfigurationError("max_retries must be >= 0 or None (retry forever)")
         if self.max_deliveries is not None and self.max_deliveries < 1:
@@ -83,12 +98,9 @@ class TaskOptions:
 
 
 def check_time_limits(hard: float | None, soft: float | None) -> None:
-    """Both limits are positive seconds or None; raise ConfigurationError otherwise."""
-    for name, value in (("time_limit", hard), ("soft_time_limit", soft)):
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
+    """Both limits are positive, finite seconds or None; raise ConfigurationError otherwise."""
+    check_optional_seconds("time_limit", hard)
+    check_optional_seconds("soft_time_limit", soft)
 
 
 def check_priority(priority: int) -> int:
@@ -134,7 +146,9 @@ def _inherited_options(base: type) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class CallOptions:
-    """What one call may set or override (`apply_async` keywords)."""
+    """What one call may set or override (`apply_async` keywords). Checked when built: a
+    countdown is finite and not negative, expires and time limits are positive and finite,
+    the queue name and task id are printable and bounded (`conveyor.bounds`)."""
 
     countdown: float | None = None
     eta: datetime | None = None
@@ -149,6 +163,13 @@ class CallOptions:
     def __post_init__(self) -> None:
         if self.countdown is not None and self.eta is not None:
             raise ConfigurationError("give countdown= or eta=, not both")
+        check_optional_seconds("countdown", self.countdown, zero=True)
+        check_eta(self.eta)
+        check_expires("expires", self.expires)
         check_time_limits(self.time_limit, self.soft_time_limit)
         if self.priority is not None:
             check_priority(self.priority)
+        if self.queue is not None:
+            check_queue_name(self.queue)
+        if self.task_id is not None:
+            check_task_id(self.task_id)

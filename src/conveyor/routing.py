@@ -26,6 +26,7 @@ from enum import Enum
 from typing import Any
 
 from ._names import did_you_mean
+from .bounds import check_queue_name
 from .errors import ConfigurationError
 from .options import check_priority
 
@@ -216,9 +217,7 @@ def parse_destination(value: Any, where: str) -> Destination:
 
 
 def _queue_name(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value or "," in value:
-        raise ConfigurationError(f"{where}: a queue name must be a non-empty string without ','")
-    return value
+    return check_queue_name(value, where)
 
 
 def parse_queues(value: Any) -> tuple[Queue, ...] | None:
@@ -244,6 +243,7 @@ def parse_queues(value: Any) -> tuple[Queue, ...] | None:
             raise ConfigurationError(
                 f"task_queues entry {entry!r}: expected a queue name or Queue('name')"
             )
+        check_queue_name(out[-1].name, "task_queues")
     return tuple(out)
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from .bounds import check_seconds
 from .errors import MaxRetriesExceededError, Retry
 from .options import CallOptions, TaskOptions
 from .request import DIRECT_CALL, Request, current_request
@@ -136,4 +137,5 @@ class Task:
                 else f"{self.name}.retry() called outside a worker"
             )
         delay = self.options.default_retry_delay if countdown is None else countdown
+        check_seconds("retry countdown", delay, zero=True)
         raise Retry(exc=exc, countdown=float(delay), retries=req.retries + 1)

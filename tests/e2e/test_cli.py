@@ -127,9 +127,20 @@ def test_app_module_that_fails_to_import_shows_the_real_error(db: Path) -> None:
 def test_broker_path_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    out = conveyor(blocker / "sub" / "conveyor.db", "queues")
+    out = conveyor(blocker / "conveyor.db", "queues")
     assert out.returncode == 2
-    assert "cannot use the SQLite database" in out.stderr and "writable" in out.stderr
+    assert "cannot use the SQLite database" in out.stderr and "is not a directory" in out.stderr
+
+
+def test_a_missing_database_directory_is_an_error_naming_it(tmp_path: Path) -> None:
+    missing = tmp_path / "typo" / "sub"
+    out = conveyor(missing / "conveyor.db", "queues")
+    assert out.returncode == 2
+    assert f"the directory {missing} of the SQLite database conveyor.db does not exist" in (
+        out.stderr
+    )
+    assert f"mkdir -p {missing}" in out.stderr
+    assert not missing.parent.exists()  # nothing was created
 
 
 @pytest.mark.parametrize(

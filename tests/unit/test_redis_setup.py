@@ -50,3 +50,27 @@ def test_an_evicting_server_policy_is_warned_about(caplog: pytest.LogCaptureFixt
         client.config_set("maxmemory-policy", before)
         broker.close()
     assert "maxmemory-policy is allkeys-lru" in caplog.text
+
+
+def test_a_server_without_persistence_is_warned_about_once_per_process(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The test server runs with `appendonly no` and `save ""` (as .ci/run starts it)."""
+    services.require_redis()
+    from conveyor import redis_persistence
+    from conveyor.brokers.redis import RedisBroker
+
+    probe = RedisBroker(services.redis_url("persist-check"))
+    try:
+        if not redis_persistence.persists_nothing(probe._client):
+            pytest.skip("the test Redis persists (appendonly or save is set): nothing to warn of")
+        monkeypatch.setattr(redis_persistence, "_warned", set())  # as in a fresh process
+        with caplog.at_level(logging.WARNING, logger="conveyor.brokers.redis"):
+            for _ in range(3):  # a producer's first send, a worker's start, another open
+                RedisBroker(services.redis_url("persist-check")).close()
+    finally:
+        probe.close()
+    warnings = [r.getMessage() for r in caplog.records if "no persistence" in r.getMessage()]
+    assert len(warnings) == 1
+    assert 'appendonly no, save ""' in warnings[0] and "appendonly yes" in warnings[0]
+    assert safe_url(services.redis_url("persist-check")) in warnings[0]

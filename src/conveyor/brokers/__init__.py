@@ -18,7 +18,14 @@ def open_broker(url: str, settings: Settings, clock: Clock) -> Broker:
         from .sqlite import SqliteBroker
 
         path, sync = sqlite_path_from_url(url)
-        return SqliteBroker(path, sync, clock, settings.task_idempotency_window)
+        return SqliteBroker(
+            path,
+            sync,
+            clock,
+            settings.task_idempotency_window,
+            file_mode=settings.database_file_mode,
+            retry_budget=settings.broker_retry_budget,
+        )
     if scheme == "memory":
         from .memory import MemoryBroker
 

@@ -22,6 +22,7 @@ from .._redis import Scripts, client_from_url, transient_errors
 from .._urls import safe_url
 from ..clock import SYSTEM_CLOCK, Clock
 from ..guard import Guard, guarded
+from ..redis_persistence import warn_if_not_persistent
 from .base import (
     DEFAULT_IDEMPOTENCY_WINDOW,
     DEFAULT_MAX_DELIVERIES,
@@ -84,6 +85,7 @@ class RedisBroker:
         self._clock = clock
         self._window = idempotency_window
         warn_if_evicting(self._client)
+        warn_if_not_persistent(self._client, self.shown)
 
     def __repr__(self) -> str:
         return f"<RedisBroker {self.shown}>"

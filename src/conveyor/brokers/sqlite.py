@@ -16,8 +16,9 @@ from typing import Any
 
 import msgspec
 
-from .._sqlite import SqliteDatabase
+from .._sqlite import DEFAULT_FILE_MODE, DEFAULT_SYNCHRONOUS, SqliteDatabase, sqlite_guard
 from ..clock import SYSTEM_CLOCK, Clock
+from ..guard import guarded
 from ..sqlfiles import load_sql
 from .base import (
     DEFAULT_IDEMPOTENCY_WINDOW,
@@ -46,18 +47,23 @@ def _sql() -> dict[str, str]:
 
 
 class SqliteBroker:
-    """Broker contract on one SQLite file (WAL)."""
+    """Broker contract on one SQLite file (WAL). Its guard rides out a full or failing disk
+    as the server backends' guards ride out an outage (`conveyor._sqlite`)."""
 
     def __init__(
         self,
         path: Path,
-        synchronous: str = "normal",
+        synchronous: str = DEFAULT_SYNCHRONOUS,
         clock: Clock = SYSTEM_CLOCK,
         idempotency_window: float = DEFAULT_IDEMPOTENCY_WINDOW,
+        *,
+        file_mode: int = DEFAULT_FILE_MODE,
+        retry_budget: float | None = 10.0,
     ) -> None:
         self._q = _sql()
-        self._db = SqliteDatabase(path, synchronous, self._q["schema"])
-        self._upgrade()
+        self._db = SqliteDatabase(path, synchronous, self._q["schema"], file_mode)
+        self.guard = sqlite_guard("broker", path, retry_budget)
+        self.guard.call(self._upgrade)
         self._clock = clock
         self._window = idempotency_window
         self._next_housekeeping = 0.0
@@ -76,6 +82,7 @@ class SqliteBroker:
                         conn.execute(statement)
 
     # -- hot path ---------------------------------------------------------------------------
+    @guarded
     def enqueue(self, envelopes: Sequence[Envelope]) -> list[bool]:
         now = self._clock.now()
         insert = self._q["insert"]
@@ -108,6 +115,7 @@ class SqliteBroker:
         conn.execute(self._q["forget_done"], {"cutoff": now - self._window})
         conn.execute(self._q["forget_workers"], {"cutoff": now - WORKER_RETENTION})
 
+    @guarded
     def reserve(
         self, queues: Sequence[str], limit: int, lease_for: float, wait: float = 0.0
     ) -> list[Delivery]:
@@ -177,6 +185,7 @@ class SqliteBroker:
         with self._db.transaction() as conn:
             return [conn.execute(sql, {**p, "now": now}).rowcount == 1 for p in params]
 
+    @guarded
     def extend(self, leases: Sequence[Lease], lease_for: float) -> list[Lease | None]:
         if not leases:
             return []
@@ -195,6 +204,7 @@ class SqliteBroker:
                 )
         return out
 
+    @guarded
     def confirm(self, leases: Sequence[Lease]) -> list[bool]:
         if not leases:
             return []
@@ -204,11 +214,13 @@ class SqliteBroker:
         held = {(r[0], r[1]) for r in rows}
         return [(x.message_id, x.token) in held for x in leases]
 
+    @guarded
     def ack(self, leases: Sequence[Lease]) -> list[bool]:
         if not leases:
             return []
         return self._settle("ack", [{"id": x.message_id, "token": x.token} for x in leases])
 
+    @guarded
     def release(
         self,
         lease: Lease,
@@ -228,15 +240,18 @@ class SqliteBroker:
         }
         return self._settle("release", [params])[0]
 
+    @guarded
     def dead_letter(self, lease: Lease, reason: str) -> bool:
         params = {"id": lease.message_id, "token": lease.token, "reason": reason}
         return self._settle("dead_letter", [params])[0]
 
+    @guarded
     def begin(self, leases: Sequence[Lease]) -> list[bool]:
         if not leases:
             return []
         return self._settle("begin", [{"id": x.message_id, "token": x.token} for x in leases])
 
+    @guarded
     def throttle(self, key: str, interval: float) -> float:
         now = self._clock.now()
         with self._db.transaction() as conn:
@@ -244,6 +259,7 @@ class SqliteBroker:
             (slot,) = conn.execute(self._q["throttle"], params).fetchone()
         return max(0.0, float(slot) - now)
 
+    @guarded
     def revoke(self, message_ids: Sequence[str], terminate: bool = False) -> list[Revocation]:
         now = self._clock.now()
         out: list[Revocation] = []
@@ -262,6 +278,7 @@ class SqliteBroker:
         return out
 
     # -- workers ----------------------------------------------------------------------------
+    @guarded
     def register_worker(self, info: WorkerInfo) -> None:
         with self._db.transaction() as conn:
             conn.execute(
@@ -273,11 +290,13 @@ class SqliteBroker:
                 },
             )
 
+    @guarded
     def workers(self) -> list[WorkerInfo]:
         rows = self._db.connection().execute(self._q["workers"]).fetchall()
         return [msgspec.json.decode(r[0], type=WorkerInfo) for r in rows]
 
     # -- admin ------------------------------------------------------------------------------
+    @guarded
     def queue_stats(self) -> list[QueueStats]:
         rows = (
             self._db.connection()
@@ -286,6 +305,7 @@ class SqliteBroker:
         )
         return [QueueStats(q, int(r), int(s), int(le), int(d)) for q, r, s, le, d in rows]
 
+    @guarded
     def list_messages(
         self, queue: str, state: MessageState | None = None, limit: int = 100, offset: int = 0
     ) -> list[StoredMessage]:
@@ -300,12 +320,14 @@ class SqliteBroker:
         rows = self._db.connection().execute(sql, params).fetchall()
         return [stored_message(r) for r in rows]
 
+    @guarded
     def get_message(self, message_id: str) -> StoredMessage | None:
         with self._db.transaction() as conn:
             conn.execute(self._q["promote_due"], {"now": self._clock.now()})
             row = conn.execute(self._q["get_message"], {"id": message_id}).fetchone()
         return None if row is None else stored_message(row)
 
+    @guarded
     def purge_dead(self, queues: Sequence[str] | None = None, older_than: float = 0.0) -> int:
         params = {
             "cutoff": self._clock.now() - older_than,
@@ -315,10 +337,12 @@ class SqliteBroker:
         with self._db.transaction() as conn:
             return conn.execute(self._q["purge_dead"], params).rowcount
 
+    @guarded
     def redrive(self, message_ids: Sequence[str]) -> int:
         moved = self._settle("redrive", [{"id": mid} for mid in message_ids])
         return sum(moved)
 
+    @guarded
     def purge(self, queues: Sequence[str], include_dead: bool = False) -> int:
         with self._db.transaction() as conn:
             cur = conn.execute(

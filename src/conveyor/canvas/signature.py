@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union
 
+from ..bounds import check_optional_seconds, check_queue_name
 from ..errors import ConfigurationError
 from ..message import new_task_id
 from ..options import check_priority
@@ -79,6 +80,9 @@ class Signature(_Sendable["AsyncResult"]):
         """A copy with these call options."""
         if priority is not None:
             check_priority(priority)
+        if queue is not None:
+            check_queue_name(queue)
+        check_optional_seconds("countdown", countdown, zero=True)
         return replace(
             self,
             queue=queue if queue is not None else self.queue,

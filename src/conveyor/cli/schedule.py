@@ -83,6 +83,11 @@ def unsynced(book: Schedules, views: list[EntryView]) -> list[str]:
 @click.option("--priority", type=click.IntRange(0, 9))
 @click.option("--expires", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS")
 @click.option("--missed", type=click.Choice([m.value for m in Missed]), default=Missed.SKIP.value)
+@click.option(
+    "--allow-subsecond",
+    is_flag=True,
+    help="Accept an --every below one second.",
+)
 @click.pass_obj
 def add(
     ctx: CliContext,
@@ -96,6 +101,7 @@ def add(
     priority: int | None,
     expires: float | None,
     missed: str,
+    allow_subsecond: bool,
 ) -> None:
     """Add entry NAME sending TASK (or change the run-time entry NAME)."""
     if (every is None) == (cron is None):
@@ -111,6 +117,7 @@ def add(
         priority=priority,
         expires=expires,
         missed=missed,
+        allow_subsecond=allow_subsecond,
     )
     click.echo(
         f"{name}: {entry.task} {entry.describe()} ({entry.schedule.fires_per_day():,.1f}/day)"

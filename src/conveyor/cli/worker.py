@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from .._names import did_you_mean
+from .._sqlite import sqlite_locations
 from .._urls import safe_url
 from ..app import Conveyor
 from ..config import POOL_NAMES, Settings, lease_seconds
@@ -167,6 +168,8 @@ def worker(
         f"{' '.join(g.describe() for g in groups)}, broker {safe_url(app.urls[0])}",
         err=True,
     )
+    for line in sqlite_locations(*app.urls):  # where ./conveyor.db really is
+        click.echo(line, err=True)
     exit_on_sigterm()
     pidlock = Pidfile.acquire(pidfile) if pidfile else None  # before anything is opened
     try:

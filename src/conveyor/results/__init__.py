@@ -18,7 +18,14 @@ def open_result_store(url: str, settings: Settings, clock: Clock) -> ResultStore
         from .sqlite import SqliteResultStore
 
         path, sync = sqlite_path_from_url(url)
-        return SqliteResultStore(path, sync, ttl, clock)
+        return SqliteResultStore(
+            path,
+            sync,
+            ttl,
+            clock,
+            file_mode=settings.database_file_mode,
+            retry_budget=settings.broker_retry_budget,
+        )
     if scheme == "memory":
         from .memory import MemoryResultStore
 

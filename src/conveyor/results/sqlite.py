@@ -9,33 +9,44 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .._sqlite import SqliteDatabase
+from .._sqlite import DEFAULT_FILE_MODE, DEFAULT_SYNCHRONOUS, SqliteDatabase, sqlite_guard
 from ..clock import SYSTEM_CLOCK, Clock
+from ..guard import guarded
 from ..sqlfiles import load_sql
 from .base import HistoryPage, HistoryQuery, Outcome
 from .rows import entry_from_row, history_params, outcome_from_row
 
 
 class SqliteResultStore:
-    """Result-store contract on one SQLite file (WAL)."""
+    """Result-store contract on one SQLite file (WAL). Its guard rides out a full or failing
+    disk as the server stores' guards ride out an outage (`conveyor._sqlite`)."""
 
     def __init__(
         self,
         path: Path,
-        synchronous: str = "normal",
+        synchronous: str = DEFAULT_SYNCHRONOUS,
         ttl: float | None = 86400.0,
         clock: Clock = SYSTEM_CLOCK,
+        *,
+        file_mode: int = DEFAULT_FILE_MODE,
+        retry_budget: float | None = 10.0,
     ) -> None:
         self._q = load_sql("conveyor.results.sql", "sqlite_results.sql")
-        self._db = SqliteDatabase(path, synchronous, self._q["schema"])
+        self._db = SqliteDatabase(path, synchronous, self._q["schema"], file_mode)
+        self.guard = sqlite_guard("result store", path, retry_budget)
         self._ttl = ttl
         self._clock = clock
-        with self._db.transaction() as conn:  # a file from an earlier release gains columns
+        self.guard.call(self._upgrade)
+
+    def _upgrade(self) -> None:
+        """A file from an earlier release gains columns."""
+        with self._db.transaction() as conn:
             have = {r[0] for r in conn.execute(self._q["columns"])}
             for column in ("token", "arguments"):
                 if column not in have:
                     conn.execute(self._q[f"upgrade_{column}"])
 
+    @guarded
     def put(self, outcomes: Sequence[Outcome]) -> list[bool]:
         if not outcomes:
             return []
@@ -48,6 +59,7 @@ class SqliteResultStore:
     def get(self, task_id: str) -> Outcome | None:
         return self.get_many([task_id]).get(task_id)
 
+    @guarded
     def get_many(self, task_ids: Sequence[str]) -> dict[str, Outcome]:
         if not task_ids:
             return {}
@@ -56,6 +68,7 @@ class SqliteResultStore:
         )
         return {r[0]: outcome_from_row(r) for r in rows}
 
+    @guarded
     def wait(self, task_ids: Sequence[str], timeout: float | None) -> dict[str, Outcome]:
         wanted = set(task_ids)
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -67,15 +80,18 @@ class SqliteResultStore:
                 return ready
             self._db.wait_for_change(version, min(remaining, 1.0))
 
+    @guarded
     def forget(self, task_ids: Sequence[str]) -> None:
         with self._db.transaction() as conn:
             conn.execute(self._q["forget"], {"ids": json.dumps(list(task_ids))})
 
+    @guarded
     def history(self, query: HistoryQuery) -> HistoryPage:
         params = history_params(query, self._clock.now())
         rows = self._db.connection().execute(self._q["history"], params).fetchall()
         return HistoryPage.of([entry_from_row(r) for r in rows], query.limit)
 
+    @guarded
     def join_chord(self, chord_id: str, member_id: str) -> int:
         now = self._clock.now()
         expires = None if self._ttl is None else now + self._ttl
@@ -84,6 +100,7 @@ class SqliteResultStore:
             conn.execute(self._q["join_chord"], params)
             return int(conn.execute(self._q["count_chord"], params).fetchone()[0])
 
+    @guarded
     def purge_expired(self) -> int:
         now = {"now": self._clock.now()}
         with self._db.transaction() as conn:

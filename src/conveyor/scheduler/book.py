@@ -114,10 +114,12 @@ class Schedules:
         priority: int | None = None,
         expires: float | None = None,
         missed: str = "skip",
+        allow_subsecond: bool = False,
     ) -> Entry:
         """Add an entry, or change the run-time entry of that name (its progress is kept).
         Raises ConfigurationError for an unknown task, an undeclared queue, an entry of
-        `beat_schedule` by that name, or a duplicate of another entry."""
+        `beat_schedule` by that name, a duplicate of another entry, or an interval below one
+        second without `allow_subsecond=True`."""
         options = {"queue": queue, "priority": priority, "expires": expires}
         spec = {
             "task": task,
@@ -126,6 +128,7 @@ class Schedules:
             "kwargs": dict(kwargs or {}),
             "options": {k: v for k, v in options.items() if v is not None},
             "missed": missed,
+            "allow_subsecond": allow_subsecond,
         }
         entry = parse_entry(name, spec)
         check_entry(self.app, entry)

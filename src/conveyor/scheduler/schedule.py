@@ -25,11 +25,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .._names import did_you_mean
+from ..bounds import check_queue_name
 from ..errors import ConfigurationError
 from ..options import check_priority
 from .cron import crontab
 
 _MAX_SCAN = 100_000  # due fires counted one by one before giving up on exact counts
+MIN_INTERVAL = 1.0  # seconds; shorter intervals need the entry's allow_subsecond
+MAX_ENTRY_NAME = 200  # its fire ids ("beat:<name>@<time>Z") stay within task ids' bound
 
 
 class Missed(str, Enum):
@@ -147,6 +150,17 @@ class Entry:
     time_limit: float | None = None
     soft_time_limit: float | None = None
     missed: Missed = Missed.SKIP
+    allow_subsecond: bool = False
+
+    def __post_init__(self) -> None:
+        seconds = self.schedule.seconds if isinstance(self.schedule, Interval) else None
+        if seconds is not None and seconds < MIN_INTERVAL and not self.allow_subsecond:
+            raise ConfigurationError(
+                f"schedule entry {self.name!r} fires every {seconds:g} s: an interval below one "
+                f"second sends {86400 / seconds:,.0f} messages a day and is refused. Use 1 "
+                "second or more, or add 'allow_subsecond': True to the entry (conveyor "
+                "schedule add --allow-subsecond) if you mean it"
+            )
 
     def identity(self) -> str:
         """What makes two entries the same schedule: task, arguments and schedule."""
@@ -163,6 +177,8 @@ class Entry:
             "kwargs": dict(self.kwargs),
             "missed": self.missed.value,
         }
+        if self.allow_subsecond:
+            data["allow_subsecond"] = True
         for key in ("queue", "priority", "expires", "time_limit", "soft_time_limit"):
             if getattr(self, key) is not None:
                 data[key] = getattr(self, key)
@@ -183,13 +199,16 @@ class Entry:
             time_limit=data.get("time_limit"),
             soft_time_limit=data.get("soft_time_limit"),
             missed=Missed(data.get("missed", Missed.SKIP.value)),
+            allow_subsecond=data.get("allow_subsecond") is True,
         )
 
     def describe(self) -> str:
         return describe(self.schedule)
 
 
-_ENTRY_KEYS = frozenset({"task", "schedule", "args", "kwargs", "options", "missed", "relative"})
+_ENTRY_KEYS = frozenset(
+    {"task", "schedule", "args", "kwargs", "options", "missed", "relative", "allow_subsecond"}
+)
 _OPTION_KEYS = frozenset({"queue", "priority", "expires", "time_limit", "soft_time_limit"})
 # kombu routing details: meaningless without AMQP exchanges, accepted so settings port as-is
 _IGNORED_OPTIONS = frozenset({"exchange", "routing_key", "exchange_type"})
@@ -208,10 +227,16 @@ def parse_beat_schedule(value: object) -> list[Entry]:
 
 
 def parse_entry(name: str, spec: object) -> Entry:
-    """One beat_schedule entry: {"task", "schedule", "args", "kwargs", "options", "missed"}."""
+    """One beat_schedule entry: {"task", "schedule", "args", "kwargs", "options", "missed",
+    "allow_subsecond"}."""
     where = f"beat_schedule[{name!r}]"
     if not name.strip():
         raise ConfigurationError("a beat_schedule entry needs a non-empty name")
+    if len(name) > MAX_ENTRY_NAME or not name.isprintable():
+        raise ConfigurationError(
+            f"{where}: an entry name must be printable (no control characters) and at most "
+            f"{MAX_ENTRY_NAME} characters: its fires' task ids are made from it"
+        )
     if not isinstance(spec, Mapping):
         raise ConfigurationError(f"{where} must be a dict with 'task' and 'schedule'")
     for key in spec:
@@ -226,6 +251,9 @@ def parse_entry(name: str, spec: object) -> Entry:
     if not isinstance(spec["task"], str) or not spec["task"]:
         raise ConfigurationError(f"{where}['task'] must be a task name")
     options = _options(where, spec.get("options") or {})
+    allow = spec.get("allow_subsecond", False)
+    if not isinstance(allow, bool):
+        raise ConfigurationError(f"{where}['allow_subsecond'] must be True or False")
     return Entry(
         name=name,
         task=spec["task"],
@@ -233,6 +261,7 @@ def parse_entry(name: str, spec: object) -> Entry:
         args=tuple(_json_value(spec.get("args") or (), f"{where}['args']", list)),
         kwargs=_json_value(spec.get("kwargs") or {}, f"{where}['kwargs']", dict),
         missed=_missed(spec.get("missed", Missed.SKIP.value), where),
+        allow_subsecond=allow,
         **options,
     )
 
@@ -304,9 +333,7 @@ def _option(where: str, key: str, value: Any) -> Any:
     if value is None:
         return None
     if key == "queue":
-        if not isinstance(value, str) or not value:
-            raise ConfigurationError(f"{where} must be a queue name")
-        return value
+        return check_queue_name(value, where)
     if key == "priority":
         try:
             return check_priority(value)

@@ -254,7 +254,7 @@ class SlotGroup:
         m = item.message
         reason = f"could not be handed to the {self.spec.pool} pool: {type(exc).__name__}: {exc}"
         log.error("task %s[%s] %s", m.task, m.id, reason)
-        if self.parts.keeper.drop(m.id):
+        if self.parts.keeper.drop(item.lease):
             if not item.policy.ignore_result:
                 outcome = item.outcome(
                     TaskState.FAILURE,

@@ -142,7 +142,7 @@ class Worker:
 
     @property
     def guards(self) -> list[Guard]:
-        """The connection guards of the servers this worker needs (none for SQLite)."""
+        """The guards of the stores this worker needs (servers, or SQLite's disk)."""
         found = (guard_of(self.broker), guard_of(self.app.results))
         return [g for g in found if g is not None]
 

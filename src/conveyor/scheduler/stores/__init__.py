@@ -19,7 +19,13 @@ def open_schedule_store(url: str, settings: Settings, clock: Clock) -> ScheduleS
         from .sqlite import SqliteScheduleStore
 
         path, sync = sqlite_path_from_url(url)
-        return SqliteScheduleStore(path, sync, clock)
+        return SqliteScheduleStore(
+            path,
+            sync,
+            clock,
+            file_mode=settings.database_file_mode,
+            retry_budget=settings.broker_retry_budget,
+        )
     if scheme == "memory":
         from .memory import MemoryScheduleStore
 
