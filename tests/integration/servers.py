@@ -40,8 +40,11 @@ def _wait_port(port: int, up: bool, timeout: float = 30.0) -> None:
 
 
 class RedisServer:
-    def __init__(self, directory: Path) -> None:
+    """`persist=False` runs it as the shared test server runs: `appendonly no`, `save ""`."""
+
+    def __init__(self, directory: Path, persist: bool = True) -> None:
         self.dir = directory
+        self.persist = persist
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = f"redis://:{SECRET}@127.0.0.1:{self.port}/0"
@@ -59,7 +62,7 @@ class RedisServer:
                 "--dir",
                 str(self.dir),
                 "--appendonly",
-                "yes",
+                "yes" if self.persist else "no",
                 "--appendfsync",
                 "always",
                 "--save",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -52,25 +53,32 @@ def test_an_evicting_server_policy_is_warned_about(caplog: pytest.LogCaptureFixt
     assert "maxmemory-policy is allkeys-lru" in caplog.text
 
 
+@pytest.mark.parametrize("persist", [False, True], ids=["no-persistence", "appendonly"])
 def test_a_server_without_persistence_is_warned_about_once_per_process(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    persist: bool,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
-    """The test server runs with `appendonly no` and `save ""` (as .ci/run starts it)."""
-    services.require_redis()
+    """A throwaway server of the test's own, run as the shared one is (`appendonly no`,
+    `save ""`) or with an append-only file: the first is warned about once, the second never."""
     from conveyor import redis_persistence
     from conveyor.brokers.redis import RedisBroker
 
-    probe = RedisBroker(services.redis_url("persist-check"))
+    from ..integration.servers import RedisServer
+
+    server = RedisServer(tmp_path, persist=persist)
+    server.start()
+    url = f"redis://127.0.0.1:{server.port}/0?prefix=persist-check"
     try:
-        if not redis_persistence.persists_nothing(probe._client):
-            pytest.skip("the test Redis persists (appendonly or save is set): nothing to warn of")
         monkeypatch.setattr(redis_persistence, "_warned", set())  # as in a fresh process
         with caplog.at_level(logging.WARNING, logger="conveyor.brokers.redis"):
             for _ in range(3):  # a producer's first send, a worker's start, another open
-                RedisBroker(services.redis_url("persist-check")).close()
+                RedisBroker(url).close()
     finally:
-        probe.close()
+        server.stop()
     warnings = [r.getMessage() for r in caplog.records if "no persistence" in r.getMessage()]
-    assert len(warnings) == 1
-    assert 'appendonly no, save ""' in warnings[0] and "appendonly yes" in warnings[0]
-    assert safe_url(services.redis_url("persist-check")) in warnings[0]
+    assert len(warnings) == (0 if persist else 1), warnings
+    if not persist:
+        assert 'appendonly no, save ""' in warnings[0] and "appendonly yes" in warnings[0]
+        assert safe_url(url) in warnings[0]
