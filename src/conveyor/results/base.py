@@ -66,6 +66,11 @@ def _storable(text: str | None) -> str | None:
     return None if text is None else storable_text(text)
 
 
+def _plain(text: str | None) -> bool:
+    """True when `text` is storable as it is, by a cheap check that covers most text."""
+    return text is None or (text.isascii() and "\x00" not in text)
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorInfo:
     """An exception as text: its type's qualified name, message and formatted traceback.
@@ -104,16 +109,19 @@ class Outcome:
     arguments: bytes | None = None  # JSON {"args": […], "kwargs": {…}}; only with result_extended
 
     def __post_init__(self) -> None:
-        """Storable text and counts (see the module docstring); ids are kept as given."""
-        for name in ("task_name", "queue", "worker", "reason"):
-            value = getattr(self, name)
-            safe = _storable(value)
-            if safe is not value:
-                object.__setattr__(self, name, safe)
-        for name in ("attempt", "retries"):
-            count = getattr(self, name)
-            if not 0 <= count <= MAX_COUNT:
-                object.__setattr__(self, name, min(max(count, 0), MAX_COUNT))
+        """Storable text and counts (see the module docstring); ids are kept as given. Runs
+        for every outcome a worker writes, so the common case is checked inline."""
+        if not (
+            _plain(self.task_name)
+            and _plain(self.queue)
+            and _plain(self.worker)
+            and _plain(self.reason)
+        ):
+            for name in ("task_name", "queue", "worker", "reason"):
+                object.__setattr__(self, name, _storable(getattr(self, name)))
+        if not (0 <= self.attempt <= MAX_COUNT and 0 <= self.retries <= MAX_COUNT):
+            object.__setattr__(self, "attempt", min(max(self.attempt, 0), MAX_COUNT))
+            object.__setattr__(self, "retries", min(max(self.retries, 0), MAX_COUNT))
 
 
 #: Pseudo-task names of what workflows keep in the result store (a chord's description, a
