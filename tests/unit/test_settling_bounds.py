@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -130,17 +131,24 @@ def test_a_refused_call_whose_failure_is_refused_too_is_dead_lettered_with_the_r
     )
 
 
+@pytest.mark.parametrize(
+    "outage",
+    [
+        BackendUnavailable("result store at redis://h did not answer"),
+        sqlite3.OperationalError("database is locked"),
+    ],
+)
 def test_a_store_outage_is_not_a_verdict_the_calls_are_delivered_again(
-    app: Conveyor, monkeypatch: pytest.MonkeyPatch
+    app: Conveyor, monkeypatch: pytest.MonkeyPatch, outage: Exception
 ) -> None:
     items = deliveries(app, ["ok", "ok"])
 
     def put(outcomes: list[Outcome]) -> list[bool]:
-        raise BackendUnavailable("result store at sqlite:///b.db did not answer")
+        raise outage
 
     monkeypatch.setattr(app.results, "put", put)
     settler = Settler(app.broker, app.results, "w@h", 1 << 20, app)
-    with pytest.raises(BackendUnavailable):
+    with pytest.raises(type(outage)):
         settler.settle([(i, RunResult(RunKind.SUCCESS, 1.0, 2.0, value=b"1")) for i in items])
     monkeypatch.undo()
     assert app.results.get_many([i.message.id for i in items]) == {}  # nothing marked FAILURE

@@ -12,19 +12,20 @@ call), and releases and dead letters keep theirs. Not started (tests driving `st
 writer applies each plan at once, in the caller's thread.
 
 One bad write must not poison a batch. When a merged plan is refused for good — any error but
-`BackendUnavailable` — the writer applies the plans merged into it (`parts`) one by one, and a
-plan of one call that is still refused is replaced by its `fallback` (the settler's: the call
-ends FAILURE naming the store's reason, or is dead-lettered with it). Applying a plan again is
-safe: outcomes are fenced by token, follow-ups are idempotent by id, and a second ack or
-release of a settled lease is refused by the broker and changes nothing. `BackendUnavailable`
-is not a verdict on the writes: it propagates, the leases run out and the calls are delivered
-again, as for any outage.
+an outage (`OUTAGES`: `BackendUnavailable`, a locked or full SQLite file) — the writer applies
+the plans merged into it (`parts`) one by one, and a plan of one call that is still refused is
+replaced by its `fallback` (the settler's: the call ends FAILURE naming the store's reason, or
+is dead-lettered with it). Applying a plan again is safe: outcomes are fenced by token,
+follow-ups are idempotent by id, and a second ack or release of a settled lease is refused by
+the broker and changes nothing. An outage is not a verdict on the writes: it propagates, the
+leases run out and the calls are delivered again.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,11 @@ from ..errors import BackendUnavailable
 from ..results.base import Outcome, ResultStore
 
 log = logging.getLogger("conveyor.worker")
+
+#: Errors that say the store or broker is unreachable, not that it refuses these writes: they
+#: leave the calls to be delivered again. SQLite reports a locked, full or failing database
+#: file as OperationalError.
+OUTAGES = (BackendUnavailable, sqlite3.OperationalError)
 
 
 @dataclass
@@ -121,10 +127,10 @@ class Writer:
 
     def apply_safely(self, plan: Plan) -> None:
         """Apply `plan`; when it is refused for good, its parts one by one, and a part of one
-        call by its fallback (see the module docstring). Raises only BackendUnavailable."""
+        call by its fallback (see the module docstring). Raises only OUTAGES."""
         try:
             self.apply(plan)
-        except BackendUnavailable:
+        except OUTAGES:
             raise
         except Exception as exc:
             if plan.parts:
