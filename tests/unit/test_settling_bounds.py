@@ -90,7 +90,7 @@ def unstorable(message: str) -> ErrorInfo:
 
 
 def test_a_refused_outcome_merged_with_good_ones_affects_only_its_own_call(
-    app: Conveyor,
+    app: Conveyor, caplog: pytest.LogCaptureFixture
 ) -> None:
     items = deliveries(app, ["ok", "ok", "ok", "ok"])
     done = [RunResult(RunKind.SUCCESS, 1.0, 2.0, value=b"1") for _ in items]
@@ -106,6 +106,8 @@ def test_a_refused_outcome_merged_with_good_ones_affects_only_its_own_call(
     assert refused.error.type == "OutcomeNotStored"
     assert refused.error.message.startswith("the outcome could not be stored: UnicodeEncodeError")
     assert app.broker.queue_stats() == []  # all four acknowledged: none runs again
+    assert "writing them one by one" in caplog.text
+    caplog.text.encode("utf-8")  # the refused text is escaped in logs too
 
 
 def test_a_refused_call_whose_failure_is_refused_too_is_dead_lettered_with_the_reason(

@@ -45,7 +45,7 @@ from ..errors import (
 )
 from ..message import Links, decode_value
 from ..options import CallOptions
-from ..results.base import CHORD_RECORD, ErrorInfo, Outcome
+from ..results.base import CHORD_RECORD, ErrorInfo, Outcome, storable_text
 from ..states import TaskState
 from .nodes import (
     ChainNode,
@@ -180,7 +180,7 @@ def after_success(
         except _PERMANENT as exc:
             raise WorkflowError(f"the next step cannot be sent: {exc}") from exc
     except WorkflowError as exc:
-        reason = f"the workflow could not go on after {task_name}[{task_id}]: {exc}"
+        reason = storable_text(f"the workflow could not go on after {task_name}[{task_id}]: {exc}")
         log.error("%s; every later step is marked FAILURE", reason)
         error = ErrorInfo("WorkflowError", str(exc), module=WorkflowError.__module__)
         _fail_after(app, links, error, reason, reason)
@@ -259,7 +259,11 @@ def _fail_after(
         try:
             meta = chord_meta(app, chord_id)
         except WorkflowError as exc:
-            log.error("%s; the calls after chord %s cannot be marked failed", exc, chord_id)
+            log.error(
+                "%s; the calls after chord %s cannot be marked failed",
+                storable_text(str(exc)),
+                chord_id,
+            )
             continue
         _fail(app, (meta.body, *meta.rest), error, chord_reason)
 

@@ -17,7 +17,7 @@ from ..compression import compress
 from ..errors import EncodeError, Ignore, MaxRetriesExceededError, Reject, ResultTooLarge, Retry
 from ..message import Message, encode_value
 from ..request import Request, running
-from ..results.base import MAX_COUNT, ErrorInfo
+from ..results.base import MAX_COUNT, ErrorInfo, storable_text
 from ..retry import backoff_delay, retries_exhausted
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ def describe(result: RunResult) -> dict[str, Any]:
         "runtime": round(result.finished_at - result.started_at, 6),
     }
     if result.error is not None:
-        out["error"] = f"{result.error.type}: {result.error.message}"
+        out["error"] = storable_text(f"{result.error.type}: {result.error.message}")
     if result.kind is RunKind.RETRY:
         out["countdown"] = round(result.countdown, 3)
     return out

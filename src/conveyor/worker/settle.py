@@ -235,8 +235,8 @@ class Settler:
         self.writer.submit(Plan(after=[release]))
 
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
-        log.error("dead-lettering message %s: %s", delivery.envelope.id, reason)
         reason = storable_text(reason)
+        log.error("dead-lettering message %s: %s", delivery.envelope.id, reason)
 
         def bury() -> None:
             if not self._broker.dead_letter(delivery.lease, reason):

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from ..brokers.base import Broker, Lease
 from ..errors import BackendUnavailable
-from ..results.base import Outcome, ResultStore
+from ..results.base import Outcome, ResultStore, storable_text
 
 log = logging.getLogger("conveyor.worker")
 
@@ -135,22 +135,20 @@ class Writer:
         except Exception as exc:
             if plan.parts:
                 log.warning(
-                    "a batch of %d settlements was refused (%s: %s); writing them one by one",
+                    "a batch of %d settlements was refused (%s); writing them one by one",
                     len(plan.parts),
-                    type(exc).__name__,
-                    exc,
+                    _described(exc),
                 )
                 for part in plan.parts:
                     self.apply_safely(part)
             elif plan.fallback is not None:
-                log.error("settling a call was refused (%s: %s)", type(exc).__name__, exc)
+                log.error("settling a call was refused (%s)", _described(exc))
                 self.apply_safely(plan.fallback(exc))
             else:
                 log.error(
-                    "writes dropped, refused by the store or broker (%s: %s): outcome(s) of %s, "
+                    "writes dropped, refused by the store or broker (%s): outcome(s) of %s, "
                     "%d other settlement(s)",
-                    type(exc).__name__,
-                    exc,
+                    _described(exc),
                     ", ".join(o.task_id for o in plan.puts) or "none",
                     len(plan.acks) + len(plan.after),
                 )
@@ -185,3 +183,9 @@ class Writer:
                     )
         for step in plan.after:
             step()
+
+
+def _described(exc: Exception) -> str:
+    """An error as log text: the refused data may be in its message, so what a log stream
+    cannot encode is escaped (see results/base.py storable_text)."""
+    return storable_text(f"{type(exc).__name__}: {exc}")
