@@ -563,6 +563,7 @@ class _Calls:
         return Message(
             chain=links.chain,
             chord=links.chord,
+            join=links.join,
             id=task_id or new_task_id(),
             task=self.name,
             args=args,

@@ -4,16 +4,23 @@ Values at least `result_compression_threshold` bytes long are compressed with gz
 when a worker stores them. Readers need no setting: a stored value says what it is by its first
 bytes — gzip and zstd frames start with magic numbers that no JSON text can start with — so
 an app reading results decompresses whatever it finds, whichever worker wrote it.
+
+Decompression is capped: a value is inflated a bounded piece at a time and refused (DecodeError)
+as soon as it passes the reader's `result_max_size`, which no value a worker stored can pass —
+workers refuse to store larger return values — so a corrupt or hostile stored value cannot make
+a reader allocate more than that.
 """
 
 from __future__ import annotations
 
-import gzip
+import zlib
 from typing import Any
 
 from .errors import ConfigurationError, DecodeError
 
 METHODS = ("gzip", "zstd")
+#: The default `result_max_size`, and the cap of readers not told another.
+DEFAULT_LIMIT = 16 * 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
@@ -44,20 +51,66 @@ def compress(data: bytes, method: str | None, threshold: int) -> bytes:
     makes it smaller; otherwise `data` as it is."""
     if method is None or len(data) < threshold:
         return data
-    if method == "gzip":
-        packed = gzip.compress(data, compresslevel=6, mtime=0)
-    else:
-        packed = _zstd().ZstdCompressor(level=3).compress(data)
+    packed = _gzip(data) if method == "gzip" else _zstd().ZstdCompressor(level=3).compress(data)
     return packed if len(packed) < len(data) else data
 
 
-def decompress(data: bytes) -> bytes:
-    """The original bytes of a stored value, compressed or not."""
+def _gzip(data: bytes) -> bytes:
+    import gzip  # imported when used: most apps never compress
+
+    return gzip.compress(data, compresslevel=6, mtime=0)
+
+
+def decompress(data: bytes, limit: int = DEFAULT_LIMIT) -> bytes:
+    """The original bytes of a stored value, compressed or not. A compressed value that would
+    inflate past `limit` bytes raises DecodeError without being inflated further."""
     try:
         if data[:2] == _GZIP_MAGIC:
-            return gzip.decompress(data)
+            return _gunzip(data, limit)
         if data[:4] == _ZSTD_MAGIC:
-            return bytes(_zstd().ZstdDecompressor().decompress(data))
-    except (OSError, EOFError, ValueError) as exc:
+            return _unzstd(data, limit)
+    except DecodeError:
+        raise
+    except (OSError, EOFError, ValueError, zlib.error) as exc:
         raise DecodeError(f"a stored result could not be decompressed: {exc}") from None
     return data
+
+
+def _gunzip(data: bytes, limit: int) -> bytes:
+    out = bytearray()
+    while data:  # a gzip file may hold several members, one after another
+        inflater = zlib.decompressobj(wbits=31)
+        out += inflater.decompress(data, limit + 1 - len(out))
+        if len(out) > limit:
+            raise _too_large(limit)
+        if not inflater.eof:
+            raise DecodeError("a stored result could not be decompressed: its gzip data is cut off")
+        data = inflater.unused_data
+    return bytes(out)
+
+
+def _unzstd(data: bytes, limit: int) -> bytes:
+    zstandard = _zstd()
+    declared = zstandard.frame_content_size(data)  # -1: the frame does not say
+    if declared > limit:
+        raise _too_large(limit)
+    out = bytearray()
+    with zstandard.ZstdDecompressor().stream_reader(data) as reader:
+        while len(out) <= limit:
+            chunk = reader.read(limit + 1 - len(out))
+            if not chunk:
+                break
+            out += chunk
+    if len(out) > limit:
+        raise _too_large(limit)
+    if declared >= 0 and len(out) != declared:
+        raise DecodeError("a stored result could not be decompressed: its zstd data is cut off")
+    return bytes(out)
+
+
+def _too_large(limit: int) -> DecodeError:
+    return DecodeError(
+        f"a stored result inflates to more than {limit} bytes when decompressed (setting "
+        "result_max_size); it was not read. No worker stores a larger value, so it is damaged "
+        "or was not written by conveyor — or raise result_max_size where it is read"
+    )

@@ -28,7 +28,7 @@ from ._names import did_you_mean
 from ._sqlite import check_file_mode
 from ._urls import safe_url
 from .bounds import check_queue_name
-from .compression import check_method
+from .compression import DEFAULT_LIMIT, check_method
 from .errors import ConfigurationError
 from .options import check_priority
 from .ratelimit import parse_rate
@@ -92,6 +92,8 @@ class Settings:
     worker_queue_order: str = "strict"
     result_compression: str | None = None
     result_compression_threshold: int = 1024
+    result_max_size: int = DEFAULT_LIMIT  # bytes of a return value, encoded (uncompressed)
+    chord_max_size: int = 10_000  # header members of one chord
     beat_schedule: Mapping[str, Any] = field(default_factory=dict)
     beat_lease_seconds: float = 10.0
     beat_max_loop_interval: float = 5.0
@@ -260,6 +262,8 @@ _CHECKS: Mapping[str, Any] = {
     "broker_transport_options": _check_transport,
     "result_compression": check_method,
     "result_compression_threshold": lambda n, v: _positive(n, v, integer=True),
+    "result_max_size": lambda n, v: _positive(n, v, integer=True),
+    "chord_max_size": lambda n, v: _positive(n, v, integer=True),
     "beat_schedule": lambda n, v: (parse_beat_schedule(v), dict(v))[1],
     "beat_lease_seconds": _positive,
     "beat_max_loop_interval": _positive,

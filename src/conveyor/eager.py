@@ -67,8 +67,9 @@ def run_eagerly(app: Conveyor, message: Message) -> AsyncResult:
         )
     links = message.links
     if links and state is TaskState.SUCCESS:
-        value = decode_value(result.value) if result.value is not None else None
-        after_success(app, links, message.id, value)
+        limit = app.conf.settings.result_max_size
+        value = decode_value(result.value, limit) if result.value is not None else None
+        after_success(app, links, message.id, value, message.task)
     elif links and state is TaskState.FAILURE and result.error is not None:
         after_failure(app, links, message.task, message.id, result.error)
     if state is TaskState.FAILURE and app.conf.settings.task_eager_propagates and result.error:

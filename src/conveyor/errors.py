@@ -34,6 +34,26 @@ class MessageTooLarge(ConveyorError, ValueError):
     """An encoded message is larger than `task_message_max_size`; nothing was enqueued."""
 
 
+class ResultTooLarge(ConveyorError, ValueError):
+    """A task's encoded return value is larger than `result_max_size`; the call failed."""
+
+
+class WorkflowError(ConveyorError):
+    """A workflow cannot go on, and trying again would not change that: the next step's task is
+    unknown, a step's message cannot be encoded, a chain is empty, a chord's header is empty or
+    over `chord_max_size`, or a chord's stored description is missing (expired or forgotten).
+
+    This is the one error the worker treats as a permanent follow-up failure: raised while
+    moving a workflow on, it fails every later step (FAILURE, with this error) and the step that
+    finished is acknowledged. Any other error (BackendUnavailable above all) leaves the step
+    unacknowledged, so it is delivered again and the follow-up retried."""
+
+
+class OutcomeNotStored(ConveyorError):
+    """The outcome of a call could not be written to the result store (the store refused it);
+    the call is recorded as FAILURE with this error instead, naming the store's reason."""
+
+
 class TimeoutError(ConveyorError, builtins.TimeoutError):
     """A wait (`AsyncResult.get`, `wait`) ran out before the task finished."""
 

@@ -28,8 +28,8 @@ from typing import Any
 
 import msgspec
 
-from .canvas.nodes import ChainNode, Node, SigNode
-from .compression import decompress
+from .canvas.nodes import ChainNode, ChordJoin, Node, SigNode
+from .compression import DEFAULT_LIMIT, decompress
 from .errors import DecodeError, EncodeError, MessageTooLarge
 
 PROTOCOL_VERSION = 1
@@ -59,11 +59,12 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     # belongs to (see canvas/flow.py).
     chain: tuple[Node, ...] = ()
     chord: str | None = None
+    join: ChordJoin | None = None  # what joining `chord` needs (absent in older messages)
     v: int = PROTOCOL_VERSION
 
     @property
     def links(self) -> Links:
-        return Links(self.chain, self.chord)
+        return Links(self.chain, self.chord, self.join)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,7 @@ class Links:
 
     chain: tuple[Node, ...] = ()
     chord: str | None = None
+    join: ChordJoin | None = None
 
     def __bool__(self) -> bool:
         return bool(self.chain or self.chord)
@@ -243,9 +245,10 @@ def encode_value(value: Any, path: str = "return value") -> bytes:
     return _encoder.encode(value)
 
 
-def decode_value(data: bytes) -> Any:
-    """Decode a stored return value (decompressing it first if it was stored compressed)."""
-    return _any_decoder.decode(decompress(data))
+def decode_value(data: bytes, limit: int = DEFAULT_LIMIT) -> Any:
+    """Decode a stored return value (decompressing it first if it was stored compressed, to at
+    most `limit` bytes: the reader's `result_max_size`)."""
+    return _any_decoder.decode(decompress(data, limit))
 
 
 class Arguments(msgspec.Struct, frozen=True):

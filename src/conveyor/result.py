@@ -76,7 +76,7 @@ class AsyncResult:
     @property
     def result(self) -> Any:
         """The return value after SUCCESS; the exception after FAILURE or during RETRY."""
-        return _value_or_exception(self._outcome())
+        return _value_or_exception(self._outcome(), self.app.conf.settings.result_max_size)
 
     info = result
 
@@ -155,7 +155,7 @@ class AsyncResult:
             if propagate:
                 raise error
             return error
-        value = _value_or_exception(outcome)
+        value = _value_or_exception(outcome, self.app.conf.settings.result_max_size)
         if propagate and isinstance(value, BaseException):
             raise value
         return value
@@ -172,11 +172,13 @@ class AsyncResult:
         self.app.results.forget([self.id])
 
 
-def _value_or_exception(outcome: Outcome | None) -> Any:
+def _value_or_exception(outcome: Outcome | None, limit: int) -> Any:
+    """The value of a success (decompressed to at most `limit` bytes: result_max_size), the
+    exception of a failure."""
     if outcome is None:
         return None
     if outcome.state is TaskState.SUCCESS:
-        return decode_value(outcome.value) if outcome.value is not None else None
+        return decode_value(outcome.value, limit) if outcome.value is not None else None
     if outcome.error is not None:
         exc = rebuild_exception(outcome.error)
         if outcome.reason and outcome.state is TaskState.FAILURE and hasattr(exc, "add_note"):

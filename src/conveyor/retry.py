@@ -18,7 +18,8 @@ def backoff_delay(options: TaskOptions, retries: int, rng: random.Random | None 
     if not options.retry_backoff:
         return float(options.default_retry_delay)
     base = 1.0 if options.retry_backoff is True else float(options.retry_backoff)
-    delay = min(float(options.retry_backoff_max), base * (2.0 ** max(0, retries)))
+    # The exponent is capped: 2.0 ** 1024 overflows, and 2 ** 64 s is past any backoff maximum.
+    delay = min(float(options.retry_backoff_max), base * (2.0 ** min(max(0, retries), 64)))
     if options.retry_jitter:
         delay = (rng or random).uniform(0.0, delay)
     return delay

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -11,11 +12,13 @@ from conveyor.clock import FakeClock
 from conveyor.results.base import (
     CHORD_RECORD,
     GROUP_RECORD,
+    MAX_COUNT,
     Cursor,
     ErrorInfo,
     HistoryQuery,
     Outcome,
     ResultStore,
+    storable_text,
 )
 from conveyor.states import TaskState
 
@@ -291,3 +294,29 @@ def test_history_finds_sparse_matches_deep_in_a_large_store(make_store: MakeStor
         ["bad0005"]
     ]
     assert len(store.history(HistoryQuery(task_name="bulk", limit=1000)).entries) == 1000
+
+
+def test_text_and_counts_no_store_could_keep_are_stored_escaped_and_clamped(
+    make_store: MakeStore,
+) -> None:
+    # An exception naming a file os.listdir gave back with an undecodable byte (b"\xff" ->
+    # "\udcff"), a traceback holding a surrogate that stands for no byte and a NUL, a retry
+    # count beyond 64 bits: each once failed every put of the batch it was in.
+    name = os.fsdecode(b"report-\xff.csv")
+    error = ErrorInfo("ValueError", f"cannot parse {name}", "Traceback \ud800 \x00 end")
+    outcome = Outcome(
+        "t", TaskState.FAILURE, error=error, reason=f"bad {name}", retries=2**70, attempt=-1
+    )
+    assert error.message == "cannot parse report-\\xff.csv"
+    assert error.traceback == "Traceback \\ud800 \\x00 end"
+    assert (outcome.reason, outcome.retries, outcome.attempt) == (
+        "bad report-\\xff.csv",
+        MAX_COUNT,
+        0,
+    )
+    store = make_store(TTL)
+    good = Outcome("u", TaskState.SUCCESS, value=b"1", task_name="caf\u00e9")
+    assert store.put([outcome, good]) == [True, True]
+    assert store.get("t") == outcome
+    assert store.get("u") == good  # valid Unicode is kept as it is
+    assert storable_text("plain") == "plain" and storable_text("naïve") == "naïve"

@@ -1,28 +1,55 @@
 """Sending workflows and moving them on.
 
 Contract: `send_node` sends every call of a node with the ids fixed in it, so sending a node
-twice stores each call once (enqueue is idempotent by id). The worker calls `after_success`
-once the step's outcome is stored and before the step's message is acknowledged: if it dies in
-between, the step is delivered again, runs again (at least once) and re-sends the next step
-under the same ids — nothing is lost and nothing is doubled. `after_failure` marks every call
-still to come as FAILURE, naming the step that failed, so whoever waits on the workflow's
-result gets the error instead of waiting for ever.
+twice stores each call once (enqueue is idempotent by id). It checks every call before sending
+any: a node that cannot be sent (an unknown task, an empty chain, a chord's header empty or over
+`chord_max_size`) raises and sends nothing. The worker calls `after_success` once the step's
+outcome is stored and before the step's message is acknowledged: if it dies in between, the
+step is delivered again, runs again (at least once) and re-sends the next step under the same
+ids — nothing is lost and nothing is doubled. `after_failure` marks every call still to come
+as FAILURE, naming the step that failed, so whoever waits on the workflow's result gets the
+error instead of waiting for ever.
+
+Permanent and transient follow-up failures. A `WorkflowError` (errors.py) while moving a
+workflow on is permanent: the next step's task is unknown (a rolling deploy), its message
+cannot be encoded or is too large, a chain is empty, a chord's header is out of bounds, or a
+chord's description is missing (expired or forgotten). `after_success` then fails every later
+call (FAILURE, with that error and a reason naming the step) and returns, so the step is
+acknowledged and never runs again. The refusals of sending that become a WorkflowError are
+listed once, in `_PERMANENT`. Anything else — a broker or store outage above all — propagates:
+the step stays unacknowledged and is delivered again, and its follow-up is retried.
+
+Chords. The chord's description (`ChordMeta`: header ids, body, rest) is stored under the
+chord's id before any member is sent. Each member carries a `ChordJoin` (the header's size,
+and what follows the chord when that is small), so joining is an atomic set-add that returns
+the count and reads nothing else: only the member completing the set reads the description,
+collects the header's results and sends the body. Members of chords sent before `ChordJoin`
+existed read the description to learn the size, as they did then.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ..errors import ConfigurationError
+from ..errors import (
+    ConfigurationError,
+    DecodeError,
+    EncodeError,
+    MessageTooLarge,
+    NotRegistered,
+    WorkflowError,
+)
 from ..message import Links, decode_value
 from ..options import CallOptions
-from ..results.base import CHORD_RECORD, ErrorInfo, Outcome
+from ..results.base import CHORD_RECORD, ErrorInfo, Outcome, storable_text
 from ..states import TaskState
 from .nodes import (
     ChainNode,
+    ChordJoin,
     ChordMeta,
     GroupNode,
     Node,
@@ -36,8 +63,13 @@ from .nodes import (
 if TYPE_CHECKING:
     from ..app import Conveyor
 
+log = logging.getLogger("conveyor.workflow")
 
 CHORD = CHORD_RECORD  # the pseudo-task name of a stored chord description
+
+#: Refusals of a step's message that sending it again cannot change: an unknown task name,
+#: arguments JSON cannot carry, a message over task_message_max_size, a routing error.
+_PERMANENT = (NotRegistered, EncodeError, MessageTooLarge, ConfigurationError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,34 +79,78 @@ class Parent:
     value: Any
 
 
+@dataclass
+class _Sends:
+    """What sending a node comes to, gathered before anything is sent: the chord descriptions
+    to store first, then the calls to enqueue (each with its parent's result and what follows)."""
+
+    records: list[Outcome] = field(default_factory=list)
+    calls: list[tuple[SigNode, Parent | None, tuple[Node, ...]]] = field(default_factory=list)
+
+
 def send_node(
     app: Conveyor, node: Node, parent: Parent | None = None, rest: tuple[Node, ...] = ()
 ) -> None:
-    """Send `node`, given the previous step's result (if any); `rest` runs after it."""
+    """Send `node`, given the previous step's result (if any); `rest` runs after it. Raises
+    NotRegistered (an unknown task) or WorkflowError (see the module docstring) before sending
+    anything when some call of it cannot be sent."""
+    sends = _Sends()
+    _gather(app, node, parent, rest, sends)
+    if not app.conf.settings.task_always_eager:  # eager mode refuses unknown tasks itself
+        for name in dict.fromkeys(call.task for call, _, _ in sends.calls):
+            if name not in app.tasks:
+                app.check_task_name(name)
+    if sends.records:
+        app.results.put(sends.records)
+    for call, given, after in sends.calls:
+        _send_call(app, call, given, after)
+
+
+def _gather(
+    app: Conveyor, node: Node, parent: Parent | None, rest: tuple[Node, ...], sends: _Sends
+) -> None:
     if isinstance(node, ChainNode):
-        send_node(app, node.steps[0], parent, (*node.steps[1:], *rest))
+        if not node.steps:
+            raise WorkflowError("a chain with no steps cannot be sent (its stored form is damaged)")
+        _gather(app, node.steps[0], parent, (*node.steps[1:], *rest), sends)
     elif isinstance(node, GroupNode) and rest:
-        _send_chord(app, node, rest[0], rest[1:], parent)
+        _gather_chord(app, node, rest[0], rest[1:], parent, sends)
     elif isinstance(node, GroupNode):
         for member in node.members:
-            send_node(app, member, parent)
+            _gather(app, member, parent, (), sends)
     else:
-        _send_call(app, node, parent, rest)
+        sends.calls.append((node, parent, rest))
 
 
-def _send_chord(
-    app: Conveyor, header: GroupNode, body: Node, rest: tuple[Node, ...], parent: Parent | None
+def _gather_chord(
+    app: Conveyor,
+    header: GroupNode,
+    body: Node,
+    rest: tuple[Node, ...],
+    parent: Parent | None,
+    sends: _Sends,
 ) -> None:
     """A group followed by a step is a chord (Celery upgrades it the same way): the header's
     members join the chord when they succeed, and the one completing it sends the body. The
     chord's description is stored first, under the group's id, so that it is there however
     fast a member finishes."""
-    meta = ChordMeta(ids=tuple(result_ids(header)), body=body, rest=rest)
-    app.results.put(
-        [Outcome(header.id, TaskState.SUCCESS, value=msgspec.json.encode(meta), task_name=CHORD)]
+    ids = tuple(result_ids(header))
+    limit = app.conf.settings.chord_max_size
+    if not ids:
+        raise WorkflowError(f"chord {header.id} has no header members, so it could never run")
+    if len(ids) > limit:
+        raise WorkflowError(
+            f"chord {header.id}: its header has {len(ids)} members, over the limit of {limit} "
+            "(setting chord_max_size); split the work into several chords, or raise "
+            "chord_max_size"
+        )
+    meta = ChordMeta(ids=ids, body=body, rest=rest)
+    sends.records.append(
+        Outcome(header.id, TaskState.SUCCESS, value=msgspec.json.encode(meta), task_name=CHORD)
     )
+    join = ChordJoin.of(len(ids), (body, *rest))
     for member in header.members:
-        send_node(app, joined(member, header.id), parent)
+        _gather(app, joined(member, header.id, join), parent, (), sends)
 
 
 def _send_call(app: Conveyor, node: SigNode, parent: Parent | None, rest: tuple[Node, ...]) -> None:
@@ -82,26 +158,39 @@ def _send_call(app: Conveyor, node: SigNode, parent: Parent | None, rest: tuple[
     call = CallOptions(
         task_id=node.id, queue=node.queue, priority=node.priority, countdown=node.countdown
     )
-    links = Links(rest, node.chord)
+    links = Links(rest, node.chord, node.join)
     if app.conf.settings.task_always_eager:
         app.publish(node.task, args, dict(node.kwargs), call, app.tasks.get(node.task), links)
     else:
         app.send_once(node.task, args, dict(node.kwargs), call, links)
 
 
-def after_success(app: Conveyor, links: Links, task_id: str, value: Any) -> None:
+def after_success(
+    app: Conveyor, links: Links, task_id: str, value: Any, task_name: str = "a step"
+) -> None:
     """Call `task_id` succeeded with `value`: send the next step of its chain, or join its
-    chord (and send the body when it completes it)."""
-    if links.chain:
-        send_node(app, links.chain[0], Parent(value), links.chain[1:])
-    if links.chord:
-        _join(app, links.chord, task_id)
+    chord (and send the body when it completes it). A permanent failure fails the rest of the
+    workflow and returns; anything else raises (see the module docstring)."""
+    try:
+        try:
+            if links.chain:
+                send_node(app, links.chain[0], Parent(value), links.chain[1:])
+            if links.chord:
+                _join(app, links.chord, task_id, links.join)
+        except _PERMANENT as exc:
+            raise WorkflowError(f"the next step cannot be sent: {exc}") from exc
+    except WorkflowError as exc:
+        reason = storable_text(f"the workflow could not go on after {task_name}[{task_id}]: {exc}")
+        log.error("%s; every later step is marked FAILURE", reason)
+        error = ErrorInfo("WorkflowError", str(exc), module=WorkflowError.__module__)
+        _fail_after(app, links, error, reason, reason)
 
 
-def _join(app: Conveyor, chord_id: str, member_id: str) -> None:
-    meta = chord_meta(app, chord_id)
-    if app.results.join_chord(chord_id, member_id) < len(meta.ids):
+def _join(app: Conveyor, chord_id: str, member_id: str, join: ChordJoin | None) -> None:
+    size = join.size if join is not None else len(chord_meta(app, chord_id).ids)
+    if app.results.join_chord(chord_id, member_id) < size:
         return
+    meta = chord_meta(app, chord_id)  # only the member completing the chord reads it
     found = app.results.get_many(list(meta.ids))
     missing = [i for i in meta.ids if i not in found or found[i].state is not TaskState.SUCCESS]
     if missing:
@@ -114,15 +203,28 @@ def _join(app: Conveyor, chord_id: str, member_id: str) -> None:
         )
         _fail(app, (meta.body, *meta.rest), error, f"chord {chord_id} could not collect its header")
         return
-    values = [decode_value(v) if (v := found[i].value) is not None else None for i in meta.ids]
+    limit = app.conf.settings.result_max_size
+    try:
+        values = [
+            decode_value(v, limit) if (v := found[i].value) is not None else None for i in meta.ids
+        ]
+    except (DecodeError, msgspec.DecodeError) as exc:
+        raise WorkflowError(f"chord {chord_id}: a header result cannot be read: {exc}") from exc
     send_node(app, meta.body, Parent(values), meta.rest)
 
 
 def chord_meta(app: Conveyor, chord_id: str) -> ChordMeta:
+    """The stored description of chord `chord_id`; WorkflowError when it is missing."""
     stored = app.results.get(chord_id)
     if stored is None or stored.task_name != CHORD or stored.value is None:
-        raise ConfigurationError(f"chord {chord_id}: its description is not in the result store")
-    return msgspec.json.decode(stored.value, type=ChordMeta)
+        raise WorkflowError(
+            f"chord {chord_id}: its description is not in the result store (it expired after "
+            "result_expires, or was forgotten), so its body cannot run"
+        )
+    try:
+        return msgspec.json.decode(stored.value, type=ChordMeta)
+    except msgspec.DecodeError as exc:
+        raise WorkflowError(f"chord {chord_id}: its stored description is damaged: {exc}") from exc
 
 
 def after_failure(
@@ -130,12 +232,40 @@ def after_failure(
 ) -> None:
     """Call `task_id` failed for good: every call still to come in its chain fails with its
     error, and so does the body of its chord (and of any chord a later step belonged to)."""
-    reason = f"an earlier step of the chain failed: {task_name}[{task_id}]"
-    _fail(app, links.chain, error, reason)
-    for chord_id in chords_in(links.chain) | ({links.chord} if links.chord else set()):
-        meta = chord_meta(app, chord_id)
-        why = f"a member of the chord's header failed: {task_name}[{task_id}]"
-        _fail(app, (meta.body, *meta.rest), error, why)
+    _fail_after(
+        app,
+        links,
+        error,
+        f"an earlier step of the chain failed: {task_name}[{task_id}]",
+        f"a member of the chord's header failed: {task_name}[{task_id}]",
+    )
+
+
+def _fail_after(
+    app: Conveyor, links: Links, error: ErrorInfo, chain_reason: str, chord_reason: str
+) -> None:
+    """Mark FAILURE every call after a step: the rest of its chain, and what follows every
+    chord the step or a later call is a member of. What follows a chord comes from its members'
+    `ChordJoin` when they carry it, else from its description; a chord whose description is
+    gone as well cannot be marked, and is logged."""
+    _fail(app, links.chain, error, chain_reason)
+    chords = chords_in(links.chain)
+    if links.chord:
+        chords[links.chord] = links.join or chords.get(links.chord)
+    for chord_id, join in chords.items():
+        if join is not None and join.then is not None:
+            _fail(app, join.then, error, chord_reason)
+            continue
+        try:
+            meta = chord_meta(app, chord_id)
+        except WorkflowError as exc:
+            log.error(
+                "%s; the calls after chord %s cannot be marked failed",
+                storable_text(str(exc)),
+                chord_id,
+            )
+            continue
+        _fail(app, (meta.body, *meta.rest), error, chord_reason)
 
 
 def _fail(app: Conveyor, nodes: tuple[Node, ...], error: ErrorInfo, reason: str) -> None:

@@ -25,6 +25,7 @@ class SigNode(msgspec.Struct, frozen=True, tag="sig", omit_defaults=True):
     priority: int | None = None
     countdown: float | None = None
     chord: str | None = None  # the chord whose header this call's result belongs to
+    join: ChordJoin | None = None  # what joining it needs (absent in older messages)
 
 
 class ChainNode(msgspec.Struct, frozen=True, tag="chain"):
@@ -44,31 +45,50 @@ Node = SigNode | ChainNode | GroupNode
 
 
 class ChordMeta(msgspec.Struct, frozen=True):
-    """What a chord's last member needs, stored once under the chord's id: the header's result
-    ids in order, the body, and the steps after the body."""
+    """A chord's description, stored once under the chord's id: the header's result ids in
+    order, the body, and the steps after the body. Only the member completing the chord reads
+    it (and members of chords sent before `ChordJoin` existed, which carry no size)."""
 
     ids: tuple[str, ...]
     body: Node
     rest: tuple[Node, ...] = ()
 
 
-def joined(node: Node, chord_id: str) -> Node:
+#: The most bytes of encoded body-and-rest a header member carries in its `ChordJoin`.
+INLINE_LIMIT = 4096
+
+
+class ChordJoin(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What each header member of a chord carries, so that joining never reads the chord's
+    description, whose size grows with the header: how many members complete the chord, and —
+    when it encodes to at most INLINE_LIMIT bytes — what runs after it (`then`: the body, then
+    the rest), so that a member failing, or the last one finding the description gone, can
+    fail those calls. A larger `then` is left out (None) and read from the description."""
+
+    size: int
+    then: tuple[Node, ...] | None = None
+
+    @classmethod
+    def of(cls, size: int, then: tuple[Node, ...]) -> ChordJoin:
+        small = len(msgspec.json.encode(then)) <= INLINE_LIMIT
+        return cls(size, then if small else None)
+
+
+def joined(node: Node, chord_id: str, join: ChordJoin | None = None) -> Node:
     """`node` with its result-producing calls marked as members of chord `chord_id`."""
     if isinstance(node, SigNode):
-        return msgspec.structs.replace(node, chord=chord_id)
+        return msgspec.structs.replace(node, chord=chord_id, join=join)
     if isinstance(node, ChainNode):
-        return ChainNode(steps=(*node.steps[:-1], joined(node.steps[-1], chord_id)))
-    return GroupNode(id=node.id, members=tuple(joined(m, chord_id) for m in node.members))
+        return ChainNode(steps=(*node.steps[:-1], joined(node.steps[-1], chord_id, join)))
+    return GroupNode(id=node.id, members=tuple(joined(m, chord_id, join) for m in node.members))
 
 
-def chords_in(nodes: tuple[Node, ...]) -> set[str]:
-    """The chords that calls inside `nodes` are members of."""
-    out: set[str] = set()
-    for node in nodes:
-        if isinstance(node, SigNode):
-            out |= {node.chord} if node.chord else set()
-        else:
-            out |= chords_in(node.steps if isinstance(node, ChainNode) else node.members)
+def chords_in(nodes: tuple[Node, ...]) -> dict[str, ChordJoin | None]:
+    """The chords that calls inside `nodes` are members of, with what their members carry."""
+    out: dict[str, ChordJoin | None] = {}
+    for call in all_calls(nodes):
+        if call.chord and out.get(call.chord) is None:
+            out[call.chord] = call.join
     return out
 
 

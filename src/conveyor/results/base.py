@@ -24,6 +24,12 @@ and timings. Guarantees every backend gives (checked by `tests/contract/`):
   (`WORKFLOW_RECORDS`) are not listed. Pages are not snapshots: an outcome rewritten between
   two pages moves to the front and may be seen again there.
 * **Opaque values.** The store never decodes `value`; serialization stays with the caller.
+* **Storable records.** `ErrorInfo` and `Outcome` make themselves storable when built, so no
+  put fails on what a task produced: text that is not valid Unicode (lone surrogates, as
+  `os.listdir` gives for undecodable bytes) or holds NUL (which PostgreSQL text refuses) is
+  kept with those characters written as backslash escapes (`storable_text`), and `attempt` and
+  `retries` are clamped to 0..`MAX_COUNT` (the narrowest column that holds them). Every store
+  gets and returns the same text.
 * **Thread safety.** One store object may be used from several threads of one process.
 """
 
@@ -35,15 +41,52 @@ from typing import Protocol
 
 from ..states import TaskState
 
+#: The largest `attempt` / `retries` every store keeps (PostgreSQL `integer` columns).
+MAX_COUNT = 2**31 - 1
+
+
+def storable_text(text: str) -> str:
+    """`text` as every store can keep it: characters UTF-8 cannot encode (lone surrogates) and
+    NUL are written as backslash escapes. A surrogate standing for an undecodable byte (Python's
+    `surrogateescape`, used for file names) is shown as that byte (`\\xff`)."""
+    if text.isascii() and "\x00" not in text:
+        return text  # the common case, checked cheaply
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            raw = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # surrogates that stand for no byte
+            raw = text.encode("utf-8", "backslashreplace")
+        text = raw.decode("utf-8", "backslashreplace")
+    return text.replace("\x00", "\\x00")
+
+
+def _storable(text: str | None) -> str | None:
+    return None if text is None else storable_text(text)
+
+
+def _plain(text: str | None) -> bool:
+    """True when `text` is storable as it is, by a cheap check that covers most text."""
+    return text is None or (text.isascii() and "\x00" not in text)
+
 
 @dataclass(frozen=True, slots=True)
 class ErrorInfo:
-    """An exception as text: its type's qualified name, message and formatted traceback."""
+    """An exception as text: its type's qualified name, message and formatted traceback.
+    Built storable (see the module docstring)."""
 
     type: str
     message: str
     traceback: str | None = None
     module: str = "builtins"
+
+    def __post_init__(self) -> None:
+        for name in ("type", "message", "traceback", "module"):
+            value = getattr(self, name)
+            safe = _storable(value)
+            if safe is not value:
+                object.__setattr__(self, name, safe)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +107,21 @@ class Outcome:
     reason: str | None = None
     token: int = 0
     arguments: bytes | None = None  # JSON {"args": […], "kwargs": {…}}; only with result_extended
+
+    def __post_init__(self) -> None:
+        """Storable text and counts (see the module docstring); ids are kept as given. Runs
+        for every outcome a worker writes, so the common case is checked inline."""
+        if not (
+            _plain(self.task_name)
+            and _plain(self.queue)
+            and _plain(self.worker)
+            and _plain(self.reason)
+        ):
+            for name in ("task_name", "queue", "worker", "reason"):
+                object.__setattr__(self, name, _storable(getattr(self, name)))
+        if not (0 <= self.attempt <= MAX_COUNT and 0 <= self.retries <= MAX_COUNT):
+            object.__setattr__(self, "attempt", min(max(self.attempt, 0), MAX_COUNT))
+            object.__setattr__(self, "retries", min(max(self.retries, 0), MAX_COUNT))
 
 
 #: Pseudo-task names of what workflows keep in the result store (a chord's description, a

@@ -14,10 +14,10 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from ..compression import compress
-from ..errors import EncodeError, Ignore, Reject, Retry
+from ..errors import EncodeError, Ignore, MaxRetriesExceededError, Reject, ResultTooLarge, Retry
 from ..message import Message, encode_value
 from ..request import Request, running
-from ..results.base import ErrorInfo
+from ..results.base import MAX_COUNT, ErrorInfo, storable_text
 from ..retry import backoff_delay, retries_exhausted
 
 if TYPE_CHECKING:
@@ -48,17 +48,25 @@ class RunResult:
 
 
 def error_info(exc: BaseException) -> ErrorInfo:
-    """An exception as text (type name, module, message, traceback)."""
+    """An exception as text (type name, module, message, traceback), storable whatever the
+    exception holds (ErrorInfo escapes what a store cannot keep)."""
     kind = type(exc)
     # KeyError("x") prints as "'x'"; keep the argument itself so it round-trips unchanged.
     single = exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], str) else None
     tb = "".join(traceback.format_exception(kind, exc, exc.__traceback__))
     return ErrorInfo(
         type=kind.__qualname__,
-        message=single if single is not None else str(exc),
+        message=single if single is not None else _str(exc),
         traceback=tb,
         module=kind.__module__,
     )
+
+
+def _str(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # an exception whose __str__ itself fails must still be recorded
+        return f"<{type(exc).__qualname__} whose message could not be read>"
 
 
 def execute(task: Task, message: Message, request: Request) -> RunResult:
@@ -67,11 +75,10 @@ def execute(task: Task, message: Message, request: Request) -> RunResult:
     try:
         with running(request):
             value = task(*message.args, **message.kwargs)
-        settings = task.app.conf.settings
-        encoded = compress(
-            encode_value(value), settings.result_compression, settings.result_compression_threshold
-        )
+        encoded = _encoded(task, value)
     except Retry as retry:
+        if retry.retries > MAX_COUNT:
+            return RunResult(RunKind.FAILURE, started, time.time(), error=_too_many(retry.retries))
         error = error_info(retry.exc) if retry.exc is not None else None
         return RunResult(
             RunKind.RETRY,
@@ -87,11 +94,34 @@ def execute(task: Task, message: Message, request: Request) -> RunResult:
         )
     except Ignore:
         return RunResult(RunKind.IGNORE, started, time.time())
-    except EncodeError as exc:
+    except (EncodeError, ResultTooLarge) as exc:
         return RunResult(RunKind.FAILURE, started, time.time(), error=error_info(exc))
     except Exception as exc:
         return _failed(task, message, exc, started)
     return RunResult(RunKind.SUCCESS, started, time.time(), value=encoded)
+
+
+def _encoded(task: Task, value: Any) -> bytes:
+    """The return value as stored: JSON, at most `result_max_size` bytes, maybe compressed."""
+    settings = task.app.conf.settings
+    data = encode_value(value)
+    if len(data) > settings.result_max_size:
+        raise ResultTooLarge(
+            f"the return value of {task.name} is {len(data)} bytes encoded, over the limit of "
+            f"{settings.result_max_size} (setting result_max_size); store large data elsewhere "
+            "and return a reference to it"
+        )
+    return compress(data, settings.result_compression, settings.result_compression_threshold)
+
+
+def _too_many(retries: int) -> ErrorInfo:
+    """The error of a retry whose count no store can hold: the call fails instead."""
+    return error_info(
+        MaxRetriesExceededError(
+            f"retry number {retries} is beyond the most conveyor counts ({MAX_COUNT}); the call "
+            "fails instead of retrying — set max_retries on the task to stop sooner"
+        )
+    )
 
 
 def _failed(task: Task, message: Message, exc: Exception, started: float) -> RunResult:
@@ -101,6 +131,7 @@ def _failed(task: Task, message: Message, exc: Exception, started: float) -> Run
         opts.autoretry_for
         and isinstance(exc, opts.autoretry_for)
         and not retries_exhausted(opts.max_retries, message.retries)
+        and message.retries < MAX_COUNT
     ):
         delay = backoff_delay(opts, message.retries)
         return RunResult(
@@ -121,7 +152,7 @@ def describe(result: RunResult) -> dict[str, Any]:
         "runtime": round(result.finished_at - result.started_at, 6),
     }
     if result.error is not None:
-        out["error"] = f"{result.error.type}: {result.error.message}"
+        out["error"] = storable_text(f"{result.error.type}: {result.error.message}")
     if result.kind is RunKind.RETRY:
         out["countdown"] = round(result.countdown, 3)
     return out

@@ -12,6 +12,7 @@ new owner has written; the broker refuses the stale ack).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Sequence
@@ -22,8 +23,9 @@ import msgspec
 
 from ..brokers.base import Broker, Delivery, Lease, Requeue
 from ..canvas.flow import after_failure, after_success
+from ..errors import OutcomeNotStored
 from ..message import Message, decode_value, encode_arguments, encode_message
-from ..results.base import ErrorInfo, Outcome, ResultStore
+from ..results.base import ErrorInfo, Outcome, ResultStore, storable_text
 from ..states import TaskState
 from .executor import RunKind, RunResult, describe
 from .policy import TaskPolicy
@@ -102,25 +104,60 @@ class Settler:
         self.writer = Writer(broker, results)
 
     def settle(self, finished: Sequence[tuple[Inflight, RunResult]]) -> None:
-        plan = Plan()
+        plans = []
         for item, result in finished:
             self._log(item, result)
-            outcome = self._outcome(item, result)
-            if outcome is not None and not item.policy.ignore_result:
-                plan.puts.append(outcome)
-            failed_for_good = result.kind is RunKind.FAILURE and item.policy.dead_letter_on_failure
-            if result.kind in (RunKind.SUCCESS, RunKind.FAILURE, RunKind.IGNORE) and not (
-                failed_for_good
-            ):
-                plan.acks.append(item.lease)
-            else:
-                plan.after.append(functools.partial(self._release_or_dead_letter, item, result))
-            if result.kind is RunKind.IGNORE:  # no outcome at all: drop the STARTED record
-                plan.forgets.append(item.message.id)
-            followup = self._followup(item, result)
-            if followup is not None:
-                plan.followups.append((item.lease, followup))
-        self.writer.submit(plan)
+            plans.append(self._plan(item, result))
+        if plans:
+            self.writer.submit(Plan.merged(plans))
+
+    def _plan(self, item: Inflight, result: RunResult) -> Plan:
+        """The writes settling one finished delivery, with its fallback."""
+        plan = Plan(fallback=functools.partial(self._unsettled, item))
+        outcome = self._outcome(item, result)
+        if outcome is not None and not item.policy.ignore_result:
+            plan.puts.append(outcome)
+        failed_for_good = result.kind is RunKind.FAILURE and item.policy.dead_letter_on_failure
+        if result.kind in (RunKind.SUCCESS, RunKind.FAILURE, RunKind.IGNORE) and not (
+            failed_for_good
+        ):
+            plan.acks.append(item.lease)
+        else:
+            plan.after.append(functools.partial(self._release_or_dead_letter, item, result))
+        if result.kind is RunKind.IGNORE:  # no outcome at all: drop the STARTED record
+            plan.forgets.append(item.message.id)
+        followup = self._followup(item, result)
+        if followup is not None:
+            plan.followups.append((item.lease, followup))
+        return plan
+
+    def _unsettled(self, item: Inflight, exc: Exception) -> Plan:
+        """What to write for a delivery whose settling the store or broker refused for good:
+        FAILURE naming the reason (the rest of its workflow fails with it), then an ack — or a
+        dead letter, when its task dead-letters failures or ignores results. If that too is
+        refused, the message is dead-lettered with the reason."""
+        why = f"the outcome could not be stored: {type(exc).__name__}: {exc}"
+        m, lease = item.message, item.lease
+        error = ErrorInfo(OutcomeNotStored.__name__, why, module=OutcomeNotStored.__module__)
+
+        def bury() -> None:
+            if not self._broker.dead_letter(lease, storable_text(why)):
+                log.warning("dead-lettering %s refused: lease lost", lease.message_id)
+
+        plan = Plan(fallback=lambda _: Plan(after=[bury]))
+        if not item.policy.ignore_result:
+            outcome = item.outcome(
+                TaskState.FAILURE, self._worker, reason="outcome not stored", error=error
+            )
+            plan.puts.append(dataclasses.replace(outcome, arguments=None))
+        if item.policy.dead_letter_on_failure or item.policy.ignore_result:
+            plan.after.append(bury)
+        else:
+            plan.acks.append(lease)
+        if m.links and self._app is not None:
+            failed = functools.partial(after_failure, self._app, m.links, m.task, m.id, error)
+            plan.followups.append((lease, failed))
+        return plan
 
     def _followup(self, item: Inflight, result: RunResult) -> Callable[[], None] | None:
         """What moves the item's workflow on: the next chain step after a success, failing
@@ -130,8 +167,9 @@ class Settler:
         if not links or app is None:
             return None
         if result.kind is RunKind.SUCCESS:
-            value = decode_value(result.value) if result.value is not None else None
-            return functools.partial(after_success, app, links, m.id, value)
+            limit = app.conf.settings.result_max_size
+            value = decode_value(result.value, limit) if result.value is not None else None
+            return functools.partial(after_success, app, links, m.id, value, m.task)
         if result.kind in (RunKind.FAILURE, RunKind.REJECT) and result.error is not None:
             if result.kind is RunKind.REJECT and result.requeue:
                 return None
@@ -139,14 +177,20 @@ class Settler:
         return None
 
     def store(self, outcomes: Sequence[Outcome]) -> None:
-        """Write outcomes (STARTED at dispatch); ordered before anything submitted later."""
+        """Write outcomes (STARTED at dispatch); ordered before anything submitted later. One
+        the store refuses for good is dropped (logged): the call's final outcome follows."""
         if outcomes:
-            self.writer.submit(Plan(puts=list(outcomes)))
+            self.writer.submit(Plan.merged([Plan(puts=[o]) for o in outcomes]))
 
     def finish(self, items: Sequence[Inflight], outcomes: Sequence[Outcome]) -> None:
         """Settle deliveries the worker ended itself (expired, revoked, cut off): store their
         outcomes, then ack."""
-        self.writer.submit(Plan(puts=list(outcomes), acks=[item.lease for item in items]))
+        plans = [
+            Plan(puts=[o], acks=[item.lease], fallback=functools.partial(self._unsettled, item))
+            for item, o in zip(items, outcomes, strict=True)
+        ]
+        if plans:
+            self.writer.submit(Plan.merged(plans))
 
     def _outcome(self, item: Inflight, result: RunResult) -> Outcome | None:
         state = _STATES.get(result.kind)
@@ -191,6 +235,7 @@ class Settler:
         self.writer.submit(Plan(after=[release]))
 
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        reason = storable_text(reason)
         log.error("dead-lettering message %s: %s", delivery.envelope.id, reason)
 
         def bury() -> None:

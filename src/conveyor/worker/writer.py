@@ -10,41 +10,69 @@ written before any ack or release of the merged plans (an outcome is stored befo
 message is settled), outcomes keep their order (a STARTED before the SUCCESS of the same
 call), and releases and dead letters keep theirs. Not started (tests driving `step()`), a
 writer applies each plan at once, in the caller's thread.
+
+One bad write must not poison a batch. When a merged plan is refused for good — any error but
+an outage (`OUTAGES`: `BackendUnavailable`, a locked or full SQLite file) — the writer applies
+the plans merged into it (`parts`) one by one, and a plan of one call that is still refused is
+replaced by its `fallback` (the settler's: the call ends FAILURE naming the store's reason, or
+is dead-lettered with it). Applying a plan again is safe: outcomes are fenced by token,
+follow-ups are idempotent by id, and a second ack or release of a settled lease is refused by
+the broker and changes nothing. An outage is not a verdict on the writes: it propagates, the
+leases run out and the calls are delivered again.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..brokers.base import Broker, Lease
-from ..results.base import Outcome, ResultStore
+from ..errors import BackendUnavailable
+from ..results.base import Outcome, ResultStore, storable_text
 from .fencing import live_only
 
 log = logging.getLogger("conveyor.worker")
+
+#: Errors that say the store or broker is unreachable, not that it refuses these writes: they
+#: leave the calls to be delivered again. SQLite reports a locked, full or failing database
+#: file as OperationalError.
+OUTAGES = (BackendUnavailable, sqlite3.OperationalError)
 
 
 @dataclass
 class Plan:
     """puts, forgets, acks and after as the module docstring says; `followups` run after the
     puts and before the acks, each with the lease it belongs to: a followup that fails keeps
-    its message unacknowledged, so it is delivered again (and its followup retried)."""
+    its message unacknowledged, so it is delivered again (and its followup retried).
+
+    `parts` are the plans merged into this one, in order (none for a plan of one call);
+    `fallback` gives, from the error that refused this plan, what to write instead."""
 
     puts: list[Outcome] = field(default_factory=list)
     forgets: list[str] = field(default_factory=list)
     acks: list[Lease] = field(default_factory=list)
     after: list[Callable[[], None]] = field(default_factory=list)
     followups: list[tuple[Lease, Callable[[], None]]] = field(default_factory=list)
+    parts: list[Plan] = field(default_factory=list)
+    fallback: Callable[[Exception], Plan] | None = None
 
-    def merge(self, other: Plan) -> None:
-        self.puts += other.puts
-        self.forgets += other.forgets
-        self.acks += other.acks
-        self.after += other.after
-        self.followups += other.followups
+    @classmethod
+    def merged(cls, plans: Sequence[Plan]) -> Plan:
+        """One plan doing what `plans` do, in order, that remembers them as its parts."""
+        if len(plans) == 1:
+            return plans[0]
+        out = cls(parts=list(plans))
+        for plan in plans:
+            out.puts += plan.puts
+            out.forgets += plan.forgets
+            out.acks += plan.acks
+            out.after += plan.after
+            out.followups += plan.followups
+        return out
 
 
 class Writer:
@@ -58,7 +86,7 @@ class Writer:
 
     def submit(self, plan: Plan) -> None:
         if self._thread is None:
-            self.apply(plan)
+            self.apply_safely(plan)
         else:
             self._queue.put(plan)
 
@@ -79,23 +107,52 @@ class Writer:
             plan = self._queue.get()
             if plan is None:
                 return
-            stop = False
+            plans, stop = [plan], False
             while not self._queue.empty():  # merge whatever else is waiting
                 more = self._queue.get_nowait()
                 if more is None:
                     stop = True
                     break
-                plan.merge(more)
+                plans.append(more)
+            batch = Plan.merged(plans)
             try:
-                self.apply(plan)
+                self.apply_safely(batch)
             except Exception:
                 log.exception(
                     "could not settle %d call(s); their leases will expire and they will be "
                     "delivered again",
-                    len(plan.acks) + len(plan.after),
+                    len(batch.acks) + len(batch.after),
                 )
             if stop:
                 return
+
+    def apply_safely(self, plan: Plan) -> None:
+        """Apply `plan`; when it is refused for good, its parts one by one, and a part of one
+        call by its fallback (see the module docstring). Raises only OUTAGES."""
+        try:
+            self.apply(plan)
+        except OUTAGES:
+            raise
+        except Exception as exc:
+            if plan.parts:
+                log.warning(
+                    "a batch of %d settlements was refused (%s); writing them one by one",
+                    len(plan.parts),
+                    _described(exc),
+                )
+                for part in plan.parts:
+                    self.apply_safely(part)
+            elif plan.fallback is not None:
+                log.error("settling a call was refused (%s)", _described(exc))
+                self.apply_safely(plan.fallback(exc))
+            else:
+                log.error(
+                    "writes dropped, refused by the store or broker (%s): outcome(s) of %s, "
+                    "%d other settlement(s)",
+                    _described(exc),
+                    ", ".join(o.task_id for o in plan.puts) or "none",
+                    len(plan.acks) + len(plan.after),
+                )
 
     def apply(self, plan: Plan) -> None:
         plan = live_only(self._broker, plan)  # no outcome of a lease that ran out (fencing.py)
@@ -128,3 +185,9 @@ class Writer:
                     )
         for step in plan.after:
             step()
+
+
+def _described(exc: Exception) -> str:
+    """An error as log text: the refused data may be in its message, so what a log stream
+    cannot encode is escaped (see results/base.py storable_text)."""
+    return storable_text(f"{type(exc).__name__}: {exc}")
