@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -114,3 +115,20 @@ def drop_keys(backend: Any) -> None:
     keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
     for start in range(0, len(keys), 500):
         client.delete(*keys[start : start + 500])
+
+
+BACKENDS = ("memory", "sqlite", "redis", "postgres")
+
+
+def backend_url(kind: str, tag: str, directory: Path) -> str:
+    """A URL of `kind` (one of BACKENDS) of the test's own: a Redis prefix or PostgreSQL schema
+    named `tag`, or an SQLite file in `directory`; requires the server it needs."""
+    if kind == "redis":
+        require_redis()
+        return redis_url(tag)
+    if kind == "postgres":
+        require_postgres()
+        return postgres_url(tag)
+    if kind == "sqlite":
+        return f"sqlite:///{directory / 'q.db'}"
+    return "memory://"

@@ -213,19 +213,10 @@ def test_beat_entry_names_are_printable_and_bounded(app: Conveyor, name: str) ->
 
 
 # -- nothing reaches the broker, on every backend --------------------------------------------
-@pytest.fixture(params=["memory", "sqlite", "redis", "postgres"])
+@pytest.fixture(params=services.BACKENDS)
 def any_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Conveyor]:
     tag = f"bounds_{uuid.uuid4().hex[:10]}"
-    if request.param == "redis":
-        services.require_redis()
-        url = services.redis_url(tag)
-    elif request.param == "postgres":
-        services.require_postgres()
-        url = services.postgres_url(tag)
-    elif request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'q.db'}"
-    else:
-        url = "memory://"
+    url = services.backend_url(request.param, tag, tmp_path)
     app = Conveyor("t", broker=url, set_as_current=False)
 
     @app.task(name="t.add")

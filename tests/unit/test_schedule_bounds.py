@@ -57,19 +57,10 @@ def test_beat_schedule_setting_refuses_it() -> None:
         app.conf.beat_schedule = {"fast": {"task": "t.poll", "schedule": 0.001}}
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis", "postgres"])
+@pytest.fixture(params=services.BACKENDS)
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Conveyor]:
     tag = f"subsec_{uuid.uuid4().hex[:10]}"
-    if request.param == "redis":
-        services.require_redis()
-        url = services.redis_url(tag)
-    elif request.param == "postgres":
-        services.require_postgres()
-        url = services.postgres_url(tag)
-    elif request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'q.db'}"
-    else:
-        url = "memory://"
+    url = services.backend_url(request.param, tag, tmp_path)
     clock = FakeClock(START)
     app = Conveyor("t", broker=url, clock=clock, set_as_current=False)
 

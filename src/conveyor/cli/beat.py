@@ -16,26 +16,15 @@ from ..app import Conveyor
 from ..config import Settings
 from ..scheduler.beat import Beat, BeatOptions
 from .context import CliContext, setup_logging
-from .files import Pidfile, exit_on_sigterm, in_existing_directory
+from .files import Pidfile, exit_on_sigterm, logfile_option, pidfile_option
 
 log = logging.getLogger("conveyor.beat")
 
 
 @click.command()
 @click.option("-l", "--loglevel", default="warning", show_default=True)
-@click.option(
-    "-f",
-    "--logfile",
-    type=click.Path(dir_okay=False),
-    callback=in_existing_directory,
-    help="Log to this file.",
-)
-@click.option(
-    "--pidfile",
-    type=click.Path(dir_okay=False, path_type=Path),
-    callback=in_existing_directory,
-    help="Write the scheduler's pid here (0600; refused while another live process holds it).",
-)
+@logfile_option()
+@pidfile_option("scheduler")
 @click.option(
     "--lease",
     type=click.FloatRange(min=0.5),

@@ -21,8 +21,10 @@ import os
 import signal
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 
@@ -156,3 +158,24 @@ def in_existing_directory(
             param=param,
         )
     return value
+
+
+def logfile_option() -> Callable[[Any], Any]:
+    """`-f/--logfile`, in an existing directory (worker and beat)."""
+    return click.option(
+        "-f",
+        "--logfile",
+        type=click.Path(dir_okay=False),
+        callback=in_existing_directory,
+        help="Log to this file.",
+    )
+
+
+def pidfile_option(who: str) -> Callable[[Any], Any]:
+    """`--pidfile` as the contract above describes it; `who` names the process in the help."""
+    return click.option(
+        "--pidfile",
+        type=click.Path(dir_okay=False, path_type=Path),
+        callback=in_existing_directory,
+        help=f"Write the {who}'s pid here (0600; refused while another live process holds it).",
+    )

@@ -23,7 +23,7 @@ from ..worker.slotspec import QueueOrder, SlotSpec, parse_slot_spec
 from ..worker.worker import Worker, WorkerOptions
 from .beat import beat_options
 from .context import CliContext, setup_logging
-from .files import Pidfile, exit_on_sigterm, in_existing_directory
+from .files import Pidfile, exit_on_sigterm, in_existing_directory, logfile_option, pidfile_option
 
 log = logging.getLogger("conveyor.worker")
 
@@ -77,19 +77,8 @@ def _not_built(flag: str, feature: str) -> click.UsageError:
     help="Reserve up to free slots × N messages (default 1: one per free slot).",
 )
 @click.option("-l", "--loglevel", default="warning", show_default=True)
-@click.option(
-    "-f",
-    "--logfile",
-    type=click.Path(dir_okay=False),
-    callback=in_existing_directory,
-    help="Log to this file.",
-)
-@click.option(
-    "--pidfile",
-    type=click.Path(dir_okay=False, path_type=Path),
-    callback=in_existing_directory,
-    help="Write the worker's pid here (0600; refused while another live process holds it).",
-)
+@logfile_option()
+@pidfile_option("worker")
 @click.option(
     "--without-gossip",
     is_flag=True,
