@@ -5,6 +5,7 @@ Ignore), which keep Celery's names so existing task code keeps working."""
 from __future__ import annotations
 
 import builtins
+import sqlite3
 
 
 class ConveyorError(Exception):
@@ -122,3 +123,11 @@ class BackendUnavailable(ConveyorError, ConnectionError):
     """A broker or result store server did not answer within the retry budget
     (`broker_retry_budget`). Nothing was silently dropped: the call that raised did not
     happen, or (for an enqueue) may be retried safely — enqueue is idempotent by task id."""
+
+
+#: Errors that say a store or broker cannot be reached or cannot take writes *now* — not that
+#: it refuses these writes: whoever gets one leaves the calls to be delivered again (leases run
+#: out) instead of failing them. Server errors that pass with time (a restart, a failover, a
+#: full disk) reach callers as BackendUnavailable once their guard gives up (guard.py); SQLite
+#: reports a locked file as OperationalError. Anything else is a verdict on the request.
+OUTAGES: tuple[type[Exception], ...] = (BackendUnavailable, sqlite3.OperationalError)

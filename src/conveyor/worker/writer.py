@@ -25,22 +25,17 @@ from __future__ import annotations
 
 import logging
 import queue
-import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..brokers.base import Broker, Lease
-from ..errors import BackendUnavailable
+from ..errors import OUTAGES
 from ..results.base import Outcome, ResultStore, storable_text
 from .fencing import live_only
 
 log = logging.getLogger("conveyor.worker")
 
-#: Errors that say the store or broker is unreachable, not that it refuses these writes: they
-#: leave the calls to be delivered again. SQLite reports a locked, full or failing database
-#: file as OperationalError.
-OUTAGES = (BackendUnavailable, sqlite3.OperationalError)
 
 
 @dataclass
