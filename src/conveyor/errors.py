@@ -44,10 +44,10 @@ class WorkflowError(ConveyorError):
     unknown, a step's message cannot be encoded, a chain is empty, a chord's header is empty or
     over `chord_max_size`, or a chord's stored description is missing (expired or forgotten).
 
-    This is the one error the worker treats as a permanent follow-up failure: raised while
-    moving a workflow on, it fails every later step (FAILURE, with this error) and the step that
-    finished is acknowledged. Any other error (BackendUnavailable above all) leaves the step
-    unacknowledged, so it is delivered again and the follow-up retried."""
+    It is what every later step of the workflow fails with (FAILURE), naming the reason, when
+    moving a workflow on meets any error but an outage (`OUTAGES`); the step that finished is
+    acknowledged. An outage leaves the step unacknowledged, so it is delivered again and the
+    follow-up retried (see canvas/flow.py)."""
 
 
 class OutcomeNotStored(ConveyorError):

@@ -165,10 +165,19 @@ def _too_deep(path: str) -> EncodeError:
 
 
 def check_call(message: Message) -> None:
-    """Refuse a message whose arguments (its own, or those of the steps after it) are not
-    plain JSON data nested at most `MAX_NESTING` levels; the error names the argument."""
+    """Refuse a message whose arguments (its own, or those of the calls after it: the rest of
+    its chain, and what follows the chord it belongs to) are not plain JSON data nested at most
+    `MAX_NESTING` levels; the error names the argument."""
     _check_arguments(message.args, message.kwargs, "")
-    _check_nodes(message.chain, "chain", 0)
+    check_nodes(message.chain, "chain")
+    if message.join is not None and message.join.then is not None:
+        check_nodes(message.join.then, "join.then")
+
+
+def check_nodes(nodes: tuple[Node, ...], path: str) -> None:
+    """Refuse (EncodeError naming the argument, under `path`) a canvas whose calls' arguments
+    are not plain JSON data, or that nests more than `MAX_NESTING` levels."""
+    _check_nodes(nodes, path, 0)
 
 
 def _check_arguments(args: tuple[Any, ...], kwargs: dict[str, Any], prefix: str) -> None:

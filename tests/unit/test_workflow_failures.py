@@ -11,9 +11,24 @@ import pytest
 from conveyor import AsyncResult, Conveyor, RemoteError, chain, chord, group, signature
 from conveyor.brokers.base import Envelope
 from conveyor.canvas.flow import after_failure, after_success, send_node
-from conveyor.canvas.nodes import INLINE_LIMIT, ChainNode, GroupNode, SigNode, result_ids
-from conveyor.errors import WorkflowError
-from conveyor.message import Links, Message, decode_message, encode_message, new_task_id
+from conveyor.canvas.nodes import (
+    INLINE_LIMIT,
+    ChainNode,
+    ChordJoin,
+    GroupNode,
+    SigNode,
+    result_ids,
+)
+from conveyor.clock import FakeClock
+from conveyor.errors import BackendUnavailable, EncodeError, WorkflowError
+from conveyor.message import (
+    Links,
+    Message,
+    check_call,
+    decode_message,
+    encode_message,
+    new_task_id,
+)
 from conveyor.results.base import ErrorInfo, Outcome
 from conveyor.states import TaskState
 from conveyor.testing import solo_worker
@@ -192,3 +207,84 @@ def test_a_large_continuation_is_read_from_the_description_instead(
     after_failure(app, members[0].links, "add", members[0].id, error)
     assert len(reads) == 1  # the description, read once
     assert failure(app, result_ids(node)[0]).error == error
+
+
+def deep(levels: int) -> Any:
+    value: Any = 1
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("note", ["", "n" * INLINE_LIMIT])  # the body carried, or not
+def test_a_chord_body_nested_too_deep_is_refused_when_sent(app: Conveyor, note: str) -> None:
+    node, header = chord_node(app, 2, extra=deep(600), note=note)
+    with pytest.raises(EncodeError, match=r"chord body\[0\] \(tsum\) kwargs\['extra'\]\[0\]"):
+        send_node(app, node)
+    assert app.broker.queue_stats() == [] and app.results.get(header.id) is None
+    add, tsum = app.tasks["add"], app.tasks["tsum"]
+    with pytest.raises(EncodeError, match=r"after the chord\[0\] \(add\) args\[0\]\[0\]"):
+        chain(group(add.s(1, 1), add.s(2, 2)), tsum.s(), add.s(deep(600))).apply_async()
+    assert app.broker.queue_stats() == []
+
+
+def test_a_member_carrying_a_too_deep_chord_body_is_refused_by_check_call() -> None:
+    then = (SigNode("tsum", "body", kwargs={"extra": deep(600)}),)
+    member = Message(id="m", task="add", args=(1, 1), chord="c", join=ChordJoin(2, then))
+    with pytest.raises(EncodeError, match=r"join\.then\[0\] \(tsum\) kwargs\['extra'\]\[0\]"):
+        check_call(member)
+
+
+def fail_to_send(app: Conveyor, monkeypatch: pytest.MonkeyPatch, exc: Exception) -> list[int]:
+    """Make every enqueue of a call of task `add` with 5 as its last argument raise `exc`;
+    returns a list that counts the attempts."""
+    enqueue, attempts = app.broker.enqueue, []
+
+    def refusing(envelopes: list[Envelope]) -> list[bool]:
+        for e in envelopes:
+            if e.body is not None and decode_message(e.body).args[-1:] == (5,):
+                attempts.append(1)
+                raise exc
+        return enqueue(envelopes)
+
+    monkeypatch.setattr(app.broker, "enqueue", refusing)
+    return attempts
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [RecursionError("maximum recursion depth exceeded"), ValueError("zstd: corrupt frame")],
+)
+def test_any_follow_up_error_but_an_outage_fails_the_workflow_and_acks_the_step(
+    app: Conveyor, monkeypatch: pytest.MonkeyPatch, exc: Exception
+) -> None:
+    add = app.tasks["add"]
+    res = chain(add.s(1, 1), add.s(5), add.s(1)).apply_async()
+    attempts = fail_to_send(app, monkeypatch, exc)
+    run(app)
+    assert app.runs == [("add", 1, 1)] and attempts == [1]  # type: ignore[attr-defined]
+    assert app.broker.queue_stats() == []  # the step was acknowledged: it never runs again
+    last = failure(app, res.id)
+    assert last.error is not None and last.error.type == "WorkflowError"
+    assert f"the next step cannot be sent: {type(exc).__name__}: {exc}" in last.error.message
+    assert last.reason is not None and last.reason.startswith("the workflow could not go on")
+
+
+def test_an_outage_while_moving_a_workflow_on_leaves_the_step_to_run_again(
+    mem_app: Conveyor, monkeypatch: pytest.MonkeyPatch, fake_clock: FakeClock
+) -> None:
+    @mem_app.task(name="add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    res = chain(add.s(1, 1), add.s(5)).apply_async()
+    attempts = fail_to_send(mem_app, monkeypatch, BackendUnavailable("broker did not answer"))
+    run(mem_app)
+    assert isinstance(res, AsyncResult)
+    assert attempts == [1] and res.outcome is None  # nothing failed: the step is held
+    (stats,) = mem_app.broker.queue_stats()
+    assert stats.leased == 1
+    monkeypatch.undo()  # the outage is over; the lease runs out and the step runs again
+    fake_clock.advance(mem_app.conf.settings.visibility_timeout + 1)
+    run(mem_app)
+    assert res.get(timeout=1) == 7 and mem_app.broker.queue_stats() == []

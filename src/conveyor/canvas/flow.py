@@ -3,21 +3,24 @@
 Contract: `send_node` sends every call of a node with the ids fixed in it, so sending a node
 twice stores each call once (enqueue is idempotent by id). It checks every call before sending
 any: a node that cannot be sent (an unknown task, an empty chain, a chord's header empty or over
-`chord_max_size`) raises and sends nothing. The worker calls `after_success` once the step's
+`chord_max_size`, arguments a message cannot carry anywhere in it — a chord's body and the
+steps after it included) raises and sends nothing. The worker calls `after_success` once the step's
 outcome is stored and before the step's message is acknowledged: if it dies in between, the
 step is delivered again, runs again (at least once) and re-sends the next step under the same
 ids — nothing is lost and nothing is doubled. `after_failure` marks every call still to come
 as FAILURE, naming the step that failed, so whoever waits on the workflow's result gets the
 error instead of waiting for ever.
 
-Permanent and transient follow-up failures. A `WorkflowError` (errors.py) while moving a
-workflow on is permanent: the next step's task is unknown (a rolling deploy), its message
-cannot be encoded or is too large, a chain is empty, a chord's header is out of bounds, or a
-chord's description is missing (expired or forgotten). `after_success` then fails every later
-call (FAILURE, with that error and a reason naming the step) and returns, so the step is
-acknowledged and never runs again. The refusals of sending that become a WorkflowError are
-listed once, in `_PERMANENT`. Anything else — a broker or store outage above all — propagates:
-the step stays unacknowledged and is delivered again, and its follow-up is retried.
+Permanent and transient follow-up failures. Only an outage (`OUTAGES` in errors.py: a broker
+or store that cannot be reached or cannot take writes now) is transient while moving a
+workflow on: it propagates, the step stays unacknowledged and is delivered again, and its
+follow-up is retried. Any other error is permanent, since sending again would meet it again:
+the next step's task is unknown (a rolling deploy), its message cannot be encoded or is too
+large, a chain is empty, a chord's header is out of bounds or its description is missing
+(expired or forgotten) or damaged, a stored value cannot be read. `after_success` then fails
+every later call (FAILURE, with a `WorkflowError` naming the error and the step) and returns,
+so the step is acknowledged and never runs again. (In eager mode the next step runs inline and
+its own error reaches the caller, as a task's does.)
 
 Chords. The chord's description (`ChordMeta`: header ids, body, rest) is stored under the
 chord's id before any member is sent. Each member carries a `ChordJoin` (the header's size,
@@ -36,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from ..errors import (
+    OUTAGES,
     ConfigurationError,
     DecodeError,
     EncodeError,
@@ -43,7 +47,7 @@ from ..errors import (
     NotRegistered,
     WorkflowError,
 )
-from ..message import Links, decode_value
+from ..message import Links, check_nodes, decode_value
 from ..options import CallOptions
 from ..results.base import CHORD_RECORD, ErrorInfo, Outcome, storable_text
 from ..states import TaskState
@@ -67,9 +71,9 @@ log = logging.getLogger("conveyor.workflow")
 
 CHORD = CHORD_RECORD  # the pseudo-task name of a stored chord description
 
-#: Refusals of a step's message that sending it again cannot change: an unknown task name,
-#: arguments JSON cannot carry, a message over task_message_max_size, a routing error.
-_PERMANENT = (NotRegistered, EncodeError, MessageTooLarge, ConfigurationError)
+#: In eager mode a later step runs inline, inside `after_success`, and its own error (with
+#: task_eager_propagates) is the caller's to see; only these are refusals of the follow-up.
+_EAGER_PERMANENT = (WorkflowError, NotRegistered, EncodeError, MessageTooLarge, ConfigurationError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +148,8 @@ def _gather_chord(
             "(setting chord_max_size); split the work into several chords, or raise "
             "chord_max_size"
         )
+    check_nodes((body,), "chord body")  # what the members carry must reach a pool child
+    check_nodes(rest, "after the chord")
     meta = ChordMeta(ids=ids, body=body, rest=rest)
     sends.records.append(
         Outcome(header.id, TaskState.SUCCESS, value=msgspec.json.encode(meta), task_name=CHORD)
@@ -169,21 +175,43 @@ def after_success(
     app: Conveyor, links: Links, task_id: str, value: Any, task_name: str = "a step"
 ) -> None:
     """Call `task_id` succeeded with `value`: send the next step of its chain, or join its
-    chord (and send the body when it completes it). A permanent failure fails the rest of the
-    workflow and returns; anything else raises (see the module docstring)."""
+    chord (and send the body when it completes it). Any error but an outage (`OUTAGES`) is
+    permanent: it fails the rest of the workflow, and this returns; an outage raises (see the
+    module docstring)."""
     try:
-        try:
-            if links.chain:
-                send_node(app, links.chain[0], Parent(value), links.chain[1:])
-            if links.chord:
-                _join(app, links.chord, task_id, links.join)
-        except _PERMANENT as exc:
-            raise WorkflowError(f"the next step cannot be sent: {exc}") from exc
-    except WorkflowError as exc:
-        reason = storable_text(f"the workflow could not go on after {task_name}[{task_id}]: {exc}")
-        log.error("%s; every later step is marked FAILURE", reason)
+        if links.chain:
+            send_node(app, links.chain[0], Parent(value), links.chain[1:])
+        if links.chord:
+            _join(app, links.chord, task_id, links.join)
+    except OUTAGES:
+        raise
+    except Exception as exc:
+        if app.conf.settings.task_always_eager and not isinstance(exc, _EAGER_PERMANENT):
+            raise  # a later step ran inline and failed: the caller gets its error
+        _workflow_failed(app, links, task_id, task_name, exc)
+
+
+def _workflow_failed(
+    app: Conveyor, links: Links, task_id: str, task_name: str, exc: Exception
+) -> None:
+    """Fail every call after `task_id` with `exc`, the reason its workflow cannot go on."""
+    if isinstance(exc, WorkflowError):
         error = ErrorInfo("WorkflowError", str(exc), module=WorkflowError.__module__)
+    else:
+        why = f"the next step cannot be sent: {type(exc).__name__}: {exc}"
+        error = ErrorInfo("WorkflowError", why, module=WorkflowError.__module__)
+    reason = f"the workflow could not go on after {task_name}[{task_id}]: {error.message}"
+    log.error("%s; every later step is marked FAILURE", storable_text(reason))
+    try:
         _fail_after(app, links, error, reason, reason)
+    except OUTAGES:
+        raise
+    except Exception:  # the step is still acknowledged: running it again changes nothing
+        log.exception(
+            "the calls after %s[%s] could not be marked FAILURE; they read PENDING",
+            task_name,
+            task_id,
+        )
 
 
 def _join(app: Conveyor, chord_id: str, member_id: str, join: ChordJoin | None) -> None:
