@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import threading
-import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -76,7 +75,7 @@ class Conveyor:
         self._broker: Broker | None = None
         self._results: ResultStore | None = None
         self._schedule_store: ScheduleStore | None = None
-        self._published: tuple[float, frozenset[str]] = (0.0, frozenset())
+        self._published: tuple[float, frozenset[str]] = (float("-inf"), frozenset())
         self._finalized = False
         self.warned: set[str] = set()  # routing warnings already logged (strict=False)
         self._routes: tuple[Settings | None, RouteTable | None] = (None, None)
@@ -295,10 +294,15 @@ class Conveyor:
         return self.publish(name, tuple(args or ()), dict(kwargs or {}), call, task)
 
     def check_task_name(self, name: str) -> None:
-        """Raise NotRegistered unless `name` is registered here or published by a worker."""
+        """Raise NotRegistered unless `name` is registered here or published by a worker. A
+        name missing from the cached published names is looked up once more in the broker
+        before it is refused: a worker may have published it since (a rolling deploy)."""
         if name in self._tasks or name in self.published_task_names():
             return
-        known = set(self._tasks) | self.published_task_names()
+        published = self.published_task_names(refresh=True)
+        if name in published:
+            return
+        known = set(self._tasks) | published
         close = nearest(name, known)
         hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
         raise NotRegistered(
@@ -306,12 +310,14 @@ class Conveyor:
             f"published it{hint}"
         )
 
-    def published_task_names(self) -> frozenset[str]:
-        """Task names that workers published to the broker (cached for a few seconds)."""
+    def published_task_names(self, refresh: bool = False) -> frozenset[str]:
+        """Task names that workers published to the broker (cached for a few seconds on the
+        app's clock; `refresh` reads them again now)."""
         fetched_at, names = self._published
-        if time.monotonic() - fetched_at > _PUBLISHED_NAMES_TTL:
+        now = self.clock.now()
+        if refresh or not 0 <= now - fetched_at <= _PUBLISHED_NAMES_TTL:
             names = frozenset(n for w in self.broker.workers() for n in w.task_names)
-            self._published = (time.monotonic(), names)
+            self._published = (now, names)
         return names
 
     def publish(

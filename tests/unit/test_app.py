@@ -112,6 +112,24 @@ def test_send_task_accepts_names_that_workers_published(mem_app: Conveyor) -> No
     assert (msg.id, msg.task, msg.args, msg.kwargs) == (res.id, "remote.only", (1,), {"k": 2})
 
 
+def test_a_name_published_since_the_cached_list_was_read_is_found(
+    mem_app: Conveyor, fake_clock: FakeClock
+) -> None:
+    """A rolling deploy: a worker publishes a new task just after a producer (or a worker
+    sending a chain's next step) read the published names; the cache is not trusted for a miss."""
+    mem_app.broker.register_worker(WorkerInfo("old@h", ("default",), ("old.task",), 1, 0.0, 0.0))
+    mem_app.send_task("old.task")  # reads and caches the published names
+    mem_app.broker.register_worker(WorkerInfo("new@h", ("default",), ("new.task",), 2, 0.0, 0.0))
+    fake_clock.advance(1.0)  # well within the cache's lifetime
+    res = mem_app.send_task("new.task")
+    assert decode_message(mem_app.broker.get_message(res.id).envelope.body).task == "new.task"  # type: ignore[union-attr]
+    with pytest.raises(
+        NotRegistered, match=r"unknown task 'newer\.task'.*did you mean 'new\.task'"
+    ):
+        mem_app.send_task("newer.task")
+    assert mem_app.published_task_names() == frozenset({"old.task", "new.task"})
+
+
 def test_sending_the_same_task_id_twice_enqueues_once(mem_app: Conveyor) -> None:
     @mem_app.task
     def t() -> None: ...
