@@ -221,6 +221,35 @@ def test_a_delivery_cut_off_by_a_crash_of_the_worker_counts_as_a_lost_run(
         app.close()
 
 
+def test_a_crash_whose_text_no_store_can_keep_is_given_back_with_it_escaped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The crash's text quotes anything (here a file name with an undecodable byte, and NUL):
+    it is escaped before it is stored as the delivery's last error, so the give-back lands."""
+    app = Conveyor("crash", broker=f"sqlite:///{tmp_path / 'c.db'}", set_as_current=False)
+    app.conf.update(worker_shutdown_timeout=5.0)
+    try:
+
+        @app.task
+        def doomed() -> None:
+            raise AssertionError("never runs")
+
+        def crash(group: SlotGroup) -> None:
+            if group.backlog:
+                raise RuntimeError("cannot parse caf\udcff.csv\x00")
+
+        res = doomed.delay()
+        worker = Worker(app, default_options(app, name="w@local", pool="threads"))
+        group = worker.groups[0]
+        monkeypatch.setattr(group, "dispatch", functools.partial(crash, group))
+        assert isinstance(run_until_crash(worker), RuntimeError)
+        stored = app.broker.get_message(res.id)
+        assert stored is not None and stored.state is MessageState.READY
+        assert stored.last_error == "worker crashed: RuntimeError: cannot parse caf\\xff.csv\\x00"
+    finally:
+        app.close()
+
+
 def test_an_ordinary_stop_still_gives_back_without_counting(tmp_path: Path) -> None:
     app = Conveyor("stop", broker=f"sqlite:///{tmp_path / 's.db'}", set_as_current=False)
     try:

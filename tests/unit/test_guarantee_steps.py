@@ -4,6 +4,7 @@ letters on failure, time limits in the thread and solo pools."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -262,6 +263,33 @@ def test_revoke_reaches_a_reserved_call_before_it_starts(mem_app: Conveyor) -> N
     w.run_until_idle()
     assert runs == [1]
     assert first.state is TaskState.SUCCESS and second.state is TaskState.REVOKED
+
+
+def test_a_revocation_reaches_the_grant_it_was_found_on_not_an_older_copy(
+    mem_app: Conveyor, fake_clock: FakeClock
+) -> None:
+    """After a pause past its lease a worker holds its own message twice: the old grant (lost)
+    and the new one. The revocation, reported on the new grant's renewal, ends that grant."""
+
+    @mem_app.task
+    def f(x: int) -> None: ...
+
+    res = f.delay(1)
+    w = Worker(mem_app, default_options(mem_app, name="w", prefetch_multiplier=2))
+    group = w.groups[0]
+    group.reserve(0.0)
+    fake_clock.advance(w.options.lease_for + 1)  # the pause: the lease runs out
+    group.reserve(0.0)  # the same message again, under a new token
+    old, new = (item.lease for item in group.backlog)
+    assert old.message_id == new.message_id == res.id and old.token < new.token
+    assert not group.holds(dataclasses.replace(new, token=new.token + 1))
+    mem_app.control.revoke(res.id)
+    assert w.keeper.renew_once() == [old]  # the old grant is lost, the new one flagged
+    group.apply_revocations()
+    assert [item.lease.token for item in group.backlog] == [old.token]
+    outcome = res.outcome
+    assert outcome is not None and outcome.state is TaskState.REVOKED
+    assert outcome.token == new.token and mem_app.broker.queue_stats() == []
 
 
 def test_terminate_kills_a_running_call_in_the_thread_pool(mem_app: Conveyor) -> None:

@@ -108,11 +108,11 @@ class LeaseKeeper:
             )
         return lost
 
-    def take_revoked(self, held: Callable[[str], bool] = lambda _: True) -> list[Lease]:
-        """Leases found revoked since the last call whose message `held` claims (each
-        reported once; each slot group takes its own)."""
+    def take_revoked(self, held: Callable[[Lease], bool] = lambda _: True) -> list[Lease]:
+        """Leases found revoked since the last call that `held` claims (each reported once;
+        each slot group takes its own grants: message id and token)."""
         with self._lock:
-            found = {k: lease for k, lease in self._revoked.items() if held(lease.message_id)}
+            found = {k: lease for k, lease in self._revoked.items() if held(lease)}
             for key in found:
                 del self._revoked[key]
             return list(found.values())

@@ -219,7 +219,9 @@ class Settler:
             log.warning("settling %s refused: lease lost", lease.message_id)
 
     def give_back(self, item: Inflight, requeue: Requeue, reason: str, delay: float = 0.0) -> None:
-        """Return a held delivery to the broker (see Requeue for what is counted)."""
+        """Return a held delivery to the broker (see Requeue for what is counted), with
+        `reason` as its last error (escaped to storable text: it may quote anything)."""
+        reason = storable_text(reason)
         body = None
         if requeue is Requeue.UNSTARTED and delay > 0:  # it holds a rate-limit slot
             body = encode_message(

@@ -104,8 +104,11 @@ class SlotGroup:
     def __repr__(self) -> str:
         return f"<SlotGroup {self.spec.describe()}>"
 
-    def holds(self, message_id: str) -> bool:
-        return any(i.message.id == message_id for i in (*self.backlog, *self.running.values()))
+    def holds(self, lease: Lease) -> bool:
+        """True when this group holds that very grant (message id and fencing token): after a
+        pause, the same message may be held again under a newer token, here or in another
+        group, and a verdict on one grant never applies to the other."""
+        return any(_same(i.lease, lease) for i in (*self.backlog, *self.running.values()))
 
     @property
     def idle(self) -> bool:
@@ -341,14 +344,14 @@ class SlotGroup:
             self._apply_revocation(lease)
 
     def _apply_revocation(self, lease: Lease) -> None:
-        waiting = next((i for i in self.backlog if i.message.id == lease.message_id), None)
+        waiting = next((i for i in self.backlog if _same(i.lease, lease)), None)
         if waiting is not None:
             self.backlog.remove(waiting)
             self.parts.keeper.drop(waiting.lease)
             outcome = waiting.outcome(TaskState.REVOKED, self.parts.name, reason="revoked")
             self.parts.settler.finish([waiting], [outcome])
             return
-        key = next((k for k, i in self.running.items() if i.message.id == lease.message_id), None)
+        key = next((k for k, i in self.running.items() if _same(i.lease, lease)), None)
         if key is None:
             return
         if not lease.terminate:
@@ -406,3 +409,8 @@ class SlotGroup:
         for item in items:
             if self.parts.keeper.drop(item.lease):
                 self.parts.settler.give_back(item, requeue, reason)
+
+
+def _same(held: Lease, other: Lease) -> bool:
+    """The same grant of the same message (a renewed lease keeps its token)."""
+    return held.message_id == other.message_id and held.token == other.token

@@ -26,6 +26,7 @@ from ..app import Conveyor
 from ..brokers.base import WorkerInfo
 from ..errors import BackendUnavailable, ConfigurationError
 from ..guard import Guard, guard_of
+from ..results.base import storable_text
 from .health import Health, HealthReporter, current
 from .leases import LeaseKeeper
 from .settle import Settler
@@ -234,7 +235,7 @@ class Worker:
                 log.warning("stopping during an outage: %s", exc)
             else:
                 log.exception("slot group %s failed; stopping the worker", group.spec.describe())
-                crash = f"{type(exc).__name__}: {exc}"[:500]
+                crash = storable_text(f"{type(exc).__name__}: {exc}"[:500])  # stored as given
                 self._failure = self._failure or exc
                 self._stopping.set()
         grace = self.options.shutdown_timeout
