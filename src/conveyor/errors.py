@@ -50,9 +50,19 @@ class WorkflowError(ConveyorError):
     follow-up retried (see canvas/flow.py)."""
 
 
+class MessageRejected(ConveyorError):
+    """A worker refused a delivered message before running it and dead-lettered it: its body
+    could not be read, names a task the worker does not have, is over task_message_max_size,
+    nests too deeply, or carries another call's id. The call's outcome (under the envelope's
+    id) is FAILURE with this error, naming the reason; `conveyor dlq show ID` shows the
+    message, and `conveyor dlq redrive ID` sends it again once the cause is fixed."""
+
+
 class OutcomeNotStored(ConveyorError):
     """The outcome of a call could not be written to the result store (the store refused it);
-    the call is recorded as FAILURE with this error instead, naming the store's reason."""
+    the call is recorded as FAILURE with this error instead, naming the store's reason. The
+    call ran and is not run again: fix what the store refused (most often what the task
+    returned or raised) and send the call again."""
 
 
 class TimeoutError(ConveyorError, builtins.TimeoutError):

@@ -82,8 +82,30 @@ class Links:
 NO_LINKS = Links()
 
 
+class Identity(msgspec.Struct, frozen=True, kw_only=True):
+    """What a body a worker refused says about its call, read without its arguments (they are
+    skipped, not built): its id, task and place in a workflow, so that the call and what follows
+    it can be marked FAILURE instead of staying PENDING (see `identify`)."""
+
+    id: str
+    task: str
+    chain: tuple[Node, ...] = ()
+    chord: str | None = None
+    join: ChordJoin | None = None
+    v: int = PROTOCOL_VERSION
+
+    @property
+    def links(self) -> Links:
+        """Its place in a workflow; none when the body is of another protocol version, whose
+        workflows this release cannot read."""
+        if self.v != PROTOCOL_VERSION:
+            return NO_LINKS
+        return Links(self.chain, self.chord, self.join)
+
+
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Message)
+_identity_decoder = msgspec.json.Decoder(Identity)
 _any_decoder = msgspec.json.Decoder()
 
 
@@ -246,6 +268,18 @@ def admit_message(body: bytes, max_size: int) -> Message:
     except EncodeError as exc:
         raise DecodeError(f"message refused: {exc}") from None
     return message
+
+
+def identify(body: object) -> Identity | None:
+    """The identity of a stored body that was refused (see Identity), or None when even that
+    cannot be read. Unlike `admit_message`, this reads bodies of any size and skips arguments
+    of any depth: it only ever runs on a body that is being dead-lettered."""
+    if not isinstance(body, bytes):
+        return None
+    try:
+        return _identity_decoder.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        return None
 
 
 def encode_value(value: Any, path: str = "return value") -> bytes:

@@ -8,15 +8,21 @@ import functools
 import threading
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from conveyor import Conveyor
-from conveyor.brokers.base import Envelope, MessageState
+from conveyor import AsyncResult, Conveyor, chain, chord, signature
+from conveyor.brokers.base import Envelope, MessageState, WorkerInfo
+from conveyor.canvas.flow import send_node
+from conveyor.canvas.nodes import ChordJoin, SigNode, result_ids
+from conveyor.clock import FakeClock
 from conveyor.message import Message, encode_message
+from conveyor.results.base import ErrorInfo, Outcome
 from conveyor.states import TaskState
 from conveyor.testing import solo_worker
 from conveyor.worker.jobs import Job
 from conveyor.worker.pools import SoloPool
+from conveyor.worker.settle import Settler
 from conveyor.worker.slots import SlotGroup
 from conveyor.worker.worker import Worker, default_options
 
@@ -36,6 +42,17 @@ def dead_reason(app: Conveyor, message_id: str) -> str:
     return found.reason or ""
 
 
+def rejected(app: Conveyor, message_id: str, task: str | None = None) -> Outcome:
+    """The FAILURE stored under a dead-lettered envelope's id: MessageRejected, naming the dead
+    letter's reason, written under the delivery's lease (its token)."""
+    outcome = app.results.get(message_id)
+    assert outcome is not None and outcome.state is TaskState.FAILURE, outcome
+    assert outcome.error is not None and outcome.error.type == "MessageRejected"
+    assert outcome.error.message == outcome.reason == dead_reason(app, message_id)
+    assert outcome.task_name == task and outcome.token > 0
+    return outcome
+
+
 def test_any_error_reading_a_delivery_dead_letters_it_and_its_batch_runs(mem_app: Conveyor) -> None:
     @mem_app.task
     def add(x: int, y: int) -> int:
@@ -52,6 +69,7 @@ def test_any_error_reading_a_delivery_dead_letters_it_and_its_batch_runs(mem_app
         worker.groups[0].pool.stop(5.0)
     assert (first.get(timeout=5), last.get(timeout=5)) == (2, 4)
     assert dead_reason(mem_app, "not-bytes").startswith("unreadable message: TypeError: ")
+    rejected(mem_app, "not-bytes")  # nothing known but the envelope's id
 
 
 def test_a_body_whose_id_is_another_calls_is_dead_lettered_and_that_call_untouched(
@@ -65,13 +83,17 @@ def test_a_body_whose_id_is_another_calls_is_dead_lettered_and_that_call_untouch
     solo_worker(mem_app).run_until_idle()
     before = victim.outcome
     assert before is not None and before.state is TaskState.SUCCESS and victim.get() == 3
-    forged = encode_message(Message(id=victim.id, task=add.name, args=(100, 100)), 1 << 20)
+    then = (SigNode(add.name, "victims-next", args=(1,)),)
+    forged = encode_message(
+        Message(id=victim.id, task=add.name, args=(100, 100), chain=then), 1 << 20
+    )
     mem_app.broker.enqueue([Envelope("intruder", "default", forged)])
     solo_worker(mem_app).run_until_idle()
     reason = dead_reason(mem_app, "intruder")
     assert f"carries id {victim.id!r}, not its envelope's 'intruder'" in reason
     assert mem_app.results.get(victim.id) == before  # nothing written over the other call
-    assert mem_app.results.get("intruder") is None
+    rejected(mem_app, "intruder")  # its own FAILURE, nothing of the forged body trusted
+    assert mem_app.results.get("victims-next") is None
 
 
 def test_a_body_over_the_workers_message_size_limit_is_dead_lettered(mem_app: Conveyor) -> None:
@@ -88,6 +110,7 @@ def test_a_body_over_the_workers_message_size_limit_is_dead_lettered(mem_app: Co
     assert f"{len(big)} bytes, over this worker's task_message_max_size of 1000" in dead_reason(
         mem_app, "big"
     )
+    rejected(mem_app, "big", echo.name)
 
 
 def test_a_stored_body_nested_600_deep_is_dead_lettered_naming_the_limit(
@@ -105,6 +128,74 @@ def test_a_stored_body_nested_600_deep_is_dead_lettered_naming_the_limit(
     solo_worker(mem_app).run_until_idle()
     assert ok.get(timeout=1) == 3
     assert "nested more than 100 lists/dicts deep" in dead_reason(mem_app, "deep")
+    rejected(mem_app, "deep", total.name)
+
+
+def test_a_refused_call_fails_the_rest_of_its_workflow(mem_app: Conveyor) -> None:
+    """A call dead-lettered when admitted (here: a task no worker has) ends FAILURE, and so do
+    the steps after it and the body of a chord it is a member of: nobody waits on PENDING."""
+
+    @mem_app.task(name="p.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    unknown = signature("p.gone", (1,), app=mem_app)
+    mem_app.broker.register_worker(WorkerInfo("new@h", ("default",), ("p.gone",), 1, 0.0))
+    steps = chain(unknown, add.s(2), add.s(3)).apply_async()  # another worker published it
+    tail = chord([add.s(1, 1), unknown], add.s(0)).apply_async()
+    solo_worker(mem_app).run_until_idle()  # this worker does not have p.gone
+    assert isinstance(steps, AsyncResult) and isinstance(tail, AsyncResult)
+    reason = "task 'p.gone' is not registered in worker test@local"
+    ids = [m.envelope.id for m in mem_app.broker.list_messages("default", MessageState.DEAD)]
+    assert len(ids) == 2 and all(dead_reason(mem_app, i) == reason for i in ids)
+    for mid in ids:
+        rejected(mem_app, mid, "p.gone")
+    for last in (steps, tail):
+        outcome = last.outcome
+        assert outcome is not None and outcome.state is TaskState.FAILURE
+        assert outcome.error is not None and outcome.error.type == "MessageRejected"
+        assert outcome.error.message == reason
+    assert mem_app.broker.queue_stats()[0].ready == 0
+
+
+def test_a_stored_chord_member_carrying_a_too_deep_body_fails_the_body(
+    mem_app: Conveyor,
+) -> None:
+    @mem_app.task(name="p.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    deep: object = 1
+    for _ in range(600):
+        deep = [deep]
+    then = (SigNode("p.total", "body", kwargs={"extra": deep}),)
+    member = Message(id="member", task="p.add", args=(1, 1), chord="c", join=ChordJoin(1, then))
+    mem_app.broker.enqueue([Envelope("member", "default", msgspec.json.encode(member))])
+    solo_worker(mem_app).run_until_idle()
+    assert "join.then[0] (p.total) kwargs['extra'][0]" in dead_reason(mem_app, "member")
+    rejected(mem_app, "member", "p.add")
+    body = mem_app.results.get("body")
+    assert body is not None and body.state is TaskState.FAILURE
+    assert body.reason == "a member of the chord's header failed: p.add[member]"
+
+
+def test_a_rejection_under_a_lease_that_was_lost_writes_nothing(
+    mem_app: Conveyor, fake_clock: FakeClock
+) -> None:
+    then = (SigNode("p.add", "next"),)
+    message = Message(id="m", task="p.gone", chain=then)
+    mem_app.broker.enqueue([Envelope("m", "default", encode_message(message, 1 << 20))])
+    (stale,) = mem_app.broker.reserve(["default"], 1, 30.0, 0.0)
+    fake_clock.advance(31.0)  # the worker paused past its lease; the message went to another
+    (fresh,) = mem_app.broker.reserve(["default"], 1, 30.0, 0.0)
+    assert fresh.lease.token > stale.lease.token
+    settler = Settler(mem_app.broker, mem_app.results, "w@local", 1 << 20, mem_app)
+    error = ErrorInfo("MessageRejected", "why")
+    outcome = Outcome("m", TaskState.FAILURE, error=error, token=stale.lease.token)
+    settler.reject(stale, "why", outcome, message.links, message.task)
+    assert mem_app.results.get_many(["m", "next"]) == {}  # fenced: nothing written
+    found = mem_app.broker.get_message("m")
+    assert found is not None and found.state is MessageState.LEASED  # still the new holder's
 
 
 class RefusingPool(SoloPool):
@@ -131,6 +222,9 @@ def test_a_call_the_pool_cannot_take_fails_and_is_dead_lettered_while_others_run
         return "ok"
 
     refused, ok = unsendable.delay(), fine.delay()
+    node = chain(unsendable.s(), fine.si())._node()
+    send_node(mem_app, node)
+    first, second = result_ids(node.steps[0]), result_ids(node)  # type: ignore[attr-defined]
     worker = solo_worker(mem_app)
     worker.groups[0].pool = RefusingPool(lambda name: mem_app.tasks[name])
     worker.run_until_idle()
@@ -140,6 +234,10 @@ def test_a_call_the_pool_cannot_take_fails_and_is_dead_lettered_while_others_run
     assert outcome.error is not None and outcome.error.type == "RecursionError"
     reason = dead_reason(mem_app, refused.id)
     assert reason.startswith("could not be handed to the solo pool: RecursionError: maximum")
+    assert reason.endswith("or run this task on a threads pool (-P threads)")
+    after = mem_app.results.get(second[0])  # the rest of its chain fails with it
+    assert after is not None and after.state is TaskState.FAILURE and after.error == outcome.error
+    assert after.reason == f"an earlier step of the chain failed: p.unsendable[{first[0]}]"
     assert worker.groups[0].idle and mem_app.broker.queue_stats()[0].leased == 0
 
 

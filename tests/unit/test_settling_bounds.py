@@ -129,7 +129,9 @@ def test_a_refused_call_whose_failure_is_refused_too_is_dead_lettered_with_the_r
     dead = app.broker.list_messages("default", MessageState.DEAD)
     assert [d.envelope.id for d in dead] == [items[0].message.id]
     assert dead[0].reason == (
-        "the outcome could not be stored: ValueError: this store refuses that id"
+        "the outcome could not be stored: ValueError: this store refuses that id; the call ran "
+        "and is not run again: fix what the result store refused (most often what the task "
+        "returned or raised: make it smaller, plain data) and send the call again"
     )
 
 

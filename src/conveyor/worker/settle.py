@@ -23,8 +23,8 @@ import msgspec
 
 from ..brokers.base import Broker, Delivery, Lease, Requeue
 from ..canvas.flow import after_failure, after_success
-from ..errors import OutcomeNotStored
-from ..message import Message, decode_value, encode_arguments, encode_message
+from ..errors import MessageRejected, OutcomeNotStored
+from ..message import NO_LINKS, Links, Message, decode_value, encode_arguments, encode_message
 from ..results.base import ErrorInfo, Outcome, ResultStore, storable_text
 from ..states import TaskState
 from .executor import RunKind, RunResult, describe
@@ -136,7 +136,11 @@ class Settler:
         FAILURE naming the reason (the rest of its workflow fails with it), then an ack — or a
         dead letter, when its task dead-letters failures or ignores results. If that too is
         refused, the message is dead-lettered with the reason."""
-        why = f"the outcome could not be stored: {type(exc).__name__}: {exc}"
+        why = (
+            f"the outcome could not be stored: {type(exc).__name__}: {exc}; the call ran and is "
+            "not run again: fix what the result store refused (most often what the task "
+            "returned or raised: make it smaller, plain data) and send the call again"
+        )
         m, lease = item.message, item.lease
         error = ErrorInfo(OutcomeNotStored.__name__, why, module=OutcomeNotStored.__module__)
 
@@ -236,15 +240,41 @@ class Settler:
 
         self.writer.submit(Plan(after=[release]))
 
-    def dead_letter(self, delivery: Delivery, reason: str) -> None:
+    def reject(
+        self,
+        delivery: Delivery,
+        reason: str,
+        outcome: Outcome | None,
+        links: Links = NO_LINKS,
+        task: str = "a call",
+    ) -> None:
+        """Dead-letter a delivery the worker will not run, with `reason`, after storing its
+        `outcome` (FAILURE, under the delivery's token) and failing the rest of its workflow
+        (`links`) as a failure for good does, so that nobody waits on PENDING for ever. If the
+        store refuses the outcome, the message is still dead-lettered and its workflow failed."""
         reason = storable_text(reason)
+        lease = delivery.lease
         log.error("dead-lettering message %s: %s", delivery.envelope.id, reason)
 
         def bury() -> None:
-            if not self._broker.dead_letter(delivery.lease, reason):
+            if not self._broker.dead_letter(lease, reason):
                 log.warning("dead-lettering %s refused: lease lost", delivery.envelope.id)
 
-        self.writer.submit(Plan(after=[bury]))
+        followups: list[tuple[Lease, Callable[[], None]]] = []
+        if links and self._app is not None:
+            error = outcome.error if outcome is not None else None
+            error = error or ErrorInfo(MessageRejected.__name__, reason, module="conveyor.errors")
+            failed = functools.partial(
+                after_failure, self._app, links, task, lease.message_id, error
+            )
+            followups.append((lease, failed))
+        plan = Plan(
+            puts=[outcome] if outcome is not None else [],
+            after=[bury],
+            followups=followups,
+            fallback=lambda _: Plan(after=[bury], followups=list(followups)),
+        )
+        self.writer.submit(plan)
 
     def _log(self, item: Inflight, result: RunResult) -> None:
         level = logging.INFO if result.kind is not RunKind.FAILURE else logging.ERROR

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 
 from ..app import Conveyor
 from ..brokers.base import Delivery, Lease, Requeue
-from ..errors import ConfigurationError, DecodeError, WorkerLostError
-from ..message import admit_message
+from ..errors import ConfigurationError, DecodeError, MessageRejected, WorkerLostError
+from ..message import NO_LINKS, admit_message, identify
 from ..ratelimit import LocalThrottle
 from ..request import Request, request_for
-from ..results.base import Outcome
+from ..results.base import ErrorInfo, Outcome
 from ..states import TaskState
 from ..task import Task
 from .executor import error_info
@@ -38,6 +38,12 @@ from .slotspec import QueueOrder, Rotation, SlotSpec
 
 log = logging.getLogger("conveyor.worker")
 _keys = itertools.count(1)  # job keys, unique across the groups of a process
+
+#: What to do about a call the pool refused (the process pool pickles each call for its child).
+_REFUSAL_HINT = (
+    "pass plain, flatter arguments (what pickle cannot take, or nests hundreds of levels deep, "
+    "cannot reach a process-pool child), or run this task on a threads pool (-P threads)"
+)
 
 
 @dataclass
@@ -156,7 +162,7 @@ class SlotGroup:
             except Exception as exc:  # whatever it is, it ends this one message only
                 item, refusal = None, f"unreadable message: {type(exc).__name__}: {exc}"
             if item is None:
-                self.parts.settler.dead_letter(delivery, refusal or "unreadable message")
+                self._reject(delivery, refusal or "unreadable message")
             elif verdict is not None:
                 ended.append((item, verdict))
             elif not self._throttled(item):
@@ -164,6 +170,39 @@ class SlotGroup:
                 self.backlog.append(item)
         if ended:
             self.parts.settler.finish([i for i, _ in ended], [o for _, o in ended])
+
+    def _reject(self, delivery: Delivery, reason: str) -> None:
+        """Dead-letter a delivery that cannot run here, storing FAILURE (`MessageRejected`,
+        naming `reason`) under its envelope's id, the call's identity, so that its caller does
+        not wait on PENDING for ever. When the body says it is that call's (its id is the
+        envelope's), its task is recorded and the rest of its workflow fails too; a body
+        carrying another id is not trusted with anything."""
+        envelope = delivery.envelope
+        try:
+            found = identify(envelope.body)
+        except Exception:  # nothing more is known than the envelope's id
+            found = None
+        own = found if found is not None and found.id == envelope.id else None
+        task = self.parts.app.tasks.get(own.task) if own is not None else None
+        outcome = None
+        if task is None or not self.parts.policy(task).ignore_result:
+            outcome = Outcome(
+                task_id=envelope.id,
+                state=TaskState.FAILURE,
+                error=ErrorInfo(
+                    MessageRejected.__name__, reason, module=MessageRejected.__module__
+                ),
+                task_name=own.task if own is not None else None,
+                queue=envelope.queue,
+                worker=self.parts.name,
+                attempt=delivery.attempt,
+                finished_at=self.parts.app.clock.now(),
+                reason=reason,
+                token=delivery.lease.token,
+            )
+        links = own.links if own is not None else NO_LINKS
+        name = own.task if own is not None else "a message"
+        self.parts.settler.reject(delivery, reason, outcome, links, name)
 
     def _read(self, delivery: Delivery) -> tuple[Inflight | None, str | None]:
         """The delivery's message and policy, or None and why it cannot run here."""
@@ -254,19 +293,25 @@ class SlotGroup:
             self._refuse(item, exc)
 
     def _refuse(self, item: Inflight, exc: Exception) -> None:
+        """A call the pool cannot take ends FAILURE with the pool's error and is dead-lettered;
+        the rest of its workflow fails as after a failure for good."""
         m = item.message
-        reason = f"could not be handed to the {self.spec.pool} pool: {type(exc).__name__}: {exc}"
+        reason = (
+            f"could not be handed to the {self.spec.pool} pool: {type(exc).__name__}: {exc}; "
+            + _REFUSAL_HINT
+        )
         log.error("task %s[%s] %s", m.task, m.id, reason)
-        if self.parts.keeper.drop(item.lease):
-            if not item.policy.ignore_result:
-                outcome = item.outcome(
-                    TaskState.FAILURE,
-                    self.parts.name,
-                    reason="refused by the pool",
-                    error=error_info(exc),
-                )
-                self.parts.settler.store([outcome])
-            self.parts.settler.dead_letter(item.delivery, reason)
+        if not self.parts.keeper.drop(item.lease):
+            return  # lost meanwhile: its new holder settles it
+        outcome = None
+        if not item.policy.ignore_result:
+            outcome = item.outcome(
+                TaskState.FAILURE,
+                self.parts.name,
+                reason="refused by the pool",
+                error=error_info(exc),
+            )
+        self.parts.settler.reject(item.delivery, reason, outcome, m.links, m.task)
 
     def _begin_at_most_once(self, batch: list[Inflight]) -> list[Inflight]:
         """Mark at-most-once calls as started in the broker before they run; one whose lease
