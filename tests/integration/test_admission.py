@@ -17,7 +17,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from conveyor import Conveyor
+from conveyor import Conveyor, RemoteError
 from conveyor.brokers.base import Envelope, MessageState
 from conveyor.message import Message, encode_message
 from conveyor.request import request_for
@@ -109,6 +109,35 @@ def bad_messages(kind: str) -> list[Bad]:
     return cases
 
 
+#: The task each of these bad messages' FAILURE names: the body says it, and is the envelope's
+#: own (the others name none, or are not checked here).
+NAMED = {
+    "deep-600": "sample.add",
+    "oversize": "sample.total",
+    "unknown-task": "sample.nope",
+    "other-id": None,
+    "not-json": None,
+    "deep-1000": None,
+}
+
+
+def rejections(
+    reader: Conveyor, reasons: dict[str, str], names: dict[str, str | None]
+) -> dict[str, str]:
+    """What is wrong with the FAILURE outcome stored under each dead letter's id, given its
+    reason and (where `names` has it) the task it must name: none when all are right."""
+    outcomes = reader.results.get_many(list(reasons))
+    wrong = {}
+    for mid, reason in reasons.items():
+        o = outcomes.get(mid)
+        named = names.get(mid, o.task_name if o else None)
+        if o is None or o.state is not TaskState.FAILURE or o.error is None:
+            wrong[mid] = f"outcome {o}"
+        elif (o.error.type, o.error.message, o.task_name) != ("MessageRejected", reason, named):
+            wrong[mid] = f"{o.error.type}: {o.error.message} (task {o.task_name})"
+    return wrong
+
+
 def inject(reader: Conveyor, bad: Bad, mid: str) -> None:
     """Store one malformed message delayed (no worker touches it), spoil it, make it due."""
     stored = bad.stored if bad.stored is not None else body(mid)
@@ -174,14 +203,18 @@ def test_storage_fuzz_dead_letters_each_bad_message_and_runs_every_valid_call_on
     starts = {tid: sum(1 for r in runs if r.kind == "START" and r.task_id == tid) for tid in valid}
     once = [tid for tid in valid if starts[tid] == 1]
     outcomes = reader.results.get_many(valid)
+    names = {mid: NAMED[bad.name] for mid, bad in expected.items() if bad.name in NAMED}
+    failed = rejections(reader, reasons, names)
     print(
         f"\nstorage fuzz [{backend_name}]: bad messages={len(expected)} "
         f"({len(cases)} kinds x 3), dead-lettered with their own reason={len(own)}, "
+        f"FAILURE (MessageRejected) under their id={len(reasons) - len(failed)}, "
         f"valid calls run exactly once={len(once)}/{len(valid)}, worker exits={exits} "
         f"(then stopped by SIGTERM: exit code {proc.returncode})"
     )
     wrong = {mid: reasons.get(mid) for mid in expected if mid not in own}
     assert wrong == {}, f"dead letters without their own reason: {wrong}"
+    assert failed == {}, f"dead letters without their FAILURE outcome: {failed}"
     assert len(once) == len(valid)
     assert {o.state for o in outcomes.values()} == {TaskState.SUCCESS}
     assert exits == 0 and proc.returncode == 0
@@ -191,12 +224,13 @@ def test_storage_fuzz_dead_letters_each_bad_message_and_runs_every_valid_call_on
     assert {d["id"] for d in json.loads(listed.stdout)} == set(expected)
 
 
-def test_a_600_deep_call_is_refused_at_the_call_site_and_a_stored_one_dead_lettered(
-    db: Where, reader: Conveyor
-) -> None:
-    code = "import sample_app as s\nv = 1\nfor _ in range(600): v = [v]\ns.total.delay(v)"
-    producer = subprocess.run(
-        [sys.executable, "-c", code],
+def produce(db: Where, code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sample_app as s\nv = 1\nfor _ in range(600): v = [v]\n" + code,
+        ],
         cwd=HERE,
         env=env_for(db),
         capture_output=True,
@@ -204,18 +238,42 @@ def test_a_600_deep_call_is_refused_at_the_call_site_and_a_stored_one_dead_lette
         timeout=120,
         check=False,
     )
+
+
+def test_a_600_deep_call_is_refused_at_the_call_site_and_a_stored_one_dead_lettered(
+    db: Where, reader: Conveyor
+) -> None:
+    producer = produce(db, "s.total.delay(v)")
     assert producer.returncode == 1
     assert "EncodeError: args[0][0][0]" in producer.stderr
     assert "is nested more than 100 lists/dicts deep" in producer.stderr
+    # the same data as an argument of a chord's body: refused too, before anything is stored
+    producer = produce(
+        db,
+        "from conveyor import chord\n"
+        "chord([s.add.s(1, 1), s.add.s(2, 2)], s.total.s(extra=v)).apply_async()",
+    )
+    assert producer.returncode == 1
+    assert "EncodeError: chord body[0] (sample.total) kwargs['extra'][0]" in producer.stderr
     assert reader.broker.queue_stats() == []  # nothing was stored
     deep = body("deep", "sample.total", b"[" + nested(600) + b"]")
-    reader.broker.enqueue([Envelope("deep", QUEUE, deep)])
+    # a chord member stored by something else, carrying such a body: dead-lettered, the body fails
+    then = b',"chord":"c","join":{"size":1,"then":[{"type":"sig","task":"sample.total","id":"body",'
+    member = body("member", extra=then + b'"kwargs":{"extra":' + nested(600) + b"}}]}")
+    reader.broker.enqueue([Envelope("deep", QUEUE, deep), Envelope("member", QUEUE, member)])
     (after,) = send(db, "print(s.add.delay(2, 3).id)")
     with worker(db, "-P", "process", "-c", "1") as proc:
         assert reader.AsyncResult(after).get(timeout=60) == 5
-        wait_until(lambda: "deep" in dead_with(reader, ["deep"]), 60, "the deep body's dead letter")
+        wait_until(
+            lambda: len(dead_with(reader, ["deep", "member"])) == 2, 60, "the deep dead letters"
+        )
         assert proc.poll() is None
-    assert "args[0][0]" in dead_with(reader, ["deep"])["deep"]
+    reasons = dead_with(reader, ["deep", "member"])
+    assert "args[0][0]" in reasons["deep"]
+    assert "join.then[0] (sample.total) kwargs['extra'][0]" in reasons["member"]
+    assert rejections(reader, reasons, {"deep": "sample.total", "member": "sample.add"}) == {}
+    with pytest.raises(RemoteError, match=r"MessageRejected: message refused: join\.then"):
+        reader.AsyncResult("body").get(timeout=10)  # the chord's body is not left PENDING
     assert proc.returncode == 0
 
 
@@ -231,9 +289,9 @@ def test_a_body_with_another_calls_id_is_dead_lettered_and_cannot_overwrite_it(
         wait_until(lambda: "intruder" in dead_with(reader, ["intruder"]), 60, "the dead letter")
         assert proc.poll() is None
     assert reader.results.get(victim) == before and reader.AsyncResult(victim).get() == 3
-    assert reader.results.get("intruder") is None
     reason = dead_with(reader, ["intruder"])["intruder"]
     assert f"carries id {victim!r}, not its envelope's 'intruder'" in reason
+    assert rejections(reader, {"intruder": reason}, {"intruder": None}) == {}  # its own FAILURE
 
 
 def test_the_process_pool_survives_a_job_it_cannot_send_to_its_child(

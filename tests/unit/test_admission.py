@@ -224,7 +224,7 @@ def test_a_call_the_pool_cannot_take_fails_and_is_dead_lettered_while_others_run
     refused, ok = unsendable.delay(), fine.delay()
     node = chain(unsendable.s(), fine.si())._node()
     send_node(mem_app, node)
-    first, second = result_ids(node.steps[0]), result_ids(node)  # type: ignore[attr-defined]
+    first, second = result_ids(node.steps[0]), result_ids(node)
     worker = solo_worker(mem_app)
     worker.groups[0].pool = RefusingPool(lambda name: mem_app.tasks[name])
     worker.run_until_idle()
