@@ -288,3 +288,29 @@ def test_an_outage_while_moving_a_workflow_on_leaves_the_step_to_run_again(
     fake_clock.advance(mem_app.conf.settings.visibility_timeout + 1)
     run(mem_app)
     assert res.get(timeout=1) == 7 and mem_app.broker.queue_stats() == []
+
+
+def test_marking_later_steps_failed_meets_an_error_the_step_is_acknowledged_all_the_same(
+    app: Conveyor, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    @app.task(name="boom")
+    def boom() -> None:
+        raise ZeroDivisionError("boom")
+
+    node = chain(signature("boom", app=app), app.tasks["add"].s(1))._node()
+    send_node(app, node)
+    later = result_ids(node)[0]
+    put = app.results.put
+
+    def refusing(outcomes: list[Outcome]) -> list[bool]:
+        if any(o.task_id == later for o in outcomes):
+            raise ValueError("this store refuses that id")
+        return put(outcomes)
+
+    monkeypatch.setattr(app.results, "put", refusing)
+    run(app)
+    assert failure(app, result_ids(node.steps[0])[0]).error.type == "ZeroDivisionError"  # type: ignore[union-attr]
+    assert app.broker.queue_stats() == []  # acknowledged: running it again changes nothing
+    assert (
+        f"the calls after boom[{result_ids(node.steps[0])[0]}] could not be marked" in caplog.text
+    )

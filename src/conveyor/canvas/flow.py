@@ -202,16 +202,7 @@ def _workflow_failed(
         error = ErrorInfo("WorkflowError", why, module=WorkflowError.__module__)
     reason = f"the workflow could not go on after {task_name}[{task_id}]: {error.message}"
     log.error("%s; every later step is marked FAILURE", storable_text(reason))
-    try:
-        _fail_after(app, links, error, reason, reason)
-    except OUTAGES:
-        raise
-    except Exception:  # the step is still acknowledged: running it again changes nothing
-        log.exception(
-            "the calls after %s[%s] could not be marked FAILURE; they read PENDING",
-            task_name,
-            task_id,
-        )
+    _fail_after(app, links, error, reason, reason, f"{task_name}[{task_id}]")
 
 
 def _join(app: Conveyor, chord_id: str, member_id: str, join: ChordJoin | None) -> None:
@@ -259,17 +250,39 @@ def after_failure(
     app: Conveyor, links: Links, task_name: str, task_id: str, error: ErrorInfo
 ) -> None:
     """Call `task_id` failed for good: every call still to come in its chain fails with its
-    error, and so does the body of its chord (and of any chord a later step belonged to)."""
+    error, and so does the body of its chord (and of any chord a later step belonged to). Only
+    an outage raises (see `_fail_after`)."""
+    step = f"{task_name}[{task_id}]"
     _fail_after(
         app,
         links,
         error,
-        f"an earlier step of the chain failed: {task_name}[{task_id}]",
-        f"a member of the chord's header failed: {task_name}[{task_id}]",
+        f"an earlier step of the chain failed: {step}",
+        f"a member of the chord's header failed: {step}",
+        step,
     )
 
 
 def _fail_after(
+    app: Conveyor,
+    links: Links,
+    error: ErrorInfo,
+    chain_reason: str,
+    chord_reason: str,
+    step: str,
+) -> None:
+    """Mark FAILURE every call after `step`. Only an outage raises: any other error here would
+    meet the step again if it were delivered again, so it is logged (those calls read PENDING)
+    and the step is acknowledged all the same."""
+    try:
+        _mark_after(app, links, error, chain_reason, chord_reason)
+    except OUTAGES:
+        raise
+    except Exception:
+        log.exception("the calls after %s could not be marked FAILURE; they read PENDING", step)
+
+
+def _mark_after(
     app: Conveyor, links: Links, error: ErrorInfo, chain_reason: str, chord_reason: str
 ) -> None:
     """Mark FAILURE every call after a step: the rest of its chain, and what follows every
