@@ -247,10 +247,12 @@ class Settler:
         outcome: Outcome | None,
         links: Links = NO_LINKS,
         task: str = "a call",
+        error: ErrorInfo | None = None,
     ) -> None:
         """Dead-letter a delivery the worker will not run, with `reason`, after storing its
         `outcome` (FAILURE, under the delivery's token) and failing the rest of its workflow
-        (`links`) as a failure for good does, so that nobody waits on PENDING for ever. If the
+        (`links`) as a failure for good does, with `error` (default: the outcome's, else
+        MessageRejected naming `reason`), so that nobody waits on PENDING for ever. If the
         store refuses the outcome, the message is still dead-lettered and its workflow failed."""
         reason = storable_text(reason)
         lease = delivery.lease
@@ -262,7 +264,7 @@ class Settler:
 
         followups: list[tuple[Lease, Callable[[], None]]] = []
         if links and self._app is not None:
-            error = outcome.error if outcome is not None else None
+            error = error or (outcome.error if outcome is not None else None)
             error = error or ErrorInfo(MessageRejected.__name__, reason, module="conveyor.errors")
             failed = functools.partial(
                 after_failure, self._app, links, task, lease.message_id, error

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from ..app import Conveyor
 from ..brokers.base import Delivery, Lease, Requeue
 from ..errors import ConfigurationError, DecodeError, MessageRejected, WorkerLostError
-from ..message import NO_LINKS, admit_message, identify
+from ..message import NO_LINKS, Links, admit_message, identify
 from ..ratelimit import LocalThrottle
 from ..request import Request, request_for
 from ..results.base import ErrorInfo, Outcome
@@ -177,32 +177,37 @@ class SlotGroup:
         not wait on PENDING for ever. When the body says it is that call's (its id is the
         envelope's), its task is recorded and the rest of its workflow fails too; a body
         carrying another id is not trusted with anything."""
-        envelope = delivery.envelope
         try:
-            found = identify(envelope.body)
-        except Exception:  # nothing more is known than the envelope's id
-            found = None
-        own = found if found is not None and found.id == envelope.id else None
-        task = self.parts.app.tasks.get(own.task) if own is not None else None
-        outcome = None
-        if task is None or not self.parts.policy(task).ignore_result:
-            outcome = Outcome(
-                task_id=envelope.id,
-                state=TaskState.FAILURE,
-                error=ErrorInfo(
-                    MessageRejected.__name__, reason, module=MessageRejected.__module__
-                ),
-                task_name=own.task if own is not None else None,
-                queue=envelope.queue,
-                worker=self.parts.name,
-                attempt=delivery.attempt,
-                finished_at=self.parts.app.clock.now(),
-                reason=reason,
-                token=delivery.lease.token,
-            )
-        links = own.links if own is not None else NO_LINKS
-        name = own.task if own is not None else "a message"
+            outcome, links, name = self._rejection(delivery, reason)
+        except Exception:  # whatever is stored, the dead letter still goes ahead
+            log.exception("no outcome can be recorded for message %s", delivery.envelope.id)
+            outcome, links, name = None, NO_LINKS, "a message"
         self.parts.settler.reject(delivery, reason, outcome, links, name)
+
+    def _rejection(self, delivery: Delivery, reason: str) -> tuple[Outcome | None, Links, str]:
+        envelope = delivery.envelope
+        found = identify(envelope.body)
+        own = found if found is not None and found.id == envelope.id else None
+        if own is None:
+            name, links, task = None, NO_LINKS, None
+        else:
+            name, links, task = own.task, own.links, self.parts.app.tasks.get(own.task)
+        if task is not None and self.parts.policy(task).ignore_result:
+            return None, links, name or "a message"
+        error = ErrorInfo(MessageRejected.__name__, reason, module=MessageRejected.__module__)
+        outcome = Outcome(
+            task_id=envelope.id,
+            state=TaskState.FAILURE,
+            error=error,
+            task_name=name,
+            queue=envelope.queue,
+            worker=self.parts.name,
+            attempt=delivery.attempt,
+            finished_at=self.parts.app.clock.now(),
+            reason=reason,
+            token=delivery.lease.token,
+        )
+        return outcome, links, name or "a message"
 
     def _read(self, delivery: Delivery) -> tuple[Inflight | None, str | None]:
         """The delivery's message and policy, or None and why it cannot run here."""
@@ -303,15 +308,12 @@ class SlotGroup:
         log.error("task %s[%s] %s", m.task, m.id, reason)
         if not self.parts.keeper.drop(item.lease):
             return  # lost meanwhile: its new holder settles it
-        outcome = None
+        error, outcome = error_info(exc), None
         if not item.policy.ignore_result:
             outcome = item.outcome(
-                TaskState.FAILURE,
-                self.parts.name,
-                reason="refused by the pool",
-                error=error_info(exc),
+                TaskState.FAILURE, self.parts.name, reason="refused by the pool", error=error
             )
-        self.parts.settler.reject(item.delivery, reason, outcome, m.links, m.task)
+        self.parts.settler.reject(item.delivery, reason, outcome, m.links, m.task, error)
 
     def _begin_at_most_once(self, batch: list[Inflight]) -> list[Inflight]:
         """Mark at-most-once calls as started in the broker before they run; one whose lease
