@@ -160,3 +160,29 @@ def test_a_read_only_postgres_result_store_delays_the_calls_without_failing_them
         )
     finally:
         server.stop()
+
+
+def test_a_producer_gets_backend_unavailable_and_deletes_still_free_memory(
+    redis_server: RedisServer,
+) -> None:
+    """Out of memory, a producer's write waits its retry budget, then fails clearly naming
+    the cause; forgetting an outcome (deletes, which free memory) still works."""
+    from conveyor.errors import BackendUnavailable
+    from conveyor.results.base import Outcome
+    from conveyor.results.redis import RedisResultStore
+    from conveyor.states import TaskState
+
+    store = RedisResultStore(redis_server.url, retry_budget=0.5)
+    try:
+        store.put([Outcome("kept", TaskState.SUCCESS, value=b"1")])
+        spoil, mend = _out_of_memory(redis_server)
+        spoil()
+        with pytest.raises(BackendUnavailable, match="OutOfMemoryError") as raised:
+            store.put([Outcome("new", TaskState.SUCCESS, value=b"2")])
+        assert SECRET not in str(raised.value)
+        store.forget(["kept"])
+        assert store.get_many(["kept", "new"]) == {}
+        mend()
+        assert store.put([Outcome("new", TaskState.SUCCESS, value=b"2")]) == [True]
+    finally:
+        store.close()
