@@ -110,6 +110,23 @@ def _check_conninfo(conninfo: str, url: str) -> None:
         )
 
 
+def transient_errors() -> tuple[type[Exception], ...]:
+    """Errors that say the server cannot serve this call *now*, worth retrying (see guard.py):
+    `OperationalError` — a lost or refused connection, a server shutting down or starting
+    (`AdminShutdown`, `CannotConnectNow`), a transaction rolled back by a serialization
+    failure or a deadlock (`TransactionRollback`), a full disk or memory; a pool with no
+    connection free in time (`PoolTimeout`); and a server that takes no writes now
+    (`ReadOnlySqlTransaction`: a hot standby during a failover, or
+    `default_transaction_read_only` set while a disk is being freed).
+
+    Retrying is as safe as the first attempt: such an error rolls back the statement or
+    transaction it hit, whole; what an operation of several transactions committed before it
+    (the claims of a reservation over several queues) is what guard.py's contract covers (the
+    leases run out); and a read-only server refuses every write."""
+    pg, pool = import_psycopg()
+    return (pg.OperationalError, pool.PoolTimeout, pg.errors.ReadOnlySqlTransaction)
+
+
 def now_param(clock: Clock) -> float | None:
     """The `now` parameter of every statement: None lets the database's clock decide."""
     return None if clock is SYSTEM_CLOCK else clock.now()
@@ -134,7 +151,8 @@ class PgDatabase:
     ) -> None:
         pg, pool = import_psycopg()
         self.target = target
-        self.errors: tuple[type[Exception], ...] = (pg.OperationalError, pool.PoolTimeout)
+        self._lost: tuple[type[Exception], ...] = (pg.OperationalError, pool.PoolTimeout)
+        self.errors = transient_errors()
         self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = pool.ConnectionPool(
             target.conninfo,
             kwargs={
@@ -158,7 +176,7 @@ class PgDatabase:
         try:
             with self._pool.connection() as conn:
                 yield conn
-        except self.errors:
+        except self._lost:
             self._pool.check()
             raise
 

@@ -38,11 +38,26 @@ def import_redis() -> Any:
 
 
 def transient_errors() -> tuple[type[BaseException], ...]:
-    """Errors that mean "the server is unreachable or restarting", worth retrying: refused or
-    reset connections, timeouts, and a server still loading its data after a restart."""
+    """Errors that say the server cannot serve this call *now*, worth retrying: refused or
+    reset connections and timeouts; a server still loading its data after a restart
+    (`LOADING`); a server at `maxmemory` under `noeviction` (`OOM`, until consumers drain it or
+    memory is raised); a replica that refuses writes during a failover (`READONLY`) or has
+    lost its master (`MASTERDOWN`); a cluster slot in migration (`TRYAGAIN`).
+
+    Retrying these is as safe as the first attempt: the server refuses the command before it
+    runs, and a script before its first write (Redis denies `OOM` only to a script that has
+    not written yet, and a replica refuses every write), so nothing was half applied."""
     redis = import_redis()
     e = redis.exceptions
-    return (e.ConnectionError, e.TimeoutError, e.BusyLoadingError)
+    return (
+        e.ConnectionError,
+        e.TimeoutError,
+        e.BusyLoadingError,
+        e.OutOfMemoryError,
+        e.ReadOnlyError,
+        e.MasterDownError,
+        e.TryAgainError,
+    )
 
 
 def client_from_url(url: str) -> tuple[redis.Redis, str]:

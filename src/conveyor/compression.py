@@ -63,7 +63,10 @@ def _gzip(data: bytes) -> bytes:
 
 def decompress(data: bytes, limit: int = DEFAULT_LIMIT) -> bytes:
     """The original bytes of a stored value, compressed or not. A compressed value that would
-    inflate past `limit` bytes raises DecodeError without being inflated further."""
+    inflate past `limit` bytes raises DecodeError without being inflated further, and so does
+    one that is damaged: cut off, corrupt, or followed by bytes that are not another member or
+    frame. Several gzip members, or several zstd frames, one after another (what concatenating
+    compressed files gives) are read as the concatenation of their contents."""
     try:
         if data[:2] == _GZIP_MAGIC:
             return _gunzip(data, limit)
@@ -72,7 +75,7 @@ def decompress(data: bytes, limit: int = DEFAULT_LIMIT) -> bytes:
     except DecodeError:
         raise
     except (OSError, EOFError, ValueError, zlib.error) as exc:
-        raise DecodeError(f"a stored result could not be decompressed: {exc}") from None
+        raise _damaged(str(exc)) from None
     return data
 
 
@@ -84,28 +87,66 @@ def _gunzip(data: bytes, limit: int) -> bytes:
         if len(out) > limit:
             raise _too_large(limit)
         if not inflater.eof:
-            raise DecodeError("a stored result could not be decompressed: its gzip data is cut off")
+            raise _damaged("its gzip data is cut off")
         data = inflater.unused_data
     return bytes(out)
 
 
 def _unzstd(data: bytes, limit: int) -> bytes:
     zstandard = _zstd()
-    declared = zstandard.frame_content_size(data)  # -1: the frame does not say
-    if declared > limit:
-        raise _too_large(limit)
-    out = bytearray()
-    with zstandard.ZstdDecompressor().stream_reader(data) as reader:
-        while len(out) <= limit:
-            chunk = reader.read(limit + 1 - len(out))
-            if not chunk:
-                break
-            out += chunk
+    try:
+        declared = _zstd_frames(zstandard, memoryview(data))
+        if declared > limit:
+            raise _too_large(limit)
+        out = bytearray()
+        with zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True) as reader:
+            while len(out) <= limit:
+                chunk = reader.read(limit + 1 - len(out))
+                if not chunk:
+                    break
+                out += chunk
+    except zstandard.ZstdError as exc:
+        raise _damaged(f"its zstd data is corrupt ({exc})") from None
     if len(out) > limit:
         raise _too_large(limit)
     if declared >= 0 and len(out) != declared:
-        raise DecodeError("a stored result could not be decompressed: its zstd data is cut off")
+        raise _damaged(f"its zstd frames declare {declared} bytes but hold {len(out)}")
     return bytes(out)
+
+
+def _zstd_frames(zstandard: Any, data: memoryview) -> int:
+    """Walk the zstd frames of `data` by their headers, without inflating anything: the sum of
+    the sizes they declare (-1 when a frame does not say). DecodeError unless `data` is whole
+    frames back to back: cut off, or followed by bytes that are not a frame."""
+    total, pos = 0, 0
+    while pos < len(data):
+        if data[pos : pos + 4] != _ZSTD_MAGIC:
+            raise _damaged("bytes after its last zstd frame are not a zstd frame")
+        frame = zstandard.get_frame_parameters(data[pos:])
+        pos += zstandard.frame_header_size(data[pos:])
+        last = False
+        while not last:  # block headers: 3 bytes, little-endian: last, type, size
+            if pos + 3 > len(data):
+                raise _damaged("its zstd data is cut off")
+            header = int.from_bytes(data[pos : pos + 3], "little")
+            last, kind, size = bool(header & 1), (header >> 1) & 3, header >> 3
+            if kind == 3:
+                raise _damaged("its zstd data is corrupt (a reserved block type)")
+            pos += 3 + (1 if kind == 1 else size)  # an RLE block holds one byte
+        pos += 4 if frame.has_checksum else 0
+        if pos > len(data):
+            raise _damaged("its zstd data is cut off")
+        known = total >= 0 and frame.content_size != zstandard.CONTENTSIZE_UNKNOWN
+        total = total + frame.content_size if known else -1
+    return total
+
+
+def _damaged(why: str) -> DecodeError:
+    return DecodeError(
+        f"a stored result could not be decompressed: {why}. The stored value is damaged or was "
+        "not written by conveyor: run the call again to store its result anew, or forget it "
+        "(AsyncResult.forget())"
+    )
 
 
 def _too_large(limit: int) -> DecodeError:

@@ -138,6 +138,7 @@ class BackendUnavailable(ConveyorError, ConnectionError):
 #: Errors that say a store or broker cannot be reached or cannot take writes *now* — not that
 #: it refuses these writes: whoever gets one leaves the calls to be delivered again (leases run
 #: out) instead of failing them. Server errors that pass with time (a restart, a failover, a
-#: full disk) reach callers as BackendUnavailable once their guard gives up (guard.py); SQLite
+#: read-only replica, Redis out of memory under `noeviction`, a full disk) are retried by the
+#: backend's guard and reach callers as BackendUnavailable once it gives up (guard.py); SQLite
 #: reports a locked file as OperationalError. Anything else is a verdict on the request.
 OUTAGES: tuple[type[Exception], ...] = (BackendUnavailable, sqlite3.OperationalError)

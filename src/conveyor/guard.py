@@ -1,10 +1,16 @@
-"""Riding out lost connections to a broker or result-store server, and a full SQLite disk.
+"""Riding out lost connections to a broker or result-store server, passing server states, and a
+full SQLite disk.
 
 A `Guard` runs each call of a backend and retries it, with exponential backoff, when it fails
-with one of the backend's transient errors (connection refused or reset, server restarting; for
-SQLite, a disk that is full or failing, the write rolled back). Every backend operation is
-safe to repeat: enqueue is idempotent by id, settling calls are fenced by token, and a
-reservation whose reply was lost simply expires and is delivered again.
+with one of the backend's transient errors (connection refused or reset, server restarting;
+a server that takes no writes for now: Redis at `maxmemory` under `noeviction`, a read-only
+replica or standby during a failover, a PostgreSQL serialization failure or deadlock; for
+SQLite, a disk that is full or failing, the write rolled back; `_redis.transient_errors`,
+`_postgres.transient_errors`). Every backend operation is safe to repeat: enqueue is
+idempotent by id, outcomes and settling calls are fenced by token, forgets and chord joins
+are idempotent, and a reservation whose reply was lost simply expires and is delivered again.
+A server that refuses a call for its state refuses it before writing anything, so such a
+retry repeats nothing at all.
 
 Contract:
 * Producers (the default) retry for at most `budget` seconds, then get `BackendUnavailable`

@@ -168,3 +168,30 @@ def test_a_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> No
     app = Conveyor("x", broker=services.postgres_url("nowhere"), set_as_current=False)
     with pytest.raises(ConfigurationError, match=r'pip install "conveyor\[postgres\]"'):
         app.broker  # noqa: B018
+
+
+def test_chords_in_flight_are_counted_once_by_the_chord_counts_migration(
+    schemas: list[str],
+) -> None:
+    from conveyor.results.postgres import PostgresResultStore
+
+    database = fresh(schemas)
+    upgrade(database, to=5)  # the release before chord counts, with chords half joined
+    with database.connection() as conn:
+        conn.execute(
+            "INSERT INTO conveyor_chord_members (chord_id, member_id, expires_at) "
+            "SELECT 'flight', 'm' || g, 1e12 FROM generate_series(1, 3) g"
+        )
+        conn.execute("INSERT INTO conveyor_chord_members VALUES ('stale', 'm1', 1.0)")
+    assert [m.version for m in upgrade(database)] == [6]
+    store = PostgresResultStore(services.postgres_url(database.target.schema))
+    try:
+        assert store.join_chord("flight", "m1") == 3  # joined before the upgrade: counted once
+        assert store.join_chord("flight", "m4") == 4
+        assert store.join_chord("stale", "m1") == 1  # its joins had expired: it starts again
+        with database.connection() as conn:  # a worker of the earlier release inserting
+            conn.execute("INSERT INTO conveyor_chord_members VALUES ('flight', 'm5', 1e12)")
+        assert store.join_chord("flight", "m6") == 6  # the trigger counted its insert too
+    finally:
+        store.close()
+        database.close()

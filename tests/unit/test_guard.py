@@ -73,3 +73,30 @@ def test_scrub_blanks_raw_and_encoded_passwords() -> None:
     assert scrub(f"failed for {url}: password p@ss or p%40ss", url) == (
         "failed for postgresql://app:***@db/x: password *** or ***"
     )
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["OutOfMemoryError", "ReadOnlyError", "MasterDownError", "TryAgainError", "BusyLoadingError"],
+)
+def test_redis_server_states_that_pass_are_retried(name: str) -> None:
+    import redis
+
+    from conveyor._redis import transient_errors
+
+    error = getattr(redis.exceptions, name)("the server says no, for now")
+    assert isinstance(error, transient_errors())
+    # a verdict on the request itself is not retried
+    assert not isinstance(redis.exceptions.ResponseError("WRONGTYPE"), transient_errors())
+
+
+@pytest.mark.parametrize(
+    "name", ["ReadOnlySqlTransaction", "SerializationFailure", "DeadlockDetected", "AdminShutdown"]
+)
+def test_postgres_server_states_that_pass_are_retried(name: str) -> None:
+    import psycopg
+
+    from conveyor._postgres import transient_errors
+
+    assert isinstance(getattr(psycopg.errors, name)(), transient_errors())
+    assert not isinstance(psycopg.errors.UniqueViolation(), transient_errors())

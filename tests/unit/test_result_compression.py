@@ -3,6 +3,7 @@ unchanged by any reader, whatever its own setting."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -68,3 +69,59 @@ def test_unknown_methods_are_refused() -> None:
     app = Conveyor("c", broker="memory://", set_as_current=False)
     with pytest.raises(ConfigurationError, match="use None, 'gzip' or 'zstd'"):
         app.conf.result_compression = "bzip2"
+
+
+def _zstd(data: bytes, **options: Any) -> bytes:
+    import zstandard
+
+    return bytes(zstandard.ZstdCompressor(level=3, **options).compress(data))
+
+
+def test_several_members_or_frames_read_as_their_concatenation() -> None:
+    import gzip
+
+    first, second = json.dumps(ROWS[:700]).encode(), json.dumps(ROWS[700:]).encode()
+    for packed in (
+        gzip.compress(first) + gzip.compress(second),
+        _zstd(first) + _zstd(second),
+        _zstd(first, write_content_size=False) + _zstd(second, write_checksum=True),
+    ):
+        assert decompress(packed) == first + second
+    with pytest.raises(DecodeError, match="inflates to more than"):
+        decompress(_zstd(first) + _zstd(second), limit=len(first) + len(second) - 1)
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda z: z[:-7], "cut off"),  # the last block is cut short
+        (lambda z: z + z[:9], "cut off"),  # a second frame with a header only
+        (lambda z: z + b"{}", "bytes after its last zstd frame are not a zstd frame"),
+        (lambda z: z[:12] + bytes(len(z) - 12), "corrupt"),  # zeroed blocks
+        (lambda z: z[:9] + b"\xff" * (len(z) - 9), "corrupt"),  # a reserved block type
+    ],
+    ids=["truncated", "header-only-frame", "trailing-bytes", "zeroed", "reserved-block"],
+)
+def test_damaged_zstd_values_raise_decode_error_saying_what_to_do(damage: Any, reason: str) -> None:
+    import zstandard
+
+    packed = damage(_zstd(json.dumps(ROWS).encode(), write_checksum=True))
+    with pytest.raises(DecodeError, match=reason) as raised:
+        decompress(packed)
+    assert "run the call again" in str(raised.value)
+    assert not isinstance(raised.value, zstandard.ZstdError)
+
+
+def test_a_corrupt_zstd_result_reaches_the_caller_as_decode_error(tmp_path: Path) -> None:
+    app = make_app(tmp_path, result_compression="zstd", result_compression_threshold=64)
+    call = app.send_task("rows")
+    solo_worker(app).run_until_idle()
+    stored = app.results.get(call.id)
+    assert stored is not None and stored.value is not None
+    assert stored.value[:4] == b"\x28\xb5\x2f\xfd"  # stored as a zstd frame
+    half = len(stored.value) // 2
+    spoiled = stored.value[:half] + bytes(len(stored.value) - half)  # corrupt, not cut off
+    app.results.put([dataclasses.replace(stored, value=spoiled)])
+    with pytest.raises(DecodeError, match="could not be decompressed"):
+        app.AsyncResult(call.id).get(timeout=5)
+    app.close()

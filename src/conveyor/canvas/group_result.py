@@ -93,5 +93,5 @@ class GroupResult:
         outcome = app.results.get(id)
         if outcome is None or outcome.task_name != GROUP_TASK or outcome.value is None:
             return None
-        ids = decode_value(outcome.value)
+        ids = decode_value(outcome.value, app.conf.settings.result_max_size)
         return cls(id, [AsyncResult(i, app) for i in ids], app)

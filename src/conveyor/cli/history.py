@@ -82,26 +82,30 @@ def results(
         before=_cursor(before) if before else None,
         limit=limit,
     )
-    page = ctx.app().results.history(query)
+    app = ctx.app()
+    page = app.results.history(query)
+    limit = app.conf.settings.result_max_size
     if as_json:
-        listed = [{"stored_at": e.stored_at, **outcome_record(e.outcome)} for e in page.entries]
+        listed = [
+            {"stored_at": e.stored_at, **outcome_record(e.outcome, limit)} for e in page.entries
+        ]
         click.echo(json.dumps({"results": listed, "next": page.next and str(page.next)}))
         return
-    _print_page(page, before is not None)
+    _print_page(page, before is not None, limit)
 
 
-def _print_page(page: HistoryPage, continued: bool) -> None:
+def _print_page(page: HistoryPage, continued: bool, limit: int) -> None:
     if not page.entries:
         click.echo("no more outcomes" if continued else "no stored outcomes match")
         return
     header = ("stored (UTC)", "state", "task", "id", "worker", "attempt", "runtime", "result")
-    for line in aligned(header, [_row(e) for e in page.entries], indent=""):
+    for line in aligned(header, [_row(e, limit) for e in page.entries], indent=""):
         click.echo(line)
     if page.next is not None:
         click.echo(f"\nmore: add --before {page.next}")
 
 
-def _row(entry: HistoryEntry) -> tuple[str, ...]:
+def _row(entry: HistoryEntry, limit: int) -> tuple[str, ...]:
     o = entry.outcome
     stored = datetime.fromtimestamp(entry.stored_at, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
     runtime = "-"
@@ -115,16 +119,16 @@ def _row(entry: HistoryEntry) -> tuple[str, ...]:
         o.worker or "-",
         str(o.attempt),
         runtime,
-        _summary(entry),
+        _summary(entry, limit),
     )
 
 
-def _summary(entry: HistoryEntry) -> str:
+def _summary(entry: HistoryEntry, limit: int) -> str:
     o = entry.outcome
     if o.error is not None:
         text = f"{o.error.type}: {o.error.message}"
     elif o.value is not None:
-        text = json.dumps(decode_value(o.value))
+        text = json.dumps(decode_value(o.value, limit))
     else:
         text = o.reason or ""
     text = " ".join(text.split())

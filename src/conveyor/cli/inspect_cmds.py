@@ -23,9 +23,10 @@ def when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds")
 
 
-def outcome_record(outcome: Outcome) -> dict[str, Any]:
-    """Everything stored for one call, as plain JSON-ready data."""
-    value = decode_value(outcome.value) if outcome.value is not None else None
+def outcome_record(outcome: Outcome, limit: int) -> dict[str, Any]:
+    """Everything stored for one call, as plain JSON-ready data. `limit`: the app's
+    `result_max_size`, past which a compressed value is not inflated (DecodeError)."""
+    value = decode_value(outcome.value, limit) if outcome.value is not None else None
     runtime = None
     if outcome.started_at is not None and outcome.finished_at is not None:
         runtime = round(outcome.finished_at - outcome.started_at, 6)
@@ -58,7 +59,8 @@ def outcome_record(outcome: Outcome) -> dict[str, Any]:
 @click.pass_obj
 def result(ctx: CliContext, task_id: str, as_json: bool) -> None:
     """Show everything stored for one call (args and kwargs with result_extended)."""
-    outcome = ctx.app().results.get(task_id)
+    app = ctx.app()
+    outcome = app.results.get(task_id)
     if outcome is None:
         fields = {"task_id": task_id, "state": "PENDING"}
         click.echo(
@@ -67,7 +69,7 @@ def result(ctx: CliContext, task_id: str, as_json: bool) -> None:
             else f"{task_id}: PENDING (no outcome stored: unknown, not started, or expired)"
         )
         return
-    record = outcome_record(outcome)
+    record = outcome_record(outcome, app.conf.settings.result_max_size)
     if as_json:
         click.echo(json.dumps(record))
         return

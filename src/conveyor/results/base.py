@@ -16,7 +16,9 @@ and timings. Guarantees every backend gives (checked by `tests/contract/`):
   `purge_expired`.
 * **Chord joins.** `join_chord` adds a member id to a chord's set and returns the set's size,
   atomically: concurrent members of one chord are counted one after another, and a member
-  joining twice (it was redelivered and ran again) is counted once. Joins expire with outcomes.
+  joining twice (it was redelivered and ran again) is counted once. A join's cost does not
+  grow with the chord's size (the count is kept on write). A chord's joins expire together,
+  `ttl` seconds after its latest join; a join after that starts the count again.
 * **History.** `history` lists unexpired outcomes newest first by the time they were last
   written (ties by task id, descending), filtered by state, task name and a lower time bound,
   a page at a time: a page's `next` cursor, passed back as `before`, continues exactly after

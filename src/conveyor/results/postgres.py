@@ -115,9 +115,9 @@ class PostgresResultStore:
             "now": now_param(self._clock),
             "ttl": self._ttl,
         }
-        with self._db.connection() as conn, conn.transaction():
-            conn.execute(self._q["lock_chord"], params)
-            conn.execute(self._q["join_chord"], params)
+        with self._db.connection() as conn, conn.transaction(), conn.pipeline():
+            for name in ("lock_chord", "reset_chord", "join_chord"):  # one row each: fixed cost
+                conn.execute(self._q[name], params)
             (count,) = conn.execute(self._q["count_chord"], params).fetchone() or (0,)
             return int(count)
 

@@ -35,7 +35,9 @@ class RedisResultStore:
         self.shown = safe_url(url)
         self.guard = Guard(f"result store at {self.shown}", url, transient_errors(), retry_budget)
         self._scripts = Scripts(
-            self._client, "conveyor.results.redis_lua", ("put", "purge_expired", "join_chord")
+            self._client,
+            "conveyor.results.redis_lua",
+            ("put", "forget", "purge_expired", "join_chord"),
         )
         self._ttl = ttl
         self._clock = clock
@@ -95,11 +97,7 @@ class RedisResultStore:
     def forget(self, task_ids: Sequence[str]) -> None:
         if not task_ids:
             return
-        pipe = self._client.pipeline(transaction=True)
-        pipe.delete(*(f"{self.prefix}:res:{t}" for t in task_ids))
-        pipe.zrem(f"{self.prefix}:resx", *task_ids)
-        pipe.zrem(f"{self.prefix}:resh", *task_ids)
-        pipe.execute()
+        self._scripts("forget", self.prefix, [self._now(), *task_ids])
 
     @guarded
     def history(self, query: HistoryQuery) -> HistoryPage:

@@ -39,12 +39,17 @@ class SqliteResultStore:
         self.guard.call(self._upgrade)
 
     def _upgrade(self) -> None:
-        """A file from an earlier release gains columns."""
+        """A file from an earlier release (or a new one) gains columns, and the chord counts
+        with their trigger, counted from the member rows it holds — once, under the write
+        lock, however many processes open it at once."""
         with self._db.transaction() as conn:
             have = {r[0] for r in conn.execute(self._q["columns"])}
             for column in ("token", "arguments"):
                 if column not in have:
                     conn.execute(self._q[f"upgrade_{column}"])
+            if conn.execute(self._q["chord_counts_present"]).fetchone() is None:
+                for step in ("table", "index", "trigger", "fill"):
+                    conn.execute(self._q[f"upgrade_chord_counts_{step}"])
 
     @guarded
     def put(self, outcomes: Sequence[Outcome]) -> list[bool]:
@@ -95,16 +100,23 @@ class SqliteResultStore:
     def join_chord(self, chord_id: str, member_id: str) -> int:
         now = self._clock.now()
         expires = None if self._ttl is None else now + self._ttl
-        params = {"chord": chord_id, "member": member_id, "expires": expires, "now": now}
-        with self._db.transaction() as conn:
-            conn.execute(self._q["join_chord"], params)
-            return int(conn.execute(self._q["count_chord"], params).fetchone()[0])
+        params = {"chord": chord_id, "member": member_id, "expires": expires}
+        q = self._q
+        with self._db.transaction() as conn:  # a fixed number of one-row statements
+            found = conn.execute(q["chord_count"], params).fetchone()
+            if found is not None and found[1] is not None and found[1] <= now:  # expired
+                conn.execute(q["forget_chord_members"], params)
+                conn.execute(q["forget_chord_count"], params)
+            conn.execute(q["join_chord"], params)  # a new member is counted by the trigger
+            conn.execute(q["touch_chord"], params)
+            return int(conn.execute(q["chord_count"], params).fetchone()[0])
 
     @guarded
     def purge_expired(self) -> int:
         now = {"now": self._clock.now()}
         with self._db.transaction() as conn:
             conn.execute(self._q["purge_expired_joins"], now)
+            conn.execute(self._q["purge_expired_counts"], now)
             return conn.execute(self._q["purge_expired"], now).rowcount
 
     def close(self) -> None:

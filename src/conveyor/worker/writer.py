@@ -13,7 +13,8 @@ writer applies each plan at once, in the caller's thread.
 
 One bad write must not poison a batch. When a merged plan is refused for good — any error but
 an outage (`OUTAGES`: `BackendUnavailable`, a locked or full SQLite file) — the writer applies
-the plans merged into it (`parts`) one by one, and a plan of one call that is still refused is
+the plans merged into it (`parts`) one by one, except those the refused attempt already
+acknowledged whole (it was refused at a later write), and a plan of one call still refused is
 replaced by its `fallback` (the settler's: the call ends FAILURE naming the store's reason, or
 is dead-lettered with it). Applying a plan again is safe: outcomes are fenced by token,
 follow-ups are idempotent by id, and a second ack or release of a settled lease is refused by
@@ -35,7 +36,6 @@ from ..results.base import Outcome, ResultStore, storable_text
 from .fencing import live_only
 
 log = logging.getLogger("conveyor.worker")
-
 
 
 @dataclass
@@ -121,11 +121,13 @@ class Writer:
             if stop:
                 return
 
-    def apply_safely(self, plan: Plan) -> None:
+    def apply_safely(self, plan: Plan, again: bool = False) -> None:
         """Apply `plan`; when it is refused for good, its parts one by one, and a part of one
-        call by its fallback (see the module docstring). Raises only OUTAGES."""
+        call by its fallback (see the module docstring). Raises only OUTAGES. `again`: `plan`
+        was part of a batch that was refused (and may have been partly applied)."""
+        acked: set[Lease] = set()
         try:
-            self.apply(plan)
+            self.apply(plan, again, acked)
         except OUTAGES:
             raise
         except Exception as exc:
@@ -136,10 +138,11 @@ class Writer:
                     _described(exc),
                 )
                 for part in plan.parts:
-                    self.apply_safely(part)
+                    if not _settled(part, acked):
+                        self.apply_safely(part, again=True)
             elif plan.fallback is not None:
                 log.error("settling a call was refused (%s)", _described(exc))
-                self.apply_safely(plan.fallback(exc))
+                self.apply_safely(plan.fallback(exc), again)
             else:
                 log.error(
                     "writes dropped, refused by the store or broker (%s): outcome(s) of %s, "
@@ -149,8 +152,11 @@ class Writer:
                     len(plan.acks) + len(plan.after),
                 )
 
-    def apply(self, plan: Plan) -> None:
-        plan = live_only(self._broker, plan)  # no outcome of a lease that ran out (fencing.py)
+    def apply(self, plan: Plan, again: bool = False, acked: set[Lease] | None = None) -> None:
+        """Write `plan` in order (see the module docstring). `acked` collects the leases the
+        broker acknowledged, so that if a later write of the plan is refused, the parts they
+        settled are not applied again; `again` as for `apply_safely`."""
+        plan = live_only(self._broker, plan, again)  # no writes of a lease that ran out
         if plan.puts:
             for outcome, ok in zip(plan.puts, self._results.put(plan.puts), strict=True):
                 if not ok:
@@ -173,13 +179,26 @@ class Writer:
                 acks = [a for a in acks if a is not lease]
         if acks:
             for lease, ok in zip(acks, self._broker.ack(acks), strict=True):
-                if not ok:
+                if ok and acked is not None:
+                    acked.add(lease)
+                elif not ok:
                     log.warning(
-                        "ack refused for %s: lease lost (another worker may run it again)",
+                        "ack refused for %s: %s",
                         lease.message_id,
+                        "its lease is no longer held (expected if the refused batch it was part "
+                        "of acknowledged it)"
+                        if again
+                        else "lease lost (another worker may run it again)",
                     )
         for step in plan.after:
             step()
+
+
+def _settled(part: Plan, acked: set[Lease]) -> bool:
+    """Whether a refused batch already settled `part` whole: every lease it acknowledges was
+    acknowledged, and an acknowledgement comes after the part's outcomes, forgets and
+    follow-ups (a part that releases or dead-letters is applied again)."""
+    return bool(part.acks) and not part.after and all(lease in acked for lease in part.acks)
 
 
 def _described(exc: Exception) -> str:

@@ -73,16 +73,36 @@ DELETE FROM conveyor_results WHERE task_id = ANY(%(ids)s::text[]);
 DELETE FROM conveyor_results WHERE expires_at <= conveyor_now(%(now)s);
 
 -- name: purge_expired_joins
-DELETE FROM conveyor_chord_members WHERE expires_at <= conveyor_now(%(now)s);
+-- Chords whose joins expired (migrations/0006_chord_counts.sql), members first.
+WITH gone AS (
+    DELETE FROM conveyor_chord_counts WHERE expires_at <= conveyor_now(%(now)s)
+    RETURNING chord_id
+)
+DELETE FROM conveyor_chord_members WHERE chord_id IN (SELECT chord_id FROM gone);
 
 -- name: lock_chord
 SELECT pg_advisory_xact_lock(hashtextextended('conveyor-chord:' || %(chord)s, 0));
 
+-- name: reset_chord
+-- A chord whose joins expired starts again from nothing. Its members are deleted only then:
+-- otherwise (one-time filter) the statement reads one count row.
+WITH gone AS (
+    DELETE FROM conveyor_chord_counts
+     WHERE chord_id = %(chord)s AND expires_at <= conveyor_now(%(now)s)
+    RETURNING chord_id
+)
+DELETE FROM conveyor_chord_members
+ WHERE chord_id = %(chord)s AND EXISTS (SELECT 1 FROM gone);
+
 -- name: join_chord
+-- A member joining twice stays one row; the trigger conveyor_chord_joined counts inserts only.
 INSERT INTO conveyor_chord_members (chord_id, member_id, expires_at)
 VALUES (%(chord)s, %(member)s, conveyor_now(%(now)s) + %(ttl)s::float8)
 ON CONFLICT (chord_id, member_id) DO UPDATE SET expires_at = excluded.expires_at;
 
 -- name: count_chord
-SELECT count(*) FROM conveyor_chord_members
- WHERE chord_id = %(chord)s AND (expires_at IS NULL OR expires_at > conveyor_now(%(now)s));
+-- After the insert's trigger has run (at the end of its statement): the chord's count, and
+-- its joins' expiry refreshed.
+UPDATE conveyor_chord_counts SET expires_at = conveyor_now(%(now)s) + %(ttl)s::float8
+ WHERE chord_id = %(chord)s
+RETURNING joined;

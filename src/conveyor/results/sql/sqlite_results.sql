@@ -10,6 +10,16 @@
 --       arguments    JSON {"args", "kwargs"} of the call, only with result_extended
 --   Indexes serve the history views: by date (updated_at), by state then date, by task then
 --   date. Files from earlier releases gain the newer columns through the upgrade_* statements.
+--   conveyor_chord_members  one row per member of a chord that joined (succeeded); a member
+--                     joining twice stays one row. Its own expires_at is kept but not used:
+--                     a chord's joins expire together, with its count.
+--   conveyor_chord_counts   one row per chord: `joined`, its number of member rows, kept by the
+--                     trigger conveyor_chord_joined in the transaction of each member insert
+--                     (whoever inserts), so a join reads one row instead of counting the
+--                     header; `expires_at`, refreshed by every join, is when the chord's joins
+--                     expire (its members are then deleted with it). Files from earlier
+--                     releases gain the table and trigger, counted from their member rows,
+--                     through the upgrade_chord_counts_* statements.
 
 -- name: schema
 CREATE TABLE IF NOT EXISTS conveyor_results (
@@ -43,6 +53,33 @@ CREATE TABLE IF NOT EXISTS conveyor_chord_members (
     expires_at  REAL,
     PRIMARY KEY (chord_id, member_id)
 );
+
+-- name: chord_counts_present
+SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'conveyor_chord_counts';
+
+-- name: upgrade_chord_counts_table
+CREATE TABLE conveyor_chord_counts (
+    chord_id    TEXT PRIMARY KEY,
+    joined      INTEGER NOT NULL,
+    expires_at  REAL
+);
+
+-- name: upgrade_chord_counts_index
+CREATE INDEX conveyor_chord_counts_expires ON conveyor_chord_counts (expires_at);
+
+-- name: upgrade_chord_counts_trigger
+CREATE TRIGGER conveyor_chord_joined AFTER INSERT ON conveyor_chord_members
+BEGIN
+    INSERT INTO conveyor_chord_counts (chord_id, joined, expires_at)
+    VALUES (NEW.chord_id, 1, NEW.expires_at)
+    ON CONFLICT (chord_id) DO UPDATE SET joined = joined + 1, expires_at = excluded.expires_at;
+END;
+
+-- name: upgrade_chord_counts_fill
+-- A chord's joins expire together now: with its last member's expiry (NULL if any never does).
+INSERT INTO conveyor_chord_counts (chord_id, joined, expires_at)
+SELECT chord_id, count(*), CASE WHEN count(expires_at) < count(*) THEN NULL ELSE max(expires_at) END
+FROM conveyor_chord_members GROUP BY chord_id;
 
 -- name: columns
 SELECT name FROM pragma_table_info('conveyor_results');
@@ -103,15 +140,28 @@ DELETE FROM conveyor_results WHERE task_id IN (SELECT value FROM json_each(:ids)
 DELETE FROM conveyor_results WHERE expires_at <= :now;
 
 -- name: purge_expired_joins
-DELETE FROM conveyor_chord_members WHERE expires_at <= :now;
+DELETE FROM conveyor_chord_members
+ WHERE chord_id IN (SELECT chord_id FROM conveyor_chord_counts WHERE expires_at <= :now);
+
+-- name: purge_expired_counts
+DELETE FROM conveyor_chord_counts WHERE expires_at <= :now;
+
+-- name: chord_count
+SELECT joined, expires_at FROM conveyor_chord_counts WHERE chord_id = :chord;
+
+-- name: forget_chord_members
+-- A chord whose joins expired starts again from nothing (its count row goes next).
+DELETE FROM conveyor_chord_members WHERE chord_id = :chord;
+
+-- name: forget_chord_count
+DELETE FROM conveyor_chord_counts WHERE chord_id = :chord;
 
 -- name: join_chord
--- A chord's members, one row each (a member joining twice is one row); the write lock of the
--- transaction counts concurrent joins one after another.
+-- A chord's members, one row each (a member joining twice is one row: the trigger counts
+-- only inserts); the write lock of the transaction counts concurrent joins one after another.
 INSERT INTO conveyor_chord_members (chord_id, member_id, expires_at)
 VALUES (:chord, :member, :expires)
 ON CONFLICT (chord_id, member_id) DO UPDATE SET expires_at = excluded.expires_at;
 
--- name: count_chord
-SELECT count(*) FROM conveyor_chord_members
- WHERE chord_id = :chord AND (expires_at IS NULL OR expires_at > :now);
+-- name: touch_chord
+UPDATE conveyor_chord_counts SET expires_at = :expires WHERE chord_id = :chord;
