@@ -130,6 +130,8 @@ class SlotGroup:
         room = self.room()
         if room <= 0 or self.parts.stopping.is_set():
             return 0
+        if not self.parts.settler.writer.wait_for_room(wait):
+            return 0  # what ran is not written yet: running more would only run it twice
         if self.backlog:
             # With a prefetch multiplier, refill in batches once half the prefetch is gone (one
             # round trip per batch, not per task), and never wait while work is at hand.

@@ -20,6 +20,12 @@ is dead-lettered with it). Applying a plan again is safe: outcomes are fenced by
 follow-ups are idempotent by id, and a second ack or release of a settled lease is refused by
 the broker and changes nothing. An outage is not a verdict on the writes: it propagates, the
 leases run out and the calls are delivered again.
+
+Back-pressure: while `BACKLOG_LIMIT` plans wait to be written (the store is down or slow, and
+its guard waits for it), `wait_for_room` tells the slot groups to reserve nothing more. Calls
+that ran but are not written yet hold no renewed lease, so without this a worker whose result
+store stopped taking writes would keep running calls whose leases then run out, and each
+would run again elsewhere: the limit bounds what an outage can make run twice.
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ from ..results.base import Outcome, ResultStore, storable_text
 from .fencing import live_only
 
 log = logging.getLogger("conveyor.worker")
+
+#: Plans submitted and not yet written past which the worker stops reserving.
+BACKLOG_LIMIT = 64
 
 
 @dataclass
@@ -78,12 +87,42 @@ class Writer:
         self._results = results
         self._queue: queue.SimpleQueue[Plan | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._waiting = 0  # plans submitted and not yet written
+        self._drained = threading.Condition()
+        self.held_off = 0  # times wait_for_room found no room (a figure for logs and tests)
 
     def submit(self, plan: Plan) -> None:
         if self._thread is None:
             self.apply_safely(plan)
         else:
+            with self._drained:
+                self._waiting += 1
             self._queue.put(plan)
+
+    @property
+    def backlog(self) -> int:
+        """Plans submitted and not yet written (always 0 while not started)."""
+        return self._waiting
+
+    def wait_for_room(self, timeout: float) -> bool:
+        """True when fewer than BACKLOG_LIMIT plans wait to be written, waiting up to `timeout`
+        seconds for the writer to catch up (see Back-pressure in the module docstring)."""
+        with self._drained:
+            if self._waiting < BACKLOG_LIMIT:
+                return True
+            if self.held_off == 0 or self.held_off % 1000 == 0:
+                log.warning(
+                    "%d settlements wait to be written (is the result store or broker taking "
+                    "writes?); reserving nothing more until they are",
+                    self._waiting,
+                )
+            self.held_off += 1
+            return self._drained.wait_for(lambda: self._waiting < BACKLOG_LIMIT, timeout)
+
+    def _written(self, count: int) -> None:
+        with self._drained:
+            self._waiting -= count
+            self._drained.notify_all()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="conveyor-writer", daemon=True)
@@ -118,6 +157,8 @@ class Writer:
                     "delivered again",
                     len(batch.acks) + len(batch.after),
                 )
+            finally:
+                self._written(len(plans))
             if stop:
                 return
 
