@@ -19,11 +19,11 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ._urls import check_port, check_url, safe_url, scrub
+from ._urls import check_port, check_url, libpq_netloc, safe_url, scrub
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import ConfigurationError
 
@@ -51,9 +51,10 @@ def import_psycopg() -> tuple[Any, Any]:
 
 @dataclass(frozen=True, slots=True)
 class PgTarget:
-    """A parsed PostgreSQL URL: the libpq conninfo, the schema, and the URL safe to show."""
+    """A parsed PostgreSQL URL: the libpq conninfo (it holds the password: kept out of the
+    repr), the schema, and the URL safe to show."""
 
-    conninfo: str
+    conninfo: str = field(repr=False)
     schema: str
     shown: str
 
@@ -71,7 +72,9 @@ class PgTarget:
 def parse_url(url: str) -> PgTarget:
     """Split conveyor's own `schema` parameter from what libpq reads, and refuse here what
     libpq would only refuse when connecting (then retried for ever as if the server were
-    down): a bad port, an unknown query parameter, an unknown `sslmode`."""
+    down): a bad port, an unknown query parameter, an unknown `sslmode`. A password holding
+    an unencoded `@` is read as conveyor and redis-py read it (the user-info ends at the last
+    `@`), not as libpq would (at the first, sending the password's tail out as a host name)."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower().removeprefix("db+").split("+", 1)[0]
     if scheme not in ("postgresql", "postgres"):
@@ -84,7 +87,9 @@ def parse_url(url: str) -> PgTarget:
             f"schema={schema!r} in {safe_url(url)}: use lower-case letters, digits and '_', "
             "starting with a letter, at most 40 characters"
         )
-    conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(query), ""))
+    # libpq ends the user-info at its first '@': a raw '@' of a password is encoded for it.
+    netloc = libpq_netloc(url)
+    conninfo = urlunsplit(("postgresql", netloc, parts.path, urlencode(query), ""))
     _check_conninfo(conninfo, url)
     return PgTarget(conninfo, schema, safe_url(url))
 

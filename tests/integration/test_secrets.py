@@ -42,14 +42,15 @@ def leaks(text: str) -> list[str]:
     return [chunk for chunk in CHUNKS if chunk in text]
 
 
-def _pg(user_password: bool, tag: str, up: bool) -> str:
+def _pg(password: str | None, tag: str, up: bool) -> str:
+    """The test PostgreSQL URL with `password` in the user-info, or (None) as ?password=."""
     parts = urlsplit(services.POSTGRES_URL)
     host = f"127.0.0.1:{free_port()}" if not up else (parts.hostname or "127.0.0.1")
     if up and parts.port:
         host += f":{parts.port}"
     user = parts.username or "postgres"
-    netloc = f"{user}:{ENCODED}@{host}" if user_password else f"{user}@{host}"
-    query = f"schema=sec_{tag}" + ("" if user_password else f"&password={ENCODED}")
+    netloc = f"{user}:{password}@{host}" if password is not None else f"{user}@{host}"
+    query = f"schema=sec_{tag}" + ("" if password is not None else f"&password={ENCODED}")
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
@@ -70,8 +71,11 @@ FORMS: dict[str, Build] = {
         f"rediss://:{ENCODED}@127.0.0.1:{s.tls_port if up else free_port()}/0"
         f"?ssl_cert_reqs=required&ssl_ca_certs={s.ca}&prefix={t}"
     ),
-    "postgresql-userinfo": lambda s, t, up: _pg(True, t, up),
-    "postgresql-query-password": lambda s, t, up: _pg(False, t, up),
+    "postgresql-userinfo": lambda s, t, up: _pg(ENCODED, t, up),
+    # libpq alone ends the user-info at the first '@': the raw form must reach it whole, or
+    # the password's tail goes out as a host name (DNS lookup, pool log line, errors)
+    "postgresql-raw-at-and-colon": lambda s, t, up: _pg(RAW_AT, t, up),
+    "postgresql-query-password": lambda s, t, up: _pg(None, t, up),
 }
 
 
