@@ -21,7 +21,7 @@ import msgspec
 import pytest
 
 from conveyor import Conveyor
-from conveyor.errors import BackendUnavailable
+from conveyor.errors import BackendUnavailable, ConfigurationError
 from conveyor.guard import guard_of
 from conveyor.worker.health import current, read, write
 
@@ -178,3 +178,33 @@ def test_the_health_file_is_private_whatever_the_umask(tmp_path: Path) -> None:
     assert path.stat().st_mode & 0o777 == 0o600
     assert read(path).detail == "shutting down"
     assert [p.name for p in tmp_path.iterdir()] == ["worker.health"]  # no temporary left
+
+
+@pytest.mark.parametrize(
+    ("userinfo", "message"),
+    [
+        (f":{quote('Wrong:Kvw3@Jmy5', safe='')}", "refused the credentials"),
+        (f"alice:{quote('Wrong:Kvw3@Jmy5', safe='')}", "refused the credentials"),
+        ("Kvw3Jmy5", "user 'Kvw3Jmy5' with no password"),  # redis-py: a user name, no password
+        ("", "wants a password"),
+    ],
+)
+def test_refused_redis_credentials_are_a_configuration_error_at_once(
+    secure: SecureRedis, tag: str, tmp_path: Path, userinfo: str, message: str
+) -> None:
+    """redis-py raises WRONGPASS and NOAUTH as ConnectionErrors, which guards retried for ever
+    as an outage (workers) or for the whole budget (producers); waiting never helps."""
+    at = f"{userinfo}@" if userinfo else ""
+    url = f"redis://{at}127.0.0.1:{secure.port}/0?prefix={tag}"
+    app = Conveyor("probe", broker=url, set_as_current=False)
+    app.conf.broker_retry_budget = 0.5  # a refusal retried as an outage ends BackendUnavailable
+    try:
+        with pytest.raises(ConfigurationError) as raised:
+            app.broker.queue_stats()
+    finally:
+        app.close()
+    printed = conveyor(Remote(url, tmp_path), "queues")
+    assert printed.returncode == 2 and message in printed.stderr, printed.stderr
+    assert message in str(raised.value)
+    for text in (str(raised.value), printed.stderr):
+        assert "Wrong" not in text and "Traceback" not in text, text
