@@ -21,8 +21,9 @@ import msgspec
 import pytest
 
 from conveyor import Conveyor
+from conveyor._postgres import PgDatabase, parse_url
 from conveyor.errors import BackendUnavailable, ConfigurationError
-from conveyor.guard import guard_of
+from conveyor.guard import Guard, guard_of
 from conveyor.worker.health import current, read, write
 
 from .. import services
@@ -151,20 +152,41 @@ def test_no_secret_shows_when_the_server_is_unreachable(
     try:
         with pytest.raises(BackendUnavailable) as raised:
             app.broker.queue_stats()
-        guard = guard_of(app._broker) if app._broker is not None else None
-        if guard is not None:  # PostgreSQL fails while opening: no broker object yet
+        if app._broker is not None:
+            guard = guard_of(app._broker)
+            assert guard is not None
             write(health, current("probe@host", [guard], stopping=False))
+        else:
+            # A PostgreSQL backend checks its schema while it opens, so an unreachable server
+            # leaves no broker object to ask; its guard is wired here as open_backend wires it.
+            _pg_health(url, health)
     finally:
         app.close()
     printed = conveyor(Remote(url, tmp_path), "-A", "impatient_app", "queues")
     assert printed.returncode == 2 and "did not answer" in printed.stderr, printed.stderr
-    texts = [str(raised.value), caplog.text, printed.stdout, printed.stderr]
-    if health.exists():
-        texts.append(health.read_text())
-        assert "unreachable" in read(health).detail
+    texts = [str(raised.value), caplog.text, printed.stdout, printed.stderr, health.read_text()]
+    assert "unreachable" in read(health).detail
     assert "***" in str(raised.value), str(raised.value)
     for text in texts:
         assert not leaks(text), text
+
+
+def _pg_health(url: str, health: Path) -> None:
+    """Write the health file of a worker whose PostgreSQL broker at `url` is unreachable."""
+    database = PgDatabase(parse_url(url), wait_for_connection=0.2)
+    guard = Guard(f"broker at {database.target.shown}", url, database.errors, 0.3)
+
+    def connect() -> None:
+        with database.connection() as conn:
+            conn.execute("SELECT 1")
+
+    try:
+        with pytest.raises(BackendUnavailable):
+            guard.call(connect)
+        write(health, current("probe@host", [guard], stopping=False))
+    finally:
+        database.close()
+    assert "the last attempt to connect failed" in read(health).detail
 
 
 def test_the_health_file_is_private_whatever_the_umask(tmp_path: Path) -> None:
