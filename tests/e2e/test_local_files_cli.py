@@ -97,6 +97,26 @@ def test_a_file_option_in_a_missing_directory_is_a_clear_error(db: Path, args: l
     assert "Traceback" not in out.stderr and not missing.exists()
 
 
+UNWRITABLE = Path("/proc")  # exists, but no file can be created in it, even by root
+
+
+@pytest.mark.skipif(not UNWRITABLE.is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["worker", "--health-file", "/proc/w.health"], "cannot write a file in /proc"),
+        (["worker", "--logfile", "/proc/w.log"], "cannot write the log file /proc/w.log"),
+        (["beat", "--logfile", "/proc/b.log"], "cannot write the log file /proc/b.log"),
+    ],
+)
+def test_a_file_option_in_a_directory_that_cannot_be_written_is_a_clear_error(
+    db: Path, args: list[str], message: str
+) -> None:
+    out = conveyor(db, "-A", "sample_app", *args)
+    assert out.returncode == 2, out.stderr
+    assert message in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
 @pytest.mark.parametrize(
     ("url", "message"),
     [
