@@ -82,6 +82,9 @@ def test_a_server_without_persistence_is_warned_about_once_per_process(
     if not persist:
         assert 'appendonly no, save ""' in warnings[0] and "appendonly yes" in warnings[0]
         assert safe_url(url) in warnings[0]
+        # everysec's loss is a crash of the machine's, not of Redis alone
+        assert "in a crash of the machine" in warnings[0]
+        assert "a crash of Redis alone loses nothing" in warnings[0]
 
 
 def test_a_database_the_server_lacks_is_a_configuration_error_for_producers() -> None:
