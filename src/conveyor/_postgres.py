@@ -19,11 +19,11 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ._urls import check_port, check_url, safe_url, scrub
+from ._urls import check_port, check_url, libpq_netloc, safe_url, scrub
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import ConfigurationError
 
@@ -51,9 +51,10 @@ def import_psycopg() -> tuple[Any, Any]:
 
 @dataclass(frozen=True, slots=True)
 class PgTarget:
-    """A parsed PostgreSQL URL: the libpq conninfo, the schema, and the URL safe to show."""
+    """A parsed PostgreSQL URL: the libpq conninfo (it holds the password: kept out of the
+    repr), the schema, and the URL safe to show."""
 
-    conninfo: str
+    conninfo: str = field(repr=False)
     schema: str
     shown: str
 
@@ -71,7 +72,9 @@ class PgTarget:
 def parse_url(url: str) -> PgTarget:
     """Split conveyor's own `schema` parameter from what libpq reads, and refuse here what
     libpq would only refuse when connecting (then retried for ever as if the server were
-    down): a bad port, an unknown query parameter, an unknown `sslmode`."""
+    down): a bad port, an unknown query parameter, an unknown `sslmode`. A password holding
+    an unencoded `@` is read as conveyor and redis-py read it (the user-info ends at the last
+    `@`), not as libpq would (at the first, sending the password's tail out as a host name)."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower().removeprefix("db+").split("+", 1)[0]
     if scheme not in ("postgresql", "postgres"):
@@ -84,7 +87,9 @@ def parse_url(url: str) -> PgTarget:
             f"schema={schema!r} in {safe_url(url)}: use lower-case letters, digits and '_', "
             "starting with a letter, at most 40 characters"
         )
-    conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(query), ""))
+    # libpq ends the user-info at its first '@': a raw '@' of a password is encoded for it.
+    netloc = libpq_netloc(url)
+    conninfo = urlunsplit(("postgresql", netloc, parts.path, urlencode(query), ""))
     _check_conninfo(conninfo, url)
     return PgTarget(conninfo, schema, safe_url(url))
 
@@ -138,9 +143,92 @@ def pool_wait(retry_budget: float | None) -> float:
     return 5.0 if retry_budget is None else max(0.2, min(5.0, retry_budget / 2))
 
 
+# What a failed connection says when waiting cannot help: authentication failed (28P01), no
+# such role or no pg_hba.conf entry (28000), no such database (3D000). libpq gives no SQLSTATE
+# for a failed connection, only the server's text, so it is matched in English (a server with
+# other lc_messages is treated as an outage, the reason still shown).
+_CONFIG_SQLSTATES = frozenset({"28P01", "28000", "3D000"})
+_CONFIG_FAILURE = re.compile(
+    r'database ".*" does not exist|role ".*" does not exist|authentication failed for user'
+    r"|no pg_hba\.conf entry|pg_hba\.conf rejects|no password supplied"
+)
+
+
+def is_configuration_failure(exc: BaseException) -> bool:
+    """True when a connection failed for a reason only the configuration can fix (see above)."""
+    return getattr(exc, "sqlstate", None) in _CONFIG_SQLSTATES or bool(
+        _CONFIG_FAILURE.search(str(exc))
+    )
+
+
+class Attempts:
+    """The outcome of the pool's latest attempt to connect, kept so that a caller who gets no
+    connection learns why: psycopg_pool connects on threads of its own and says only
+    `PoolTimeout: couldn't get a connection after 5.00 sec`."""
+
+    def __init__(self, target: PgTarget) -> None:
+        self._target = target
+        self._failure: BaseException | None = None  # one reference: read and set atomically
+        self.tried = threading.Event()  # set once the first attempt has ended, either way
+
+    def record(self, failure: BaseException | None) -> None:
+        self._failure = failure
+        self.tried.set()
+
+    def reason(self) -> str | None:
+        """The latest attempt's error, masked; None when it succeeded (or none ended yet)."""
+        failure = self._failure
+        if failure is None:
+            return None
+        return scrub(" ".join(str(failure).split()), self._target.conninfo)
+
+    def refusal(self) -> ConfigurationError | None:
+        """A ConfigurationError when the latest attempt failed for a configuration reason."""
+        failure = self._failure
+        if failure is None or not is_configuration_failure(failure):
+            return None
+        return ConfigurationError(
+            f"the PostgreSQL server at {self._target.shown} refused the connection: "
+            f"{self.reason()}. Check the user, password and database name in the URL (create "
+            "the database or role if it should exist); this does not pass by waiting"
+        )
+
+    def explained(self, timeout: Exception) -> Exception:
+        """What to raise instead of a pool timeout: the refusal, or the same timeout naming
+        the latest attempt's error."""
+        refusal, reason = self.refusal(), self.reason()
+        if refusal is not None:
+            return refusal
+        if reason is None:
+            return timeout
+        return type(timeout)(f"{timeout} (the last attempt to connect failed: {reason})")
+
+
+def _recording(psycopg: Any, attempts: Attempts) -> type[Any]:
+    """A psycopg connection class that records every attempt's outcome in `attempts`."""
+
+    class Recorded(psycopg.Connection):  # type: ignore[misc]
+        @classmethod
+        def connect(cls, conninfo: str = "", **kwargs: Any) -> Any:
+            try:
+                conn = super().connect(conninfo, **kwargs)
+            except Exception as exc:
+                attempts.record(exc)
+                raise
+            attempts.record(None)
+            return conn
+
+    return Recorded
+
+
 class PgDatabase:
     """A connection pool whose connections use `target.schema` (autocommit: each statement is
-    its own transaction unless a caller opens one). Thread-safe."""
+    its own transaction unless a caller opens one). Thread-safe.
+
+    A caller who gets no connection in time gets the pool's timeout naming the last
+    connection error, or a ConfigurationError when that error is one waiting cannot fix
+    (`is_configuration_failure`); from the first failed attempt on, such a refusal is raised
+    at once until an attempt succeeds."""
 
     def __init__(
         self,
@@ -153,8 +241,12 @@ class PgDatabase:
         self.target = target
         self._lost: tuple[type[Exception], ...] = (pg.OperationalError, pool.PoolTimeout)
         self.errors = transient_errors()
+        self._timeout = pool.PoolTimeout
+        self._wait = wait_for_connection
+        self.attempts = Attempts(target)
         self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = pool.ConnectionPool(
             target.conninfo,
+            connection_class=_recording(pg, self.attempts),
             kwargs={
                 "autocommit": True,
                 "options": f"-c search_path={target.schema}",
@@ -173,9 +265,17 @@ class PgDatabase:
         """A pooled connection. Connections are not checked on every checkout (that would
         double the round trips); instead, when one fails with a connection error, every idle
         one is checked, so after a server restart the next attempt gets a live connection."""
+        if not self.attempts.tried.is_set():  # first use: the pool's first attempt decides
+            self.attempts.tried.wait(self._wait)
+        refusal = self.attempts.refusal()
+        if refusal is not None:
+            raise refusal
         try:
             with self._pool.connection() as conn:
                 yield conn
+        except self._timeout as exc:
+            self._pool.check()
+            raise self.attempts.explained(exc) from None
         except self._lost:
             self._pool.check()
             raise
@@ -249,9 +349,10 @@ class Listener:
                     self._drain(conn)
             except psycopg.Error as exc:
                 log.warning(
-                    "LISTEN connection to %s lost (%s); reconnecting",
+                    "LISTEN connection to %s lost (%s: %s); reconnecting",
                     self._target.shown,
                     type(exc).__name__,
+                    scrub(" ".join(str(exc).split()), self._target.conninfo),
                 )
             with self._cond:
                 self.connected = False

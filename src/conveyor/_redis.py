@@ -66,7 +66,9 @@ def client_from_url(url: str) -> tuple[redis.Redis, str]:
     Everything redis-py would silently drop or only fail on at the first connection (then
     retried for ever as if the server were down) is refused here with a ConfigurationError:
     a bad port, a path that is not a database number (`redis://host/abc` is not database 0),
-    a database given twice, and query options the connection does not take.
+    a database given twice, and query options the connection does not take. What only the
+    server can refuse — a database it does not have, a wrong password — is a
+    ConfigurationError at every connection's handshake (see `Handshake`).
     """
     redis = import_redis()
     parts = check_url(url, "Redis")
@@ -84,12 +86,76 @@ def client_from_url(url: str) -> tuple[redis.Redis, str]:
     base = url.partition("?")[0].partition("#")[0]
     plain = f"{base}?{urlencode(query)}" if query else base
     try:
-        client = redis.Redis.from_url(plain, health_check_interval=30)
+        client = redis.Redis.from_url(
+            plain, health_check_interval=30, redis_connect_func=Handshake(url)
+        )
         pool = client.connection_pool
         pool.connection_class(**pool.connection_kwargs)  # checks options; does not connect
     except (TypeError, ValueError, redis.RedisError) as exc:
         raise ConfigurationError(f"bad Redis URL {safe_url(url)}: {scrub(str(exc), url)}") from None
     return client, f"{name}:{{{name}}}"
+
+
+class Handshake:
+    """redis-py's connection set-up (AUTH, SELECT, client name), its refusals made
+    configuration errors.
+
+    redis-py raises a refused SELECT (`DB index is out of range`) as a bare ResponseError, and
+    a refused AUTH (WRONGPASS, NOAUTH) as an AuthenticationError, which is a ConnectionError:
+    the guards would retry it for ever as an outage. Neither gets better by waiting, so the
+    connection is dropped and a ConfigurationError names the database or the credentials —
+    the URL masked, the password never shown.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+
+    def __call__(self, conn: Any) -> None:
+        e = import_redis().exceptions
+        try:
+            conn.on_connect()
+        except (e.ResponseError, e.AuthenticationError, e.AuthorizationError) as exc:
+            problem = self._problem(conn, exc)
+            conn.disconnect()
+            raise ConfigurationError(problem) from None
+
+    def _problem(self, conn: Any, exc: BaseException) -> str:
+        shown, said = safe_url(self._url), scrub(str(exc), self._url)
+        if isinstance(exc, import_redis().exceptions.ResponseError) and "DB index" in str(exc):
+            return (
+                f"the Redis server at {shown} has no database {conn.db} ({said}): it has "
+                f"{_databases(conn)}. Use one of those in the URL (redis://host:port/<number>), "
+                "or raise `databases` in the server's configuration"
+            )
+        if isinstance(exc, import_redis().exceptions.ResponseError):
+            return f"the Redis server at {shown} refused to set up the connection: {said}"
+        if not conn.username and not conn.password:
+            return (
+                f"the Redis server at {shown} wants a password ({said}): give it in the URL, "
+                "as ':PASSWORD@' before the host or as ?password=PASSWORD (see docs/security.md)"
+            )
+        hint = ""
+        if conn.username and not conn.password:
+            hint = (
+                f" The URL names user {conn.username!r} with no password: for a password alone "
+                "put a colon before it (':PASSWORD@' before the host)."
+            )
+        return (
+            f"the Redis server at {shown} refused the credentials ({said}): check the user and "
+            "password in the URL (percent-encoded where they hold reserved characters; see "
+            f"docs/security.md).{hint}"
+        )
+
+
+def _databases(conn: Any) -> str:
+    """How many databases the server has, as CONFIG GET databases says (if it may be asked)."""
+    try:
+        conn.send_command("CONFIG", "GET", "databases", check_health=False)
+        reply = conn.read_response()  # ["databases", "16"] (RESP2) or {"databases": "16"}
+        count = int(reply[1] if isinstance(reply, list) else next(iter(reply.values())))
+    except Exception:  # CONFIG may be renamed or forbidden: say how to look instead
+        return "fewer databases (see CONFIG GET databases on the server)"
+    return f"databases 0 to {count - 1} (CONFIG GET databases: {count})"
 
 
 def _check_database(path: str, in_query: bool, url: str) -> None:

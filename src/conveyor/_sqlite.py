@@ -11,13 +11,17 @@ commits. `bench/sqlite_sync_bench.py` measures what each costs.
 
 Files: a database file conveyor creates gets `file_mode` (0600 by default, whatever the
 umask); SQLite gives its -wal and -shm files the database file's mode. A file that exists
-keeps its mode. The directory must exist: a missing one is an error naming it, never created,
-so a typo in a path is not a second, empty queue.
+keeps its mode; when that mode lets the group or others in while `file_mode` is the default
+(a file made by a release that created it 0644), a warning at open says how to fix it. The
+directory must exist: a missing one is an error naming it, never created, so a typo in a path
+is not a second, empty queue.
 
 Failures: a write that fails because the disk is full (SQLITE_FULL) or the file cannot be
-written (SQLITE_IOERR) is rolled back and raised as `StorageUnavailable`, which the stores'
-guards (`sqlite_guard`) retry like a server outage: producers for `broker_retry_budget`
-seconds, then `BackendUnavailable` with the cause; workers until the disk has room again.
+written (SQLITE_IOERR), or that waited `lock_wait` seconds for SQLite's write lock while
+another connection held it (SQLITE_BUSY, SQLITE_LOCKED: a long transaction, an open `sqlite3`
+shell, a backup), is rolled back and raised as `StorageUnavailable`, which the stores' guards
+(`sqlite_guard`) retry like a server outage: producers for `broker_retry_budget` seconds, then
+`BackendUnavailable` with the cause; workers until the disk has room or the lock is released.
 Any failed COMMIT is rolled back, so the thread's connection never stays inside a transaction.
 
 Waiting without busy polling of tables: `PRAGMA data_version` changes whenever *another*
@@ -28,36 +32,54 @@ from any process within about a millisecond while touching no table.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
+from ._names import did_you_mean
 from .errors import ConfigurationError
 from .guard import Guard
 
+log = logging.getLogger("conveyor.sqlite")
 _SYNC_MODES = {"off", "normal", "full", "extra"}
 DEFAULT_SYNCHRONOUS = "full"
 DEFAULT_FILE_MODE = 0o600
 _POLL_MIN = 0.0005
 _POLL_MAX = 0.005
+DEFAULT_LOCK_WAIT = 5.0  # seconds one write waits for SQLite's lock before it is retried
 # SQLite's primary result codes that mean "the storage cannot take this write now".
 _SQLITE_IOERR, _SQLITE_FULL = 10, 13
 _STORAGE_MESSAGES = ("database or disk is full", "disk I/O error")
+# ... and "another connection holds the lock".
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+_LOCK_MESSAGES = ("database is locked", "database table is locked")
 
 
 class StorageUnavailable(Exception):
-    """A write to the SQLite file failed for want of room or a working disk; it was rolled
-    back, so the call may be repeated once the storage has recovered."""
+    """A write to the SQLite file failed for want of room or a working disk, or because
+    another connection held the write lock too long; it was rolled back, so the call may be
+    repeated once the storage has recovered."""
+
+
+def lock_wait(retry_budget: float | None) -> float:
+    """How long one write waits for SQLite's lock (its busy timeout): short enough that a
+    producer's retry budget is kept, DEFAULT_LOCK_WAIT for a patient worker."""
+    if retry_budget is None:
+        return DEFAULT_LOCK_WAIT
+    return max(0.2, min(DEFAULT_LOCK_WAIT, retry_budget / 2))
 
 
 def sqlite_path_from_url(url: str) -> tuple[Path, str]:
     """`sqlite:///relative.db`, `sqlite:////abs/path.db`, optional `?synchronous=normal`.
 
-    Returns (path, synchronous mode); the mode defaults to `full`.
+    Returns (path, synchronous mode); the mode defaults to `full`. Any other option, or an
+    option given twice, is refused: it would otherwise be silently ignored.
     """
     parts = urlsplit(url)
     if parts.scheme != "sqlite":
@@ -67,12 +89,35 @@ def sqlite_path_from_url(url: str) -> tuple[Path, str]:
         raise ConfigurationError(
             f"bad SQLite URL {url!r}: use sqlite:///relative/path.db or sqlite:////absolute/path.db"
         )
-    sync = parse_qs(parts.query).get("synchronous", [DEFAULT_SYNCHRONOUS])[0].lower()
+    options = _options(url, parts.query)
+    sync = options.get("synchronous", DEFAULT_SYNCHRONOUS).lower()
     if sync not in _SYNC_MODES:
         raise ConfigurationError(
             f"synchronous={sync!r} in {url!r}: use one of {sorted(_SYNC_MODES)}"
         )
     return Path(raw), sync
+
+
+_URL_OPTIONS = ("synchronous",)
+_SETTING_INSTEAD = {"file_mode": "database_file_mode", "mode": "database_file_mode"}
+
+
+def _options(url: str, query: str) -> dict[str, str]:
+    """The query options of a SQLite URL, each known and given once."""
+    options: dict[str, str] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name not in _URL_OPTIONS:
+            instead = _SETTING_INSTEAD.get(name)
+            hint = f"; the file's mode is the {instead} setting" if instead else ""
+            raise ConfigurationError(
+                f"unknown option {name!r} in the SQLite URL {url!r}"
+                f"{did_you_mean(name, _URL_OPTIONS)}: a SQLite URL takes only "
+                f"{', '.join(_URL_OPTIONS)}{hint}"
+            )
+        if name in options:
+            raise ConfigurationError(f"{url!r} gives {name} twice: keep one")
+        options[name] = value
+    return options
 
 
 def sqlite_locations(broker_url: str, backend_url: str) -> list[str]:
@@ -120,10 +165,19 @@ def sqlite_guard(what: str, path: Path, budget: float | None) -> Guard:
 def storage_failure(exc: sqlite3.Error) -> bool:
     """True when `exc` says the disk is full or failing (worth waiting for), not that the
     statement or the file is wrong."""
+    return _has_code(exc, (_SQLITE_FULL, _SQLITE_IOERR), _STORAGE_MESSAGES)
+
+
+def lock_failure(exc: sqlite3.Error) -> bool:
+    """True when `exc` says another connection held the lock past the busy timeout."""
+    return _has_code(exc, (_SQLITE_BUSY, _SQLITE_LOCKED), _LOCK_MESSAGES)
+
+
+def _has_code(exc: sqlite3.Error, codes: tuple[int, ...], messages: tuple[str, ...]) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     if isinstance(code, int):
-        return code & 0xFF in (_SQLITE_FULL, _SQLITE_IOERR)
-    return any(m in str(exc) for m in _STORAGE_MESSAGES)  # Python 3.10 has no error codes
+        return code & 0xFF in codes
+    return any(m in str(exc) for m in messages)  # Python 3.10 has no error codes
 
 
 def _create(path: Path, mode: int) -> None:
@@ -137,6 +191,29 @@ def _create(path: Path, mode: int) -> None:
         os.fchmod(fd, mode)  # the umask may have taken bits away
     finally:
         os.close(fd)
+
+
+_warned_modes: set[Path] = set()  # files whose mode was warned about, once per process
+
+
+def _warn_if_shared(path: Path) -> None:
+    """Warn, once per process and file, that an existing file is readable beyond its owner."""
+    where = path.resolve()
+    try:
+        mode = stat.S_IMODE(where.stat().st_mode)
+    except OSError:
+        return
+    if not mode & 0o077 or where in _warned_modes:
+        return
+    _warned_modes.add(where)
+    log.warning(
+        "the SQLite database %s has mode %s: other users can read every queued call and "
+        "result, secrets included. Run chmod 600 %s (its -wal and -shm files too), or set "
+        "database_file_mode (e.g. 0o640) if the sharing is meant",
+        where,
+        oct(mode),
+        where,
+    )
 
 
 def _check_folder(path: Path) -> None:
@@ -191,8 +268,10 @@ class SqliteDatabase:
         synchronous: str = DEFAULT_SYNCHRONOUS,
         schema: str = "",
         file_mode: int = DEFAULT_FILE_MODE,
+        lock_wait: float = DEFAULT_LOCK_WAIT,
     ) -> None:
         self.path = path
+        self._lock_wait = lock_wait
         self._synchronous = synchronous
         self._schema = schema
         self._file_mode = check_file_mode(file_mode)
@@ -205,6 +284,8 @@ class SqliteDatabase:
             self.connection().executescript(schema or "SELECT 1")
         except sqlite3.Error as exc:
             raise self._unusable(exc) from exc
+        if self._file_mode == DEFAULT_FILE_MODE:
+            _warn_if_shared(path)
 
     def connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -222,9 +303,9 @@ class SqliteDatabase:
         try:
             _create(self.path, self._file_mode)
             conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+                self.path, isolation_level=None, check_same_thread=False, timeout=self._lock_wait
             )
-            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute(f"PRAGMA busy_timeout={round(self._lock_wait * 1000)}")
             _switch_to_wal(conn)
             conn.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
         except (OSError, sqlite3.Error) as exc:
@@ -242,13 +323,15 @@ class SqliteDatabase:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction taking SQLite's write lock up front (BEGIN IMMEDIATE). It ends
         committed or rolled back, never open: a failed statement or COMMIT is rolled back and
-        re-raised, as StorageUnavailable when the disk is full or failing."""
+        re-raised, as StorageUnavailable when the disk is full or failing or the lock was
+        held elsewhere for the whole busy timeout."""
         conn = self.connection()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            if storage_failure(exc):
-                raise self._storage(exc) from exc
+            unavailable = self._unavailable(exc)
+            if unavailable is not None:
+                raise unavailable from exc
             raise ConfigurationError(
                 f"cannot write to the SQLite database at {self.path.resolve()}: {exc}"
             ) from exc
@@ -257,8 +340,9 @@ class SqliteDatabase:
             conn.execute("COMMIT")
         except BaseException as exc:
             self._end(conn)
-            if isinstance(exc, sqlite3.Error) and storage_failure(exc):
-                raise self._storage(exc) from exc
+            unavailable = self._unavailable(exc) if isinstance(exc, sqlite3.Error) else None
+            if unavailable is not None:
+                raise unavailable from exc
             raise
 
     def _end(self, conn: sqlite3.Connection) -> None:
@@ -273,11 +357,21 @@ class SqliteDatabase:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
 
-    def _storage(self, exc: sqlite3.Error) -> StorageUnavailable:
-        return StorageUnavailable(
-            f"cannot write to the SQLite database at {self.path.resolve()}: {exc} (free space "
-            "on its filesystem, or check the disk; nothing of this call was stored)"
-        )
+    def _unavailable(self, exc: sqlite3.Error) -> StorageUnavailable | None:
+        """The StorageUnavailable that `exc` means, or None when it means something else."""
+        where = f"cannot write to the SQLite database at {self.path.resolve()}: {exc}"
+        if storage_failure(exc):
+            return StorageUnavailable(
+                f"{where} (free space on its filesystem, or check the disk; nothing of this "
+                "call was stored)"
+            )
+        if lock_failure(exc):
+            return StorageUnavailable(
+                f"{where} (another connection held the write lock for over "
+                f"{self._lock_wait:g} s: a long transaction, an open sqlite3 shell or a backup "
+                "of the file; nothing of this call was stored)"
+            )
+        return None
 
     def data_version(self) -> int:
         row = self.connection().execute("PRAGMA data_version").fetchone()

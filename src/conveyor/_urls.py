@@ -5,17 +5,25 @@ log lines, `BackendUnavailable` and `ConfigurationError` messages, the health fi
 app's settings and of brokers and stores, and CLI output.
 
 What counts as a secret:
-* the password of the user-info part, `scheme://user:password@host` → `scheme://user:***@host`;
-  a user-info without a colon (`scheme://secret@host`, often a password written without its
-  colon) is hidden whole → `scheme://***@host`;
+* the password of the user-info part, `scheme://user:password@host` → `scheme://user:***@host`.
+  A user-info without a colon is a user name for the schemes conveyor connects to (libpq reads
+  `postgresql://postgres@host` as user `postgres`; redis-py reads `redis://name@host` as user
+  `name` with no password) and is shown; for any other scheme (a URL inside a library's
+  message) it is hidden whole → `scheme://***@host`, since its client may read it otherwise;
 * the value of every query parameter whose name holds `pass`, `pwd`, `secret` or `token`
   (`?password=` as redis-py documents for `unix://`, libpq's `?password=` and `?sslpassword=`,
   on any scheme) → `?password=***`.
 
 The user-info ends at the *last* `@` before the query, so passwords holding `@`, `:` or even an
-unencoded `/` are hidden whole (the old "first @" masker showed their tail). Drivers split URLs
-differently (at the first `/`); `check_url` refuses URLs whose drivers would read the password
-as a host or port, asking for percent-encoding instead.
+unencoded `/` are hidden whole (the old "first @" masker showed their tail). redis-py reads an
+unencoded `@` the same way; libpq ends the user-info at the *first* `@`, so the PostgreSQL
+backends hand it the user-info with every `@` percent-encoded (`libpq_netloc`). Drivers split
+URLs at the first `/`, `?` or `#`; `check_url` refuses URLs whose drivers would read part of the
+password as the host or port, asking for percent-encoding instead.
+
+Free text (`scrub`) is cleared of the URL's secrets wherever they appear, except secrets shorter
+than `MIN_SCRUBBED` characters: blanking every `1` or `pw` in a message would mangle host names
+and numbers while hiding nothing worth hiding (URLs in the text are still masked by structure).
 """
 
 from __future__ import annotations
@@ -27,6 +35,9 @@ from urllib.parse import unquote, unquote_plus, urlsplit
 from .errors import ConfigurationError
 
 MASK = "***"
+MIN_SCRUBBED = 4  # shorter secrets are not blanked from free text (see the module docstring)
+# Schemes whose drivers read a user-info without a colon as a user name (libpq, redis-py).
+_USER_NAME_SCHEMES = frozenset({"postgresql", "postgres", "redis", "rediss", "unix"})
 _SECRET_NAME = re.compile(r"pass|pwd|secret|token", re.IGNORECASE)
 # A URL inside free text (a log line, a driver's message): scheme://, then up to a blank or quote.
 _URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]*")
@@ -72,9 +83,17 @@ def _first(text: str, chars: str) -> int:
     return min(found) if found else len(text)
 
 
-def _mask_userinfo(userinfo: str) -> str:
+def _names_a_user(scheme: str) -> bool:
+    """True when a colon-less user-info is a user name for `scheme` (`db+postgresql`
+    included), False when it may be a password."""
+    return scheme.lower().removeprefix("db+").split("+", 1)[0] in _USER_NAME_SCHEMES
+
+
+def _mask_userinfo(scheme: str, userinfo: str) -> str:
     user, colon, _ = userinfo.partition(":")
-    return f"{user}:{MASK}" if colon else MASK
+    if colon:
+        return f"{user}:{MASK}"
+    return userinfo if _names_a_user(scheme) else MASK
 
 
 def _mask_query(query: str) -> str:
@@ -91,7 +110,7 @@ def safe_url(url: str) -> str:
     parts = split(url)
     if parts is None:
         return url
-    userinfo = "" if parts.userinfo is None else _mask_userinfo(parts.userinfo) + "@"
+    userinfo = "" if parts.userinfo is None else _mask_userinfo(parts.scheme, parts.userinfo) + "@"
     query = "" if parts.query is None else "?" + _mask_query(parts.query)
     return f"{parts.scheme}://{userinfo}{parts.hosts}{parts.tail}{query}"
 
@@ -104,7 +123,10 @@ def secrets_of(url: str) -> set[str]:
     raw: list[str] = []
     if parts.userinfo is not None:
         user, colon, password = parts.userinfo.partition(":")
-        raw.append(password if colon else user)
+        if colon:
+            raw.append(password)
+        elif not _names_a_user(parts.scheme):
+            raw.append(user)
     for piece in (parts.query or "").split("&"):
         name, eq, value = piece.partition("=")
         if eq and _SECRET_NAME.search(unquote(name)):
@@ -122,9 +144,11 @@ def mask_urls_in(text: str) -> str:
 
 def scrub(text: str, url: str) -> str:
     """`text` (a driver's error message) with `url` shown safely, any other URL masked, and
-    every secret of `url` blanked wherever it appears, raw or percent-decoded."""
+    every secret of `url` of at least MIN_SCRUBBED characters blanked wherever it appears, raw
+    or percent-decoded."""
     text = mask_urls_in(text.replace(url, safe_url(url)))
-    for secret in sorted(secrets_of(url), key=len, reverse=True):  # longest first
+    found = (s for s in secrets_of(url) if len(s) >= MIN_SCRUBBED)
+    for secret in sorted(found, key=len, reverse=True):  # longest first
         text = text.replace(secret, MASK)
     return text
 
@@ -144,6 +168,17 @@ def check_url(url: str, what: str) -> UrlParts:
     for host in parts.hosts.split(","):
         check_port(_port_text(host), url)
     return parts
+
+
+def libpq_netloc(url: str) -> str:
+    """The host part of `url` (user-info included) as libpq must be given it: libpq ends the
+    user-info at the first `@`, so a password holding an unencoded `@` would send its tail to
+    the resolver as a host name. Every `@` of the user-info (which ends at the last `@`, as
+    redis-py and Python read it) is percent-encoded."""
+    parts = split(url)
+    if parts is None or parts.userinfo is None:
+        return urlsplit(url).netloc
+    return f"{parts.userinfo.replace('@', '%40')}@{parts.hosts}"
 
 
 def _port_text(host: str) -> str:

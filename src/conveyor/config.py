@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
-import math
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ._names import did_you_mean
 from ._sqlite import check_file_mode
 from ._urls import safe_url
-from .bounds import check_queue_name
+from .bounds import check_queue_name, check_seconds, shown
 from .compression import DEFAULT_LIMIT, check_method
 from .errors import ConfigurationError
 from .options import check_priority
@@ -166,12 +165,19 @@ _TRANSPORT_OPTIONS = frozenset({"visibility_timeout"})
 
 
 def _positive(name: str, value: Any, *, allow_none: bool = False, integer: bool = False) -> Any:
+    """A positive integer, or (not `integer`) positive seconds up to bounds.MAX_SECONDS."""
     if value is None and allow_none:
         return None
-    number = isinstance(value, int) or (not integer and isinstance(value, float))
-    if isinstance(value, bool) or not number or not math.isfinite(value) or value <= 0:
-        want = "a positive integer" if integer else "a positive, finite number of seconds"
-        raise ConfigurationError(f"setting {name} must be {want}, got {value!r}")
+    if integer:
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ConfigurationError(
+                f"setting {name} must be a positive integer, got {shown(value)}"
+            )
+        return value
+    try:
+        check_seconds(name, value)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"setting {exc}") from None
     return value
 
 

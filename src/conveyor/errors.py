@@ -88,11 +88,18 @@ class MaxRetriesExceededError(ConveyorError):
 
 
 class Retry(Exception):
-    """Raised by `self.retry()`: settle this call as RETRY and run it again after `countdown`."""
+    """Raised by `self.retry()`: settle this call as RETRY and run it again after `countdown`.
+
+    Raised directly too (`raise Retry(countdown=5)`): `countdown` is checked as
+    `self.retry()` checks it — finite seconds from 0 up to bounds.MAX_SECONDS — so a NaN or
+    infinite delay fails the call with a ConfigurationError instead of being stored."""
 
     def __init__(
         self, exc: BaseException | None = None, countdown: float = 0.0, retries: int = 0
     ) -> None:
+        from .bounds import check_seconds  # bounds imports this module
+
+        countdown = check_seconds("retry countdown", countdown, zero=True)
         super().__init__(f"Retry in {countdown:g}s" + (f": {exc!r}" if exc else ""))
         self.exc = exc
         self.countdown = countdown

@@ -79,10 +79,11 @@ class TaskOptions:
         check_seconds("retry_backoff_max", self.retry_backoff_max)
         if not isinstance(self.retry_backoff, bool):
             check_seconds("retry_backoff", self.retry_backoff)
-        if self.max_retries is not None and self.max_retries < 0:
-            raise ConfigurationError("max_retries must be >= 0 or None (retry forever)")
-        if self.max_deliveries is not None and self.max_deliveries < 1:
-            raise ConfigurationError("max_deliveries must be >= 1")
+        check_max_retries(self.max_retries)
+        if self.max_deliveries is not None and not _whole(self.max_deliveries, 1):
+            raise ConfigurationError(
+                f"max_deliveries must be an integer, 1 or more, got {self.max_deliveries!r}"
+            )
         if not isinstance(self.autoretry_for, tuple) or not all(
             isinstance(t, type) and issubclass(t, BaseException) for t in self.autoretry_for
         ):
@@ -95,6 +96,20 @@ class TaskOptions:
                 "give rate_limit= (global, across all workers) or per_worker_rate_limit= "
                 "(each worker alone), not both"
             )
+
+
+def _whole(value: object, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def check_max_retries(value: object) -> int | None:
+    """None (retry forever) or an integer, 0 or more; NaN, infinity and fractions (which
+    would compare false with every count, retrying for ever) are refused."""
+    if value is not None and not _whole(value, 0):
+        raise ConfigurationError(
+            f"max_retries must be an integer, 0 or more, or None (retry forever), got {value!r}"
+        )
+    return value  # type: ignore[return-value]
 
 
 def check_time_limits(hard: float | None, soft: float | None) -> None:

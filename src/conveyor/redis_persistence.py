@@ -61,7 +61,8 @@ def warn_if_not_persistent(client: Any, shown: str) -> None:
         log.warning(
             'Redis at %s has no persistence (appendonly no, save ""): a restart of the server '
             "loses every queued message, acknowledged enqueues included. Set appendonly yes "
-            "(appendfsync everysec loses at most about a second of writes in a crash, always "
-            "none); see docs/backends.md",
+            "(appendfsync everysec loses at most about a second of writes in a crash of the "
+            "machine — a crash of Redis alone loses nothing — and always none); see "
+            "docs/backends.md",
             shown,
         )

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from .bounds import check_seconds
 from .errors import MaxRetriesExceededError, Retry
-from .options import CallOptions, TaskOptions
+from .options import CallOptions, TaskOptions, check_max_retries
 from .request import DIRECT_CALL, Request, current_request
 from .retry import retries_exhausted
 
@@ -127,7 +127,7 @@ class Task:
         `default_retry_delay`). Always raises: `Retry` while retries remain; once `max_retries`
         is reached, `exc` itself (or MaxRetriesExceededError). Write `raise self.retry(...)`."""
         req = self.request
-        limit = self.options.max_retries if max_retries is None else max_retries
+        limit = self.options.max_retries if max_retries is None else check_max_retries(max_retries)
         if req.called_directly or retries_exhausted(limit, req.retries):
             if exc is not None:
                 raise exc

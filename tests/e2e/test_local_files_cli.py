@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from .. import services
 from ..integration.helpers import HERE as SAMPLE_DIR
 from ..integration.helpers import conveyor, env_for, stop_worker, wait_until
 
@@ -96,6 +97,26 @@ def test_a_file_option_in_a_missing_directory_is_a_clear_error(db: Path, args: l
     assert "Traceback" not in out.stderr and not missing.exists()
 
 
+UNWRITABLE = Path("/proc")  # exists, but no file can be created in it, even by root
+
+
+@pytest.mark.skipif(not UNWRITABLE.is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["worker", "--health-file", "/proc/w.health"], "cannot write a file in /proc"),
+        (["worker", "--logfile", "/proc/w.log"], "cannot write the log file /proc/w.log"),
+        (["beat", "--logfile", "/proc/b.log"], "cannot write the log file /proc/b.log"),
+    ],
+)
+def test_a_file_option_in_a_directory_that_cannot_be_written_is_a_clear_error(
+    db: Path, args: list[str], message: str
+) -> None:
+    out = conveyor(db, "-A", "sample_app", *args)
+    assert out.returncode == 2, out.stderr
+    assert message in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
 @pytest.mark.parametrize(
     ("url", "message"),
     [
@@ -111,3 +132,15 @@ def test_a_bad_server_url_is_a_clear_error(db: Path, url: str, message: str) -> 
     assert out.returncode == 2, out.stderr
     assert message in out.stderr and "pw1" not in out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("command", [["queues"], ["worker", "-P", "solo"]])
+def test_a_database_the_redis_server_lacks_is_a_clear_error(db: Path, command: list[str]) -> None:
+    """Only the server can refuse it (SELECT at the connection's handshake): an error at once,
+    never a traceback, never retried as an outage."""
+    services.require_redis()
+    url = "redis://:pw1@127.0.0.1:6379/99"
+    out = conveyor(db, "-A", "sample_app", "-b", url, *command)
+    assert out.returncode == 2, out.stderr
+    assert "has no database 99" in out.stderr and "CONFIG GET databases" in out.stderr
+    assert "pw1" not in out.stderr and "Traceback" not in out.stderr

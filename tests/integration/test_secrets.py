@@ -21,8 +21,9 @@ import msgspec
 import pytest
 
 from conveyor import Conveyor
-from conveyor.errors import BackendUnavailable
-from conveyor.guard import guard_of
+from conveyor._postgres import PgDatabase, parse_url
+from conveyor.errors import BackendUnavailable, ConfigurationError
+from conveyor.guard import Guard, guard_of
 from conveyor.worker.health import current, read, write
 
 from .. import services
@@ -42,14 +43,15 @@ def leaks(text: str) -> list[str]:
     return [chunk for chunk in CHUNKS if chunk in text]
 
 
-def _pg(user_password: bool, tag: str, up: bool) -> str:
+def _pg(password: str | None, tag: str, up: bool) -> str:
+    """The test PostgreSQL URL with `password` in the user-info, or (None) as ?password=."""
     parts = urlsplit(services.POSTGRES_URL)
     host = f"127.0.0.1:{free_port()}" if not up else (parts.hostname or "127.0.0.1")
     if up and parts.port:
         host += f":{parts.port}"
     user = parts.username or "postgres"
-    netloc = f"{user}:{ENCODED}@{host}" if user_password else f"{user}@{host}"
-    query = f"schema=sec_{tag}" + ("" if user_password else f"&password={ENCODED}")
+    netloc = f"{user}:{password}@{host}" if password is not None else f"{user}@{host}"
+    query = f"schema=sec_{tag}" + ("" if password is not None else f"&password={ENCODED}")
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
@@ -70,8 +72,11 @@ FORMS: dict[str, Build] = {
         f"rediss://:{ENCODED}@127.0.0.1:{s.tls_port if up else free_port()}/0"
         f"?ssl_cert_reqs=required&ssl_ca_certs={s.ca}&prefix={t}"
     ),
-    "postgresql-userinfo": lambda s, t, up: _pg(True, t, up),
-    "postgresql-query-password": lambda s, t, up: _pg(False, t, up),
+    "postgresql-userinfo": lambda s, t, up: _pg(ENCODED, t, up),
+    # libpq alone ends the user-info at the first '@': the raw form must reach it whole, or
+    # the password's tail goes out as a host name (DNS lookup, pool log line, errors)
+    "postgresql-raw-at-and-colon": lambda s, t, up: _pg(RAW_AT, t, up),
+    "postgresql-query-password": lambda s, t, up: _pg(None, t, up),
 }
 
 
@@ -147,20 +152,41 @@ def test_no_secret_shows_when_the_server_is_unreachable(
     try:
         with pytest.raises(BackendUnavailable) as raised:
             app.broker.queue_stats()
-        guard = guard_of(app._broker) if app._broker is not None else None
-        if guard is not None:  # PostgreSQL fails while opening: no broker object yet
+        if app._broker is not None:
+            guard = guard_of(app._broker)
+            assert guard is not None
             write(health, current("probe@host", [guard], stopping=False))
+        else:
+            # A PostgreSQL backend checks its schema while it opens, so an unreachable server
+            # leaves no broker object to ask; its guard is wired here as open_backend wires it.
+            _pg_health(url, health)
     finally:
         app.close()
     printed = conveyor(Remote(url, tmp_path), "-A", "impatient_app", "queues")
     assert printed.returncode == 2 and "did not answer" in printed.stderr, printed.stderr
-    texts = [str(raised.value), caplog.text, printed.stdout, printed.stderr]
-    if health.exists():
-        texts.append(health.read_text())
-        assert "unreachable" in read(health).detail
+    texts = [str(raised.value), caplog.text, printed.stdout, printed.stderr, health.read_text()]
+    assert "unreachable" in read(health).detail
     assert "***" in str(raised.value), str(raised.value)
     for text in texts:
         assert not leaks(text), text
+
+
+def _pg_health(url: str, health: Path) -> None:
+    """Write the health file of a worker whose PostgreSQL broker at `url` is unreachable."""
+    database = PgDatabase(parse_url(url), wait_for_connection=0.2)
+    guard = Guard(f"broker at {database.target.shown}", url, database.errors, 0.3)
+
+    def connect() -> None:
+        with database.connection() as conn:
+            conn.execute("SELECT 1")
+
+    try:
+        with pytest.raises(BackendUnavailable):
+            guard.call(connect)
+        write(health, current("probe@host", [guard], stopping=False))
+    finally:
+        database.close()
+    assert "the last attempt to connect failed" in read(health).detail
 
 
 def test_the_health_file_is_private_whatever_the_umask(tmp_path: Path) -> None:
@@ -174,3 +200,33 @@ def test_the_health_file_is_private_whatever_the_umask(tmp_path: Path) -> None:
     assert path.stat().st_mode & 0o777 == 0o600
     assert read(path).detail == "shutting down"
     assert [p.name for p in tmp_path.iterdir()] == ["worker.health"]  # no temporary left
+
+
+@pytest.mark.parametrize(
+    ("userinfo", "message"),
+    [
+        (f":{quote('Wrong:Kvw3@Jmy5', safe='')}", "refused the credentials"),
+        (f"alice:{quote('Wrong:Kvw3@Jmy5', safe='')}", "refused the credentials"),
+        ("Kvw3Jmy5", "user 'Kvw3Jmy5' with no password"),  # redis-py: a user name, no password
+        ("", "wants a password"),
+    ],
+)
+def test_refused_redis_credentials_are_a_configuration_error_at_once(
+    secure: SecureRedis, tag: str, tmp_path: Path, userinfo: str, message: str
+) -> None:
+    """redis-py raises WRONGPASS and NOAUTH as ConnectionErrors, which guards retried for ever
+    as an outage (workers) or for the whole budget (producers); waiting never helps."""
+    at = f"{userinfo}@" if userinfo else ""
+    url = f"redis://{at}127.0.0.1:{secure.port}/0?prefix={tag}"
+    app = Conveyor("probe", broker=url, set_as_current=False)
+    app.conf.broker_retry_budget = 0.5  # a refusal retried as an outage ends BackendUnavailable
+    try:
+        with pytest.raises(ConfigurationError) as raised:
+            app.broker.queue_stats()
+    finally:
+        app.close()
+    printed = conveyor(Remote(url, tmp_path), "queues")
+    assert printed.returncode == 2 and message in printed.stderr, printed.stderr
+    assert message in str(raised.value)
+    for text in (str(raised.value), printed.stderr):
+        assert "Wrong" not in text and "Traceback" not in text, text

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from conveyor import Conveyor, Task
-from conveyor.errors import ConfigurationError
+from conveyor.bounds import MAX_SECONDS
+from conveyor.errors import ConfigurationError, Retry
 from conveyor.states import TaskState
 from conveyor.testing import solo_worker
 
@@ -157,6 +158,99 @@ def test_a_retry_countdown_is_bounded(app: Conveyor) -> None:
     outcome = app.results.get(result.id)
     assert outcome is not None and outcome.state is TaskState.FAILURE
     assert outcome.error is not None and "retry countdown must be" in outcome.error.message
+
+
+# -- too many seconds: an upper bound, and ints beyond any float ----------------------------
+TOO_MANY = [1e300, MAX_SECONDS + 1, 10**400]
+
+
+@pytest.mark.parametrize("value", TOO_MANY, ids=["1e300", "max+1", "10**400"])
+@pytest.mark.parametrize("option", ["countdown", "expires", "time_limit", "soft_time_limit"])
+def test_seconds_beyond_the_maximum_are_refused_per_call(
+    app: Conveyor, option: str, value: float
+) -> None:
+    """`time_limit=1e300` made the solo pool's timer raise OverflowError on every call,
+    countdowns and expiries of 1e300 were stored, and `countdown=10**400` raised a raw
+    OverflowError."""
+    options: dict[str, Any] = {option: value}
+    with pytest.raises(ConfigurationError, match=f"^{option} must be .* up to 315,360,000"):
+        add_of(app).apply_async((1, 2), **options)
+    with pytest.raises(ConfigurationError, match=f"^{option} must be"):
+        app.send_task("t.add", (1, 2), **options)
+    with pytest.raises(ConfigurationError, match=option):
+        if option == "countdown":  # a signature's countdown; the others are task options too
+            add_of(app).s(1, 2).set(countdown=value)
+        else:
+            app.task(name="t.other", **options)(lambda: None)
+    assert app.broker.queue_stats() == []
+
+
+def test_the_maximum_itself_is_accepted_and_huge_ints_are_named_not_printed(app: Conveyor) -> None:
+    kept = add_of(app).apply_async((1, 2), countdown=MAX_SECONDS, expires=MAX_SECONDS)
+    assert [m.envelope.id for m in app.broker.list_messages("default")] == [kept.id]
+    with pytest.raises(ConfigurationError, match=r"an integer of 401 digits$"):
+        add_of(app).apply_async((1, 2), countdown=10**400)
+
+
+@pytest.mark.parametrize("value", [1e300, MAX_SECONDS + 1, 10**400])
+def test_seconds_beyond_the_maximum_are_refused_in_settings_and_options(
+    app: Conveyor, value: float
+) -> None:
+    for name in ("task_time_limit", "task_soft_time_limit", "visibility_timeout"):
+        with pytest.raises(ConfigurationError, match=f"setting {name} must be"):
+            app.conf.update({name: value})
+    for option in ("default_retry_delay", "retry_backoff_max"):
+        options: dict[str, Any] = {option: value}
+        with pytest.raises(ConfigurationError, match=option):
+            app.task(name="t.bad", **options)(lambda: None)
+    with pytest.raises(ConfigurationError, match="retry countdown"):
+        Retry(countdown=value)
+
+
+def test_a_huge_integer_setting_is_not_an_overflow(app: Conveyor) -> None:
+    with pytest.raises(ConfigurationError, match="an integer of 401 digits"):
+        app.conf.task_max_deliveries = -(10**400)
+    app.conf.task_message_max_size = 10**400  # no limit in effect, and no OverflowError
+    assert app.conf.task_message_max_size == 10**400
+
+
+# -- Retry raised directly, and max_retries ---------------------------------------------------
+@pytest.mark.parametrize("value", [NAN, INF, -1.0, "5"])
+def test_a_retry_raised_directly_is_checked_as_self_retry_is(app: Conveyor, value: Any) -> None:
+    with pytest.raises(ConfigurationError, match="retry countdown must be"):
+        Retry(countdown=value)
+
+    @app.task(name="t.raise_retry")
+    def raise_retry() -> None:
+        raise Retry(countdown=value)
+
+    result = raise_retry.delay()
+    solo_worker(app).run_until_idle()
+    outcome = app.results.get(result.id)
+    assert outcome is not None and outcome.state is TaskState.FAILURE
+    assert outcome.error is not None and "retry countdown must be" in outcome.error.message
+    assert app.broker.list_messages("default") == []  # failed, not queued again
+
+
+@pytest.mark.parametrize("value", [NAN, INF, -1, 2.5, True, "3"])
+def test_max_retries_must_be_a_whole_count_or_none(app: Conveyor, value: Any) -> None:
+    with pytest.raises(ConfigurationError, match="max_retries must be an integer"):
+        app.task(name="t.bad", max_retries=value)(lambda: None)
+
+    @app.task(name="t.retry_with", bind=True)
+    def retry_with(self: Task) -> None:
+        raise self.retry(countdown=0, max_retries=value)
+
+    result = retry_with.delay()
+    solo_worker(app).run_until_idle()
+    outcome = app.results.get(result.id)
+    assert outcome is not None and outcome.state is TaskState.FAILURE
+    assert outcome.error is not None and "max_retries must be an integer" in outcome.error.message
+
+
+def test_good_max_retries_pass(app: Conveyor) -> None:
+    for value in (None, 0, 3, 10**6):
+        app.task(name=f"t.ok{value}", max_retries=value)(lambda: None)
 
 
 # -- at decoration --------------------------------------------------------------------------

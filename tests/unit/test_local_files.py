@@ -15,6 +15,8 @@ import pytest
 
 from conveyor.cli.files import Pidfile, PidfileError, in_existing_directory
 from conveyor.cli.worker import warn_if_root
+from conveyor.errors import ConfigurationError
+from conveyor.worker.health import HealthReporter, current
 
 
 @pytest.fixture
@@ -129,3 +131,12 @@ def test_a_file_option_in_a_missing_directory_is_a_click_error(tmp_path: Path) -
     assert in_existing_directory(ctx, param, None) is None
     with pytest.raises(click.BadParameter, match="does not exist: create it first"):
         in_existing_directory(ctx, param, tmp_path / "missing" / "w.pid")
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs Linux's /proc")
+def test_a_health_file_that_cannot_be_written_is_a_configuration_error() -> None:
+    """Worker(health_file=...) used without the command line: the first report fails with
+    an error naming the file, not a FileNotFoundError from mkstemp."""
+    reporter = HealthReporter(Path("/proc/w.health"), lambda: current("w@h", [], stopping=False))
+    with pytest.raises(ConfigurationError, match=r"cannot write the health file /proc/w\.health"):
+        reporter.start()

@@ -82,3 +82,26 @@ def test_a_server_without_persistence_is_warned_about_once_per_process(
     if not persist:
         assert 'appendonly no, save ""' in warnings[0] and "appendonly yes" in warnings[0]
         assert safe_url(url) in warnings[0]
+        # everysec's loss is a crash of the machine's, not of Redis alone
+        assert "in a crash of the machine" in warnings[0]
+        assert "a crash of Redis alone loses nothing" in warnings[0]
+
+
+def test_a_database_the_server_lacks_is_a_configuration_error_for_producers() -> None:
+    """redis-py raises a refused SELECT as a bare ResponseError (a traceback); the handshake
+    makes it a ConfigurationError naming the database and how many the server has."""
+    services.require_redis()
+    host = services.REDIS_URL.split("://", 1)[1].split("/", 1)[0]
+    app = Conveyor("x", broker=f"redis://{host}/99?prefix=nodb", set_as_current=False)
+
+    @app.task(name="x.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    try:
+        with pytest.raises(ConfigurationError) as raised:
+            add.delay(1, 2)
+    finally:
+        app.close()
+    message = str(raised.value)
+    assert "has no database 99" in message and "CONFIG GET databases" in message

@@ -46,6 +46,21 @@ def test_allow_subsecond_accepts_it_and_is_stored_with_the_entry() -> None:
     assert "allow_subsecond" not in json.loads(plain.to_json())  # stored as before
 
 
+@pytest.mark.parametrize("every", [1e-300, 5e-324, 0.0005, timedelta(microseconds=999)])
+def test_allow_subsecond_keeps_a_floor_of_one_millisecond(every: object) -> None:
+    """1e-300 s with the flag made every Beat.tick raise OverflowError."""
+    with pytest.raises(ConfigurationError, match=r"below the shortest, 0\.001 s \(1 ms\)"):
+        parse_entry("fast", {"task": "t.poll", "schedule": every, "allow_subsecond": True})
+    entry = parse_entry("ms", {"task": "t.poll", "schedule": 0.001, "allow_subsecond": True})
+    assert entry.schedule == Interval(0.001)
+
+
+def test_an_interval_above_ten_years_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="above the longest, 315,360,000 s"):
+        parse_entry("rare", {"task": "t.poll", "schedule": 1e12})
+    assert parse_entry("rare", {"task": "t.poll", "schedule": 315_360_000}).schedule
+
+
 def test_allow_subsecond_must_be_a_bool() -> None:
     with pytest.raises(ConfigurationError, match="must be True or False"):
         parse_entry("fast", {"task": "t.poll", "schedule": 0.5, "allow_subsecond": "yes"})
@@ -97,3 +112,22 @@ def test_an_entry_stored_without_the_flag_does_not_fire(
         beat.tick()
     assert app.broker.list_messages("default") == []
     assert "old-fast" in caplog.text and "interval below one second" in caplog.text
+
+
+def test_the_floor_holds_on_every_store_and_for_stored_entries(
+    app: Conveyor, caplog: pytest.LogCaptureFixture
+) -> None:
+    with pytest.raises(ConfigurationError, match="below the shortest"):
+        app.schedules.add("tiny", "t.poll", 1e-300, allow_subsecond=True)
+    assert app.schedules.list(load=False) == []
+    stored = {"task": "t.poll", "schedule": {"every": 1e-300}, "allow_subsecond": True}
+    app.schedule_store.put("tiny", json.dumps(stored))  # as if written by hand or an old release
+    beat = Beat(app, BeatOptions(lease=3.0, max_interval=5.0, grace=60.0, holder="b"))
+    beat.start()
+    clock = app.clock
+    assert isinstance(clock, FakeClock)
+    for _ in range(4):  # no OverflowError: the entry is reported and skipped
+        clock.advance(0.25)
+        beat.tick()
+    assert app.broker.list_messages("default") == []
+    assert "tiny" in caplog.text and "below the shortest" in caplog.text

@@ -5,6 +5,7 @@ when a write cannot be stored — SQLite's real "database or disk is full" (reac
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import stat
@@ -75,16 +76,55 @@ def test_database_file_mode_setting_gives_the_mode(tmp_path: Path) -> None:
             app.close()
 
 
-def test_an_existing_file_keeps_its_mode(tmp_path: Path) -> None:
+def test_an_existing_file_keeps_its_mode_and_a_shared_one_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A file made 0644 by an older release stays so (conveyor never chmods a file it did not
+    create), but a warning at open says how to make it private — once per process."""
     db = tmp_path / "q.db"
     db.touch()
     db.chmod(0o644)
-    app = make_app(db)
-    app.send_task("t.echo", ("x",))
-    try:
-        assert mode_of(db) == 0o644
-    finally:
+    with caplog.at_level(logging.WARNING, logger="conveyor.sqlite"):
+        app = make_app(db)
+        app.send_task("t.echo", ("x",))
         app.close()
+        make_app(db).close()  # opened again: not warned again
+    assert mode_of(db) == 0o644
+    warnings = [r.getMessage() for r in caplog.records if r.name == "conveyor.sqlite"]
+    assert len(warnings) == 1 and f"chmod 600 {db}" in warnings[0] and "0o644" in warnings[0]
+
+
+def test_a_private_or_deliberately_shared_file_is_not_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    shared = tmp_path / "shared.db"
+    shared.touch()
+    shared.chmod(0o640)
+    with caplog.at_level(logging.WARNING, logger="conveyor.sqlite"):
+        make_app(tmp_path / "new.db").close()  # created 0600
+        make_app(shared, database_file_mode=0o640).close()  # the setting says it is meant
+    assert [r for r in caplog.records if r.name == "conveyor.sqlite"] == []
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("synchronus=normal", "unknown option 'synchronus'"),
+        ("synchronus=normal", "did you mean 'synchronous'"),
+        ("file_mode=0644", "the file's mode is the database_file_mode setting"),
+        ("synchronous=full&synchronous=normal", "gives synchronous twice"),
+        ("synchronous=", "synchronous=''"),
+        ("timeout=5", "takes only synchronous"),
+    ],
+)
+def test_unknown_and_repeated_url_options_are_refused(
+    tmp_path: Path, query: str, message: str
+) -> None:
+    app = Conveyor("t", broker=f"sqlite:///{tmp_path}/q.db?{query}", set_as_current=False)
+    with pytest.raises(ConfigurationError) as raised:
+        app.broker  # noqa: B018
+    assert message in str(raised.value)
+    assert not (tmp_path / "q.db").exists()
 
 
 @pytest.mark.parametrize(
@@ -202,6 +242,45 @@ def test_a_patient_guard_waits_out_a_full_disk_and_then_stores(tmp_path: Path) -
     finally:
         stop.set()
         sender.join(5)
+        app.close()
+
+
+# -- the write lock held elsewhere: SQLITE_BUSY ----------------------------------------------
+def test_a_lock_held_elsewhere_is_an_outage_for_producers_and_workers(tmp_path: Path) -> None:
+    """Another connection (an open sqlite3 shell, a backup, a stuck process) holds the write
+    lock past the busy timeout: a producer gets BackendUnavailable after its budget, with the
+    cause; a worker's patient guard waits, reports the store down, and stores once released —
+    never a ConfigurationError, which would fail or dead-letter calls."""
+    db = tmp_path / "q.db"
+    app = make_app(db, broker_retry_budget=0.5)
+    holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    stop = threading.Event()
+    try:
+        app.send_task("t.echo", ("before",), task_id="before")
+        holder.execute("BEGIN IMMEDIATE")
+        with pytest.raises(BackendUnavailable) as raised:
+            app.send_task("t.echo", ("refused",), task_id="refused")
+        assert "another connection held the write lock" in str(raised.value)
+        assert "database is locked" in str(raised.value)
+        broker = app.broker
+        guard = broker.guard  # type: ignore[attr-defined]
+
+        def send() -> None:
+            with guard.patient(stop):
+                app.send_task("t.echo", ("waited",), task_id="waited")
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        wait_for(lambda: guard.down is not None, "the guard to see the lock")
+        assert "database is locked" in guard.down[1] and sender.is_alive()
+        holder.execute("ROLLBACK")
+        sender.join(30)
+        assert not sender.is_alive() and guard.down is None
+        ids = sorted(m.envelope.id for m in broker.list_messages("default"))
+        assert ids == ["before", "waited"]
+    finally:
+        stop.set()
+        holder.close()
         app.close()
 
 

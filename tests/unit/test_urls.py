@@ -21,7 +21,10 @@ FORMS = [
     ("redis://u:p%40ss%2Fw%3Ad@h/0", "redis://u:***@h/0", {"p%40ss%2Fw%3Ad", "p@ss/w:d"}),
     ("redis://:a/b@h/0", "redis://:***@h/0", {"a/b"}),  # unencoded '/': refused, but masked
     ("redis://:pa?ss@h/0", "redis://:***@h/0", {"pa?ss"}),
-    ("redis://lonely@h", "redis://***@h", {"lonely"}),  # no colon: maybe a password, hidden
+    ("redis://alice@h", "redis://alice@h", set()),  # redis-py: user alice, no password
+    ("postgresql://postgres@h/db", "postgresql://postgres@h/db", set()),  # libpq: a user name
+    ("amqp://lonely@h", "amqp://***@h", {"lonely"}),  # another client: maybe a password, hidden
+    ("postgresql://u:Se@cretpw@h/db", "postgresql://u:***@h/db", {"Se@cretpw"}),
     ("unix:///run/r.sock?password=pw1&db=2", "unix:///run/r.sock?password=***&db=2", {"pw1"}),
     ("unix://:pw1@/run/r.sock", "unix://:***@/run/r.sock", {"pw1"}),
     ("redis://h/0?password=p%26w&prefix=x", "redis://h/0?password=***&prefix=x", {"p%26w", "p&w"}),
@@ -53,12 +56,39 @@ def test_every_form_is_shown_without_its_secrets(url: str, shown: str, secrets: 
 
 
 def test_scrub_blanks_the_url_and_every_form_of_its_secrets() -> None:
-    url = "redis://:p%40ss@h/0?password=t%26k"
-    text = f"Error for {url}; AUTH p@ss failed; token t&k; also postgresql://u:zz9@db/x"
+    url = "redis://:p%40ss@h/0?password=t%26k9"
+    text = f"Error for {url}; AUTH p@ss failed; token t&k9; also postgresql://u:zz9@db/x"
     assert scrub(text, url) == (
         "Error for redis://:***@h/0?password=*** AUTH *** failed; token ***; "
         "also postgresql://u:***@db/x"
     )
+
+
+def test_a_colon_less_user_name_is_shown_and_short_secrets_do_not_blank_free_text() -> None:
+    url = "postgresql://postgres@h/db"
+    text = f'FATAL: password authentication failed for user "postgres" on {url}'
+    assert scrub(text, url) == text  # libpq's user name is not a secret
+    short = "redis://127.0.0.1:6379/0?passwd=1"
+    shown = scrub(f"Error 111 connecting to 127.0.0.1:6379 for {short} after 1 try", short)
+    assert shown == (
+        "Error 111 connecting to 127.0.0.1:6379 for redis://127.0.0.1:6379/0?passwd=*** after 1 try"
+    )
+    assert scrub("AUTH s3c failed", "redis://:s3c@h/0") == "AUTH s3c failed"  # under 4
+    assert scrub("AUTH s3cr failed", "redis://:s3cr@h/0") == "AUTH *** failed"
+
+
+def test_a_raw_at_in_a_postgres_password_reaches_libpq_whole() -> None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    target = parse_url("postgresql://u:Se@cretpw@127.0.0.1:5432/test?schema=s")
+    read = conninfo_to_dict(target.conninfo)
+    assert (read["user"], read["password"]) == ("u", "Se@cretpw")
+    assert (read["host"], read["port"], read["dbname"]) == ("127.0.0.1", "5432", "test")
+    assert "cretpw" not in target.shown and "cretpw" not in repr(target)
+    multi = conninfo_to_dict(parse_url("postgresql://a@b:p@w:x@h1:5432,h2:5433/db").conninfo)
+    assert (multi["user"], multi["password"], multi["host"]) == ("a@b", "p@w:x", "h1,h2")
+    encoded = conninfo_to_dict(parse_url("postgresql://u:p%40w%25@h/db").conninfo)
+    assert encoded["password"] == "p@w%"  # an encoded password is passed on as written
 
 
 def test_urls_inside_free_text_are_masked() -> None:

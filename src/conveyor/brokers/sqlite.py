@@ -16,7 +16,13 @@ from typing import Any
 
 import msgspec
 
-from .._sqlite import DEFAULT_FILE_MODE, DEFAULT_SYNCHRONOUS, SqliteDatabase, sqlite_guard
+from .._sqlite import (
+    DEFAULT_FILE_MODE,
+    DEFAULT_SYNCHRONOUS,
+    SqliteDatabase,
+    lock_wait,
+    sqlite_guard,
+)
 from ..clock import SYSTEM_CLOCK, Clock
 from ..guard import guarded
 from ..sqlfiles import load_sql
@@ -61,7 +67,9 @@ class SqliteBroker:
         retry_budget: float | None = 10.0,
     ) -> None:
         self._q = _sql()
-        self._db = SqliteDatabase(path, synchronous, self._q["schema"], file_mode)
+        self._db = SqliteDatabase(
+            path, synchronous, self._q["schema"], file_mode, lock_wait(retry_budget)
+        )
         self.guard = sqlite_guard("broker", path, retry_budget)
         self.guard.call(self._upgrade)
         self._clock = clock

@@ -59,9 +59,15 @@ def setup_logging(level: str, logfile: str | None = None) -> None:
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         raise click.BadParameter(f"unknown log level {level!r}", param_hint="--loglevel")
-    handler: logging.Handler = (
-        logging.FileHandler(logfile) if logfile else logging.StreamHandler(sys.stderr)
-    )
+    try:
+        handler: logging.Handler = (
+            logging.FileHandler(logfile) if logfile else logging.StreamHandler(sys.stderr)
+        )
+    except OSError as exc:  # checked when parsed; this is the race after the check
+        raise click.BadParameter(
+            f"cannot write the log file {logfile}: {exc.strerror or exc}",
+            param_hint="'-f' / '--logfile'",
+        ) from None
     handler.setFormatter(
         MaskingFormatter("[%(asctime)s: %(levelname)s/%(processName)s] %(name)s: %(message)s")
     )

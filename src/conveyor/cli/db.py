@@ -6,9 +6,14 @@ that off (`database_create_tables_at_setup=False`) and migrate as a release step
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import click
 
 from .._postgres import PgDatabase, PgTarget, parse_url
+from .._urls import scrub
+from ..errors import BackendUnavailable
 from ..pgschema import current_version, latest, upgrade
 from .context import CliContext
 
@@ -27,6 +32,24 @@ def _targets(ctx: CliContext) -> list[PgTarget]:
     return list(found.values())
 
 
+@contextmanager
+def _opened(target: PgTarget) -> Iterator[PgDatabase]:
+    """A one-connection pool on `target`; a server that does not answer is an `Error: …`
+    naming it and the last connection error (a refused login or database is already a
+    ConfigurationError), never a traceback."""
+    database = PgDatabase(target, max_size=1, name="conveyor-migrate")
+    try:
+        yield database
+    except database.errors as exc:
+        reason = scrub(" ".join(str(exc).split()), target.conninfo)
+        raise BackendUnavailable(
+            f"the PostgreSQL server at {target.shown} did not answer ({type(exc).__name__}: "
+            f"{reason}); check that it runs and that the URL names it"
+        ) from None
+    finally:
+        database.close()
+
+
 @click.group()
 def db() -> None:
     """The PostgreSQL schema conveyor keeps its tables in."""
@@ -38,11 +61,8 @@ def db() -> None:
 def upgrade_cmd(ctx: CliContext, to: int | None) -> None:
     """Create the schema or apply the migrations it lacks (safe to run concurrently)."""
     for target in _targets(ctx):
-        database = PgDatabase(target, max_size=1, name="conveyor-migrate")
-        try:
+        with _opened(target) as database:
             applied = upgrade(database, to)
-        finally:
-            database.close()
         if applied:
             names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied)
             click.echo(f"{target.shown} schema {target.schema}: applied {names}")
@@ -58,12 +78,8 @@ def status_cmd(ctx: CliContext) -> None:
     """Show each schema's version; exit 1 when one needs `db upgrade`."""
     behind = False
     for target in _targets(ctx):
-        database = PgDatabase(target, max_size=1, name="conveyor-migrate")
-        try:
-            with database.connection() as conn:
-                have = current_version(conn, target.schema)
-        finally:
-            database.close()
+        with _opened(target) as database, database.connection() as conn:
+            have = current_version(conn, target.schema)
         state = "up to date" if have == latest() else f"needs upgrade to {latest()}"
         behind = behind or have < latest()
         click.echo(f"{target.shown} schema {target.schema}: version {have}, {state}")

@@ -20,6 +20,7 @@ import errno
 import os
 import signal
 import stat
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -160,13 +161,55 @@ def in_existing_directory(
     return value
 
 
+def _cannot_write(ctx: click.Context, param: click.Parameter, what: str, exc: OSError) -> Exception:
+    return click.BadParameter(
+        f"cannot write {what}: {exc.strerror or exc}. Choose a path in a directory this user "
+        "can write to",
+        ctx=ctx,
+        param=param,
+    )
+
+
+def writable_logfile(
+    ctx: click.Context, param: click.Parameter, value: Path | str | None
+) -> Path | str | None:
+    """Click callback for `--logfile`: an existing directory, and the file opens for appending
+    (it is created now, as logging would create it a moment later)."""
+    value = in_existing_directory(ctx, param, value)
+    if value is not None:
+        try:
+            with open(value, "a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            raise _cannot_write(ctx, param, f"the log file {value}", exc) from None
+    return value
+
+
+def writable_directory(
+    ctx: click.Context, param: click.Parameter, value: Path | str | None
+) -> Path | str | None:
+    """Click callback for files written by replacing them (`--health-file`): an existing
+    directory in which a new file can be created (a probe file is made and removed), so that
+    a directory such as /proc is refused before the worker starts, not with a traceback."""
+    value = in_existing_directory(ctx, param, value)
+    if value is not None:
+        parent = Path(value).absolute().parent
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".conveyor-probe.", dir=parent)
+        except OSError as exc:
+            raise _cannot_write(ctx, param, f"a file in {parent}", exc) from None
+        os.close(fd)
+        os.unlink(probe)
+    return value
+
+
 def logfile_option() -> Callable[[Any], Any]:
-    """`-f/--logfile`, in an existing directory (worker and beat)."""
+    """`-f/--logfile`, in an existing, writable directory (worker and beat)."""
     return click.option(
         "-f",
         "--logfile",
         type=click.Path(dir_okay=False),
-        callback=in_existing_directory,
+        callback=writable_logfile,
         help="Log to this file.",
     )
 

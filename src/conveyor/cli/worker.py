@@ -23,7 +23,7 @@ from ..worker.slotspec import QueueOrder, SlotSpec, parse_slot_spec
 from ..worker.worker import Worker, WorkerOptions
 from .beat import beat_options
 from .context import CliContext, setup_logging
-from .files import Pidfile, exit_on_sigterm, in_existing_directory, logfile_option, pidfile_option
+from .files import Pidfile, exit_on_sigterm, logfile_option, pidfile_option, writable_directory
 
 log = logging.getLogger("conveyor.worker")
 
@@ -92,7 +92,7 @@ def _not_built(flag: str, feature: str) -> click.UsageError:
 @click.option(
     "--health-file",
     type=click.Path(dir_okay=False, path_type=Path),
-    callback=in_existing_directory,
+    callback=writable_directory,
     help="Rewrite this file (0600) every second with whether the worker is consuming "
     "(read it with `conveyor health`).",
 )

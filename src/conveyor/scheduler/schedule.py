@@ -25,13 +25,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .._names import did_you_mean
-from ..bounds import check_queue_name
+from ..bounds import MAX_SECONDS, check_queue_name
 from ..errors import ConfigurationError
 from ..options import check_priority
 from .cron import crontab
 
 _MAX_SCAN = 100_000  # due fires counted one by one before giving up on exact counts
 MIN_INTERVAL = 1.0  # seconds; shorter intervals need the entry's allow_subsecond
+FLOOR_INTERVAL = 0.001  # seconds; no interval is shorter, allow_subsecond or not
 MAX_ENTRY_NAME = 200  # its fire ids ("beat:<name>@<time>Z") stay within task ids' bound
 
 
@@ -51,7 +52,12 @@ class Missed(str, Enum):
 @dataclass(frozen=True, slots=True)
 class Interval:
     """Fires every `seconds`, at the multiples of `seconds` since the epoch (so every 15
-    minutes means :00, :15, :30 and :45, whichever scheduler computes it)."""
+    minutes means :00, :15, :30 and :45, whichever scheduler computes it).
+
+    `seconds` is from FLOOR_INTERVAL (1 ms) to bounds.MAX_SECONDS (ten years), whatever the
+    entry allows: fire times are counted as multiples since the epoch, and a shorter or longer
+    interval overflows that count or the dates it gives (1e-300 s made every tick raise
+    OverflowError)."""
 
     seconds: float
 
@@ -62,6 +68,16 @@ class Interval:
             )
         if self.seconds <= 0:
             raise ConfigurationError(f"an interval must be positive, not {self.seconds!r} s")
+        if self.seconds < FLOOR_INTERVAL:
+            raise ConfigurationError(
+                f"an interval of {self.seconds:g} s is below the shortest, {FLOOR_INTERVAL:g} s "
+                "(1 ms), which holds even with allow_subsecond"
+            )
+        if self.seconds > MAX_SECONDS:
+            raise ConfigurationError(
+                f"an interval of {self.seconds:g} s is above the longest, {MAX_SECONDS:,} s "
+                "(ten years); use a crontab for rare dates"
+            )
 
     def next_after(self, after: datetime, zone: tzinfo) -> datetime:
         return _at((_ticks(after.timestamp(), self.seconds) + 1) * self.seconds)

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..errors import ConfigurationError
 from ..guard import Guard
 
 log = logging.getLogger("conveyor.worker")
@@ -85,7 +86,15 @@ class HealthReporter:
         self._thread = threading.Thread(target=self._loop, name="conveyor-health", daemon=True)
 
     def start(self) -> None:
-        write(self._path, self._probe())
+        """Write the first report (ConfigurationError naming the file if it cannot be
+        written), then rewrite it every second."""
+        try:
+            write(self._path, self._probe())
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot write the health file {self._path}: {exc.strerror or exc}; choose a "
+                "path in a directory this user can write to"
+            ) from None
         self._thread.start()
 
     def _loop(self) -> None:

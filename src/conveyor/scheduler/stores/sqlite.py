@@ -8,7 +8,13 @@ import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..._sqlite import DEFAULT_FILE_MODE, DEFAULT_SYNCHRONOUS, SqliteDatabase, sqlite_guard
+from ..._sqlite import (
+    DEFAULT_FILE_MODE,
+    DEFAULT_SYNCHRONOUS,
+    SqliteDatabase,
+    lock_wait,
+    sqlite_guard,
+)
 from ...clock import SYSTEM_CLOCK, Clock
 from ...guard import guarded
 from ...sqlfiles import load_sql
@@ -32,7 +38,9 @@ class SqliteScheduleStore:
         retry_budget: float | None = 10.0,
     ) -> None:
         self._q = load_sql(_SQL, "sqlite_schedules.sql")
-        self._db = SqliteDatabase(path, synchronous, self._q["schema"], file_mode)
+        self._db = SqliteDatabase(
+            path, synchronous, self._q["schema"], file_mode, lock_wait(retry_budget)
+        )
         self.guard = sqlite_guard("schedule store", path, retry_budget)
         self._clock = clock
 
