@@ -37,6 +37,7 @@ and timings. Guarantees every backend gives (checked by `tests/contract/`):
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -45,6 +46,13 @@ from ..states import TaskState
 
 #: The largest `attempt` / `retries` every store keeps (PostgreSQL `integer` columns).
 MAX_COUNT = 2**31 - 1
+
+
+def storable_traceback(exc: BaseException) -> str:
+    """`exc` with its traceback, as `storable_text` keeps it: for log lines, which a stream
+    (or a test runner's report) that only takes UTF-8 would refuse whole otherwise."""
+    lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    return storable_text("".join(lines).rstrip())
 
 
 def storable_text(text: str) -> str:

@@ -25,7 +25,7 @@ from ..errors import ConfigurationError, DecodeError, MessageRejected, WorkerLos
 from ..message import NO_LINKS, Links, admit_message, identify
 from ..ratelimit import LocalThrottle
 from ..request import Request, request_for
-from ..results.base import ErrorInfo, Outcome
+from ..results.base import ErrorInfo, Outcome, storable_text, storable_traceback
 from ..states import TaskState
 from ..task import Task
 from .executor import error_info
@@ -181,8 +181,12 @@ class SlotGroup:
         carrying another id is not trusted with anything."""
         try:
             outcome, links, name = self._rejection(delivery, reason)
-        except Exception:  # whatever is stored, the dead letter still goes ahead
-            log.exception("no outcome can be recorded for message %s", delivery.envelope.id)
+        except Exception as exc:  # whatever is stored, the dead letter still goes ahead
+            log.error(
+                "no outcome can be recorded for message %s\n%s",
+                delivery.envelope.id,
+                storable_traceback(exc),
+            )
             outcome, links, name = None, NO_LINKS, "a message"
         self.parts.settler.reject(delivery, reason, outcome, links, name)
 
@@ -303,7 +307,7 @@ class SlotGroup:
         """A call the pool cannot take ends FAILURE with the pool's error and is dead-lettered;
         the rest of its workflow fails as after a failure for good."""
         m = item.message
-        reason = (
+        reason = storable_text(
             f"could not be handed to the {self.spec.pool} pool: {type(exc).__name__}: {exc}; "
             + _REFUSAL_HINT
         )

@@ -26,7 +26,7 @@ from ..app import Conveyor
 from ..brokers.base import WorkerInfo
 from ..errors import BackendUnavailable, ConfigurationError
 from ..guard import Guard, guard_of
-from ..results.base import storable_text
+from ..results.base import storable_text, storable_traceback
 from .health import Health, HealthReporter, current
 from .leases import LeaseKeeper
 from .settle import Settler
@@ -234,7 +234,11 @@ class Worker:
             if isinstance(exc, BackendUnavailable) and self.stopping:
                 log.warning("stopping during an outage: %s", exc)
             else:
-                log.exception("slot group %s failed; stopping the worker", group.spec.describe())
+                log.error(
+                    "slot group %s failed; stopping the worker\n%s",
+                    group.spec.describe(),
+                    storable_traceback(exc),
+                )
                 crash = storable_text(f"{type(exc).__name__}: {exc}"[:500])  # stored as given
                 self._failure = self._failure or exc
                 self._stopping.set()
