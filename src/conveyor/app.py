@@ -24,6 +24,7 @@ from .clock import SYSTEM_CLOCK, Clock
 from .config import Config, Settings, resolve_urls
 from .control import Control
 from .errors import ConfigurationError, NotRegistered
+from .events import EventBus
 from .message import NO_LINKS, Links, Message, encode_message, new_task_id
 from .options import CallOptions, TaskOptions, task_options
 from .request import current_request
@@ -75,6 +76,7 @@ class Conveyor:
         self._broker: Broker | None = None
         self._results: ResultStore | None = None
         self._schedule_store: ScheduleStore | None = None
+        self._events: EventBus | None = None
         self._published: tuple[float, frozenset[str]] = (float("-inf"), frozenset())
         self._finalized = False
         self.warned: set[str] = set()  # routing warnings already logged (strict=False)
@@ -238,6 +240,17 @@ class Conveyor:
                         self.urls[1], self.conf.settings, self.clock
                     )
         return self._schedule_store
+
+    @property
+    def events(self) -> EventBus:
+        """This process's event bus, made on first use: `app.events.subscribe(observer)` calls
+        `observer(event)` on a thread of its own for every event emitted in this process (see
+        conveyor.events for the delivery contract and docs/observability.md for the events)."""
+        if self._events is None:
+            with self._lock:
+                if self._events is None:
+                    self._events = EventBus()
+        return self._events
 
     @property
     def schedules(self) -> Schedules:

@@ -1,0 +1,220 @@
+"""The in-process event bus: producers `emit`, observers `subscribe`.
+
+Contract:
+- `emit(event)` never blocks on an observer and never raises. It appends the event to the buffer
+  of every matching subscription and returns; nothing it does waits for an observer to run.
+- Each subscription has its own bounded buffer, drained by its own daemon thread that calls the
+  observer once per event. A slow or stuck observer fills its own buffer and delays nobody else.
+- Order: every subscription sees events in one order, the order in which `emit` calls took the
+  bus's lock; events emitted by one thread arrive in that thread's order.
+- At most once: an event is delivered to an observer once or not at all. When a buffer is full the
+  new event is dropped for that subscription and counted in its `dropped`; other subscriptions
+  still get it.
+- An observer that raises is counted in `errors` and logged with its name (the first error, then
+  one line per `error_log_every` errors, never one per event); later events still reach it.
+- `Subscription.close(timeout)` stops new events, lets the thread deliver what is buffered until
+  the deadline, and counts what is left undelivered as dropped. `EventBus.close` closes all.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+
+from .types import Event, EventType
+
+logger = logging.getLogger("conveyor.events")
+
+Observer = Callable[[Event], object]
+
+DEFAULT_BUFFER_SIZE = 10_000
+DEFAULT_ERROR_LOG_EVERY = 1_000
+
+
+def observer_name(observer: Observer) -> str:
+    """`module.qualname` of a function or method; the repr of anything else."""
+    qualname = getattr(observer, "__qualname__", None)
+    module = getattr(observer, "__module__", None)
+    if isinstance(qualname, str):
+        return f"{module}.{qualname}" if isinstance(module, str) else qualname
+    return repr(observer)
+
+
+class Subscription:
+    """One observer's buffer, drain thread and counters; made by `EventBus.subscribe`.
+
+    Counters (read at any time): `delivered` (observer returned), `errors` (observer raised),
+    `dropped` (buffer full, or left undelivered at close)."""
+
+    def __init__(
+        self,
+        bus: EventBus,
+        observer: Observer,
+        types: frozenset[EventType] | None,
+        buffer_size: int,
+        error_log_every: int,
+    ) -> None:
+        self.observer = observer
+        self.name = observer_name(observer)
+        self.types = types
+        self.buffer_size = buffer_size
+        self.delivered = 0
+        self.errors = 0
+        self.dropped = 0
+        self._bus = bus
+        self._error_log_every = error_log_every
+        self._buffer: deque[Event] = deque()
+        self._cond = threading.Condition()
+        self._open = True
+        self._thread = threading.Thread(
+            target=self._run, name=f"conveyor-events:{self.name}", daemon=True
+        )
+        self._thread.start()
+
+    def __repr__(self) -> str:
+        return (
+            f"<Subscription {self.name}: delivered={self.delivered} dropped={self.dropped} "
+            f"errors={self.errors}>"
+        )
+
+    @property
+    def closed(self) -> bool:
+        return not self._open
+
+    def offer(self, event: Event) -> None:
+        """Buffer `event` if it matches and there is room; otherwise count it as dropped."""
+        if self.types is not None and event.type not in self.types:
+            return
+        with self._cond:
+            if not self._open:
+                return
+            if len(self._buffer) >= self.buffer_size:
+                self.dropped += 1
+                return
+            self._buffer.append(event)
+            self._cond.notify()
+
+    def close(self, timeout: float = 5.0) -> bool:
+        """Stop receiving, deliver what is buffered within `timeout` seconds; True when all of
+        it was delivered, False when some was dropped (counted) because the observer was slow."""
+        self._bus._remove(self)
+        with self._cond:
+            self._open = False
+            self._cond.notify_all()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(max(timeout, 0.0))
+        with self._cond:
+            left = len(self._buffer)
+            self.dropped += left
+            self._buffer.clear()
+        return left == 0
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._open and not self._buffer:
+                    self._cond.wait()
+                if not self._buffer:
+                    return
+                event = self._buffer.popleft()
+            self._deliver(event)
+
+    def _deliver(self, event: Event) -> None:
+        try:
+            self.observer(event)
+        except Exception:
+            self.errors += 1
+            if self.errors == 1 or self.errors % self._error_log_every == 0:
+                logger.exception(
+                    "event observer %s raised on a %s event (%d errors so far; logged once per "
+                    "%d); fix the observer or close its subscription",
+                    self.name,
+                    event.type.value,
+                    self.errors,
+                    self._error_log_every,
+                )
+        else:
+            self.delivered += 1
+
+
+class EventBus:
+    """Fan-out of events to observers, each on its own thread behind a bounded buffer.
+
+    `buffer_size` is the default capacity of a subscription's buffer (events); an observer that
+    raises is logged on its first error and then once per `error_log_every` errors."""
+
+    def __init__(
+        self,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
+        error_log_every: int = DEFAULT_ERROR_LOG_EVERY,
+    ) -> None:
+        _check_positive("buffer_size", buffer_size)
+        _check_positive("error_log_every", error_log_every)
+        self.buffer_size = buffer_size
+        self.error_log_every = error_log_every
+        self._lock = threading.Lock()
+        self._subscriptions: tuple[Subscription, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"<EventBus: {len(self._subscriptions)} subscriptions>"
+
+    @property
+    def subscriptions(self) -> tuple[Subscription, ...]:
+        return self._subscriptions
+
+    def subscribe(
+        self,
+        observer: Observer,
+        types: Iterable[EventType | str] | None = None,
+        *,
+        buffer_size: int | None = None,
+    ) -> Subscription:
+        """Call `observer(event)` on a thread of its own for every event emitted from now on
+        (only those whose type is in `types`, Celery names or EventType, when given)."""
+        wanted = None if types is None else frozenset(_event_type(t) for t in types)
+        size = self.buffer_size if buffer_size is None else buffer_size
+        _check_positive("buffer_size", size)
+        subscription = Subscription(self, observer, wanted, size, self.error_log_every)
+        with self._lock:
+            self._subscriptions = (*self._subscriptions, subscription)
+        return subscription
+
+    def emit(self, event: Event) -> None:
+        """Hand `event` to every subscription's buffer; never blocks on an observer, never
+        raises (a failure here is logged and the event dropped)."""
+        try:
+            with self._lock:
+                for subscription in self._subscriptions:
+                    subscription.offer(event)
+        except Exception:
+            logger.exception("could not emit event %r; it was dropped", event)
+
+    def close(self, timeout: float = 5.0) -> bool:
+        """Close every subscription, sharing one `timeout` (seconds) to drain their buffers;
+        True when every buffered event was delivered."""
+        deadline = time.monotonic() + timeout
+        drained = True
+        for subscription in self._subscriptions:
+            left = deadline - time.monotonic()
+            drained = subscription.close(left) and drained
+        return drained
+
+    def _remove(self, subscription: Subscription) -> None:
+        with self._lock:
+            self._subscriptions = tuple(s for s in self._subscriptions if s is not subscription)
+
+
+def _event_type(value: EventType | str) -> EventType:
+    try:
+        return EventType(value)
+    except ValueError:
+        known = ", ".join(t.value for t in EventType)
+        raise ValueError(f"unknown event type {value!r}; use one of: {known}") from None
+
+
+def _check_positive(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a whole number of events, 1 or more; got {value!r}")

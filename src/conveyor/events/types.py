@@ -1,0 +1,288 @@
+"""The event records: one frozen, slotted dataclass per change in the life of a call, a worker
+and the scheduler, and their JSON form.
+
+Names follow Celery's event reference where it has one: the `type` strings (`task-succeeded`,
+`worker-heartbeat`, …) and the fields `uuid` (the task id), `name` (the task name), `hostname`,
+`timestamp` (seconds since the epoch), `runtime` (seconds), `retries`, `exception`, `traceback`,
+`eta`, `expires`, `parent_id`, `root_id`, `pid`, `terminated`, `expired`, `signum`, `freq`,
+`active`, `processed` and `loadavg`. Fields of conveyor's own (`queue`, `attempt`, `slots`,
+`reason`, `entry`, `scheduled_for`) have no Celery counterpart.
+
+Events never carry a call's arguments or return value: those can hold secrets and can be large;
+`result_extended` keeps them in the result store, behind its own access.
+
+JSON form: `to_dict(event)` is a flat dict of plain values with a stable `type` key;
+`from_dict(data)` checks every value's type and rebuilds the record. Keys a newer conveyor added
+and this one does not know are ignored on decoding, so a mixed-version cluster can share one
+stream; a missing or mistyped field is an `EventDecodeError`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import msgspec
+
+
+class EventType(str, enum.Enum):
+    """Celery's event names (and conveyor's own where Celery has none)."""
+
+    TASK_SENT = "task-sent"
+    TASK_RECEIVED = "task-received"
+    TASK_STARTED = "task-started"
+    TASK_SUCCEEDED = "task-succeeded"
+    TASK_FAILED = "task-failed"
+    TASK_RETRIED = "task-retried"
+    TASK_REVOKED = "task-revoked"
+    TASK_REJECTED = "task-rejected"
+    TASK_LEASE_LOST = "task-lease-lost"
+    WORKER_ONLINE = "worker-online"
+    WORKER_HEARTBEAT = "worker-heartbeat"
+    WORKER_OFFLINE = "worker-offline"
+    SCHEDULE_FIRED = "schedule-fired"
+    SCHEDULE_SKIPPED = "schedule-skipped"
+
+
+class EventDecodeError(ValueError):
+    """A dict that is not a valid event: unknown `type`, missing or mistyped field."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """What every event has: the host that produced it and when (seconds since the epoch)."""
+
+    type: ClassVar[EventType]
+    hostname: str
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskEvent(Event):
+    """An event about one call: `uuid` is its task id, `name` its task name."""
+
+    uuid: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskSent(TaskEvent):
+    """The producer enqueued a call (`eta`/`expires` in epoch seconds, None when unset)."""
+
+    type: ClassVar[EventType] = EventType.TASK_SENT
+    queue: str
+    priority: int = 0
+    retries: int = 0
+    eta: float | None = None
+    expires: float | None = None
+    parent_id: str | None = None
+    root_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskReceived(TaskEvent):
+    """A worker leased the call; `attempt` counts deliveries (1 for the first)."""
+
+    type: ClassVar[EventType] = EventType.TASK_RECEIVED
+    queue: str
+    attempt: int
+    retries: int = 0
+    eta: float | None = None
+    parent_id: str | None = None
+    root_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskStarted(TaskEvent):
+    """The call began running in process `pid`."""
+
+    type: ClassVar[EventType] = EventType.TASK_STARTED
+    queue: str
+    attempt: int
+    pid: int
+    retries: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskSucceeded(TaskEvent):
+    """The call returned; `runtime` is seconds from start to return."""
+
+    type: ClassVar[EventType] = EventType.TASK_SUCCEEDED
+    queue: str
+    runtime: float
+    retries: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskFailed(TaskEvent):
+    """The call failed for good; `exception` is its repr, `traceback` the formatted text."""
+
+    type: ClassVar[EventType] = EventType.TASK_FAILED
+    queue: str
+    runtime: float
+    exception: str
+    traceback: str = ""
+    retries: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskRetried(TaskEvent):
+    """The call failed and will run again at `eta`; `retries` counts this retry."""
+
+    type: ClassVar[EventType] = EventType.TASK_RETRIED
+    queue: str
+    exception: str
+    traceback: str = ""
+    retries: int
+    eta: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskRevoked(TaskEvent):
+    """The call will not run (or was stopped): `expired` past its `expires`, `terminated`
+    killed while running (by `signum`, when a signal did it)."""
+
+    type: ClassVar[EventType] = EventType.TASK_REVOKED
+    terminated: bool = False
+    expired: bool = False
+    signum: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskRejected(TaskEvent):
+    """The call was dead-lettered; `reason` says why (poison pill, `Reject`, …)."""
+
+    type: ClassVar[EventType] = EventType.TASK_REJECTED
+    queue: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskLeaseLost(TaskEvent):
+    """The worker lost its lease on a running call; the broker may deliver it again, and this
+    worker's outcome for `attempt` will not be written."""
+
+    type: ClassVar[EventType] = EventType.TASK_LEASE_LOST
+    queue: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerOnline(Event):
+    """A worker started consuming `queues` with `slots` slots in all."""
+
+    type: ClassVar[EventType] = EventType.WORKER_ONLINE
+    pid: int
+    queues: tuple[str, ...]
+    slots: int
+    sw_ident: str = "conveyor"
+    sw_ver: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerHeartbeat(Event):
+    """A worker is alive: `active` of its `slots` are busy; counts are since it started;
+    `freq` is the heartbeat interval in seconds; `loadavg` the host's 1/5/15-minute load."""
+
+    type: ClassVar[EventType] = EventType.WORKER_HEARTBEAT
+    pid: int
+    freq: float
+    slots: int
+    active: int
+    processed: int
+    succeeded: int
+    failed: int
+    retried: int
+    loadavg: tuple[float, float, float]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerOffline(Event):
+    """A worker stopped (warm or cold shutdown) after `processed` calls."""
+
+    type: ClassVar[EventType] = EventType.WORKER_OFFLINE
+    pid: int
+    processed: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleFired(Event):
+    """The scheduler enqueued `entry`'s call `uuid` (deterministic: entry + `scheduled_for`)."""
+
+    type: ClassVar[EventType] = EventType.SCHEDULE_FIRED
+    entry: str
+    name: str
+    uuid: str
+    scheduled_for: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleSkipped(Event):
+    """The scheduler did not fire `entry` for `scheduled_for`; `reason` says why."""
+
+    type: ClassVar[EventType] = EventType.SCHEDULE_SKIPPED
+    entry: str
+    name: str
+    scheduled_for: float
+    reason: str
+
+
+EVENT_CLASSES: dict[EventType, type[Event]] = {
+    cls.type: cls
+    for cls in (
+        TaskSent,
+        TaskReceived,
+        TaskStarted,
+        TaskSucceeded,
+        TaskFailed,
+        TaskRetried,
+        TaskRevoked,
+        TaskRejected,
+        TaskLeaseLost,
+        WorkerOnline,
+        WorkerHeartbeat,
+        WorkerOffline,
+        ScheduleFired,
+        ScheduleSkipped,
+    )
+}
+
+
+def to_dict(event: Event) -> dict[str, Any]:
+    """The event as a flat dict of JSON-ready values, `type` first (Celery's event name)."""
+    fields: dict[str, Any] = msgspec.to_builtins(event)
+    return {"type": event.type.value, **fields}
+
+
+def from_dict(data: dict[str, Any]) -> Event:
+    """Rebuild an event from `to_dict`'s form (after a JSON round trip too).
+
+    Raises EventDecodeError naming the unknown `type` or the bad field."""
+    kind = data.get("type")
+    try:
+        cls = EVENT_CLASSES[EventType(kind)]
+    except ValueError:
+        known = ", ".join(t.value for t in EventType)
+        raise EventDecodeError(f"unknown event type {kind!r}; expected one of: {known}") from None
+    fields = {key: value for key, value in data.items() if key != "type"}
+    try:
+        return msgspec.convert(fields, cls)
+    except msgspec.ValidationError as exc:
+        raise EventDecodeError(f"invalid {kind} event: {exc}") from None
+
+
+def encode_json(event: Event) -> bytes:
+    """One event as a compact JSON object (one line, no trailing newline)."""
+    return msgspec.json.encode(to_dict(event))
+
+
+def decode_json(raw: bytes | str) -> Event:
+    """The inverse of `encode_json`; EventDecodeError when `raw` is not an event."""
+    try:
+        data = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise EventDecodeError(f"event is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise EventDecodeError(f"event must be a JSON object, got {type(data).__name__}")
+    return from_dict(data)
