@@ -314,3 +314,34 @@ def test_app_events_is_one_bus_per_app() -> None:
     second.events.emit(SAMPLES[1])
     assert sub.close(timeout=60)
     assert got == [SAMPLES[0]]
+
+
+def test_emit_never_raises_and_an_observer_may_emit(caplog: pytest.LogCaptureFixture) -> None:
+    bus = EventBus()
+    got: list[str] = []
+    ponged = threading.Event()
+
+    def echo(event: Event) -> None:
+        got.append(uuid_of(event))
+        if uuid_of(event) == "ping":
+            bus.emit(sent("pong"))  # from the observer's own thread: no deadlock
+        else:
+            ponged.set()
+
+    def exits(event: Event) -> None:
+        raise SystemExit(3)
+
+    sub = bus.subscribe(echo)
+    quitter = bus.subscribe(exits, types=["task-sent"])
+    with caplog.at_level(logging.ERROR, logger="conveyor.events"):
+        bus.emit(Event(hostname="h", timestamp=0.0))  # no `type`: logged and dropped
+        bus.emit(sent("ping"))
+        assert ponged.wait(60)
+        assert sub.close(timeout=60)
+        assert quitter.close(timeout=60)
+    assert got == ["ping", "pong"]
+    assert (quitter.errors, quitter.dropped) == (2, 0)  # its thread survived SystemExit
+    messages = [r.getMessage() for r in caplog.records]
+    assert bus.refused == 1
+    assert any("not an event of conveyor.events" in m for m in messages)
+    assert any("exits raised on a task-sent event" in m for m in messages)

@@ -3,6 +3,7 @@
 Contract:
 - `emit(event)` never blocks on an observer and never raises. It appends the event to the buffer
   of every matching subscription and returns; nothing it does waits for an observer to run.
+  Something that is not an event (no EventType `type`) is logged, counted in `refused`, dropped.
 - Each subscription has its own bounded buffer, drained by its own daemon thread that calls the
   observer once per event. A slow or stuck observer fills its own buffer and delays nobody else.
 - Order: every subscription sees events in one order, the order in which `emit` calls took the
@@ -125,7 +126,7 @@ class Subscription:
     def _deliver(self, event: Event) -> None:
         try:
             self.observer(event)
-        except Exception:
+        except BaseException:  # even SystemExit: it would end this thread and starve the observer
             self.errors += 1
             if self.errors == 1 or self.errors % self._error_log_every == 0:
                 logger.exception(
@@ -155,6 +156,7 @@ class EventBus:
         _check_positive("error_log_every", error_log_every)
         self.buffer_size = buffer_size
         self.error_log_every = error_log_every
+        self.refused = 0  # emit calls given something that is not an event
         self._lock = threading.Lock()
         self._subscriptions: tuple[Subscription, ...] = ()
 
@@ -184,13 +186,29 @@ class EventBus:
 
     def emit(self, event: Event) -> None:
         """Hand `event` to every subscription's buffer; never blocks on an observer, never
-        raises (a failure here is logged and the event dropped)."""
+        raises (something that is not an event is logged, counted in `refused` and dropped)."""
+        if not isinstance(getattr(event, "type", None), EventType):
+            self._refuse(event)
+            return
         try:
             with self._lock:
                 for subscription in self._subscriptions:
                     subscription.offer(event)
-        except Exception:
+        except Exception:  # offer only appends and counts; this guards the "never raises"
             logger.exception("could not emit event %r; it was dropped", event)
+
+    def _refuse(self, event: object) -> None:
+        with self._lock:
+            self.refused += 1
+            count = self.refused
+        if count == 1 or count % self.error_log_every == 0:
+            logger.error(
+                "could not emit %r: not an event of conveyor.events (no EventType `type`); "
+                "dropped (%d so far, logged once per %d); emit one of its event classes",
+                event,
+                count,
+                self.error_log_every,
+            )
 
     def close(self, timeout: float = 5.0) -> bool:
         """Close every subscription, sharing one `timeout` (seconds) to drain their buffers;
