@@ -277,7 +277,25 @@ def test_close_past_its_deadline_counts_what_is_left_as_dropped() -> None:
         for i in range(5):
             bus.emit(sent(str(i)))
         assert sub.close(timeout=0) is False
-        assert sub.dropped == 5
+        assert (sub.dropped, sub.delivered) == (5, 0)
+    finally:
+        gate.set()
+
+
+def test_close_is_false_while_the_observer_still_holds_the_last_event() -> None:
+    bus = EventBus()
+    entered, gate = threading.Event(), threading.Event()
+
+    def stuck(event: Event) -> None:
+        entered.set()
+        gate.wait()
+
+    sub = bus.subscribe(stuck)
+    try:
+        bus.emit(sent("only"))
+        assert entered.wait(60)
+        assert sub.close(timeout=0) is False  # nothing buffered, but not delivered either
+        assert (sub.dropped, sub.delivered) == (0, 0)
     finally:
         gate.set()
 

@@ -99,19 +99,22 @@ class Subscription:
             self._cond.notify()
 
     def close(self, timeout: float = 5.0) -> bool:
-        """Stop receiving, deliver what is buffered within `timeout` seconds; True when all of
-        it was delivered, False when some was dropped (counted) because the observer was slow."""
+        """Stop receiving, deliver what is buffered within `timeout` seconds; True when the
+        observer has returned from every event, False when it is still busy at the deadline
+        (what was still buffered then is dropped and counted). Called from the observer itself,
+        it drops what is buffered and returns False."""
         self._bus._remove(self)
         with self._cond:
             self._open = False
             self._cond.notify_all()
-        if threading.current_thread() is not self._thread:
+        own = threading.current_thread() is self._thread
+        if not own:
             self._thread.join(max(timeout, 0.0))
         with self._cond:
             left = len(self._buffer)
             self.dropped += left
             self._buffer.clear()
-        return left == 0
+        return left == 0 and not own and not self._thread.is_alive()
 
     def _run(self) -> None:
         while True:
