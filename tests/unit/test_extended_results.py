@@ -98,12 +98,12 @@ def test_workers_purge_expired_results_in_the_background(tmp_path: Path) -> None
     clock.advance(1800.0)
     new = noop.delay()
     worker.run_until_idle()
-    worker._tick()  # the keeper's first round purges nothing yet
+    worker.purge.run_once()  # the purge service's first round purges nothing yet
     assert old.state is TaskState.SUCCESS and _rows(tmp_path / "p.db") == 2
     clock.advance(1801.0)  # old is past result_expires, new is not
     assert app.AsyncResult(old.id).state is TaskState.PENDING  # invisible at once…
     assert _rows(tmp_path / "p.db") == 2
-    worker._tick()  # …and deleted by the worker's next round (every 5 minutes), no cron
+    worker.purge.run_once()  # …and deleted by its next round (every 5 minutes), no cron
     assert _rows(tmp_path / "p.db") == 1 and new.get(timeout=1) == 1
     app.close()
 

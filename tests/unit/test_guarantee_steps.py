@@ -458,11 +458,10 @@ def test_dead_letters_are_kept_for_the_retention(mem_app: Conveyor, fake_clock: 
     res = refuse.delay()
     w = solo_worker(mem_app)
     w.run_until_idle()
-    w._tick()
+    w.purge.run_once()
     assert mem_app.broker.get_message(res.id) is not None
     fake_clock.advance(3601.0)
-    w._next_purge = 0.0
-    w._tick()
+    w.purge.run_once()
     assert mem_app.broker.get_message(res.id) is None
 
 

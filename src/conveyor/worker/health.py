@@ -3,7 +3,7 @@
 A worker is *consuming* when it is not stopping and every server it needs (broker, result
 store) answers. While a guard reports its server down the worker is alive but "not consuming"
 — the state Celery workers are known to sit in silently after a Redis reconnect. With
-`--health-file PATH` a reporter thread rewrites PATH every second (atomically, never touching
+`--health-file PATH` a reporter service rewrites PATH every second (atomically, never touching
 the broker, so it keeps reporting during an outage); `conveyor health PATH` reads it. The file is
 mode 0600, and the servers it names are shown without their secrets (see `_urls.py`).
 """
@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from ..errors import ConfigurationError
 from ..guard import Guard
+from .services import Service
 
 log = logging.getLogger("conveyor.worker")
 REPORT_EVERY = 1.0
@@ -76,14 +76,19 @@ def read(path: Path) -> Health:
     return Health(data["worker"], bool(data["consuming"]), data["detail"], float(data["at"]))
 
 
-class HealthReporter:
-    """Writes `probe()` to `path` every second on a thread of its own until stopped."""
+class HealthReporter(Service):
+    """Writes `probe()` to `path` every second, a service of its own (services.py)."""
 
     def __init__(self, path: Path, probe: Callable[[], Health]) -> None:
+        super().__init__("health", REPORT_EVERY)
         self._path = path
         self._probe = probe
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="conveyor-health", daemon=True)
+
+    def run_once(self) -> None:
+        try:
+            write(self._path, self._probe())
+        except OSError as exc:
+            log.warning("cannot write the health file %s: %s", self._path, exc)
 
     def start(self) -> None:
         """Write the first report (ConfigurationError naming the file if it cannot be
@@ -95,16 +100,10 @@ class HealthReporter:
                 f"cannot write the health file {self._path}: {exc.strerror or exc}; choose a "
                 "path in a directory this user can write to"
             ) from None
-        self._thread.start()
+        super().start()
 
-    def _loop(self) -> None:
-        while not self._stop.wait(REPORT_EVERY):
-            try:
-                write(self._path, self._probe())
-            except OSError as exc:
-                log.warning("cannot write the health file %s: %s", self._path, exc)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
+    def stop(self, timeout: float = 5.0) -> bool:
+        """End the reports, then write the last one (the worker's final state)."""
+        ended = super().stop(timeout)
         write(self._path, self._probe())
+        return ended

@@ -1,5 +1,7 @@
 """The lease keeper: renews every lease a worker holds, in one batched `extend` per interval,
-on its own thread, independent of the tasks (a task may run far longer than the lease).
+on its own thread, independent of the tasks (a task may run far longer than the lease). It does
+renewals only: heartbeats and purges are services with threads of their own (services.py), so
+no housekeeping delays a renewal.
 
 A lease the broker reports lost (it expired, e.g. because this process was stopped past it, and
 may have been granted to another worker) is marked lost and logged; the worker then neither acks
@@ -38,13 +40,11 @@ class LeaseKeeper:
         broker: Broker,
         lease_for: float,
         interval: float | None = None,
-        on_tick: Callable[[], None] | None = None,
     ) -> None:
         self._broker = broker
         self._lease_for = lease_for
         # Renew at a third of the lease: two renewals may fail before the lease runs out.
         self.interval = interval if interval is not None else lease_for / 3.0
-        self._on_tick = on_tick
         self._held: dict[_Key, Lease] = {}
         self._lost: set[_Key] = set()
         self._revoked: dict[_Key, Lease] = {}
@@ -125,8 +125,6 @@ class LeaseKeeper:
         while not self._stopped.wait(self.interval):
             try:
                 self.renew_once()
-                if self._on_tick is not None:
-                    self._on_tick()
             except Exception:
                 log.exception("lease renewal failed; retrying in %.1fs", self.interval)
 

@@ -3,13 +3,16 @@
 Each slot group (slots.py) consumes its own queues with its own pool, reserving only as many
 messages as it has free slots (times `prefetch_multiplier`), so no message waits in a busy
 group while another worker is idle, and a slow group never takes another's slots. One lease
-keeper renews every lease of the process in one batched call per interval.
+keeper renews every lease of the process in one batched call per interval, and does nothing
+else: the heartbeat and the purges are services on threads of their own (services.py).
 
 Two ways to drive it:
-* `run()` — production: each group's loop on its own thread, the keeper thread, heartbeats and
-  signal handling (first SIGTERM/SIGINT: warm shutdown; second: cold).
+* `run()` — production: each group's loop on its own thread, the keeper thread, the services
+  (heartbeat, purge, health file) and signal handling (first SIGTERM/SIGINT: warm shutdown;
+  second: cold).
 * `step()` / `run_until_idle()` — synchronous, for tests with the solo pool and a FakeClock:
-  no threads, no sleeps.
+  no threads, no sleeps (no services either: a test calls `heartbeat.run_once()` or
+  `purge.run_once()` itself).
 """
 
 from __future__ import annotations
@@ -29,13 +32,12 @@ from ..guard import Guard, guard_of
 from ..results.base import storable_text, storable_traceback
 from .health import Health, HealthReporter, current
 from .leases import LeaseKeeper
+from .services import Heartbeat, Purge, Service
 from .settle import Settler
 from .slots import RecycleLimits, SlotGroup, WorkerParts, make_pool
 from .slotspec import SlotSpec, check_disjoint
 
 log = logging.getLogger("conveyor.worker")
-
-_RESULT_PURGE_EVERY = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +96,10 @@ class Worker:
         self.options = options
         self.settings = app.conf.settings
         self.broker = app.broker
-        self.keeper = LeaseKeeper(self.broker, options.lease_for, on_tick=self._tick)
+        self.keeper = LeaseKeeper(self.broker, options.lease_for)
+        # Heartbeats as often as renewals, as a worker's record has always been refreshed.
+        self.heartbeat = Heartbeat(self.broker, self.info, self.keeper.interval)
+        self.purge = Purge(app.results, self.broker, lambda: self.settings.dead_letter_retention)
         self.settler = Settler(
             self.broker, app.results, options.name, self.settings.task_message_max_size, app
         )
@@ -114,7 +119,6 @@ class Worker:
             for spec in options.slot_specs
         ]
         self._started_at = app.clock.now()
-        self._next_purge = 0.0
         self._failure: BaseException | None = None
 
     @property
@@ -151,19 +155,6 @@ class Worker:
         """Consuming, or not and why (see health.py)."""
         return current(self.options.name, self.guards, self.stopping)
 
-    def _tick(self) -> None:
-        """Keeper-thread housekeeping: heartbeat, and purge expired results now and then."""
-        self.broker.register_worker(self.info())
-        now = self.app.clock.now()
-        if now >= self._next_purge:
-            self._next_purge = now + _RESULT_PURGE_EVERY
-            purged = self.app.results.purge_expired()
-            if purged:
-                log.info("purged %d expired results", purged)
-            retention = self.settings.dead_letter_retention
-            if retention is not None and (dead := self.broker.purge_dead(None, retention)):
-                log.info("purged %d dead letters older than %.0fs", dead, retention)
-
     # -- synchronous driving ----------------------------------------------------------------
     def step(self) -> int:
         """One synchronous iteration of every group: reserve what fits, run it, settle what
@@ -180,11 +171,13 @@ class Worker:
 
     # -- the production loop ----------------------------------------------------------------
     def start(self) -> None:
-        """Start the pools and the keeper; publish this worker and its task names."""
+        """Start the pools, the keeper and the services; publish this worker and its task
+        names (the heartbeat's first beat)."""
         for group in self.groups:
             group.pool.start()
-        self.broker.register_worker(self.info())
+        self.heartbeat.start()
         self.keeper.start()
+        self.purge.start()
         log.info(
             "worker %s ready: slot groups %s",
             self.options.name,
@@ -222,8 +215,8 @@ class Worker:
             thread.join()  # interruptible: signal handlers still run on this thread
         self.settler.writer.stop()  # everything settled is written before we say stopped
         self.keeper.stop()
-        with contextlib.suppress(BackendUnavailable):  # a stop during an outage
-            self.broker.register_worker(self.info(stopped=True))
+        for service in (self.purge, self.heartbeat):  # the heartbeat last: it says stopped
+            _stop(service)
         log.info("worker %s stopped", self.options.name)
 
     def _run_group(self, group: SlotGroup) -> None:
@@ -276,6 +269,13 @@ class Worker:
         for group in self.groups:
             group.pool.stop(0.0)
         os._exit(1)
+
+
+def _stop(service: Service) -> None:
+    if not service.stop():
+        log.warning(
+            "service %s is still running at shutdown; it ends with the process", service.name
+        )
 
 
 def default_options(app: Conveyor, **overrides: object) -> WorkerOptions:
