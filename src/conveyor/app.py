@@ -24,7 +24,7 @@ from .clock import SYSTEM_CLOCK, Clock
 from .config import Config, Settings, resolve_urls
 from .control import Control
 from .errors import ConfigurationError, NotRegistered
-from .events import EventBus
+from .events import EventBus, EventType, TaskSent, producer_name
 from .message import NO_LINKS, Links, Message, encode_message, new_task_id
 from .options import CallOptions, TaskOptions, task_options
 from .request import current_request
@@ -351,7 +351,9 @@ class Conveyor:
 
             return run_eagerly(self, message)
         self.finalize(f"sending {name}")
-        self.broker.enqueue([calls.envelope(message)])
+        envelope = calls.envelope(message)
+        self.broker.enqueue([envelope])
+        calls.announce([envelope])
         return AsyncResult(message.id, self)
 
     def send_once(
@@ -373,7 +375,11 @@ class Conveyor:
         calls = _Calls(self, name, call, task)
         message = calls.message(args, kwargs, call.task_id, links)
         self.finalize(f"sending {name}")
-        return self.broker.enqueue([calls.envelope(message)])[0]
+        envelope = calls.envelope(message)
+        stored = self.broker.enqueue([envelope])[0]
+        if stored:
+            calls.announce([envelope])
+        return stored
 
     def send_many(
         self,
@@ -407,7 +413,7 @@ class Conveyor:
             self.finalize(f"sending {name}")
         results: list[AsyncResultType] = []
         chunk: list[Envelope] = []
-        with _Sender(self.broker) as sender:
+        with _Sender(self.broker, calls.announce) as sender:
             for args in args_list:
                 message = calls.message(tuple(args), fixed)
                 if eager:
@@ -514,10 +520,12 @@ class _Sender:
     """Sends the chunks of `send_many` one at a time on a thread of its own, so the next chunk
     is built while the broker stores the last one. A chunk is sent only after the one before it
     was acknowledged; the first failure is raised (at the next `send` or on leaving the block)
-    and nothing after it is sent."""
+    and nothing after it is sent. `on_sent` is given each chunk once the broker stored it."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, on_sent: Callable[[list[Envelope]], None]) -> None:
         self._broker = broker
+        self._on_sent = on_sent
+        self._chunk: list[Envelope] = []
         self._pending: Future[list[bool]] | None = None
         self._pool: ThreadPoolExecutor | None = None
 
@@ -528,12 +536,14 @@ class _Sender:
         self._wait()
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="conveyor-send-many")
+        self._chunk = chunk
         self._pending = self._pool.submit(self._broker.enqueue, chunk)
 
     def _wait(self) -> None:
         if self._pending is not None:
             pending, self._pending = self._pending, None
             pending.result()
+            self._on_sent(self._chunk)
 
     def __exit__(self, *exc: object) -> None:
         try:
@@ -594,6 +604,28 @@ class _Calls:
             time_limit=call.time_limit,
             soft_time_limit=call.soft_time_limit,
         )
+
+    def announce(self, envelopes: Sequence[Envelope]) -> None:
+        """Emit task-sent for calls the broker stored (nothing is built when nobody listens)."""
+        bus = self.app.events
+        if not bus.wanted(EventType.TASK_SENT):
+            return
+        now, host = self.app.clock.now(), producer_name()
+        for envelope in envelopes:
+            bus.emit(
+                TaskSent(
+                    hostname=host,
+                    timestamp=now,
+                    uuid=envelope.id,
+                    name=self.name,
+                    queue=envelope.queue,
+                    priority=envelope.priority,
+                    eta=self.eta,
+                    expires=self.expires,
+                    parent_id=self.parent_id,
+                    root_id=self.root_id,
+                )
+            )
 
     def envelope(self, message: Message) -> Envelope:
         decision = self._decision

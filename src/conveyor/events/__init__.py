@@ -25,6 +25,7 @@ from .types import (
     decode_json,
     encode_json,
     from_dict,
+    producer_name,
     to_dict,
 )
 
@@ -55,5 +56,6 @@ __all__ = [
     "decode_json",
     "encode_json",
     "from_dict",
+    "producer_name",
     "to_dict",
 ]

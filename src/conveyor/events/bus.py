@@ -162,6 +162,7 @@ class EventBus:
         self.refused = 0  # emit calls given something that is not an event
         self._lock = threading.Lock()
         self._subscriptions: tuple[Subscription, ...] = ()
+        self._wanted: frozenset[EventType] = frozenset()  # types some subscription takes
 
     def __repr__(self) -> str:
         return f"<EventBus: {len(self._subscriptions)} subscriptions>"
@@ -185,7 +186,18 @@ class EventBus:
         subscription = Subscription(self, observer, wanted, size, self.error_log_every)
         with self._lock:
             self._subscriptions = (*self._subscriptions, subscription)
+            self._wanted = _wanted(self._subscriptions)
         return subscription
+
+    @property
+    def has_subscribers(self) -> bool:
+        """True while some subscription is open."""
+        return bool(self._subscriptions)
+
+    def wanted(self, kind: EventType) -> bool:
+        """True when some open subscription takes events of type `kind`: producers check it
+        before building an event, so nobody listening costs one set lookup and no lock."""
+        return kind in self._wanted
 
     def emit(self, event: Event) -> None:
         """Hand `event` to every subscription's buffer; never blocks on an observer, never
@@ -226,6 +238,14 @@ class EventBus:
     def _remove(self, subscription: Subscription) -> None:
         with self._lock:
             self._subscriptions = tuple(s for s in self._subscriptions if s is not subscription)
+            self._wanted = _wanted(self._subscriptions)
+
+
+def _wanted(subscriptions: tuple[Subscription, ...]) -> frozenset[EventType]:
+    found: set[EventType] = set()
+    for subscription in subscriptions:
+        found |= set(EventType) if subscription.types is None else subscription.types
+    return frozenset(found)
 
 
 def _event_type(value: EventType | str) -> EventType:

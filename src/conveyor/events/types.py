@@ -20,6 +20,9 @@ stream; a missing or mistyped field is an `EventDecodeError`.
 from __future__ import annotations
 
 import enum
+import functools
+import os
+import socket
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -151,11 +154,13 @@ class TaskRevoked(TaskEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskRejected(TaskEvent):
-    """The call was dead-lettered; `reason` says why (poison pill, `Reject`, …)."""
+    """The call was dead-lettered; `reason` says why (poison pill, `Reject`, …). `requeue`:
+    the task raised `Reject(requeue=True)`, and the call went back to its queue instead."""
 
     type: ClassVar[EventType] = EventType.TASK_REJECTED
     queue: str
     reason: str
+    requeue: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -286,3 +291,14 @@ def decode_json(raw: bytes | str) -> Event:
     if not isinstance(data, dict):
         raise EventDecodeError(f"event must be a JSON object, got {type(data).__name__}")
     return from_dict(data)
+
+
+def producer_name() -> str:
+    """The `hostname` of events a producer emits (`task-sent`): `gen<pid>@<host>`, as Celery's
+    producers name themselves."""
+    return f"gen{os.getpid()}@{_host()}"
+
+
+@functools.cache
+def _host() -> str:
+    return socket.gethostname()

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from ..config import Settings
 from ..errors import BackendUnavailable, ConfigurationError, ConveyorError
+from ..events import EventType, ScheduleFired, ScheduleSkipped
 from ..options import CallOptions
 from .leader import Leader, holder_name
 from .schedule import (
@@ -165,6 +166,7 @@ class Beat:
         if self.store.advance(entry.name, stored.last_fire, latest, int(send), skipped):
             self.stats.skipped += skipped
             if skipped:
+                self._skipped(entry, latest, skipped, send, now - latest)
                 log.warning(
                     "schedule %r: skipped %d fire(s) that came due while no scheduler ran "
                     "(the last at %s); missed=%s",
@@ -175,6 +177,30 @@ class Beat:
                 )
         return due.following.timestamp()
 
+    def _skipped(self, entry: Entry, latest: float, count: int, sent: bool, late: float) -> None:
+        """Emit schedule-skipped once per tick that skipped fires of `entry`, `scheduled_for`
+        the newest due fire: skipped itself when too late, else sent after the skipped ones."""
+        bus = self.app.events
+        if not bus.wanted(EventType.SCHEDULE_SKIPPED):
+            return
+        if sent:
+            reason = f"{count} older fire(s) came due while no scheduler ran; the newest was sent"
+        else:
+            reason = (
+                f"{count} fire(s) missed; the newest was {late:.1f}s late, past "
+                f"beat_misfire_grace_time ({self.options.grace:g}s), missed={entry.missed.value}"
+            )
+        bus.emit(
+            ScheduleSkipped(
+                hostname=self.options.holder,
+                timestamp=self.app.clock.now(),
+                entry=entry.name,
+                name=entry.task,
+                scheduled_for=latest,
+                reason=reason,
+            )
+        )
+
     def _pass_over(self, entry: Entry, stored: StoredEntry, now: float) -> None:
         """A paused entry's fires are not missed fires: move its last fire on uncounted, so
         that resuming it neither sends nor reports anything for the pause."""
@@ -184,8 +210,9 @@ class Beat:
             self.store.advance(entry.name, stored.last_fire, due.latest.timestamp(), 0, 0)
 
     def _send(self, entry: Entry, at: datetime, following: datetime) -> None:
+        task_id = fire_id(entry.name, at)
         call = CallOptions(
-            task_id=fire_id(entry.name, at),
+            task_id=task_id,
             queue=entry.queue,
             priority=entry.priority,
             expires=entry.expires if entry.expires is not None else following,
@@ -196,6 +223,18 @@ class Beat:
         if stored:
             self.stats.sent += 1
             log.info("schedule %r: sent %s (%s)", entry.name, entry.task, call.task_id)
+            bus = self.app.events
+            if bus.wanted(EventType.SCHEDULE_FIRED):
+                bus.emit(
+                    ScheduleFired(
+                        hostname=self.options.holder,
+                        timestamp=self.app.clock.now(),
+                        entry=entry.name,
+                        name=entry.task,
+                        uuid=task_id,
+                        scheduled_for=at.timestamp(),
+                    )
+                )
         else:
             self.stats.already_sent += 1
             log.info("schedule %r: %s was already sent", entry.name, call.task_id)

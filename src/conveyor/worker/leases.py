@@ -13,6 +13,9 @@ alone: a worker paused past a lease may be handed the same message again under a
 while a renewal of the old lease is still on its way. That renewal's verdict belongs to the old
 lease only; the new one stays held, and settling either never touches the other.
 
+Each lease found lost is also handed, with what `hold` was given about it, to `on_lost` (the
+worker emits `task-lease-lost`); it is called on the renewing thread, so it must return at once.
+
 A renewal that comes back flagged `revoked` is queued once for the worker (`take_revoked`),
 which drops the message if it has not started, or kills its run when `terminate` is set.
 """
@@ -22,8 +25,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..brokers.base import Broker, Lease
+
+if TYPE_CHECKING:
+    from .settle import Inflight
+
+OnLost = Callable[[Lease, "Inflight | None"], None]
 
 log = logging.getLogger("conveyor.worker")
 
@@ -40,8 +49,11 @@ class LeaseKeeper:
         broker: Broker,
         lease_for: float,
         interval: float | None = None,
+        on_lost: OnLost | None = None,
     ) -> None:
         self._broker = broker
+        self._on_lost = on_lost
+        self._about: dict[_Key, Inflight] = {}
         self._lease_for = lease_for
         # Renew at a third of the lease: two renewals may fail before the lease runs out.
         self.interval = interval if interval is not None else lease_for / 3.0
@@ -53,10 +65,13 @@ class LeaseKeeper:
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def hold(self, lease: Lease) -> None:
-        """Renew `lease` from now on, until it is dropped or found lost."""
+    def hold(self, lease: Lease, about: Inflight | None = None) -> None:
+        """Renew `lease` from now on, until it is dropped or found lost (`about`: the call it
+        is for, handed to `on_lost` if it is lost)."""
         with self._lock:
             self._held[_key(lease)] = lease
+            if about is not None:
+                self._about[_key(lease)] = about
             self._lost.discard(_key(lease))
 
     def drop(self, lease: Lease) -> bool:
@@ -66,6 +81,7 @@ class LeaseKeeper:
         key = _key(lease)
         with self._lock:
             self._held.pop(key, None)
+            self._about.pop(key, None)
             self._told.discard(key)
             self._revoked.pop(key, None)
             if key in self._lost:
@@ -85,6 +101,7 @@ class LeaseKeeper:
             return []
         renewed = self._broker.extend(leases, self._lease_for)
         lost: list[Lease] = []
+        about: list[Inflight | None] = []
         with self._lock:
             for old, new in zip(leases, renewed, strict=True):
                 key = _key(old)
@@ -94,18 +111,21 @@ class LeaseKeeper:
                     self._lost.add(key)
                     del self._held[key]
                     lost.append(old)
+                    about.append(self._about.pop(key, None))
                 else:
                     self._held[key] = new
                     if new.revoked and key not in self._told:
                         self._told.add(key)
                         self._revoked[key] = new
-        for lease in lost:
+        for lease, item in zip(lost, about, strict=True):
             log.warning(
                 "lease lost: message %s (token %d) will not be acknowledged or recorded here; "
                 "the broker redelivers it",
                 lease.message_id,
                 lease.token,
             )
+            if self._on_lost is not None:
+                self._on_lost(lease, item)
         return lost
 
     def take_revoked(self, held: Callable[[Lease], bool] = lambda _: True) -> list[Lease]:

@@ -10,6 +10,7 @@ the slot group then fails that one call (slots.py). The solo and thread pools ta
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -41,6 +42,13 @@ class Pool(Protocol):
     def terminate(self, key: int) -> bool:
         """Cut the running job `key` off; it comes back lost. False if it is not running."""
         ...
+
+    def pid_of(self, key: int) -> int:
+        """The process running job `key` (this one, but for the process pool's children)."""
+        ...
+
+    #: The signal `terminate` sends, when it sends one (None: no signal).
+    terminate_signal: int | None
 
     def stop(self, timeout: float) -> list[int]:
         """Stop within `timeout` seconds; return keys of jobs that did not finish."""
@@ -109,6 +117,11 @@ class SoloPool:
     def completions(self, timeout: float) -> list[Completion]:
         done, self._done = self._done, []
         return done
+
+    terminate_signal: int | None = None
+
+    def pid_of(self, key: int) -> int:
+        return os.getpid()
 
     def terminate(self, key: int) -> bool:
         return False  # a solo job runs inside submit(): nothing is running between calls
@@ -223,6 +236,11 @@ class ThreadPool:
         with self._lock:
             self._busy -= len(out)
         return out
+
+    terminate_signal: int | None = None
+
+    def pid_of(self, key: int) -> int:
+        return os.getpid()
 
     def terminate(self, key: int) -> bool:
         with self._lock:

@@ -169,6 +169,12 @@ class ProcessPool:
         self._pending.append(completion)
         self._swap(child)
 
+    terminate_signal: int | None = signal.SIGKILL
+
+    def pid_of(self, key: int) -> int:
+        child = next((c for c in self._children if c.job == key), None)
+        return child.process.pid or os.getpid() if child is not None else os.getpid()
+
     def terminate(self, key: int) -> bool:
         child = next((c for c in self._children if c.job == key), None)
         if child is None:

@@ -85,18 +85,30 @@ class Service:
 class Heartbeat(Service):
     """Publishes the worker's record (`info()`) to the broker's worker registry: once when
     started (an unreachable broker fails the start, as it should), every `interval` seconds,
-    and a last time marked stopped when stopped."""
+    and a last time marked stopped when stopped. After each periodic beat it calls `on_beat`
+    (the worker emits `worker-heartbeat`), which must return at once."""
 
-    def __init__(self, broker: Broker, info: Callable[..., WorkerInfo], interval: float) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        info: Callable[..., WorkerInfo],
+        interval: float,
+        on_beat: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__("heartbeat", interval)
         self._broker = broker
         self._info = info
+        self._on_beat = on_beat
 
     def run_once(self) -> None:
         self._broker.register_worker(self._info())
+        if self._on_beat is not None:
+            self._on_beat()
 
     def start(self) -> None:
-        self.run_once()
+        """Publish the record (no `on_beat`: the worker's start says worker-online), then beat
+        on the thread."""
+        self._broker.register_worker(self._info())
         super().start()
 
     def stop(self, timeout: float = 5.0) -> bool:

@@ -15,7 +15,7 @@ import itertools
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -28,7 +28,8 @@ from ..request import Request, request_for
 from ..results.base import ErrorInfo, Outcome, storable_text, storable_traceback
 from ..states import TaskState
 from ..task import Task
-from .executor import error_info
+from .emitter import WorkerEvents
+from .executor import RunKind, error_info
 from .jobs import Completion, Job
 from .leases import LeaseKeeper
 from .policy import TaskPolicy, policy_for
@@ -58,6 +59,7 @@ class WorkerParts:
     lease_for: float
     prefetch_multiplier: int
     stopping: threading.Event
+    events: WorkerEvents
     policies: dict[str, TaskPolicy] = field(default_factory=dict)
     local_limits: LocalThrottle = field(default_factory=LocalThrottle)
 
@@ -106,6 +108,7 @@ class SlotGroup:
         self.running: dict[int, Inflight] = {}
         self._terminating: set[int] = set()
         self.processed = 0
+        self.counts: Counter[RunKind] = Counter()  # runs settled, by what they came to
 
     def __repr__(self) -> str:
         return f"<SlotGroup {self.spec.describe()}>"
@@ -166,10 +169,13 @@ class SlotGroup:
             if item is None:
                 self._reject(delivery, refusal or "unreadable message")
             elif verdict is not None:
+                self.parts.events.received(item)
+                self.parts.events.ended(item, verdict)
                 ended.append((item, verdict))
             elif not self._throttled(item):
-                self.parts.keeper.hold(delivery.lease)
+                self.parts.keeper.hold(delivery.lease, item)
                 self.backlog.append(item)
+                self.parts.events.received(item)
         if ended:
             self.parts.settler.finish([i for i, _ in ended], [o for _, o in ended])
 
@@ -187,10 +193,15 @@ class SlotGroup:
                 delivery.envelope.id,
                 storable_traceback(exc),
             )
-            outcome, links, name = None, NO_LINKS, "a message"
-        self.parts.settler.reject(delivery, reason, outcome, links, name)
+            outcome, links, name = None, NO_LINKS, None
+        self.parts.settler.reject(delivery, reason, outcome, links, name or "a message")
+        self.parts.events.rejected(delivery, name or "", reason)
 
-    def _rejection(self, delivery: Delivery, reason: str) -> tuple[Outcome | None, Links, str]:
+    def _rejection(
+        self, delivery: Delivery, reason: str
+    ) -> tuple[Outcome | None, Links, str | None]:
+        """The outcome to store, the workflow links and the task name (None: the body does
+        not say, or says it is another call's) of a delivery dead-lettered for `reason`."""
         envelope = delivery.envelope
         found = identify(envelope.body)
         own = found if found is not None and found.id == envelope.id else None
@@ -199,7 +210,7 @@ class SlotGroup:
         else:
             name, links, task = own.task, own.links, self.parts.app.tasks.get(own.task)
         if task is not None and self.parts.policy(task).ignore_result:
-            return None, links, name or "a message"
+            return None, links, name
         error = ErrorInfo(MessageRejected.__name__, reason, module=MessageRejected.__module__)
         outcome = Outcome(
             task_id=envelope.id,
@@ -213,7 +224,7 @@ class SlotGroup:
             reason=reason,
             token=delivery.lease.token,
         )
-        return outcome, links, name or "a message"
+        return outcome, links, name
 
     def _read(self, delivery: Delivery) -> tuple[Inflight | None, str | None]:
         """The delivery's message and policy, or None and why it cannot run here."""
@@ -302,6 +313,8 @@ class SlotGroup:
         except Exception as exc:  # whatever it is, it ends this one call only
             del self.running[key]
             self._refuse(item, exc)
+        else:
+            self.parts.events.started(item, lambda: self.pool.pid_of(key))
 
     def _refuse(self, item: Inflight, exc: Exception) -> None:
         """A call the pool cannot take ends FAILURE with the pool's error and is dead-lettered;
@@ -320,6 +333,7 @@ class SlotGroup:
                 TaskState.FAILURE, self.parts.name, reason="refused by the pool", error=error
             )
         self.parts.settler.reject(item.delivery, reason, outcome, m.links, m.task, error)
+        self.parts.events.rejected(item.delivery, m.task, reason)
 
     def _begin_at_most_once(self, batch: list[Inflight]) -> list[Inflight]:
         """Mark at-most-once calls as started in the broker before they run; one whose lease
@@ -331,6 +345,7 @@ class SlotGroup:
         refused = [item for item, ok in zip(once, begun, strict=True) if not ok]
         for item in refused:
             self.parts.keeper.drop(item.lease)
+            self.parts.events.lease_lost(item)
             log.warning("at-most-once call %s not started: its lease was lost", item.message.id)
         return [item for item in batch if item not in refused]
 
@@ -363,6 +378,8 @@ class SlotGroup:
                 )
                 continue
             finished.append((item, done.result))
+            self.parts.events.ran(item, done.result)
+            self.counts[done.result.kind] += 1
         if finished:
             self.parts.settler.settle(finished)
             self.processed += len(finished)
@@ -373,12 +390,15 @@ class SlotGroup:
         m, name, settler = item.message, self.parts.name, self.parts.settler
         if terminated:
             log.warning("task %s[%s] terminated by revoke", m.task, m.id)
-            settler.finish([item], [item.outcome(TaskState.REVOKED, name, reason="terminated")])
+            outcome = item.outcome(TaskState.REVOKED, name, reason="terminated")
+            settler.finish([item], [outcome])
+            self.parts.events.ended(item, outcome, self.pool.terminate_signal)
         elif not item.policy.requeue_lost:
             log.error("task %s[%s] lost: %s; recorded as WorkerLostError", m.task, m.id, reason)
             error = error_info(WorkerLostError(reason))
             outcome = item.outcome(TaskState.FAILURE, name, reason="worker lost", error=error)
             settler.finish([item], [outcome])
+            self.parts.events.ended(item, outcome)
         else:
             log.error(
                 "task %s[%s] lost at attempt %d: %s; redelivering it",
@@ -403,6 +423,7 @@ class SlotGroup:
             self.parts.keeper.drop(waiting.lease)
             outcome = waiting.outcome(TaskState.REVOKED, self.parts.name, reason="revoked")
             self.parts.settler.finish([waiting], [outcome])
+            self.parts.events.ended(waiting, outcome)
             return
         key = next((k for k, i in self.running.items() if _same(i.lease, lease)), None)
         if key is None:

@@ -22,18 +22,21 @@ import logging
 import os
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..app import Conveyor
-from ..brokers.base import WorkerInfo
+from ..brokers.base import Lease, WorkerInfo
 from ..errors import BackendUnavailable, ConfigurationError
 from ..guard import Guard, guard_of
 from ..results.base import storable_text, storable_traceback
+from .emitter import WorkerEvents
+from .executor import RunKind
 from .health import Health, HealthReporter, current
 from .leases import LeaseKeeper
 from .services import Heartbeat, Purge, Service
-from .settle import Settler
+from .settle import Inflight, Settler
 from .slots import RecycleLimits, SlotGroup, WorkerParts, make_pool
 from .slotspec import SlotSpec, check_disjoint
 
@@ -96,9 +99,10 @@ class Worker:
         self.options = options
         self.settings = app.conf.settings
         self.broker = app.broker
-        self.keeper = LeaseKeeper(self.broker, options.lease_for)
+        self.events = WorkerEvents(app.events, options.name, app.clock)
+        self.keeper = LeaseKeeper(self.broker, options.lease_for, on_lost=self._lease_lost)
         # Heartbeats as often as renewals, as a worker's record has always been refreshed.
-        self.heartbeat = Heartbeat(self.broker, self.info, self.keeper.interval)
+        self.heartbeat = Heartbeat(self.broker, self.info, self.keeper.interval, on_beat=self._beat)
         self.purge = Purge(app.results, self.broker, lambda: self.settings.dead_letter_retention)
         self.settler = Settler(
             self.broker, app.results, options.name, self.settings.task_message_max_size, app
@@ -112,6 +116,7 @@ class Worker:
             options.lease_for,
             options.prefetch_multiplier,
             self._stopping,
+            self.events,
         )
         recycle = RecycleLimits(options.max_tasks_per_child, options.max_memory_per_child)
         self.groups = [
@@ -125,6 +130,23 @@ class Worker:
     def processed(self) -> int:
         """Deliveries settled by this worker since it started."""
         return sum(g.processed for g in self.groups)
+
+    @property
+    def slots(self) -> int:
+        """Slots of every group."""
+        return sum(spec.concurrency for spec in self.options.slot_specs)
+
+    # -- events -----------------------------------------------------------------------------
+    def _lease_lost(self, lease: Lease, item: Inflight | None) -> None:
+        if item is not None:
+            self.events.lease_lost(item)
+
+    def _beat(self) -> None:
+        counts: Counter[RunKind] = Counter()
+        for group in self.groups:
+            counts.update(group.counts)
+        active = sum(len(group.running) for group in self.groups)
+        self.events.heartbeat(self.heartbeat.interval, self.slots, active, counts)
 
     # -- identity ---------------------------------------------------------------------------
     def info(self, stopped: bool = False) -> WorkerInfo:
@@ -178,6 +200,7 @@ class Worker:
         self.heartbeat.start()
         self.keeper.start()
         self.purge.start()
+        self.events.online(self.options.all_queues, self.slots)
         log.info(
             "worker %s ready: slot groups %s",
             self.options.name,
@@ -217,6 +240,7 @@ class Worker:
         self.keeper.stop()
         for service in (self.purge, self.heartbeat):  # the heartbeat last: it says stopped
             _stop(service)
+        self.events.offline(self.processed)
         log.info("worker %s stopped", self.options.name)
 
     def _run_group(self, group: SlotGroup) -> None:

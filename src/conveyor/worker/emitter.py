@@ -1,0 +1,241 @@
+"""The worker's events: built from what the slot groups, the settler, the lease keeper and the
+heartbeat already hold, and handed to `app.events` (conveyor.events.bus).
+
+Contract: every method returns at once and never raises for an observer (`EventBus.emit` only
+appends to bounded buffers). Each checks `bus.wanted(type)` first, so a worker nobody listens to
+builds no event: the reserve → run → settle path pays one set lookup per change. Events of a
+process-pool child's call are emitted here, in the parent, which sees every outcome.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable
+
+from ..brokers.base import Delivery
+from ..clock import Clock
+from ..events import (
+    EventBus,
+    EventType,
+    TaskFailed,
+    TaskLeaseLost,
+    TaskReceived,
+    TaskRejected,
+    TaskRetried,
+    TaskRevoked,
+    TaskStarted,
+    TaskSucceeded,
+    WorkerHeartbeat,
+    WorkerOffline,
+    WorkerOnline,
+)
+from ..results.base import ErrorInfo, Outcome
+from ..states import TaskState
+from .executor import RunKind, RunResult
+from .settle import Inflight
+
+#: `Outcome.reason`s of a call the worker revoked itself, as TaskRevoked's flags.
+_EXPIRED, _TERMINATED = "expired", "terminated"
+
+Counts = Counter[RunKind]
+
+
+def exception_text(error: ErrorInfo | None) -> str:
+    """An error as Celery's `exception` field shows it: `Type('message')`."""
+    return "" if error is None else f"{error.type}({error.message!r})"
+
+
+class WorkerEvents:
+    """Emits the `task-*` events of one worker named `hostname` (timestamps on `clock`)."""
+
+    def __init__(self, bus: EventBus, hostname: str, clock: Clock) -> None:
+        self.bus = bus
+        self.hostname = hostname
+        self._clock = clock
+
+    def received(self, item: Inflight) -> None:
+        if self.bus.wanted(EventType.TASK_RECEIVED):
+            m, d = item.message, item.delivery
+            self.bus.emit(
+                TaskReceived(
+                    hostname=self.hostname,
+                    timestamp=self._clock.now(),
+                    uuid=m.id,
+                    name=m.task,
+                    queue=d.envelope.queue,
+                    attempt=d.attempt,
+                    retries=m.retries,
+                    eta=m.eta,
+                    parent_id=m.parent_id,
+                    root_id=m.root_id,
+                )
+            )
+
+    def started(self, item: Inflight, pid: Callable[[], int] = os.getpid) -> None:
+        if self.bus.wanted(EventType.TASK_STARTED):
+            m, d = item.message, item.delivery
+            self.bus.emit(
+                TaskStarted(
+                    hostname=self.hostname,
+                    timestamp=self._clock.now(),
+                    uuid=m.id,
+                    name=m.task,
+                    queue=d.envelope.queue,
+                    attempt=d.attempt,
+                    pid=pid(),
+                    retries=m.retries,
+                )
+            )
+
+    def ran(self, item: Inflight, result: RunResult) -> None:
+        """What a finished run came to: succeeded, failed, retried or rejected (an ignored
+        call, `Ignore`, has no event)."""
+        kind = result.kind
+        if kind is RunKind.SUCCESS and self.bus.wanted(EventType.TASK_SUCCEEDED):
+            self.bus.emit(
+                TaskSucceeded(
+                    hostname=self.hostname,
+                    timestamp=self._clock.now(),
+                    uuid=item.message.id,
+                    name=item.message.task,
+                    queue=item.delivery.envelope.queue,
+                    runtime=result.finished_at - result.started_at,
+                    retries=item.message.retries,
+                )
+            )
+        elif kind is RunKind.FAILURE:
+            self.failed(item, result.error, result.finished_at - result.started_at)
+        elif kind is RunKind.RETRY and self.bus.wanted(EventType.TASK_RETRIED):
+            error = result.error
+            self.bus.emit(
+                TaskRetried(
+                    hostname=self.hostname,
+                    timestamp=self._clock.now(),
+                    uuid=item.message.id,
+                    name=item.message.task,
+                    queue=item.delivery.envelope.queue,
+                    exception=exception_text(error),
+                    traceback=(error.traceback or "") if error is not None else "",
+                    retries=result.retries,
+                    eta=self._clock.now() + result.countdown,
+                )
+            )
+        elif kind is RunKind.REJECT:
+            why = exception_text(result.error)
+            reason = f"{'requeued' if result.requeue else 'rejected'} by the task: {why}"
+            self.rejected(item.delivery, item.message.task, reason, result.requeue)
+
+    def failed(self, item: Inflight, error: ErrorInfo | None, runtime: float = 0.0) -> None:
+        if self.bus.wanted(EventType.TASK_FAILED):
+            self.bus.emit(
+                TaskFailed(
+                    hostname=self.hostname,
+                    timestamp=self._clock.now(),
+                    uuid=item.message.id,
+                    name=item.message.task,
+                    queue=item.delivery.envelope.queue,
+                    runtime=runtime,
+                    exception=exception_text(error),
+                    traceback=(error.traceback or "") if error is not None else "",
+                    retries=item.message.retries,
+                )
+            )
+
+    def ended(self, item: Inflight, outcome: Outcome, signum: int | None = None) -> None:
+        """A call the worker ended itself: revoked (expired, terminated) or failed."""
+        if outcome.state is TaskState.REVOKED:
+            if self.bus.wanted(EventType.TASK_REVOKED):
+                self.bus.emit(
+                    TaskRevoked(
+                        hostname=self.hostname,
+                        timestamp=self._clock.now(),
+                        uuid=item.message.id,
+                        name=item.message.task,
+                        terminated=outcome.reason == _TERMINATED,
+                        expired=outcome.reason == _EXPIRED,
+                        signum=signum,
+                    )
+                )
+        elif outcome.state is TaskState.FAILURE:
+            self.failed(item, outcome.error)
+
+    def rejected(self, delivery: Delivery, name: str, reason: str, requeue: bool = False) -> None:
+        if self.bus.wanted(EventType.TASK_REJECTED):
+            self.bus.emit(
+                TaskRejected(
+                    hostname=self.hostname,
+                    timestamp=self._clock.now(),
+                    uuid=delivery.envelope.id,
+                    name=name,
+                    queue=delivery.envelope.queue,
+                    reason=reason,
+                    requeue=requeue,
+                )
+            )
+
+    def lease_lost(self, item: Inflight) -> None:
+        if self.bus.wanted(EventType.TASK_LEASE_LOST):
+            self.bus.emit(
+                TaskLeaseLost(
+                    hostname=self.hostname,
+                    timestamp=self._clock.now(),
+                    uuid=item.message.id,
+                    name=item.message.task,
+                    queue=item.delivery.envelope.queue,
+                    attempt=item.delivery.attempt,
+                )
+            )
+
+    # -- the worker itself ------------------------------------------------------------------
+    def online(self, queues: tuple[str, ...], slots: int) -> None:
+        if self.bus.wanted(EventType.WORKER_ONLINE):
+            from .. import __version__  # the package imports the worker lazily; this too
+
+            self.bus.emit(
+                WorkerOnline(
+                    hostname=self.hostname,
+                    timestamp=self._clock.now(),
+                    pid=os.getpid(),
+                    queues=queues,
+                    slots=slots,
+                    sw_ver=__version__,
+                )
+            )
+
+    def heartbeat(self, freq: float, slots: int, active: int, counts: Counts) -> None:
+        """`counts`: runs settled since the worker started, by what they came to."""
+        if self.bus.wanted(EventType.WORKER_HEARTBEAT):
+            self.bus.emit(
+                WorkerHeartbeat(
+                    hostname=self.hostname,
+                    timestamp=self._clock.now(),
+                    pid=os.getpid(),
+                    freq=freq,
+                    slots=slots,
+                    active=active,
+                    processed=counts.total(),
+                    succeeded=counts[RunKind.SUCCESS],
+                    failed=counts[RunKind.FAILURE],
+                    retried=counts[RunKind.RETRY],
+                    loadavg=_loadavg(),
+                )
+            )
+
+    def offline(self, processed: int) -> None:
+        if self.bus.wanted(EventType.WORKER_OFFLINE):
+            self.bus.emit(
+                WorkerOffline(
+                    hostname=self.hostname,
+                    timestamp=self._clock.now(),
+                    pid=os.getpid(),
+                    processed=processed,
+                )
+            )
+
+
+def _loadavg() -> tuple[float, float, float]:
+    try:
+        return os.getloadavg()
+    except OSError:  # not every platform can tell
+        return (0.0, 0.0, 0.0)
