@@ -352,8 +352,8 @@ class Conveyor:
             return run_eagerly(self, message)
         self.finalize(f"sending {name}")
         envelope = calls.envelope(message)
-        self.broker.enqueue([envelope])
-        calls.announce([envelope])
+        if self.broker.enqueue([envelope])[0]:  # False: the broker knew the id (a re-send)
+            calls.announce([envelope])
         return AsyncResult(message.id, self)
 
     def send_once(
@@ -520,7 +520,7 @@ class _Sender:
     """Sends the chunks of `send_many` one at a time on a thread of its own, so the next chunk
     is built while the broker stores the last one. A chunk is sent only after the one before it
     was acknowledged; the first failure is raised (at the next `send` or on leaving the block)
-    and nothing after it is sent. `on_sent` is given each chunk once the broker stored it."""
+    and nothing after it is sent. `on_sent` is given what the broker newly stored of each chunk."""
 
     def __init__(self, broker: Broker, on_sent: Callable[[list[Envelope]], None]) -> None:
         self._broker = broker
@@ -542,8 +542,8 @@ class _Sender:
     def _wait(self) -> None:
         if self._pending is not None:
             pending, self._pending = self._pending, None
-            pending.result()
-            self._on_sent(self._chunk)
+            stored = pending.result()
+            self._on_sent([e for e, new in zip(self._chunk, stored, strict=True) if new])
 
     def __exit__(self, *exc: object) -> None:
         try:

@@ -222,7 +222,7 @@ def test_nothing_is_built_while_nobody_listens(mem_app: Conveyor) -> None:
     ]
 
 
-def test_send_many_emits_task_sent_per_stored_call(mem_app: Conveyor) -> None:
+def test_task_sent_once_per_call_the_broker_stored(mem_app: Conveyor) -> None:
     @mem_app.task(name="t.echo")
     def echo(x: int) -> int:
         return x
@@ -232,6 +232,12 @@ def test_send_many_emits_task_sent_per_stored_call(mem_app: Conveyor) -> None:
     assert sub.close(5.0)
     assert [getattr(e, "uuid", None) for e in collector.events] == [r.id for r in results]
     assert {getattr(e, "priority", None) for e in collector.events} == {4}
+    collector.events.clear()
+    sub = mem_app.events.subscribe(collector, [T.TASK_SENT])
+    echo.apply_async((0,), task_id=results[0].id)  # the broker knows it: stored once, no event
+    fresh = echo.apply_async((0,))
+    assert sub.close(5.0)
+    assert [getattr(e, "uuid", None) for e in collector.events] == [fresh.id]
 
 
 def test_a_lost_lease_is_reported_for_the_grant_that_was_lost(

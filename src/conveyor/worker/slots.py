@@ -108,7 +108,9 @@ class SlotGroup:
         self.running: dict[int, Inflight] = {}
         self._terminating: set[int] = set()
         self.processed = 0
-        self.counts: Counter[RunKind] = Counter()  # runs settled, by what they came to
+        # Runs settled, by what they came to. Every key is there from the start, so the
+        # heartbeat's thread can read it while this group's thread counts (never resized).
+        self.counts: Counter[RunKind] = Counter(dict.fromkeys(RunKind, 0))
 
     def __repr__(self) -> str:
         return f"<SlotGroup {self.spec.describe()}>"

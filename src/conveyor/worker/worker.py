@@ -29,6 +29,7 @@ from pathlib import Path
 from ..app import Conveyor
 from ..brokers.base import Lease, WorkerInfo
 from ..errors import BackendUnavailable, ConfigurationError
+from ..events import EventType
 from ..guard import Guard, guard_of
 from ..results.base import storable_text, storable_traceback
 from .emitter import WorkerEvents
@@ -142,6 +143,8 @@ class Worker:
             self.events.lease_lost(item)
 
     def _beat(self) -> None:
+        if not self.events.bus.wanted(EventType.WORKER_HEARTBEAT):
+            return
         counts: Counter[RunKind] = Counter()
         for group in self.groups:
             counts.update(group.counts)
