@@ -401,3 +401,26 @@ def test_events_survive_a_json_round_trip_from_a_real_run(mem_app: Conveyor) -> 
     assert len(collector.events) == 4
     for event in collector.events:
         assert decode_json(encode_json(event)) == dataclasses.replace(event)
+
+
+def test_reject_gives_task_rejected_and_ignore_ends_with_started(mem_app: Conveyor) -> None:
+    from conveyor.errors import Ignore, Reject
+
+    @mem_app.task(name="t.refuse")
+    def refuse() -> None:
+        raise Reject("bad input", requeue=False)
+
+    @mem_app.task(name="t.skip")
+    def skip() -> None:
+        raise Ignore()
+
+    collector, sub = collect(mem_app)
+    refused, skipped = refuse.delay(), skip.delay()
+    solo_worker(mem_app).run_until_idle()
+    assert sub.close(5.0)
+    got = collector.by_task()
+    assert kinds(got[refused.id]) == [*RAN, "task-rejected"]
+    assert kinds(got[skipped.id]) == RAN
+    rejected = got[refused.id][-1]
+    assert fields(rejected, "queue", "requeue") == {"queue": "default", "requeue": False}
+    assert rejected.reason.startswith("rejected by the task: Reject(")  # type: ignore[attr-defined]
