@@ -201,9 +201,11 @@ class Worker:
         for group in self.groups:
             group.pool.start()
         self.heartbeat.start()
+        # Online as soon as the record is published: before the heartbeat's first periodic
+        # beat (an interval away), so worker-online is always this worker's first event.
+        self.events.online(self.options.all_queues, self.slots)
         self.keeper.start()
         self.purge.start()
-        self.events.online(self.options.all_queues, self.slots)
         log.info(
             "worker %s ready: slot groups %s",
             self.options.name,
