@@ -13,6 +13,8 @@ Contract:
   still get it.
 - An observer that raises is counted in `errors` and logged with its name (the first error, then
   one line per `error_log_every` errors, never one per event); later events still reach it.
+- `wanted(type)` says whether any open subscription takes that type: producers ask it before
+  building an event, so a process nobody observes does no per-event work.
 - `Subscription.close(timeout)` stops new events, lets the thread deliver what is buffered until
   the deadline, and counts what is left undelivered as dropped. `EventBus.close` closes all.
 """
