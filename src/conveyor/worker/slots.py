@@ -346,8 +346,8 @@ class SlotGroup:
         begun = self.parts.app.broker.begin([i.lease for i in once])
         refused = [item for item, ok in zip(once, begun, strict=True) if not ok]
         for item in refused:
-            self.parts.keeper.drop(item.lease)
-            self.parts.events.lease_lost(item)
+            if self.parts.keeper.drop(item.lease):  # else the keeper found it lost and said so
+                self.parts.events.lease_lost(item)
             log.warning("at-most-once call %s not started: its lease was lost", item.message.id)
         return [item for item in batch if item not in refused]
 
