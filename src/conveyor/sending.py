@@ -1,0 +1,148 @@
+"""Building and sending calls for the app: the messages and envelopes of calls of one task
+(`Calls`), and `send_many`'s sender that stores one chunk while the next is built (`Sender`).
+Split from app.py, which uses both; nothing here holds state beyond one send."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from .brokers.base import Broker, Envelope
+from .events import EventType, TaskSent, producer_name
+from .message import NO_LINKS, Links, Message, encode_message, new_task_id
+from .options import CallOptions, TaskOptions
+from .request import current_request
+from .routing import Decision
+from .task import Task
+
+if TYPE_CHECKING:
+    from .app import Conveyor
+
+
+class Sender:
+    """Sends the chunks of `send_many` one at a time on a thread of its own, so the next chunk
+    is built while the broker stores the last one. A chunk is sent only after the one before it
+    was acknowledged; the first failure is raised (at the next `send` or on leaving the block)
+    and nothing after it is sent. `on_sent` is given what the broker newly stored of each chunk."""
+
+    def __init__(self, broker: Broker, on_sent: Callable[[list[Envelope]], None]) -> None:
+        self._broker = broker
+        self._on_sent = on_sent
+        self._chunk: list[Envelope] = []
+        self._pending: Future[list[bool]] | None = None
+        self._pool: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> Sender:
+        return self
+
+    def send(self, chunk: list[Envelope]) -> None:
+        self._wait()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="conveyor-send-many")
+        self._chunk = chunk
+        self._pending = self._pool.submit(self._broker.enqueue, chunk)
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            stored = pending.result()
+            self._on_sent([e for e, new in zip(self._chunk, stored, strict=True) if new])
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._wait()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+
+
+class Calls:
+    """Builds the messages and envelopes of calls of one task with the same call options:
+    what is the same for every call (clock reading, delays, expiry, parent, route when it does
+    not depend on arguments) is worked out once, so `send_many` pays it once per batch."""
+
+    def __init__(self, app: Conveyor, name: str, call: CallOptions, task: Task | None) -> None:
+        self.app, self.name, self.call, self.task = app, name, call, task
+        settings = app.conf.settings
+        opts = task.options if task is not None else TaskOptions()
+        now = app.clock.now()
+        eta = app.to_epoch(call.eta) if call.eta is not None else None
+        delay = call.countdown if call.countdown is not None else (eta - now if eta else 0.0)
+        self.delay = max(0.0, delay)
+        self.eta = now + delay if delay > 0 else None
+        expires = call.expires if call.expires is not None else opts.expires
+        self.expires = None
+        if expires is not None:
+            self.expires = (
+                app.to_epoch(expires) if isinstance(expires, datetime) else now + float(expires)
+            )
+        parent = current_request()
+        self.parent_id = parent.id if parent is not None else None
+        self.root_id = (parent.root_id or self.parent_id) if parent is not None else None
+        self.max_size = settings.task_message_max_size
+        self.max_deliveries = opts.max_deliveries or settings.task_max_deliveries
+        self._same_route = not app.route_table.depends_on_args
+        self._decision: Decision | None = None
+
+    def message(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        task_id: str | None = None,
+        links: Links = NO_LINKS,
+    ) -> Message:
+        call = self.call
+        return Message(
+            chain=links.chain,
+            chord=links.chord,
+            join=links.join,
+            id=task_id or new_task_id(),
+            task=self.name,
+            args=args,
+            kwargs=kwargs,
+            eta=self.eta,
+            expires=self.expires,
+            parent_id=self.parent_id,
+            root_id=self.root_id,
+            time_limit=call.time_limit,
+            soft_time_limit=call.soft_time_limit,
+        )
+
+    def announce(self, envelopes: Sequence[Envelope]) -> None:
+        """Emit task-sent for calls the broker stored (nothing is built when nobody listens)."""
+        bus = self.app.events
+        if not bus.wanted(EventType.TASK_SENT):
+            return
+        now, host = self.app.clock.now(), producer_name()
+        for envelope in envelopes:
+            bus.emit(
+                TaskSent(
+                    hostname=host,
+                    timestamp=now,
+                    uuid=envelope.id,
+                    name=self.name,
+                    queue=envelope.queue,
+                    priority=envelope.priority,
+                    eta=self.eta,
+                    expires=self.expires,
+                    parent_id=self.parent_id,
+                    root_id=self.root_id,
+                )
+            )
+
+    def envelope(self, message: Message) -> Envelope:
+        decision = self._decision
+        if decision is None:
+            decision = self.app.route(self.name, self.task, self.call, message.args, message.kwargs)
+            if self._same_route:
+                self._decision = decision
+        return Envelope(
+            id=message.id,
+            queue=decision.queue,
+            body=encode_message(message, self.max_size),
+            priority=decision.priority,
+            delay=self.delay,
+            max_deliveries=self.max_deliveries,
+        )
