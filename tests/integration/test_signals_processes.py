@@ -1,0 +1,91 @@
+"""Signals in a real `conveyor worker -P process`: every task signal fires once per run, with
+its documented arguments, in the pool child that ran the task; worker_process_init and
+worker_process_shutdown fire once in each child; a raising receiver changes no outcome; task
+loggers in a child carry the task's id and name."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conveyor import Conveyor
+from conveyor.states import TaskState
+
+from .helpers import dir_of, python, worker
+
+pytestmark = pytest.mark.slow
+
+PRODUCE = (
+    "from signals_app import add, fail, flaky\n"
+    "print(add.delay(2, 3).id, fail.delay(7).id, flaky.delay().id)"
+)
+
+
+def _entries(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _of(entries: list[dict[str, Any]], signal: str, task_id: str) -> list[dict[str, Any]]:
+    return [e for e in entries if e.get("signal") == signal and e.get("task_id") == task_id]
+
+
+def test_task_and_process_signals_fire_in_the_pool_children(db: Path, reader: Conveyor) -> None:
+    log = dir_of(db) / "signals.jsonl"
+    env = {"SIGNALS_LOG": str(log)}
+    ids = python(db, PRODUCE, **env).stdout.split()
+    add_id, fail_id, flaky_id = ids
+    with worker(db, "-P", "process", "-c", "2", app="signals_app", **env) as proc:
+        found = reader.results.wait(ids, timeout=90)
+        worker_pid = proc.pid
+    assert {i: o.state for i, o in found.items()} == {
+        add_id: TaskState.SUCCESS,
+        fail_id: TaskState.FAILURE,
+        flaky_id: TaskState.SUCCESS,  # the raising prerun receiver changed nothing
+    }
+    entries = _entries(log)
+
+    inits = [e["pid"] for e in entries if e.get("signal") == "worker_process_init"]
+    shutdowns = [e for e in entries if e.get("signal") == "worker_process_shutdown"]
+    assert len(inits) == 2 and len(set(inits)) == 2 and worker_pid not in inits  # once per child
+    assert sorted(e["pid"] for e in shutdowns) == sorted(inits)
+    assert all(e["args"] == ["exitcode", "pid"] and e["value_exitcode"] == 0 for e in shutdowns)
+    children = set(inits)
+
+    task_args = ["args", "kwargs", "task", "task_id"]
+    (pre,) = _of(entries, "task_prerun", add_id)
+    successes = [e for e in entries if e.get("signal") == "task_success"]
+    (success,) = [e for e in successes if e["value_result"] == 5]  # add's (flaky returns 1)
+    (post,) = _of(entries, "task_postrun", add_id)
+    assert pre["args"] == task_args and pre["sender"] == "signals.add" and pre["task_is_sender"]
+    assert pre["value_args"] == [2, 3] and pre["value_kwargs"] == {}
+    assert success["args"] == ["result"] and success["value_result"] == 5
+    assert post["args"] == sorted([*task_args, "retval", "state"])
+    assert (post["value_retval"], post["value_state"]) == (5, "SUCCESS")
+    assert {pre["pid"], success["pid"], post["pid"]} <= children
+    assert pre["pid"] == post["pid"]
+
+    (failure,) = _of(entries, "task_failure", fail_id)
+    assert failure["args"] == ["args", "einfo", "exception", "kwargs", "task_id", "traceback"]
+    assert (failure["sender"], failure["value_exception"]) == ("signals.fail", "ValueError")
+    assert failure["einfo_type"] == "ValueError" and failure["pid"] in children
+    (failed_post,) = _of(entries, "task_postrun", fail_id)
+    assert failed_post["value_state"] == "FAILURE"
+
+    (retry,) = _of(entries, "task_retry", flaky_id)
+    assert retry["args"] == ["einfo", "reason", "request"] and retry["value_reason"] == "Retry"
+    assert retry["pid"] in children
+    assert [e["value_state"] for e in _of(entries, "task_postrun", flaky_id)] == [
+        "RETRY",
+        "SUCCESS",
+    ]
+    assert len(_of(entries, "task_prerun", flaky_id)) == 2  # one per run
+    assert sorted(e["value_result"] for e in successes) == [1, 5]  # add and flaky, once each
+
+    (logged,) = [e for e in entries if e.get("log") == "adding"]
+    assert (logged["task_id"], logged["task_name"]) == (add_id, "signals.add")
+    assert logged["pid"] in children
+    worker_log = "\n".join(p.read_text() for p in dir_of(db).glob("worker-*.log"))
+    assert "receiver signals_app.broken raised RuntimeError('broken receiver')" in worker_log
