@@ -1,6 +1,7 @@
-"""Signals in a real `conveyor worker -P process`: every task signal fires once per run, with
-its documented arguments, in the pool child that ran the task; worker_process_init and
-worker_process_shutdown fire once in each child; a raising receiver changes no outcome; task
+"""Signals in a real `conveyor worker` (SQLite, Redis, PostgreSQL; process and thread pools):
+every task signal fires once per run, with its documented arguments, in the process that ran
+the task (a pool child for `-P process`); worker_process_init and worker_process_shutdown fire
+once in each child; a raising receiver changes no outcome; task
 loggers in a child carry the task's id and name."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 from conveyor import Conveyor
 from conveyor.states import TaskState
 
-from .helpers import dir_of, python, worker
+from .helpers import Where, dir_of, python, worker
 
 pytestmark = pytest.mark.slow
 
@@ -32,12 +33,16 @@ def _of(entries: list[dict[str, Any]], signal: str, task_id: str) -> list[dict[s
     return [e for e in entries if e.get("signal") == signal and e.get("task_id") == task_id]
 
 
-def test_task_and_process_signals_fire_in_the_pool_children(db: Path, reader: Conveyor) -> None:
-    log = dir_of(db) / "signals.jsonl"
+@pytest.mark.every_backend
+@pytest.mark.parametrize("pool", ["process", "threads"])
+def test_task_and_process_signals_fire_where_the_task_runs(
+    db: Where, reader: Conveyor, pool: str
+) -> None:
+    log = dir_of(db) / f"signals-{pool}.jsonl"
     env = {"SIGNALS_LOG": str(log)}
     ids = python(db, PRODUCE, **env).stdout.split()
     add_id, fail_id, flaky_id = ids
-    with worker(db, "-P", "process", "-c", "2", app="signals_app", **env) as proc:
+    with worker(db, "-P", pool, "-c", "2", app="signals_app", **env) as proc:
         found = reader.results.wait(ids, timeout=90)
         worker_pid = proc.pid
     assert {i: o.state for i, o in found.items()} == {
@@ -49,10 +54,14 @@ def test_task_and_process_signals_fire_in_the_pool_children(db: Path, reader: Co
 
     inits = [e["pid"] for e in entries if e.get("signal") == "worker_process_init"]
     shutdowns = [e for e in entries if e.get("signal") == "worker_process_shutdown"]
-    assert len(inits) == 2 and len(set(inits)) == 2 and worker_pid not in inits  # once per child
-    assert sorted(e["pid"] for e in shutdowns) == sorted(inits)
-    assert all(e["args"] == ["exitcode", "pid"] and e["value_exitcode"] == 0 for e in shutdowns)
-    children = set(inits)
+    if pool == "process":
+        assert len(inits) == 2 and len(set(inits)) == 2 and worker_pid not in inits  # per child
+        assert sorted(e["pid"] for e in shutdowns) == sorted(inits)
+        assert all(e["args"] == ["exitcode", "pid"] and e["value_exitcode"] == 0 for e in shutdowns)
+        children = set(inits)
+    else:  # no pool children: the task signals fire in the worker itself
+        assert inits == [] and shutdowns == []
+        children = {worker_pid}
 
     task_args = ["args", "kwargs", "task", "task_id"]
     (pre,) = _of(entries, "task_prerun", add_id)
