@@ -24,7 +24,13 @@ from traceback import format_exception
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
+from .errors import SoftTimeLimitExceeded, TimeLimitExceeded
+
 log = logging.getLogger("conveyor.signals")
+
+# A time limit arrives as an exception raised into whatever the task's thread runs, a receiver
+# included: it is the limit of the run, not the receiver's error, so it is never swallowed.
+_TIME_LIMITS = (SoftTimeLimitExceeded, TimeLimitExceeded)
 
 Receiver = Callable[..., Any]
 R = TypeVar("R", bound=Receiver)
@@ -184,14 +190,18 @@ class Signal:
     def send(self, sender: object, **named: Any) -> list[tuple[Receiver, Any]]:
         """Call every live receiver for `sender` with `signal=self, sender=sender, **named`;
         returns `[(receiver, result or the exception it raised), ...]`. Never raises for a
-        receiver's exception (it is logged with the receiver's name); BaseExceptions that are
-        not Exceptions (KeyboardInterrupt, SystemExit) still propagate."""
+        receiver's exception (it is logged with the receiver's name). What is not a receiver's
+        error propagates: BaseExceptions that are not Exceptions (KeyboardInterrupt,
+        SystemExit) and the time-limit exceptions, which arrive asynchronously in the task's
+        thread and must end the run even while a receiver runs."""
         if not self._receivers:
             return []
         responses: list[tuple[Receiver, Any]] = []
         for receiver in self.receivers(sender):
             try:
                 responses.append((receiver, receiver(signal=self, sender=sender, **named)))
+            except _TIME_LIMITS:
+                raise
             except Exception as exc:
                 log.exception(
                     "signal %s: receiver %s raised %r", self.name, _name_of(receiver), exc

@@ -14,6 +14,7 @@ import pytest
 from conveyor import Conveyor, Ignore, Reject
 from conveyor import signals as sig
 from conveyor.clock import FakeClock
+from conveyor.errors import SoftTimeLimitExceeded, TimeLimitExceeded
 from conveyor.log import UNKNOWN, get_task_logger
 from conveyor.request import Request
 from conveyor.signals import ExceptionInfo, Signal
@@ -460,3 +461,33 @@ def test_records_from_a_task_logger_carry_the_running_task_id_and_name(
     inside, outside = [r for r in caplog.records if r.name == "tests.signals.tasklog"]
     assert (inside.task_id, inside.task_name) == (res.id, "proj.work")  # type: ignore[attr-defined]
     assert (outside.task_id, outside.task_name) == (UNKNOWN, UNKNOWN)  # type: ignore[attr-defined]
+
+
+def test_a_time_limit_arriving_in_a_receiver_is_not_swallowed(mem_app: Conveyor) -> None:
+    """Time limits are raised asynchronously into the running thread, receivers included: the
+    limit must still end the run (here the receiver raises it, as the limit timer would)."""
+    s = Signal("demo")
+
+    def cut_off(**kwargs: Any) -> None:
+        raise SoftTimeLimitExceeded("soft time limit exceeded")
+
+    s.connect(cut_off)
+    with pytest.raises(SoftTimeLimitExceeded):
+        s.send(None)
+
+    @mem_app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    def hard_limit(**kwargs: Any) -> None:
+        raise TimeLimitExceeded("time limit exceeded")
+
+    sig.task_prerun.connect(hard_limit, sender=add)
+    try:
+        res = add.delay(1, 2)
+        solo_worker(mem_app).run_until_idle()
+    finally:
+        sig.task_prerun.disconnect(hard_limit, sender=add)
+    assert res.state is TaskState.FAILURE
+    assert res.outcome is not None and res.outcome.error is not None
+    assert res.outcome.error.type == "TimeLimitExceeded"
