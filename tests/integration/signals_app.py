@@ -55,6 +55,7 @@ NAMES = [
     "task_retry",
     "worker_process_init",
     "worker_process_shutdown",
+    "after_setup_logger",
 ]
 for _name in NAMES:
     getattr(sig, _name).connect(_receiver(_name), weak=False)

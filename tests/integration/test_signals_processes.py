@@ -51,7 +51,18 @@ def test_task_and_process_signals_fire_where_the_task_runs(
         flaky_id: TaskState.SUCCESS,  # the raising prerun receiver changed nothing
     }
     entries = _entries(log)
+    children = _process_signals(entries, pool, worker_pid)
+    _task_signals(entries, ids, children)
+    (logged,) = [e for e in entries if e.get("log") == "adding"]
+    assert (logged["task_id"], logged["task_name"]) == (add_id, "signals.add")
+    assert logged["pid"] in children
+    worker_log = "\n".join(p.read_text() for p in dir_of(db).glob("worker-*.log"))
+    assert "receiver signals_app.broken raised RuntimeError('broken receiver')" in worker_log
 
+
+def _process_signals(entries: list[dict[str, Any]], pool: str, worker_pid: int) -> set[int]:
+    """Checks the process and logging signals; returns the ids of the processes that ran
+    tasks."""
     inits = [e["pid"] for e in entries if e.get("signal") == "worker_process_init"]
     shutdowns = [e for e in entries if e.get("signal") == "worker_process_shutdown"]
     if pool == "process":
@@ -63,6 +74,15 @@ def test_task_and_process_signals_fire_where_the_task_runs(
         assert inits == [] and shutdowns == []
         children = {worker_pid}
 
+    (logging_set_up,) = [e for e in entries if e.get("signal") == "after_setup_logger"]
+    assert logging_set_up["pid"] == worker_pid  # the app was loaded before logging was set up
+    assert logging_set_up["args"] == ["colorize", "format", "logfile", "logger", "loglevel"]
+    return children
+
+
+def _task_signals(entries: list[dict[str, Any]], ids: list[str], children: set[int]) -> None:
+    """Each task signal once per run, with its documented arguments, where the task ran."""
+    add_id, fail_id, flaky_id = ids
     task_args = ["args", "kwargs", "task", "task_id"]
     (pre,) = _of(entries, "task_prerun", add_id)
     successes = [e for e in entries if e.get("signal") == "task_success"]
@@ -92,9 +112,3 @@ def test_task_and_process_signals_fire_where_the_task_runs(
     ]
     assert len(_of(entries, "task_prerun", flaky_id)) == 2  # one per run
     assert sorted(e["value_result"] for e in successes) == [1, 5]  # add and flaky, once each
-
-    (logged,) = [e for e in entries if e.get("log") == "adding"]
-    assert (logged["task_id"], logged["task_name"]) == (add_id, "signals.add")
-    assert logged["pid"] in children
-    worker_log = "\n".join(p.read_text() for p in dir_of(db).glob("worker-*.log"))
-    assert "receiver signals_app.broken raised RuntimeError('broken receiver')" in worker_log

@@ -7,12 +7,14 @@ import gc
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conveyor import Conveyor, Ignore, Reject
 from conveyor import signals as sig
+from conveyor.cli.context import LOG_FORMAT, setup_logging
 from conveyor.clock import FakeClock
 from conveyor.errors import SoftTimeLimitExceeded, TimeLimitExceeded
 from conveyor.log import UNKNOWN, get_task_logger
@@ -491,3 +493,52 @@ def test_a_time_limit_arriving_in_a_receiver_is_not_swallowed(mem_app: Conveyor)
     assert res.state is TaskState.FAILURE
     assert res.outcome is not None and res.outcome.error is not None
     assert res.outcome.error.type == "TimeLimitExceeded"
+
+
+# -- logging signals, sent by the command line -----------------------------------------------
+
+
+def test_a_setup_logging_receiver_takes_over_logging_configuration(tmp_path: Path) -> None:
+    root = logging.getLogger()
+    before = (list(root.handlers), root.level)
+    got: list[dict[str, Any]] = []
+
+    def configure(**kwargs: Any) -> None:
+        got.append(kwargs)
+
+    sig.setup_logging.connect(configure)
+    try:
+        setup_logging("info", str(tmp_path / "never.log"))
+    finally:
+        sig.setup_logging.disconnect(configure)
+    assert (list(root.handlers), root.level) == before  # left alone, as in Celery
+    assert not (tmp_path / "never.log").exists()
+    (kwargs,) = got
+    assert (kwargs["loglevel"], kwargs["logfile"], kwargs["colorize"]) == (
+        logging.INFO,
+        str(tmp_path / "never.log"),
+        False,
+    )
+    assert kwargs["format"] == LOG_FORMAT
+
+
+def test_after_setup_logger_receives_the_configured_root_logger(tmp_path: Path) -> None:
+    root = logging.getLogger()
+    before = (list(root.handlers), root.level)
+    got: list[dict[str, Any]] = []
+
+    def after(**kwargs: Any) -> None:
+        got.append(kwargs)
+
+    sig.after_setup_logger.connect(after)
+    try:
+        setup_logging("warning", str(tmp_path / "w.log"))
+        (kwargs,) = got
+        assert kwargs["logger"] is root and kwargs["loglevel"] == logging.WARNING
+        assert isinstance(root.handlers[0], logging.FileHandler)
+    finally:
+        sig.after_setup_logger.disconnect(after)
+        for h in root.handlers:
+            h.close()
+        root.handlers[:] = before[0]
+        root.setLevel(before[1])

@@ -65,8 +65,8 @@ def beat(
     scheduler_class: str | None,
 ) -> None:
     """Run the scheduler: send the periodic tasks of beat_schedule and `conveyor schedule`."""
+    app = ctx.app(required=True)  # first: its module may connect the setup_logging signal
     setup_logging(loglevel, logfile)
-    app = ctx.app(required=True)
     exit_on_sigterm()
     pidlock = Pidfile.acquire(pidfile) if pidfile else None
     try:

@@ -131,9 +131,9 @@ def worker(
         raise _not_built("--autoscale", "the autoscaler")
     if task_events:
         raise _not_built("-E/--task-events", "task events")
+    app = ctx.app(required=True)  # first: its module may connect the setup_logging signal
     setup_logging(loglevel, logfile)
     warn_if_root()
-    app = ctx.app(required=True)
     s = app.conf.settings
     chosen_pool = POOL_NAMES[pool] if pool else s.worker_pool
     order = QueueOrder(queue_order or s.worker_queue_order)
