@@ -92,7 +92,6 @@ class Signal:
     def connect(
         self,
         receiver: R,
-        *,
         sender: object = None,
         weak: bool = True,
         dispatch_uid: Hashable | None = None,
@@ -111,7 +110,6 @@ class Signal:
     def connect(
         self,
         receiver: R | None = None,
-        *,
         sender: object = None,
         weak: bool = True,
         dispatch_uid: Hashable | None = None,
@@ -179,7 +177,14 @@ class Signal:
                     return True
         return False
 
-    def receivers(self, sender: object = None) -> list[Receiver]:
+    @property
+    def receivers(self) -> list[Receiver]:
+        """Every live receiver, whatever its sender (empty, so false, when none is connected)."""
+        with self._lock:
+            entries = list(self._receivers)
+        return [fn for fn in (e.resolve() for e in entries) if fn is not None]
+
+    def live_receivers(self, sender: object = None) -> list[Receiver]:
         """The live receivers `send(sender)` would call, in the order they were connected."""
         skey = _id_of(sender)
         anyone = _id_of(None)
@@ -197,7 +202,7 @@ class Signal:
         if not self._receivers:
             return []
         responses: list[tuple[Receiver, Any]] = []
-        for receiver in self.receivers(sender):
+        for receiver in self.live_receivers(sender):
             try:
                 responses.append((receiver, receiver(signal=self, sender=sender, **named)))
             except _TIME_LIMITS:

@@ -71,6 +71,13 @@ def test_connect_as_a_call_a_bare_decorator_and_a_decorator_with_arguments() -> 
     assert responses[2] == (three, {"signal": s, "sender": sender, "x": 1})
     assert [r for r, _ in s.send(None, x=2)] == [one, two]  # three listens to `sender` only
 
+    def four(**kwargs: Any) -> str:
+        return "four"
+
+    s.connect(four, sender)  # the sender may be given by position, as in Celery
+    assert s.live_receivers(sender) == [one, two, three, four]
+    assert s.live_receivers(None) == [one, two]
+
 
 def test_sender_filtering_by_object_and_by_task_name() -> None:
     s = Signal("demo")
@@ -146,7 +153,7 @@ def test_duplicates_dispatch_uid_and_disconnect() -> None:
     s.connect(r)  # the same receiver for the same sender: once
     s.connect(r2, dispatch_uid="uid")
     s.connect(r, dispatch_uid="uid")  # that uid is taken: ignored, as in Celery
-    assert s.receivers() == [r, r2]
+    assert s.receivers == [r, r2]
     assert s.disconnect(dispatch_uid="uid") is True
     assert s.disconnect(r) is True
     assert s.disconnect(r) is False
@@ -165,7 +172,7 @@ def test_refusals_say_what_to_do() -> None:
         s.connect(no_kwargs)
     with pytest.raises(TypeError, match="callable"):
         s.connect(42)  # type: ignore[call-overload]
-    assert s.receivers() == []
+    assert s.receivers == []
 
 
 def test_a_receiver_may_disconnect_itself_while_the_signal_is_sent() -> None:
@@ -215,7 +222,7 @@ def test_connecting_and_sending_from_many_threads_loses_no_receiver() -> None:
     sending.join()
     assert errors == []
     expected = {id(r) for mine in receivers for r in mine[1::2]}
-    assert {id(r) for r in s.receivers()} == expected
+    assert {id(r) for r in s.live_receivers(None)} == expected
     assert len(s.send(None)) == threads * per_thread // 2
 
 
@@ -451,6 +458,7 @@ def test_records_from_a_task_logger_carry_the_running_task_id_and_name(
     logger = get_task_logger("tests.signals.tasklog")
     assert celery_log.get_task_logger("tests.signals.tasklog") is logger
     assert len(logger.filters) == 1  # installed once however often it is asked for
+    assert celery_log.get_logger("tests.signals.plain") is logging.getLogger("tests.signals.plain")
 
     @mem_app.task(name="proj.work")
     def work() -> None:
