@@ -28,7 +28,7 @@ def _write(entry: dict[str, Any]) -> None:
 def _receiver(name: str) -> Any:
     def receive(signal: sig.Signal, sender: Any, **kwargs: Any) -> None:
         entry: dict[str, Any] = {"signal": name, "args": sorted(kwargs)}
-        entry["sender"] = sender.name if isinstance(sender, Task) else sender
+        entry["sender"] = sender.name if isinstance(sender, Task) else type(sender).__name__
         task = kwargs.get("task")
         entry["task_is_sender"] = task is sender if task is not None else None
         request = kwargs.get("request")
@@ -56,6 +56,9 @@ NAMES = [
     "worker_process_init",
     "worker_process_shutdown",
     "after_setup_logger",
+    "worker_init",
+    "worker_shutdown",
+    "beat_init",
 ]
 for _name in NAMES:
     getattr(sig, _name).connect(_receiver(_name), weak=False)

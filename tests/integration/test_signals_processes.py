@@ -7,6 +7,9 @@ loggers in a child carry the task's id and name."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,7 @@ import pytest
 from conveyor import Conveyor
 from conveyor.states import TaskState
 
-from .helpers import Where, dir_of, python, worker
+from .helpers import HERE, Where, dir_of, env_for, python, wait_until, worker
 
 pytestmark = pytest.mark.slow
 
@@ -60,6 +63,28 @@ def test_task_and_process_signals_fire_where_the_task_runs(
     assert "receiver signals_app.broken raised RuntimeError('broken receiver')" in worker_log
 
 
+def test_beat_sends_beat_init_once(db: Where) -> None:
+    log = dir_of(db) / "signals-beat.jsonl"
+    env = {"SIGNALS_LOG": str(log)}
+    with (dir_of(db) / "beat.log").open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "conveyor", "-A", "signals_app", "beat", "-l", "info"],
+            cwd=HERE,
+            env=env_for(db, **env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(lambda: log.exists() and "beat_init" in log.read_text(), 60, "beat_init")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    entries = _entries(log)
+    (init,) = [e for e in entries if e.get("signal") == "beat_init"]
+    assert init["pid"] == proc.pid and init["sender"] == "Beat" and init["args"] == []
+    assert [e["signal"] for e in entries] == ["after_setup_logger", "beat_init"]
+
+
 def _process_signals(entries: list[dict[str, Any]], pool: str, worker_pid: int) -> set[int]:
     """Checks the process and logging signals; returns the ids of the processes that ran
     tasks."""
@@ -77,6 +102,13 @@ def _process_signals(entries: list[dict[str, Any]], pool: str, worker_pid: int) 
     (logging_set_up,) = [e for e in entries if e.get("signal") == "after_setup_logger"]
     assert logging_set_up["pid"] == worker_pid  # the app was loaded before logging was set up
     assert logging_set_up["args"] == ["colorize", "format", "logfile", "logger", "loglevel"]
+    signals = [e["signal"] for e in entries if "signal" in e]
+    in_worker = [s for e in entries if e.get("pid") == worker_pid and (s := e.get("signal"))]
+    assert in_worker[0] == "after_setup_logger" and in_worker[-1] == "worker_shutdown"
+    assert signals.count("worker_init") == 1 and signals.count("worker_shutdown") == 1
+    (init,) = [e for e in entries if e.get("signal") == "worker_init"]
+    assert init["pid"] == worker_pid and init["sender"] == "Worker"
+    assert signals.index("worker_init") < signals.index("task_prerun")
     return children
 
 

@@ -11,6 +11,7 @@ from types import FrameType
 
 import click
 
+from .. import signals
 from .._urls import safe_url
 from ..app import Conveyor
 from ..config import Settings
@@ -91,6 +92,7 @@ def _run(
     )
     stop = threading.Event()
     _stop_on_signals(stop)
+    signals.beat_init.send(sender=scheduler)
     scheduler.run(stop)
 
 
