@@ -6,6 +6,7 @@ are "???", as in Celery."""
 from __future__ import annotations
 
 import logging
+import threading
 
 from .request import current_request
 
@@ -26,13 +27,15 @@ class TaskContextFilter(logging.Filter):
 
 
 _FILTER = TaskContextFilter()
+_installing = threading.Lock()  # two threads asking for one logger at once install it once
 
 
 def get_task_logger(name: str) -> logging.Logger:
     """The logger `name`, with the task context filter installed (once)."""
     logger = logging.getLogger(name)
-    if not any(isinstance(f, TaskContextFilter) for f in logger.filters):
-        logger.addFilter(_FILTER)
+    with _installing:
+        if not any(isinstance(f, TaskContextFilter) for f in logger.filters):
+            logger.addFilter(_FILTER)
     return logger
 
 
