@@ -144,3 +144,27 @@ def _task_signals(entries: list[dict[str, Any]], ids: list[str], children: set[i
     ]
     assert len(_of(entries, "task_prerun", flaky_id)) == 2  # one per run
     assert sorted(e["value_result"] for e in successes) == [1, 5]  # add and flaky, once each
+
+
+def test_every_recycled_child_sends_its_own_process_signals(db: Where, reader: Conveyor) -> None:
+    log = dir_of(db) / "signals-recycled.jsonl"
+    env = {"SIGNALS_LOG": str(log)}
+    code = "from signals_app import add\nfor i in range(3): print(add.delay(i, i).id)"
+    ids = python(db, code, **env).stdout.split()
+    with worker(
+        db, "-P", "process", "-c", "1", "--max-tasks-per-child", "1", app="signals_app", **env
+    ):
+        found = reader.results.wait(ids, timeout=90)
+    assert {o.state for o in found.values()} == {TaskState.SUCCESS}
+    entries = [e for e in _entries(log) if "signal" in e]
+    ran = {i: e["pid"] for i in ids for e in _of(entries, "task_prerun", i)}
+    assert len(set(ran.values())) == 3  # one child per call
+    for pid in ran.values():
+        mine = [e["signal"] for e in entries if e["pid"] == pid]
+        assert mine == [
+            "worker_process_init",
+            "task_prerun",
+            "task_success",
+            "task_postrun",
+            "worker_process_shutdown",
+        ]
