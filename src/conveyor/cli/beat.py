@@ -11,6 +11,7 @@ from types import FrameType
 
 import click
 
+from .. import signals
 from .._urls import safe_url
 from ..app import Conveyor
 from ..config import Settings
@@ -65,8 +66,8 @@ def beat(
     scheduler_class: str | None,
 ) -> None:
     """Run the scheduler: send the periodic tasks of beat_schedule and `conveyor schedule`."""
+    app = ctx.app(required=True)  # first: its module may connect the setup_logging signal
     setup_logging(loglevel, logfile)
-    app = ctx.app(required=True)
     exit_on_sigterm()
     pidlock = Pidfile.acquire(pidfile) if pidfile else None
     try:
@@ -91,6 +92,7 @@ def _run(
     )
     stop = threading.Event()
     _stop_on_signals(stop)
+    signals.beat_init.send(sender=scheduler)
     scheduler.run(stop)
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import click
 
+from .. import signals
 from .._urls import mask_urls_in
 from ..app import Conveyor
 from ..errors import ConveyorError
@@ -55,10 +56,19 @@ def run_cli(group: click.Group) -> int:
     return code if isinstance(code, int) else 0
 
 
+LOG_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] %(name)s: %(message)s"
+
+
 def setup_logging(level: str, logfile: str | None = None) -> None:
+    """Configure the root logger, unless a `setup_logging` signal receiver is connected: then,
+    as in Celery, the receiver configures logging and conveyor leaves it alone. After
+    configuring, sends `after_setup_logger` with the root logger."""
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         raise click.BadParameter(f"unknown log level {level!r}", param_hint="--loglevel")
+    options = {"loglevel": numeric, "logfile": logfile, "format": LOG_FORMAT, "colorize": False}
+    if signals.setup_logging.send(sender=None, **options):
+        return
     try:
         handler: logging.Handler = (
             logging.FileHandler(logfile) if logfile else logging.StreamHandler(sys.stderr)
@@ -68,12 +78,11 @@ def setup_logging(level: str, logfile: str | None = None) -> None:
             f"cannot write the log file {logfile}: {exc.strerror or exc}",
             param_hint="'-f' / '--logfile'",
         ) from None
-    handler.setFormatter(
-        MaskingFormatter("[%(asctime)s: %(levelname)s/%(processName)s] %(name)s: %(message)s")
-    )
+    handler.setFormatter(MaskingFormatter(LOG_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
+    signals.after_setup_logger.send(sender=None, logger=root, **options)
 
 
 class MaskingFormatter(logging.Formatter):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from .. import signals
 from .._names import did_you_mean
 from .._sqlite import sqlite_locations
 from .._urls import safe_url
@@ -131,9 +132,9 @@ def worker(
         raise _not_built("--autoscale", "the autoscaler")
     if task_events:
         raise _not_built("-E/--task-events", "task events")
+    app = ctx.app(required=True)  # first: its module may connect the setup_logging signal
     setup_logging(loglevel, logfile)
     warn_if_root()
-    app = ctx.app(required=True)
     s = app.conf.settings
     chosen_pool = POOL_NAMES[pool] if pool else s.worker_pool
     order = QueueOrder(queue_order or s.worker_queue_order)
@@ -169,19 +170,22 @@ def worker(
 
 
 def _run(app: Conveyor, options: WorkerOptions, beat: bool) -> None:
-    """Open the broker, start the scheduler if asked, and consume until stopped."""
+    """Open the broker, start the scheduler if asked, and consume until stopped. Sends the
+    worker_init signal before the worker starts and worker_shutdown once it has stopped."""
     consumer = Worker(app, options)  # checks routes and opens the broker
     warn_unused_queues(app, options.all_queues)
     scheduler = Beat(app, beat_options(app.conf.settings, None, None)) if beat else None
     if scheduler is not None:
         scheduler.start()  # a bad beat_schedule fails here, before anything runs
     running = run_in_thread(scheduler) if scheduler is not None else None
+    signals.worker_init.send(sender=consumer)
     try:
         consumer.run()
     finally:
         if running is not None:
             running[1].set()
             running[0].join(timeout=5.0)
+        signals.worker_shutdown.send(sender=consumer)
 
 
 @functools.cache  # once per process

@@ -1,12 +1,13 @@
 """Entry point of a process-pool child.
 
 The child imports the app by its `-A` path (usually already imported by the fork server it
-came from, which never holds the worker's threads or database connections), reports `ready`,
-then runs jobs
-one at a time until told to stop. It ignores SIGINT and SIGTERM: the parent decides when a
-child stops, so a terminal's Ctrl-C or a service manager's TERM reaches the worker's warm
-shutdown instead of killing tasks mid-run. SIGUSR1 is the soft time limit: it raises
-SoftTimeLimitExceeded in the running task (and nothing between tasks).
+came from, which never holds the worker's threads or database connections), sends the
+`worker_process_init` signal (where users open connections), reports `ready`, then runs jobs
+one at a time until told to stop, and sends `worker_process_shutdown` as it leaves. It
+ignores SIGINT and SIGTERM: the parent decides when a child stops, so a terminal's Ctrl-C or a
+service manager's TERM reaches the worker's warm shutdown instead of killing tasks mid-run.
+SIGUSR1 is the soft time limit: it raises SoftTimeLimitExceeded in the running task (and
+nothing between tasks).
 
 After each job the child reports its peak resident memory (KiB), for
 `worker_max_memory_per_child`.
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from types import FrameType
 
+from .. import signals
 from ..app import Conveyor
 from ..errors import SoftTimeLimitExceeded
 from ..task import Task
@@ -52,10 +54,13 @@ def child_main(app_path: str, conn: Connection) -> None:
     except BaseException:
         conn.send(("error", traceback.format_exc()))
         return
+    signals.worker_process_init.send(sender=None)
     try:
         _serve(app, conn)
     except (EOFError, OSError):
         return  # the worker is gone (killed): its lease keeper is gone too, nothing to report
+    finally:
+        signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=0)
 
 
 def _serve(app: Conveyor, conn: Connection) -> None:

@@ -19,6 +19,7 @@ from ..message import Message, encode_value
 from ..request import Request, running
 from ..results.base import MAX_COUNT, ErrorInfo, storable_text
 from ..retry import backoff_delay, retries_exhausted
+from . import announce
 
 if TYPE_CHECKING:
     from ..task import Task
@@ -47,6 +48,25 @@ class RunResult:
     requeue: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Run:
+    """A run's RunResult and what the signals report of it: the value the task returned, or
+    the exception that ended it."""
+
+    result: RunResult
+    retval: Any
+
+
+# The state task_postrun reports for each outcome (Celery's names).
+POSTRUN_STATE = {
+    RunKind.SUCCESS: "SUCCESS",
+    RunKind.FAILURE: "FAILURE",
+    RunKind.RETRY: "RETRY",
+    RunKind.REJECT: "REJECTED",
+    RunKind.IGNORE: "IGNORED",
+}
+
+
 def error_info(exc: BaseException) -> ErrorInfo:
     """An exception as text (type name, module, message, traceback), storable whatever the
     exception holds (ErrorInfo escapes what a store cannot keep)."""
@@ -70,17 +90,41 @@ def _str(exc: BaseException) -> str:
 
 
 def execute(task: Task, message: Message, request: Request) -> RunResult:
-    """Run `task` for `message` with `request` as its context; never raises for task errors."""
+    """Run `task` for `message` with `request` as its context; never raises for task errors.
+    Sends the task signals (task_prerun, then task_success, task_failure or task_retry, then
+    task_postrun) around the run, in this process; a receiver that raises is logged and
+    changes nothing here."""
+    with running(request):
+        announce.prerun(task, message)
+        run = _run(task, message)
+        _finished(task, message, request, run)
+    return run.result
+
+
+def _finished(task: Task, message: Message, request: Request, run: Run) -> None:
+    kind = run.result.kind
+    if kind is RunKind.SUCCESS:
+        announce.succeeded(task, run.retval)
+    elif kind is RunKind.FAILURE:
+        announce.failed(task, message, run.retval)
+    elif kind is RunKind.RETRY:
+        announce.retrying(task, request, run.retval)
+    announce.postrun(task, message, run.retval, POSTRUN_STATE[kind])
+
+
+def _run(task: Task, message: Message) -> Run:
     started = time.time()
     try:
-        with running(request):
-            value = task(*message.args, **message.kwargs)
+        value = task(*message.args, **message.kwargs)
         encoded = _encoded(task, value)
     except Retry as retry:
         if retry.retries > MAX_COUNT:
-            return RunResult(RunKind.FAILURE, started, time.time(), error=_too_many(retry.retries))
+            over = _too_many(retry.retries)
+            return Run(
+                RunResult(RunKind.FAILURE, started, time.time(), error=error_info(over)), over
+            )
         error = error_info(retry.exc) if retry.exc is not None else None
-        return RunResult(
+        result = RunResult(
             RunKind.RETRY,
             started,
             time.time(),
@@ -88,17 +132,19 @@ def execute(task: Task, message: Message, request: Request) -> RunResult:
             countdown=retry.countdown,
             retries=retry.retries,
         )
+        return Run(result, retry)
     except Reject as reject:
-        return RunResult(
+        result = RunResult(
             RunKind.REJECT, started, time.time(), error=error_info(reject), requeue=reject.requeue
         )
-    except Ignore:
-        return RunResult(RunKind.IGNORE, started, time.time())
+        return Run(result, reject)
+    except Ignore as ignore:
+        return Run(RunResult(RunKind.IGNORE, started, time.time()), ignore)
     except (EncodeError, ResultTooLarge) as exc:
-        return RunResult(RunKind.FAILURE, started, time.time(), error=error_info(exc))
+        return Run(RunResult(RunKind.FAILURE, started, time.time(), error=error_info(exc)), exc)
     except Exception as exc:
-        return _failed(task, message, exc, started)
-    return RunResult(RunKind.SUCCESS, started, time.time(), value=encoded)
+        return Run(_failed(task, message, exc, started), exc)
+    return Run(RunResult(RunKind.SUCCESS, started, time.time(), value=encoded), value)
 
 
 def _encoded(task: Task, value: Any) -> bytes:
@@ -114,13 +160,11 @@ def _encoded(task: Task, value: Any) -> bytes:
     return compress(data, settings.result_compression, settings.result_compression_threshold)
 
 
-def _too_many(retries: int) -> ErrorInfo:
+def _too_many(retries: int) -> MaxRetriesExceededError:
     """The error of a retry whose count no store can hold: the call fails instead."""
-    return error_info(
-        MaxRetriesExceededError(
-            f"retry number {retries} is beyond the most conveyor counts ({MAX_COUNT}); the call "
-            "fails instead of retrying — set max_retries on the task to stop sooner"
-        )
+    return MaxRetriesExceededError(
+        f"retry number {retries} is beyond the most conveyor counts ({MAX_COUNT}); the call "
+        "fails instead of retrying — set max_retries on the task to stop sooner"
     )
 
 

@@ -1,0 +1,1 @@
+"""Celery's `celery.utils` spellings (`conveyor.utils.log.get_task_logger`)."""
