@@ -1,6 +1,10 @@
 """Building and sending calls for the app: the messages and envelopes of calls of one task
 (`Calls`), and `send_many`'s sender that stores one chunk while the next is built (`Sender`).
-Split from app.py, which uses both; nothing here holds state beyond one send."""
+Split from app.py, which uses both; nothing here holds state beyond one send.
+
+The publish signals are sent here: before_task_publish as each call's envelope is built (just
+before it is handed to the broker), after_task_publish for each call the broker stored. Whether
+anyone listens is asked once per `Calls`, so with no receiver `send_many` builds nothing more."""
 
 from __future__ import annotations
 
@@ -9,6 +13,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
+from . import signals
 from .brokers.base import Broker, Envelope
 from .events import EventType, TaskSent, producer_name
 from .message import NO_LINKS, Links, Message, encode_message, new_task_id
@@ -85,6 +92,8 @@ class Calls:
         self.max_deliveries = opts.max_deliveries or settings.task_max_deliveries
         self._same_route = not app.route_table.depends_on_args
         self._decision: Decision | None = None
+        self._before = bool(signals.before_task_publish.receivers)
+        self._after = bool(signals.after_task_publish.receivers)
 
     def message(
         self,
@@ -111,7 +120,18 @@ class Calls:
         )
 
     def announce(self, envelopes: Sequence[Envelope]) -> None:
-        """Emit task-sent for calls the broker stored (nothing is built when nobody listens)."""
+        """Send after_task_publish and emit task-sent for calls the broker stored (nothing is
+        built when nobody listens)."""
+        if self._after:
+            for envelope in envelopes:
+                body = msgspec.json.decode(envelope.body)
+                signals.after_task_publish.send(
+                    sender=self.name,
+                    body=body,
+                    exchange="",
+                    routing_key=envelope.queue,
+                    headers=self.headers(body),
+                )
         bus = self.app.events
         if not bus.wanted(EventType.TASK_SENT):
             return
@@ -138,7 +158,7 @@ class Calls:
             decision = self.app.route(self.name, self.task, self.call, message.args, message.kwargs)
             if self._same_route:
                 self._decision = decision
-        return Envelope(
+        envelope = Envelope(
             id=message.id,
             queue=decision.queue,
             body=encode_message(message, self.max_size),
@@ -146,3 +166,37 @@ class Calls:
             delay=self.delay,
             max_deliveries=self.max_deliveries,
         )
+        if self._before:
+            self._before_publish(envelope)
+        return envelope
+
+    def _before_publish(self, envelope: Envelope) -> None:
+        body = msgspec.json.decode(envelope.body)
+        signals.before_task_publish.send(
+            sender=self.name,
+            body=body,
+            exchange="",
+            routing_key=envelope.queue,
+            headers=self.headers(body),
+            properties={"correlation_id": envelope.id, "priority": envelope.priority},
+            declare=[],
+            retry_policy=None,
+        )
+
+    def headers(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Celery-style (protocol 2) headers of a call, from its message `body`: the call's own
+        `headers=` first, then `id`, `task`, `lang`, `root_id`, `parent_id`, `eta`, `expires`
+        (epoch seconds), `retries`, `timelimit` ([hard, soft]) and `origin`."""
+        return {
+            **self.call.headers,
+            "lang": "py",
+            "task": self.name,
+            "id": body["id"],
+            "root_id": body.get("root_id"),
+            "parent_id": body.get("parent_id"),
+            "eta": body.get("eta"),
+            "expires": body.get("expires"),
+            "retries": body.get("retries", 0),
+            "timelimit": [body.get("time_limit"), body.get("soft_time_limit")],
+            "origin": producer_name(),
+        }

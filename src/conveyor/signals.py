@@ -8,8 +8,9 @@ result. Receivers must accept `**kwargs` (later versions may send more arguments
 Where each signal fires: the task signals (`task_prerun`, `task_postrun`, `task_success`,
 `task_failure`, `task_retry`) in the process that runs the task — a pool child for
 `-P process`, the worker for `threads` and `solo`, the caller for eager calls — and
-`worker_process_init` / `worker_process_shutdown` in each pool child. The other signals are
-declared with their documented arguments; docs/observability.md (Signals) says which are sent.
+`worker_process_init` / `worker_process_shutdown` in each pool child; the publish signals in
+the producer (sending.py); the other worker signals in the worker's main process (worker/).
+docs/observability.md (Signals) says where and when each is sent.
 """
 
 from __future__ import annotations
@@ -264,7 +265,7 @@ before_task_publish = _signal(
 after_task_publish = _signal("after_task_publish", "headers", "body", "exchange", "routing_key")
 """After a call is published. Sender: the task name."""
 task_received = _signal("task_received", "request")
-"""A worker reserved a call. Sender: the worker's consumer."""
+"""A worker reserved and admitted a call. Sender: the worker."""
 task_prerun = _signal("task_prerun", "task_id", "task", "args", "kwargs")
 """Before a task runs, in the process that runs it. Sender: the task object."""
 task_postrun = _signal("task_postrun", "task_id", "task", "args", "kwargs", "retval", "state")
@@ -283,9 +284,9 @@ caught); `request` the running call's Request. Sender: the task object."""
 task_revoked = _signal("task_revoked", "request", "terminated", "signum", "expired")
 """A call was revoked or expired. Sender: the task object."""
 task_rejected = _signal("task_rejected", "message", "exc")
-"""A worker received a message it cannot handle. Sender: the worker's consumer."""
+"""A worker dead-letters a message it cannot run. Sender: the worker."""
 task_unknown = _signal("task_unknown", "name", "id", "message", "exc")
-"""A worker received a call of a task it does not know. Sender: the worker's consumer."""
+"""A worker received a call of a task it does not know. Sender: the worker."""
 
 # -- worker signals -----------------------------------------------------------------------
 worker_init = _signal("worker_init")

@@ -5,13 +5,17 @@ Contract: every method returns at once and never raises for an observer (`EventB
 appends to bounded buffers). Each checks `bus.wanted(type)` first, so a worker nobody listens to
 builds no event: the reserve → run → settle path pays one set lookup per change. Events of a
 process-pool child's call are emitted here, in the parent, which sees every outcome.
+
+The worker-side task signals (task_received, task_revoked, task_rejected, task_unknown) are sent
+beside their events (heralds.py): each skips all work when nothing is connected to it.
 """
 
 from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..brokers.base import Delivery
 from ..clock import Clock
@@ -32,6 +36,7 @@ from ..events import (
 )
 from ..results.base import ErrorInfo, Outcome
 from ..states import TaskState
+from . import heralds
 from .executor import RunKind, RunResult
 from .settle import Inflight
 
@@ -47,14 +52,26 @@ def exception_text(error: ErrorInfo | None) -> str:
 
 
 class WorkerEvents:
-    """Emits the `task-*` events of one worker named `hostname` (timestamps on `clock`)."""
+    """Emits the `task-*` events of one worker named `hostname` (timestamps on `clock`), and
+    sends the matching signals: `sender` is their sender (the worker), `tasks` the registry that
+    tells an unknown task's name from a known one and gives task_revoked its task object."""
 
-    def __init__(self, bus: EventBus, hostname: str, clock: Clock) -> None:
+    def __init__(
+        self,
+        bus: EventBus,
+        hostname: str,
+        clock: Clock,
+        tasks: Mapping[str, Any] | None = None,
+        sender: object = None,
+    ) -> None:
         self.bus = bus
         self.hostname = hostname
         self._clock = clock
+        self.tasks: Mapping[str, Any] = tasks if tasks is not None else {}
+        self.sender = sender
 
     def received(self, item: Inflight) -> None:
+        heralds.received(self.sender, item, self.hostname)
         if self.bus.wanted(EventType.TASK_RECEIVED):
             m, d = item.message, item.delivery
             self.bus.emit(
@@ -124,7 +141,8 @@ class WorkerEvents:
         elif kind is RunKind.REJECT:
             why = exception_text(result.error)
             reason = f"{'requeued' if result.requeue else 'rejected'} by the task: {why}"
-            self.rejected(item.delivery, item.message.task, reason, result.requeue)
+            # No task_rejected: a task's own Reject is told by task_postrun (state REJECTED).
+            self._rejected(item.delivery, item.message.task, reason, result.requeue)
 
     def failed(self, item: Inflight, error: ErrorInfo | None, runtime: float = 0.0) -> None:
         if self.bus.wanted(EventType.TASK_FAILED):
@@ -145,6 +163,15 @@ class WorkerEvents:
     def ended(self, item: Inflight, outcome: Outcome, signum: int | None = None) -> None:
         """A call the worker ended itself: revoked (expired, terminated) or failed."""
         if outcome.state is TaskState.REVOKED:
+            terminated, expired = outcome.reason == _TERMINATED, outcome.reason == _EXPIRED
+            heralds.revoked(
+                self.tasks,
+                item,
+                self.hostname,
+                terminated=terminated,
+                expired=expired,
+                signum=signum,
+            )
             if self.bus.wanted(EventType.TASK_REVOKED):
                 self.bus.emit(
                     TaskRevoked(
@@ -152,15 +179,22 @@ class WorkerEvents:
                         timestamp=self._clock.now(),
                         uuid=item.message.id,
                         name=item.message.task,
-                        terminated=outcome.reason == _TERMINATED,
-                        expired=outcome.reason == _EXPIRED,
+                        terminated=terminated,
+                        expired=expired,
                         signum=signum,
                     )
                 )
         elif outcome.state is TaskState.FAILURE:
             self.failed(item, outcome.error)
 
-    def rejected(self, delivery: Delivery, name: str, reason: str, requeue: bool = False) -> None:
+    def rejected(self, delivery: Delivery, name: str, reason: str) -> None:
+        """A delivery the worker dead-letters instead of running (`name`: the task its body
+        names, "" when unknown or untrusted): task-rejected, and task_unknown for a task this
+        worker does not have, else task_rejected."""
+        heralds.refused(self.sender, delivery, name, reason, name in self.tasks)
+        self._rejected(delivery, name, reason)
+
+    def _rejected(self, delivery: Delivery, name: str, reason: str, requeue: bool = False) -> None:
         if self.bus.wanted(EventType.TASK_REJECTED):
             self.bus.emit(
                 TaskRejected(

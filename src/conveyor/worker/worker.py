@@ -26,6 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .. import signals
 from ..app import Conveyor
 from ..brokers.base import Lease, WorkerInfo
 from ..errors import BackendUnavailable, ConfigurationError
@@ -100,7 +101,7 @@ class Worker:
         self.options = options
         self.settings = app.conf.settings
         self.broker = app.broker
-        self.events = WorkerEvents(app.events, options.name, app.clock)
+        self.events = WorkerEvents(app.events, options.name, app.clock, app.tasks, sender=self)
         self.keeper = LeaseKeeper(self.broker, options.lease_for, on_lost=self._lease_lost)
         # Heartbeats as often as renewals, as a worker's record has always been refreshed.
         self.heartbeat = Heartbeat(self.broker, self.info, self.keeper.interval, on_beat=self._beat)
@@ -143,6 +144,7 @@ class Worker:
             self.events.lease_lost(item)
 
     def _beat(self) -> None:
+        signals.heartbeat_sent.send(sender=self)  # a receiver's error is logged, never raised
         if not self.events.bus.wanted(EventType.WORKER_HEARTBEAT):
             return
         counts: Counter[RunKind] = Counter()
@@ -239,6 +241,7 @@ class Worker:
         ]
         for thread in threads:
             thread.start()
+        signals.worker_ready.send(sender=self)  # consuming: every group's loop has started
         for thread in threads:
             thread.join()  # interruptible: signal handlers still run on this thread
         self.settler.writer.stop()  # everything settled is written before we say stopped
