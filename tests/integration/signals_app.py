@@ -13,6 +13,10 @@ from conveyor import signals as sig
 from conveyor.utils.log import get_task_logger
 
 app = Conveyor("signals")
+if "SIGNALS_LEASE" in os.environ:  # a short lease: heartbeats every lease/3 seconds
+    app.conf.update(
+        broker_transport_options={"visibility_timeout": float(os.environ["SIGNALS_LEASE"])}
+    )
 logger = get_task_logger("signals_app.tasks")
 
 
@@ -28,12 +32,28 @@ def _write(entry: dict[str, Any]) -> None:
 def _receiver(name: str) -> Any:
     def receive(signal: sig.Signal, sender: Any, **kwargs: Any) -> None:
         entry: dict[str, Any] = {"signal": name, "args": sorted(kwargs)}
-        entry["sender"] = sender.name if isinstance(sender, Task) else type(sender).__name__
+        entry["sender"] = (
+            sender.name
+            if isinstance(sender, Task)
+            else sender
+            if isinstance(sender, str)
+            else type(sender).__name__
+        )
         task = kwargs.get("task")
         entry["task_is_sender"] = task is sender if task is not None else None
         request = kwargs.get("request")
-        entry["task_id"] = kwargs.get("task_id") or (request.id if request is not None else None)
-        for key in ("state", "result", "retval", "exitcode", "args", "kwargs"):
+        headers = kwargs.get("headers") or {}
+        entry["task_id"] = (
+            kwargs.get("task_id")
+            or (request.id if request is not None else None)
+            or kwargs.get("id")
+            or headers.get("id")
+        )
+        if request is not None:
+            entry["request"] = [request.task, request.args, request.kwargs, request.hostname]
+        values = ("state", "result", "retval", "exitcode", "args", "kwargs", "expired")
+        values += ("terminated", "signum", "sig", "how", "routing_key", "exchange")
+        for key in values:
             if key in kwargs:
                 entry[f"value_{key}"] = kwargs[key]
         for key in ("exception", "reason"):
@@ -59,6 +79,13 @@ NAMES = [
     "worker_init",
     "worker_shutdown",
     "beat_init",
+    "before_task_publish",
+    "after_task_publish",
+    "task_received",
+    "task_revoked",
+    "worker_ready",
+    "heartbeat_sent",
+    "worker_shutting_down",
 ]
 for _name in NAMES:
     getattr(sig, _name).connect(_receiver(_name), weak=False)
@@ -68,6 +95,12 @@ for _name in NAMES:
 def broken(**kwargs: Any) -> None:
     """A receiver that always raises: the tasks' outcomes must not change."""
     raise RuntimeError("broken receiver")
+
+
+@sig.task_revoked.connect
+def seed(request: Any, **kwargs: Any) -> None:
+    """The handler issue 15 quotes: it must work unchanged."""
+    logger.warning(f"Task revoked: {request.id}")
 
 
 class _ToFile(logging.Handler):

@@ -168,3 +168,74 @@ def test_every_recycled_child_sends_its_own_process_signals(db: Where, reader: C
             "task_postrun",
             "worker_process_shutdown",
         ]
+
+
+EXPIRING = (
+    "import time\n"
+    "from signals_app import add\n"
+    "ok, late = add.delay(2, 3), add.apply_async((4, 4), expires=0.5)\n"
+    "time.sleep(1.0)  # past its expiry before any worker takes it\n"
+    "print(ok.id, late.id)"
+)
+
+
+def test_worker_side_signals_fire_once_each_in_the_worker(db: Where, reader: Conveyor) -> None:
+    """The publish signals in the producer; task_received, task_revoked (an expired call, also
+    heard by the issue's `logger.warning(f"Task revoked: {request.id}")` handler),
+    worker_ready, heartbeat_sent and worker_shutting_down in the worker's main process."""
+    log = dir_of(db) / "signals-worker.jsonl"
+    env = {"SIGNALS_LOG": str(log), "SIGNALS_LEASE": "3"}
+    producer = python(db, EXPIRING, **env)
+    ok_id, late_id = producer.stdout.split()
+    with worker(db, "-P", "threads", "-c", "1", app="signals_app", **env) as proc:
+        found = reader.results.wait([ok_id, late_id], timeout=90)
+        wait_until(lambda: "heartbeat_sent" in log.read_text(), 60, "a heartbeat")
+        worker_pid = proc.pid
+    assert (found[ok_id].state, found[late_id].state) == (TaskState.SUCCESS, TaskState.REVOKED)
+    entries = [e for e in _entries(log) if "signal" in e]
+    _publish_signals(entries, [ok_id, late_id], worker_pid)
+    for task_id, args in ((ok_id, [2, 3]), (late_id, [4, 4])):
+        (received,) = _of(entries, "task_received", task_id)
+        assert received["pid"] == worker_pid and received["sender"] == "Worker"
+        assert received["args"] == ["request"]
+        assert received["request"][:3] == ["signals.add", args, {}]
+    (revoked,) = [e for e in entries if e["signal"] == "task_revoked"]
+    assert revoked["pid"] == worker_pid and revoked["task_id"] == late_id
+    assert revoked["args"] == ["expired", "request", "signum", "terminated"]
+    assert (revoked["sender"], revoked["value_expired"], revoked["value_terminated"]) == (
+        "signals.add",
+        True,
+        False,
+    )
+    assert revoked["value_signum"] is None
+    (seeded,) = [e for e in _entries(log) if e.get("log", "").startswith("Task revoked")]
+    assert seeded["log"] == f"Task revoked: {late_id}" and seeded["pid"] == worker_pid
+    in_worker = [e for e in entries if e["pid"] == worker_pid]
+    names = [e["signal"] for e in in_worker]
+    assert names.count("worker_ready") == 1 and names.count("worker_shutting_down") == 1
+    assert names.index("worker_init") < names.index("worker_ready")
+    assert names.index("worker_shutting_down") < names.index("worker_shutdown")
+    beats = [e for e in in_worker if e["signal"] == "heartbeat_sent"]
+    assert beats and all(e["sender"] == "Worker" and e["args"] == [] for e in beats)
+    (ready,) = [e for e in in_worker if e["signal"] == "worker_ready"]
+    assert ready["sender"] == "Worker" and ready["args"] == []
+    (down,) = [e for e in in_worker if e["signal"] == "worker_shutting_down"]
+    assert down["args"] == ["exitcode", "how", "sig"] and "@" in down["sender"]
+    assert (down["value_sig"], down["value_how"], down["value_exitcode"]) == ("SIGTERM", "Warm", 0)
+
+
+def _publish_signals(entries: list[dict[str, Any]], ids: list[str], worker_pid: int) -> None:
+    """One before_task_publish and one after_task_publish per call, in the producer."""
+    for name, args in (
+        ("before_task_publish", DOCUMENTED_PUBLISH),
+        ("after_task_publish", ["body", "exchange", "headers", "routing_key"]),
+    ):
+        sent = [e for e in entries if e["signal"] == name]
+        assert sorted(e["task_id"] for e in sent) == sorted(ids)
+        assert all(e["pid"] != worker_pid and e["sender"] == "signals.add" for e in sent)
+        assert all(e["args"] == args and e["value_routing_key"] == "default" for e in sent)
+
+
+DOCUMENTED_PUBLISH = sorted(
+    ["body", "exchange", "routing_key", "headers", "properties", "declare", "retry_policy"]
+)
