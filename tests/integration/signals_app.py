@@ -51,8 +51,8 @@ def _receiver(name: str) -> Any:
         )
         if request is not None:
             entry["request"] = [request.task, request.args, request.kwargs, request.hostname]
-        values = ("state", "result", "retval", "exitcode", "args", "kwargs", "expired")
-        values += ("terminated", "signum", "sig", "how", "routing_key", "exchange")
+        values = ["state", "result", "retval", "exitcode", "args", "kwargs", "expired"]
+        values += ["terminated", "signum", "sig", "how", "routing_key", "exchange"]
         for key in values:
             if key in kwargs:
                 entry[f"value_{key}"] = kwargs[key]
