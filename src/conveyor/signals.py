@@ -82,7 +82,10 @@ class Signal:
     def __init__(self, name: str, providing_args: tuple[str, ...] = ()) -> None:
         self.name = name
         self.providing_args = providing_args
-        self._lock = threading.Lock()
+        # Reentrant: worker_shutting_down is sent from a Unix signal handler, which may run in
+        # the main thread while that thread holds this lock (a second SIGTERM arriving during
+        # the first one's send); a plain Lock would deadlock the worker there.
+        self._lock = threading.RLock()
         self._receivers: list[_Entry] = []
         self._dead = False  # a weakly held receiver was collected: prune on next use
 

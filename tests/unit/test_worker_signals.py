@@ -276,3 +276,18 @@ def test_shutdown_signals_send_worker_shutting_down_warm_then_cold(
         ("w@sig", "SIGTERM", "Warm", 0),
         ("w@sig", "SIGINT", "Cold", 1),
     ]
+
+
+def test_a_send_from_a_handler_that_interrupted_this_thread_mid_send_does_not_deadlock() -> None:
+    """A second SIGTERM may run its handler (worker_shutting_down.send) while the main thread
+    is inside the first one's send, holding the signal's lock: the lock must be reentrant."""
+    s = sig.Signal("reentrant")
+    heard: list[int] = []
+
+    def receiver(**kwargs: Any) -> None:
+        heard.append(1)
+
+    s.connect(receiver)
+    with s._lock:  # where an interrupted send holds it
+        assert len(s.send(sender=None)) == 1
+    assert heard == [1]

@@ -24,12 +24,13 @@ from ..brokers.base import Delivery, Lease, Requeue
 from ..errors import ConfigurationError, DecodeError, MessageRejected, WorkerLostError
 from ..message import NO_LINKS, Links, admit_message, identify
 from ..ratelimit import LocalThrottle
-from ..request import Request, request_for
+from ..request import Request
 from ..results.base import ErrorInfo, Outcome, storable_text, storable_traceback
 from ..states import TaskState
 from ..task import Task
 from .emitter import WorkerEvents
 from .executor import RunKind, error_info
+from .heralds import request_of
 from .jobs import Completion, Job
 from .leases import LeaseKeeper
 from .policy import TaskPolicy, policy_for
@@ -352,13 +353,7 @@ class SlotGroup:
         return [item for item in batch if item not in refused]
 
     def _request(self, item: Inflight) -> Request:
-        d = item.delivery
-        info = {
-            "queue": d.envelope.queue,
-            "priority": d.envelope.priority,
-            "redelivered": d.attempt > 1,
-        }
-        return request_for(item.message, self.parts.name, d.attempt, info)
+        return request_of(item, self.parts.name)
 
     # -- settling ---------------------------------------------------------------------------
     def settle(self, completions: Sequence[Completion]) -> int:
