@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conveyor import Conveyor
+from conveyor import Conveyor, Reject
 from conveyor import signals as sig
 from conveyor.brokers.base import Delivery, Envelope
 from conveyor.clock import FakeClock
@@ -291,3 +291,41 @@ def test_a_send_from_a_handler_that_interrupted_this_thread_mid_send_does_not_de
     with s._lock:  # where an interrupted send holds it
         assert len(s.send(sender=None)) == 1
     assert heard == [1]
+
+
+def test_a_terminated_run_sends_task_revoked_with_terminated_and_the_signal_number(
+    mem_app: Conveyor, heard: Heard
+) -> None:
+    """The slot group hands a killed run's outcome (reason "terminated") and the pool's signal
+    to WorkerEvents.ended; task_revoked carries both."""
+
+    @mem_app.task(name="w.long")
+    def long() -> None:
+        return None
+
+    res = long.delay()
+    worker = _worker(mem_app)
+    worker.groups[0].reserve(0.0)
+    (item,) = worker.groups[0].backlog
+    outcome = item.outcome(TaskState.REVOKED, "w@sig", reason="terminated")
+    worker.events.ended(item, outcome, signal.SIGKILL)
+    (revoked,) = of(heard, "task_revoked")
+    assert (revoked["request"].id, revoked["sender"]) == (res.id, long)
+    assert (revoked["terminated"], revoked["expired"], revoked["signum"]) == (
+        True,
+        False,
+        signal.SIGKILL,
+    )
+
+
+def test_reject_raised_by_the_task_sends_no_task_rejected(mem_app: Conveyor, heard: Heard) -> None:
+    """As in Celery: task_postrun (state REJECTED) tells a task's own Reject."""
+
+    @mem_app.task(name="w.refuse")
+    def refuse() -> None:
+        raise Reject("no", requeue=False)
+
+    res = refuse.delay()
+    _worker(mem_app).run_until_idle()
+    assert [kw["request"].id for kw in of(heard, "task_received")] == [res.id]
+    assert of(heard, "task_rejected") == [] and of(heard, "task_unknown") == []
