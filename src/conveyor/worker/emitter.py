@@ -7,7 +7,9 @@ builds no event: the reserve → run → settle path pays one set lookup per cha
 process-pool child's call are emitted here, in the parent, which sees every outcome.
 
 The worker-side task signals (task_received, task_revoked, task_rejected, task_unknown) are sent
-beside their events (heralds.py): each skips all work when nothing is connected to it.
+beside their events (heralds.py): each skips all work when nothing is connected to it; a
+connected receiver runs on the caller's thread, as in Celery (its exceptions are logged, never
+raised), so the "returns at once" above holds only for receivers that do.
 """
 
 from __future__ import annotations
