@@ -147,3 +147,31 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> No
 
 def read_logs(db: Where) -> str:
     return "\n".join(p.read_text() for p in sorted(dir_of(db).glob("worker-*.log")))
+
+
+def pause(proc: subprocess.Popen[str], db: Where) -> None:
+    """SIGSTOP `proc` at a moment it holds no SQLite write lock. A process stopped inside a
+    write transaction (a lease renewal, say) holds the file's lock until it is continued, which
+    stops every other writer: SQLite's nature, not what a pause test means to show. With a
+    server, any moment will do."""
+    for _ in range(100):
+        proc.send_signal(signal.SIGSTOP)
+        if isinstance(db, Remote) or not _write_locked(db):
+            return
+        proc.send_signal(signal.SIGCONT)
+        time.sleep(0.01)
+    raise AssertionError(f"could not stop pid {proc.pid} outside a write to {db}")
+
+
+def _write_locked(path: Path) -> bool:
+    import sqlite3
+
+    conn = sqlite3.connect(path, timeout=0.2, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        conn.close()

@@ -25,6 +25,7 @@ from .helpers import (
     _cmdline,
     conveyor,
     log_of,
+    pause,
     pool_children,
     python,
     start_worker,
@@ -119,7 +120,7 @@ def test_a_stopped_worker_cannot_ack_or_overwrite_the_new_owner(
     stale = start_worker(db, "-P", "threads", "-c", "1", "-n", "stale@%h", **env)
     try:
         wait_until(lambda: count(ledger, "START") == 1, 60, "the first run to start")
-        stale.send_signal(signal.SIGSTOP)  # past its lease: it cannot renew
+        pause(stale, db)  # past its lease: it cannot renew
         with worker(db, "-P", "threads", "-c", "1", "-n", "owner@%h", **env):
             wait_until(
                 lambda: (o := reader.results.get(task_id)) is not None and o.state.ready,
@@ -166,7 +167,7 @@ def test_a_worker_paused_past_its_lease_writes_one_outcome_when_its_message_come
         wait_until(lambda: count(ledger, "START") == 1, 60, "the first run to start")
         wait_until(lambda: read_puts(puts, task_id), 30, "the first run's STARTED")
         ((_, first_token),) = read_puts(puts, task_id)
-        only.send_signal(signal.SIGSTOP)  # it can renew nothing now
+        pause(only, db)  # it can renew nothing now
         first = Lease(task_id, first_token, 0.0)
         wait_until(
             lambda: reader.broker.confirm([first]) == [False],
