@@ -76,6 +76,7 @@ class Settings:
     enable_utc: bool = True
     worker_concurrency: int | None = None
     worker_pool: str = "process"
+    worker_log_format: str = "text"  # or "json": one JSON object per log line
     worker_prefetch_multiplier: int = 1
     worker_max_tasks_per_child: int | None = None
     worker_shutdown_timeout: float = 30.0
@@ -264,6 +265,7 @@ _CHECKS: Mapping[str, Any] = {
     "task_queues": lambda n, v: parse_queues(v),
     "worker_pool": _check_pool,
     "worker_queue_order": lambda n, v: _one_of(n, v, ("strict", "weighted")),
+    "worker_log_format": lambda n, v: _one_of(n, v, ("text", "json")),
     "timezone": _check_timezone,
     "broker_transport_options": _check_transport,
     "result_compression": check_method,

@@ -15,8 +15,9 @@ from .. import signals
 from .._urls import safe_url
 from ..app import Conveyor
 from ..config import Settings
+from ..logformat import banner
 from ..scheduler.beat import Beat, BeatOptions
-from .context import CliContext, setup_logging
+from .context import CliContext, log_format_option, setup_logging
 from .files import Pidfile, exit_on_sigterm, logfile_option, pidfile_option
 
 log = logging.getLogger("conveyor.beat")
@@ -24,6 +25,7 @@ log = logging.getLogger("conveyor.beat")
 
 @click.command()
 @click.option("-l", "--loglevel", default="warning", show_default=True)
+@log_format_option()
 @logfile_option()
 @pidfile_option("scheduler")
 @click.option(
@@ -58,6 +60,7 @@ log = logging.getLogger("conveyor.beat")
 def beat(
     ctx: CliContext,
     loglevel: str,
+    log_format: str | None,
     logfile: str | None,
     pidfile: Path | None,
     lease: float | None,
@@ -67,29 +70,30 @@ def beat(
 ) -> None:
     """Run the scheduler: send the periodic tasks of beat_schedule and `conveyor schedule`."""
     app = ctx.app(required=True)  # first: its module may connect the setup_logging signal
-    setup_logging(loglevel, logfile)
+    fmt = log_format or app.conf.settings.worker_log_format
+    setup_logging(loglevel, logfile, fmt)
     exit_on_sigterm()
     pidlock = Pidfile.acquire(pidfile) if pidfile else None
     try:
-        _run(app, lease, max_interval, schedule_file or scheduler_class)
+        _run(app, lease, max_interval, schedule_file or scheduler_class, fmt)
     finally:
         if pidlock is not None:
             pidlock.release()
 
 
 def _run(
-    app: Conveyor, lease: float | None, max_interval: float | None, ignored: str | None
+    app: Conveyor, lease: float | None, max_interval: float | None, ignored: str | None, fmt: str
 ) -> None:
     """Start the scheduler and run it until a signal stops it."""
     scheduler = Beat(app, beat_options(app.conf.settings, lease, max_interval))
     entries = scheduler.start()
     if ignored:
         log.info("-s/-S ignored: the schedule is kept in %s", safe_url(app.urls[1]))
-    click.echo(
+    line = (
         f"conveyor beat {scheduler.options.holder}: {len(entries)} entries from beat_schedule, "
-        f"{len(scheduler.store.entries())} stored, schedule in {safe_url(app.urls[1])}",
-        err=True,
+        f"{len(scheduler.store.entries())} stored, schedule in {safe_url(app.urls[1])}"
     )
+    click.echo(banner(line, log.name, fmt), err=True)
     stop = threading.Event()
     _stop_on_signals(stop)
     signals.beat_init.send(sender=scheduler)

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import click
 
@@ -14,6 +16,9 @@ from .. import signals
 from .._urls import mask_urls_in
 from ..app import Conveyor
 from ..errors import ConveyorError
+from ..logformat import FORMATS, TEXT_FORMAT, MaskingFormatter, configure
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass
@@ -56,13 +61,14 @@ def run_cli(group: click.Group) -> int:
     return code if isinstance(code, int) else 0
 
 
-LOG_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] %(name)s: %(message)s"
+LOG_FORMAT = TEXT_FORMAT
 
 
-def setup_logging(level: str, logfile: str | None = None) -> None:
-    """Configure the root logger, unless a `setup_logging` signal receiver is connected: then,
-    as in Celery, the receiver configures logging and conveyor leaves it alone. After
-    configuring, sends `after_setup_logger` with the root logger."""
+def setup_logging(level: str, logfile: str | None = None, fmt: str = "text") -> None:
+    """Configure the root logger in format `fmt` ("text" or "json", see logformat.py), unless a
+    `setup_logging` signal receiver is connected: then, as in Celery, the receiver configures
+    logging and conveyor leaves it alone. After configuring, sends `after_setup_logger` with
+    the root logger."""
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         raise click.BadParameter(f"unknown log level {level!r}", param_hint="--loglevel")
@@ -78,16 +84,24 @@ def setup_logging(level: str, logfile: str | None = None) -> None:
             f"cannot write the log file {logfile}: {exc.strerror or exc}",
             param_hint="'-f' / '--logfile'",
         ) from None
-    handler.setFormatter(MaskingFormatter(LOG_FORMAT))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(numeric)
-    signals.after_setup_logger.send(sender=None, logger=root, **options)
+    configure(fmt, numeric, handler)
+    signals.after_setup_logger.send(sender=None, logger=logging.getLogger(), **options)
 
 
-class MaskingFormatter(logging.Formatter):
-    """Formats as usual, then shows every URL in the line (tracebacks included) without its
-    secrets: a last line of defence for log lines built from texts conveyor did not write."""
+def log_format_option() -> Callable[[F], F]:
+    """`--log-format text|json` (default: the app's worker_log_format)."""
+    return click.option(
+        "--log-format",
+        type=click.Choice(FORMATS),
+        help="text (default: worker_log_format) or json: one JSON object per line.",
+    )
 
-    def format(self, record: logging.LogRecord) -> str:
-        return mask_urls_in(super().format(record))
+
+__all__ = [
+    "LOG_FORMAT",
+    "CliContext",
+    "MaskingFormatter",
+    "log_format_option",
+    "run_cli",
+    "setup_logging",
+]

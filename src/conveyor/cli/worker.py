@@ -16,6 +16,7 @@ from .._sqlite import sqlite_locations
 from .._urls import safe_url
 from ..app import Conveyor
 from ..config import POOL_NAMES, Settings, lease_seconds
+from ..logformat import banner
 from ..routing import PatternRoute
 from ..scheduler.beat import Beat, run_in_thread
 from ..scheduler.schedule import parse_beat_schedule
@@ -23,7 +24,7 @@ from ..worker.naming import expand_node_name
 from ..worker.slotspec import QueueOrder, SlotSpec, parse_slot_spec
 from ..worker.worker import Worker, WorkerOptions
 from .beat import beat_options
-from .context import CliContext, setup_logging
+from .context import CliContext, log_format_option, setup_logging
 from .files import Pidfile, exit_on_sigterm, logfile_option, pidfile_option, writable_directory
 
 log = logging.getLogger("conveyor.worker")
@@ -78,6 +79,7 @@ def _not_built(flag: str, feature: str) -> click.UsageError:
     help="Reserve up to free slots × N messages (default 1: one per free slot).",
 )
 @click.option("-l", "--loglevel", default="warning", show_default=True)
+@log_format_option()
 @logfile_option()
 @pidfile_option("worker")
 @click.option(
@@ -118,6 +120,7 @@ def worker(
     max_memory_per_child: int | None,
     prefetch_multiplier: int | None,
     loglevel: str,
+    log_format: str | None,
     logfile: str | None,
     pidfile: Path | None,
     without_gossip: bool,
@@ -133,7 +136,8 @@ def worker(
     if task_events:
         raise _not_built("-E/--task-events", "task events")
     app = ctx.app(required=True)  # first: its module may connect the setup_logging signal
-    setup_logging(loglevel, logfile)
+    fmt = log_format or app.conf.settings.worker_log_format
+    setup_logging(loglevel, logfile, fmt)
     warn_if_root()
     s = app.conf.settings
     chosen_pool = POOL_NAMES[pool] if pool else s.worker_pool
@@ -153,13 +157,12 @@ def worker(
         shutdown_timeout=s.worker_shutdown_timeout,
         health_file=health_file,
     )
-    click.echo(
+    first = (
         f"conveyor worker {options.name}: slot groups "
-        f"{' '.join(g.describe() for g in groups)}, broker {safe_url(app.urls[0])}",
-        err=True,
+        f"{' '.join(g.describe() for g in groups)}, broker {safe_url(app.urls[0])}"
     )
-    for line in sqlite_locations(*app.urls):  # where ./conveyor.db really is
-        click.echo(line, err=True)
+    for line in (first, *sqlite_locations(*app.urls)):  # where ./conveyor.db really is
+        click.echo(banner(line, log.name, fmt), err=True)
     exit_on_sigterm()
     pidlock = Pidfile.acquire(pidfile) if pidfile else None  # before anything is opened
     try:

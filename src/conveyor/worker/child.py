@@ -26,6 +26,7 @@ from types import FrameType
 from .. import signals
 from ..app import Conveyor
 from ..errors import SoftTimeLimitExceeded
+from ..logformat import configure_child
 from ..task import Task
 from .jobs import Completion, Job
 from .limits import LimitSignal
@@ -47,6 +48,7 @@ def child_main(app_path: str, conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGUSR1, _soft_limit)
+    configure_child()  # the fork server started without the worker's logging: same format here
     try:
         from ..loader import load_app
 

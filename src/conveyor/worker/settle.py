@@ -35,6 +35,14 @@ if TYPE_CHECKING:
     from ..app import Conveyor
 
 log = logging.getLogger("conveyor.worker")
+#: The `state` field of a settled call's log line, by how its run ended.
+_STATE_NAMES = {
+    RunKind.SUCCESS: "SUCCESS",
+    RunKind.FAILURE: "FAILURE",
+    RunKind.RETRY: "RETRY",
+    RunKind.REJECT: "REJECTED",
+    RunKind.IGNORE: "IGNORED",
+}
 
 _STATES = {
     RunKind.SUCCESS: TaskState.SUCCESS,
@@ -282,6 +290,16 @@ class Settler:
         level = logging.INFO if result.kind is not RunKind.FAILURE else logging.ERROR
         if log.isEnabledFor(level):  # checked first: no per-task work when logging is off
             info = describe(result)
+            fields = {  # for structured formats (logformat.py); the text line is unchanged
+                "task_id": item.message.id,
+                "task_name": item.message.task,
+                "queue": item.delivery.envelope.queue,
+                "attempt": item.delivery.attempt,
+                "retries": item.message.retries,
+                "state": _STATE_NAMES[result.kind],
+                "runtime": info["runtime"],
+                "worker": self._worker,
+            }
             log.log(
                 level,
                 "task %s[%s] %s attempt=%d %s",
@@ -290,6 +308,7 @@ class Settler:
                 info.pop("outcome"),
                 item.delivery.attempt,
                 " ".join(f"{k}={v}" for k, v in info.items()),
+                extra=fields,
             )
 
 

@@ -1,0 +1,116 @@
+"""Log line formats: `text` (the classic one-line format) and `json` (one JSON object per line,
+for log collectors). Both show every URL without its secrets.
+
+A JSON line has `timestamp` (ISO 8601, UTC), `level`, `logger`, `message`, `exc_info` (the
+traceback text) when the record has one, and the call fields a record carries: `task_id`,
+`task_name`, `queue`, `attempt`, `retries`, `state`, `runtime` (seconds) and `worker`. The worker
+passes them as `extra=` on the line it logs for each settled call; task loggers
+(`conveyor.log.get_task_logger`) add `task_id` and `task_name`, left out while they are "???"
+(outside a task). Task arguments are never among them."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from datetime import datetime, timezone
+from typing import Any
+
+from ._urls import mask_urls_in
+from .log import UNKNOWN
+
+FORMATS = ("text", "json")
+TEXT_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] %(name)s: %(message)s"
+#: The fields a record may carry about a call, in the order a JSON line shows them.
+CALL_FIELDS = ("task_id", "task_name", "queue", "attempt", "retries", "state", "runtime", "worker")
+#: Set by `configure` so that a process-pool child (started later, from a fork server) logs in
+#: the same format and at the same level as its worker.
+ENV_FORMAT = "CONVEYOR_LOG_FORMAT"
+ENV_LEVEL = "CONVEYOR_LOG_LEVEL"
+
+
+class MaskingFormatter(logging.Formatter):
+    """Formats as usual, then shows every URL in the line (tracebacks included) without its
+    secrets: a last line of defence for log lines built from texts conveyor did not write."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_urls_in(super().format(record))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line; message and traceback URL-masked."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "timestamp": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": mask_urls_in(record.getMessage()),
+        }
+        for name in CALL_FIELDS:
+            value = getattr(record, name, None)
+            if value is not None and value != UNKNOWN:
+                out[name] = value
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            out["exc_info"] = mask_urls_in(record.exc_text)
+        if record.stack_info:
+            out["stack_info"] = mask_urls_in(self.formatStack(record.stack_info))
+        return json.dumps(out, default=str, ensure_ascii=False)
+
+
+def check_format(value: str) -> str:
+    """`value` if it names a format; otherwise a ValueError saying which ones exist."""
+    if value not in FORMATS:
+        raise ValueError(f"unknown log format {value!r}: use one of {', '.join(FORMATS)}")
+    return value
+
+
+def formatter(fmt: str) -> logging.Formatter:
+    """The formatter of the format named `fmt` ("text" or "json")."""
+    return JsonFormatter() if check_format(fmt) == "json" else MaskingFormatter(TEXT_FORMAT)
+
+
+def configure(fmt: str, level: int, handler: logging.Handler) -> None:
+    """Make `handler`, in format `fmt`, the root logger's only handler at `level`, and remember
+    both in the environment for the process-pool children this process starts later."""
+    handler.setFormatter(formatter(fmt))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    os.environ[ENV_FORMAT] = fmt
+    os.environ[ENV_LEVEL] = str(level)
+
+
+def configure_child() -> None:
+    """In a process-pool child: log to stderr as the worker that started it does (see
+    `configure`); nothing when that worker did not configure logging (a `setup_logging`
+    receiver did, or it runs embedded)."""
+    fmt = os.environ.get(ENV_FORMAT)
+    level = os.environ.get(ENV_LEVEL)
+    if fmt in FORMATS and level is not None and level.isdigit():
+        configure(fmt, int(level), logging.StreamHandler())
+
+
+def banner(text: str, logger: str, fmt: str) -> str:
+    """A start-up line the CLI prints to stderr, as one JSON line in the json format (so that
+    every line parses) and as itself otherwise."""
+    if fmt != "json":
+        return text
+    record = logging.LogRecord(logger, logging.INFO, __file__, 0, text, None, None)
+    return JsonFormatter().format(record)
+
+
+__all__ = [
+    "CALL_FIELDS",
+    "FORMATS",
+    "TEXT_FORMAT",
+    "JsonFormatter",
+    "MaskingFormatter",
+    "banner",
+    "check_format",
+    "configure",
+    "configure_child",
+    "formatter",
+]
