@@ -1,0 +1,60 @@
+"""`conveyor worker --log-format json`: every line the worker writes to stderr is one JSON
+object, and the line about each settled call carries the call's fields."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conveyor import Conveyor
+
+from ..integration.helpers import log_of, python, wait_until, worker
+
+SETTLED_FIELDS = {"task_id", "task_name", "queue", "attempt", "state", "runtime", "worker"}
+SEND = "from jsonlog_app import greet, fail; print(greet.delay('ada').id); print(fail.delay().id)"
+
+
+def _lines(text: str) -> list[dict[str, Any]]:
+    """Every line parsed as JSON (json.loads fails the test on any line that is not)."""
+    return [json.loads(line) for line in text.splitlines() if line]
+
+
+@pytest.mark.parametrize("pool", ["threads", "process"])
+def test_every_worker_line_is_json_and_settled_calls_carry_their_fields(
+    tmp_path: Path, pool: str
+) -> None:
+    db = tmp_path / "conveyor.db"
+    reader = Conveyor("reader", broker=f"sqlite:///{db}")
+    ok_id, fail_id = python(db, SEND).stdout.split()
+    args = ("--log-format", "json", "-P", pool, "-c", "1")
+    with worker(db, *args, app="jsonlog_app") as proc:
+        wait_until(lambda: len(reader.results.wait([ok_id, fail_id], timeout=1.0)) == 2, 60, "2")
+        wait_until(lambda: fail_id in log_of(proc), 30, "the failure's log line")
+    lines = _lines(log_of(proc))
+    settled = {line["task_id"]: line for line in lines if line.keys() >= SETTLED_FIELDS}
+    assert settled[ok_id]["state"] == "SUCCESS"
+    assert settled[ok_id]["task_name"] == "jsonlog.greet"
+    assert settled[ok_id]["queue"] == "default"
+    assert settled[ok_id]["attempt"] == 1
+    assert settled[fail_id]["state"] == "FAILURE"
+    assert settled[fail_id]["level"] == "ERROR"
+    assert "no luck" in settled[fail_id]["message"]
+    assert all(isinstance(line["runtime"], float) for line in settled.values())
+    greeting = next(line for line in lines if line["logger"] == "jsonlog_app.tasks")
+    assert greeting["task_id"] == ok_id and greeting["task_name"] == "jsonlog.greet"
+    assert "hunter2" not in log_of(proc)
+
+
+def test_the_text_format_stays_the_default(tmp_path: Path) -> None:
+    db = tmp_path / "conveyor.db"
+    reader = Conveyor("reader", broker=f"sqlite:///{db}")
+    ok_id, fail_id = python(db, SEND).stdout.split()
+    with worker(db, "-P", "threads", "-c", "1", app="jsonlog_app") as proc:
+        wait_until(lambda: len(reader.results.wait([ok_id, fail_id], timeout=1.0)) == 2, 60, "2")
+        wait_until(lambda: fail_id in log_of(proc), 30, "the failure's log line")
+    text = log_of(proc)
+    assert f"task jsonlog.greet[{ok_id}] success attempt=1 runtime=" in text
+    assert not text.lstrip().startswith("{")
