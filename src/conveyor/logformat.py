@@ -27,6 +27,7 @@ CALL_FIELDS = ("task_id", "task_name", "queue", "attempt", "retries", "state", "
 #: the same format and at the same level as its worker.
 ENV_FORMAT = "CONVEYOR_LOG_FORMAT"
 ENV_LEVEL = "CONVEYOR_LOG_LEVEL"
+ENV_FILE = "CONVEYOR_LOG_FILE"
 
 
 class MaskingFormatter(logging.Formatter):
@@ -72,25 +73,36 @@ def formatter(fmt: str) -> logging.Formatter:
     return JsonFormatter() if check_format(fmt) == "json" else MaskingFormatter(TEXT_FORMAT)
 
 
-def configure(fmt: str, level: int, handler: logging.Handler) -> None:
+def configure(fmt: str, level: int, handler: logging.Handler, logfile: str | None = None) -> None:
     """Make `handler`, in format `fmt`, the root logger's only handler at `level`, and remember
-    both in the environment for the process-pool children this process starts later."""
+    the three (`logfile`: where `handler` writes, None for stderr) in the environment for the
+    process-pool children this process starts later."""
     handler.setFormatter(formatter(fmt))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     os.environ[ENV_FORMAT] = fmt
     os.environ[ENV_LEVEL] = str(level)
+    if logfile is None:
+        os.environ.pop(ENV_FILE, None)
+    else:
+        os.environ[ENV_FILE] = logfile
 
 
 def configure_child() -> None:
-    """In a process-pool child: log to stderr as the worker that started it does (see
-    `configure`); nothing when that worker did not configure logging (a `setup_logging`
-    receiver did, or it runs embedded)."""
+    """In a process-pool child: log as the worker that started it does (see `configure`), to
+    its log file or to stderr; nothing when that worker did not configure logging (a
+    `setup_logging` receiver did, or it runs embedded)."""
     fmt = os.environ.get(ENV_FORMAT)
     level = os.environ.get(ENV_LEVEL)
-    if fmt in FORMATS and level is not None and level.isdigit():
-        configure(fmt, int(level), logging.StreamHandler())
+    if fmt not in FORMATS or level is None or not level.isdigit():
+        return
+    logfile = os.environ.get(ENV_FILE)
+    try:
+        handler = logging.FileHandler(logfile) if logfile else logging.StreamHandler()
+    except OSError:  # the worker opened it a moment ago; if it is gone, stderr still works
+        handler = logging.StreamHandler()
+    configure(fmt, int(level), handler, logfile)
 
 
 def banner(text: str, logger: str, fmt: str) -> str:

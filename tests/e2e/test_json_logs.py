@@ -58,3 +58,18 @@ def test_the_text_format_stays_the_default(tmp_path: Path) -> None:
     text = log_of(proc)
     assert f"task jsonlog.greet[{ok_id}] success attempt=1 runtime=" in text
     assert not text.lstrip().startswith("{")
+
+
+def test_process_children_write_json_to_the_workers_log_file(tmp_path: Path) -> None:
+    db = tmp_path / "conveyor.db"
+    logfile = tmp_path / "worker.json.log"
+    reader = Conveyor("reader", broker=f"sqlite:///{db}")
+    ok_id, fail_id = python(db, SEND).stdout.split()
+    args = ("--log-format", "json", "-P", "process", "-c", "1", "-f", str(logfile))
+    with worker(db, *args, app="jsonlog_app"):
+        wait_until(lambda: len(reader.results.wait([ok_id, fail_id], timeout=1.0)) == 2, 60, "2")
+        wait_until(lambda: fail_id in logfile.read_text(), 30, "the failure's log line")
+    lines = _lines(logfile.read_text())
+    greeting = next(line for line in lines if line["logger"] == "jsonlog_app.tasks")
+    assert greeting["task_id"] == ok_id
+    assert "hunter2" not in logfile.read_text()

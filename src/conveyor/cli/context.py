@@ -84,7 +84,7 @@ def setup_logging(level: str, logfile: str | None = None, fmt: str = "text") -> 
             f"cannot write the log file {logfile}: {exc.strerror or exc}",
             param_hint="'-f' / '--logfile'",
         ) from None
-    configure(fmt, numeric, handler)
+    configure(fmt, numeric, handler, logfile)
     signals.after_setup_logger.send(sender=None, logger=logging.getLogger(), **options)
 
 
