@@ -4,6 +4,9 @@ object, and the line about each settled call carries the call's fields."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +14,7 @@ import pytest
 
 from conveyor import Conveyor
 
-from ..integration.helpers import log_of, python, wait_until, worker
+from ..integration.helpers import HERE, env_for, log_of, python, wait_until, worker
 
 SETTLED_FIELDS = {"task_id", "task_name", "queue", "attempt", "state", "runtime", "worker"}
 SEND = "from jsonlog_app import greet, fail; print(greet.delay('ada').id); print(fail.delay().id)"
@@ -73,3 +76,25 @@ def test_process_children_write_json_to_the_workers_log_file(tmp_path: Path) -> 
     greeting = next(line for line in lines if line["logger"] == "jsonlog_app.tasks")
     assert greeting["task_id"] == ok_id
     assert "hunter2" not in logfile.read_text()
+
+
+def test_beat_writes_json_lines_too(tmp_path: Path) -> None:
+    db = tmp_path / "conveyor.db"
+    logfile = tmp_path / "beat.log"
+    args = ["-A", "jsonlog_app", "beat", "-l", "info", "--log-format", "json"]
+    with logfile.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "conveyor", *args],
+            cwd=HERE,
+            env=env_for(db),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(lambda: "conveyor beat" in logfile.read_text(), 60, "beat's start-up line")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    lines = _lines(logfile.read_text())
+    assert any(line["message"].startswith("conveyor beat ") for line in lines)
+    assert all(line["logger"].startswith("conveyor") for line in lines)
