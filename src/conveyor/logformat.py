@@ -116,6 +116,9 @@ def banner(text: str, logger: str, fmt: str) -> str:
 
 __all__ = [
     "CALL_FIELDS",
+    "ENV_FILE",
+    "ENV_FORMAT",
+    "ENV_LEVEL",
     "FORMATS",
     "TEXT_FORMAT",
     "JsonFormatter",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from conveyor.cli.context import LOG_FORMAT, setup_logging
 from conveyor.clock import FakeClock
 from conveyor.errors import SoftTimeLimitExceeded, TimeLimitExceeded
 from conveyor.log import UNKNOWN, get_task_logger
+from conveyor.logformat import ENV_FILE, ENV_FORMAT, ENV_LEVEL
 from conveyor.request import Request
 from conveyor.signals import ExceptionInfo, Signal
 from conveyor.states import TaskState
@@ -550,3 +552,5 @@ def test_after_setup_logger_receives_the_configured_root_logger(tmp_path: Path) 
             h.close()
         root.handlers[:] = before[0]
         root.setLevel(before[1])
+        for name in (ENV_FILE, ENV_FORMAT, ENV_LEVEL):  # set for pool children; not for others
+            os.environ.pop(name, None)
