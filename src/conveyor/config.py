@@ -80,6 +80,7 @@ class Settings:
     worker_prefetch_multiplier: int = 1
     worker_max_tasks_per_child: int | None = None
     worker_shutdown_timeout: float = 30.0
+    worker_metrics_port: int | None = None  # serve /metrics on this port (None: off)
     task_time_limit: float | None = None
     task_soft_time_limit: float | None = None
     task_default_rate_limit: str | None = None
@@ -193,6 +194,13 @@ def _validate(name: str, value: Any) -> Any:
     return checker(name, value) if checker else value
 
 
+def _port(name: str, value: Any) -> Any:
+    """None, or a TCP port (1 to 65535)."""
+    if value is not None and _positive(name, value, integer=True) > 65535:
+        raise ConfigurationError(f"setting {name} must be a TCP port, 1 to 65535; got {value!r}")
+    return value
+
+
 def _check_serializer(name: str, value: Any) -> Any:
     values = [value] if isinstance(value, str) else list(value or [])
     if any(v not in ("json", "application/json") for v in values):
@@ -256,6 +264,7 @@ _CHECKS: Mapping[str, Any] = {
     "worker_prefetch_multiplier": lambda n, v: _positive(n, v, integer=True),
     "worker_max_tasks_per_child": lambda n, v: _positive(n, v, allow_none=True, integer=True),
     "worker_shutdown_timeout": _positive,
+    "worker_metrics_port": _port,
     "worker_max_memory_per_child": lambda n, v: _positive(n, v, allow_none=True, integer=True),
     "task_time_limit": lambda n, v: _positive(n, v, allow_none=True),
     "task_soft_time_limit": lambda n, v: _positive(n, v, allow_none=True),

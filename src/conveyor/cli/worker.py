@@ -100,6 +100,18 @@ def _not_built(flag: str, feature: str) -> click.UsageError:
     "(read it with `conveyor health`).",
 )
 @click.option(
+    "--metrics-port",
+    type=click.IntRange(min=1, max=65535),
+    help="Serve Prometheus metrics at http://HOST:PORT/metrics (default: "
+    "worker_metrics_port; off when unset).",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="The address --metrics-port binds (0.0.0.0: every interface).",
+)
+@click.option(
     "-B",
     "--beat",
     is_flag=True,
@@ -126,6 +138,8 @@ def worker(
     without_gossip: bool,
     without_mingle: bool,
     health_file: Path | None,
+    metrics_port: int | None,
+    metrics_host: str,
     beat: bool,
     autoscale: str | None,
     task_events: bool,
@@ -156,6 +170,8 @@ def worker(
         lease_for=lease_seconds(s),
         shutdown_timeout=s.worker_shutdown_timeout,
         health_file=health_file,
+        metrics_port=metrics_port or s.worker_metrics_port,
+        metrics_host=metrics_host,
     )
     first = (
         f"conveyor worker {options.name}: slot groups "

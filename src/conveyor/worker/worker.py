@@ -23,10 +23,11 @@ import os
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .. import signals
+from .. import __version__, signals
 from ..app import Conveyor
 from ..brokers.base import Lease, WorkerInfo
 from ..errors import BackendUnavailable, ConfigurationError
@@ -37,6 +38,7 @@ from .emitter import WorkerEvents
 from .executor import RunKind
 from .health import Health, HealthReporter, current
 from .leases import LeaseKeeper
+from .metrics import COUNTED, GroupSlots, WorkerMetrics
 from .services import Heartbeat, Purge, Service
 from .settle import Inflight, Settler
 from .slots import RecycleLimits, SlotGroup, WorkerParts, make_pool
@@ -63,6 +65,8 @@ class WorkerOptions:
     lease_for: float = 30.0
     shutdown_timeout: float = 30.0
     health_file: Path | None = None
+    metrics_port: int | None = None  # serve /metrics on metrics_host:metrics_port (metrics.py)
+    metrics_host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         if not self.groups and not self.queues:
@@ -228,9 +232,32 @@ class Worker:
                 reporter = HealthReporter(self.options.health_file, self.health)
                 reporter.start()
                 stack.callback(reporter.stop)
+            if self.options.metrics_port is not None:
+                stack.callback(self._serve_metrics(self.options.metrics_port))
             self._consume()
         if self._failure is not None:
             raise self._failure
+
+    def _serve_metrics(self, port: int) -> Callable[[], None]:
+        """Count this worker's task events and serve them; returns what stops both."""
+        metrics = WorkerMetrics(__version__, self._group_slots)
+        subscription = self.app.events.subscribe(metrics.observe, types=COUNTED)
+        try:
+            metrics.serve(self.options.metrics_host, port)
+        except BaseException:
+            subscription.close(0.0)
+            raise
+
+        def stop() -> None:
+            subscription.close()  # count what is buffered before the server goes
+            metrics.stop()
+
+        return stop
+
+    def _group_slots(self) -> list[GroupSlots]:
+        return [
+            GroupSlots(g.spec.describe(), g.spec.concurrency, len(g.running)) for g in self.groups
+        ]
 
     def _consume(self) -> None:
         self.start()
