@@ -1,7 +1,9 @@
-"""An app for the worker-metrics tests: a task that succeeds, one that fails, and one that
-retries once (on its first run) and then succeeds."""
+"""An app for the worker-metrics tests: a task that succeeds (returning its pid), one that
+fails, and one that retries once (on its first run) and then succeeds."""
 
 from __future__ import annotations
+
+import os
 
 from conveyor import Conveyor, Task
 
@@ -10,7 +12,8 @@ app = Conveyor("metrics")
 
 @app.task(name="metrics.ok")
 def ok(x: int) -> int:
-    return x
+    """The pid of the process that ran it (`x` only tells calls apart)."""
+    return os.getpid()
 
 
 @app.task(name="metrics.fail")

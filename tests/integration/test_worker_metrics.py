@@ -27,11 +27,13 @@ past = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds
 ok.apply_async((0,), expires=past)  # the worker revokes it instead of running it
 calls = [ok.delay(i) for i in range(10)] + [fail.delay() for _ in range(3)]
 calls += [flaky.delay() for _ in range(2)]
+pids = set()
 for call in calls:
     try:
-        call.get(timeout=60)
+        pids.add(call.get(timeout=60))
     except ValueError:
         pass
+print(len(pids) - 1)  # processes that ran metrics.ok (flaky's values are 1s, not pids)
 """
 
 
@@ -68,13 +70,16 @@ def counted(samples: Samples, name: str) -> float:
     return sum(v for (n, _), v in samples.items() if n == name)
 
 
-def run_workload(tmp_path: Path, pool: str) -> tuple[Samples, str]:
+def run_workload(tmp_path: Path, pool: str, *extra: str) -> tuple[Samples, str, int]:
+    """Run the workload on a real worker; its scraped samples, log, and how many processes
+    ran metrics.ok."""
     db = tmp_path / "m.db"
     port = free_port()
-    proc = start_worker(db, "-P", pool, "-c", "2", "--metrics-port", str(port), app="metrics_app")
+    flags = ("-P", pool, "-c", "2", "--metrics-port", str(port), *extra)
+    proc = start_worker(db, *flags, app="metrics_app")
     try:
         wait_until(lambda: _serving(port, proc), 60, "the worker to serve /metrics")
-        python(db, WORKLOAD)
+        runners = int(python(db, WORKLOAD).stdout)
         wait_until(
             lambda: _settled(scrape(port)),
             30,
@@ -83,7 +88,7 @@ def run_workload(tmp_path: Path, pool: str) -> tuple[Samples, str]:
         samples = scrape(port)
     finally:
         stop_worker(proc)
-    return samples, log_of(proc)
+    return samples, log_of(proc), runners
 
 
 def _settled(samples: Samples) -> bool:
@@ -100,9 +105,22 @@ def _serving(port: int, proc: subprocess.Popen[str]) -> bool:
     return True
 
 
-@pytest.mark.parametrize("pool", ["threads", "process"])
-def test_worker_metrics_count_a_known_workload(tmp_path: Path, pool: str) -> None:
-    samples, log = run_workload(tmp_path, pool)
+@pytest.mark.parametrize(
+    ("pool", "extra"),
+    [
+        ("threads", ()),
+        ("process", ()),
+        # each child is replaced after one call: the counts live in the main process
+        ("process", ("--max-tasks-per-child", "1")),
+    ],
+    ids=["threads", "process", "process-recycled"],
+)
+def test_worker_metrics_count_a_known_workload(
+    tmp_path: Path, pool: str, extra: tuple[str, ...]
+) -> None:
+    samples, log, runners = run_workload(tmp_path, pool, *extra)
+    if extra:
+        assert runners == 10  # every call of metrics.ok ran in a fresh child
     q = "default"
     assert value(samples, "conveyor_tasks_succeeded_total", task="metrics.ok", queue=q) == 10, log
     assert value(samples, "conveyor_tasks_succeeded_total", task="metrics.flaky", queue=q) == 2
