@@ -81,6 +81,7 @@ class Settings:
     worker_max_tasks_per_child: int | None = None
     worker_shutdown_timeout: float = 30.0
     worker_metrics_port: int | None = None  # serve /metrics on this port (None: off)
+    metrics_celery_names: bool = False  # also export the Celery exporter's metric names
     task_time_limit: float | None = None
     task_soft_time_limit: float | None = None
     task_default_rate_limit: str | None = None
@@ -201,6 +202,12 @@ def _port(name: str, value: Any) -> Any:
     return value
 
 
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"setting {name} must be True or False; got {value!r}")
+    return value
+
+
 def _check_serializer(name: str, value: Any) -> Any:
     values = [value] if isinstance(value, str) else list(value or [])
     if any(v not in ("json", "application/json") for v in values):
@@ -265,6 +272,7 @@ _CHECKS: Mapping[str, Any] = {
     "worker_max_tasks_per_child": lambda n, v: _positive(n, v, allow_none=True, integer=True),
     "worker_shutdown_timeout": _positive,
     "worker_metrics_port": _port,
+    "metrics_celery_names": _flag,
     "worker_max_memory_per_child": lambda n, v: _positive(n, v, allow_none=True, integer=True),
     "task_time_limit": lambda n, v: _positive(n, v, allow_none=True),
     "task_soft_time_limit": lambda n, v: _positive(n, v, allow_none=True),
