@@ -47,6 +47,9 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     kwargs: dict[str, Any] = msgspec.field(default_factory=dict)
     retries: int = 0
     eta: float | None = None
+    # When the producer built it (its clock): with `eta`, when the call became due, for the
+    # worker's queue-wait metric. Absent in messages of older producers.
+    sent_at: float | None = None
     expires: float | None = None
     parent_id: str | None = None
     root_id: str | None = None

@@ -112,6 +112,7 @@ class Calls:
             args=args,
             kwargs=kwargs,
             eta=self.eta,
+            sent_at=self.app.clock.now(),  # per call: a long send_many's last are sent later
             expires=self.expires,
             parent_id=self.parent_id,
             root_id=self.root_id,

@@ -6,7 +6,12 @@ Names follow Celery's event reference where it has one: the `type` strings (`tas
 `timestamp` (seconds since the epoch), `runtime` (seconds), `retries`, `exception`, `traceback`,
 `eta`, `expires`, `parent_id`, `root_id`, `pid`, `terminated`, `expired`, `signum`, `freq`,
 `active`, `processed` and `loadavg`. Fields of conveyor's own (`queue`, `attempt`, `slots`,
-`reason`, `entry`, `scheduled_for`) have no Celery counterpart.
+`reason`, `entry`, `scheduled_for`, `queued_at`) have no Celery counterpart.
+
+`TaskStarted.queued_at` is when the call became due: its `eta` for a delayed call (a retry's
+next run included), else when its producer sent it. It is read from the producer's clock
+while `timestamp` is the worker's, so skew between their hosts shows in the difference; None
+for a message of a producer too old to record its send time.
 
 Events never carry a call's arguments or return value: those can hold secrets and can be large;
 `result_extended` keeps them in the result store, behind its own access.
@@ -98,13 +103,15 @@ class TaskReceived(TaskEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskStarted(TaskEvent):
-    """The call began running in process `pid`."""
+    """The call began running in process `pid`; it had been due since `queued_at` (epoch
+    seconds on its producer's clock; None when its message does not say)."""
 
     type: ClassVar[EventType] = EventType.TASK_STARTED
     queue: str
     attempt: int
     pid: int
     retries: int = 0
+    queued_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -144,9 +151,11 @@ class TaskRetried(TaskEvent):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskRevoked(TaskEvent):
     """The call will not run (or was stopped): `expired` past its `expires`, `terminated`
-    killed while running (by `signum`, when a signal did it)."""
+    killed while running (by `signum`, when a signal did it). `queue`: the queue it was
+    delivered from ("" from a conveyor that did not say)."""
 
     type: ClassVar[EventType] = EventType.TASK_REVOKED
+    queue: str = ""
     terminated: bool = False
     expired: bool = False
     signum: int | None = None

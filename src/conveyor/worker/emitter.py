@@ -36,6 +36,7 @@ from ..events import (
     WorkerOffline,
     WorkerOnline,
 )
+from ..message import Message
 from ..results.base import ErrorInfo, Outcome
 from ..states import TaskState
 from . import heralds
@@ -51,6 +52,16 @@ Counts = Counter[RunKind]
 def exception_text(error: ErrorInfo | None) -> str:
     """An error as Celery's `exception` field shows it: `Type('message')`."""
     return "" if error is None else f"{error.type}({error.message!r})"
+
+
+def due_since(message: Message) -> float | None:
+    """When the call became due (epoch seconds, its producer's clock): its `eta`, or when it
+    was sent if later (or if it has none); None when the message does not say when it was sent
+    (an older producer)."""
+    sent = message.sent_at
+    if sent is None:
+        return None
+    return sent if message.eta is None else max(sent, message.eta)
 
 
 class WorkerEvents:
@@ -104,6 +115,7 @@ class WorkerEvents:
                     attempt=d.attempt,
                     pid=pid(),
                     retries=m.retries,
+                    queued_at=due_since(m),
                 )
             )
 
@@ -181,6 +193,7 @@ class WorkerEvents:
                         timestamp=self._clock.now(),
                         uuid=item.message.id,
                         name=item.message.task,
+                        queue=item.delivery.envelope.queue,
                         terminated=terminated,
                         expired=expired,
                         signum=signum,

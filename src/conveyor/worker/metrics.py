@@ -9,6 +9,15 @@ Contract:
   (or, when an observer's buffer overflowed, misses) what happened, never exceeds it.
 - `conveyor_task_runtime_seconds` observes the `runtime` of task-succeeded and task-failed
   events (a retry has no runtime in its event): its `_count` is succeeded + failed.
+- `conveyor_task_queue_wait_seconds` observes, for each task-started event that says when its
+  call became due (`queued_at`), the seconds from then to the start, clipped at 0 (the two times
+  come from the producer's and the worker's clocks): its `_count` is the calls started whose
+  message carries a send time.
+- Every counter but failed (whose `exception` label is not known in advance) has a sample at 0
+  for each task the worker has registered and each queue it consumes, from the start: tasks ×
+  queues label sets, no more.
+- With `celery_names`, the Celery exporter's names are served too (celery_metrics.py), counted
+  from the same events.
 - The metrics live in a `CollectorRegistry` of this worker's own, not prometheus-client's
   global one: nothing another library registers there is served, and two workers in one
   process (tests) do not collide.
@@ -33,14 +42,19 @@ from ..events import (
     EventType,
     TaskEvent,
     TaskFailed,
+    TaskStarted,
     TaskSucceeded,
 )
+from .celery_metrics import CeleryNames
 
 #: Runtime buckets, seconds: from 5 ms up to 30 minutes.
 RUNTIME_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
     60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, float("inf"),
 )  # fmt: skip
+
+#: Queue-wait buckets, seconds: the runtime's, 5 ms up to 30 minutes.
+QUEUE_WAIT_BUCKETS = RUNTIME_BUCKETS
 
 #: The event types the metrics count (the observer subscribes to these only).
 COUNTED = frozenset(
@@ -94,9 +108,21 @@ class _SlotsCollector(Collector):
 
 class WorkerMetrics:
     """The metrics of one worker, in `registry`. `slots` reads its slot groups (at scrape time);
-    `version` is conveyor's, for `conveyor_build_info`."""
+    `version` is conveyor's, for `conveyor_build_info`. `tasks` (registered task names) and
+    `queues` (the queues it consumes) get their counters' samples at 0 from the start.
+    `celery_names`: also serve the Celery exporter's names, with `hostname` from
+    `worker_name`."""
 
-    def __init__(self, version: str, slots: Callable[[], Iterable[GroupSlots]]) -> None:
+    def __init__(
+        self,
+        version: str,
+        slots: Callable[[], Iterable[GroupSlots]],
+        *,
+        worker_name: str = "",
+        tasks: Iterable[str] = (),
+        queues: Iterable[str] = (),
+        celery_names: bool = False,
+    ) -> None:
         self.registry = CollectorRegistry()
         labels = ["task", "queue"]
         self._counters = {
@@ -116,13 +142,37 @@ class WorkerMetrics:
             buckets=RUNTIME_BUCKETS,
             registry=self.registry,
         )
+        self._wait = Histogram(
+            "conveyor_task_queue_wait_seconds",
+            "Seconds from when a call became due (sent, or its eta) to its start.",
+            labels,
+            buckets=QUEUE_WAIT_BUCKETS,
+            registry=self.registry,
+        )
         self.up = Gauge("conveyor_worker_up", "1 while the worker runs.", registry=self.registry)
         info = Gauge(
             "conveyor_build_info", "conveyor's version.", ["version"], registry=self.registry
         )
         info.labels(version).set(1)
         self.registry.register(_SlotsCollector(slots))
+        self._celery: CeleryNames | None = None
+        if celery_names:
+
+            def busy() -> int:
+                return sum(group.busy for group in slots())
+
+            self._celery = CeleryNames(self.registry, worker_name, busy)
+        self._zero(tasks, queues)
         self._server: tuple[WSGIServer, threading.Thread] | None = None
+
+    def _zero(self, tasks: Iterable[str], queues: Iterable[str]) -> None:
+        """Samples at 0 for each task × queue, so `rate()` and alerts see them from the start."""
+        pairs = [(t, q) for t in dict.fromkeys(tasks) for q in dict.fromkeys(queues)]
+        for task, queue in pairs:
+            for counter in self._counters.values():
+                counter.labels(task, queue)
+        if self._celery is not None:
+            self._celery.zero(pairs)
 
     def observe(self, event: Event) -> None:
         """Count one event (an observer for `app.events.subscribe(..., types=COUNTED)`)."""
@@ -135,6 +185,12 @@ class WorkerMetrics:
             self._counters[event.type].labels(event.name, queue).inc()
         if isinstance(event, TaskSucceeded | TaskFailed):
             self._runtime.labels(event.name, queue).observe(max(event.runtime, 0.0))
+        wait = None
+        if isinstance(event, TaskStarted) and event.queued_at is not None:
+            wait = max(event.timestamp - event.queued_at, 0.0)  # clocks of two hosts: skew
+            self._wait.labels(event.name, queue).observe(wait)
+        if self._celery is not None:
+            self._celery.observe(event, queue, wait)
 
     def serve(self, host: str, port: int) -> None:
         """Serve `/metrics` on host:port from a daemon thread, and set `conveyor_worker_up`."""
@@ -145,11 +201,11 @@ class WorkerMetrics:
                 f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}; choose a free "
                 "port with --metrics-port (or worker_metrics_port), or stop what is using it"
             ) from None
-        self.up.set(1)
+        self._set_up(1)
 
     def stop(self) -> None:
         """Stop serving (idempotent)."""
-        self.up.set(0)
+        self._set_up(0)
         if self._server is not None:
             server, thread = self._server
             self._server = None
@@ -157,9 +213,14 @@ class WorkerMetrics:
             server.server_close()
             thread.join(timeout=5.0)
 
+    def _set_up(self, value: int) -> None:
+        self.up.set(value)
+        if self._celery is not None:
+            self._celery.set_up(value)
+
 
 def _queue(event: TaskEvent) -> str:
-    """The event's queue; "" for task-revoked, whose event does not carry one."""
+    """The event's queue ("" when it does not carry one)."""
     queue = getattr(event, "queue", "")
     return queue if isinstance(queue, str) else ""
 

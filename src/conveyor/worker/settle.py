@@ -23,6 +23,7 @@ import msgspec
 
 from ..brokers.base import Broker, Delivery, Lease, Requeue
 from ..canvas.flow import after_failure, after_success
+from ..clock import SYSTEM_CLOCK
 from ..errors import MessageRejected, OutcomeNotStored
 from ..message import NO_LINKS, Links, Message, decode_value, encode_arguments, encode_message
 from ..results.base import ErrorInfo, Outcome, ResultStore, storable_text
@@ -109,6 +110,7 @@ class Settler:
         self._worker = worker
         self._max_size = max_size
         self._app = app  # moves workflows on (chains); None: messages carry none
+        self._clock = app.clock if app is not None else SYSTEM_CLOCK
         self.writer = Writer(broker, results)
 
     def settle(self, finished: Sequence[tuple[Inflight, RunResult]]) -> None:
@@ -218,7 +220,14 @@ class Settler:
         lease = item.lease
         error = _text(result.error)
         if result.kind is RunKind.RETRY:
-            retried = msgspec.structs.replace(item.message, retries=result.retries, throttled=False)
+            now = self._clock.now()  # the retry is sent now, due `countdown` later (as Celery)
+            retried = msgspec.structs.replace(
+                item.message,
+                retries=result.retries,
+                throttled=False,
+                sent_at=now,
+                eta=now + result.countdown if result.countdown > 0 else None,
+            )
             body = encode_message(retried, self._max_size)
             ok = self._broker.release(lease, result.countdown, body=body, error=error)
         elif result.kind is RunKind.FAILURE:

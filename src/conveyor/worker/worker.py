@@ -240,7 +240,14 @@ class Worker:
 
     def _serve_metrics(self, port: int) -> Callable[[], None]:
         """Count this worker's task events and serve them; returns what stops both."""
-        metrics = WorkerMetrics(__version__, self._group_slots)
+        metrics = WorkerMetrics(
+            __version__,
+            self._group_slots,
+            worker_name=self.options.name,
+            tasks=sorted(self.app.tasks),  # every task is the user's: conveyor registers none
+            queues=self.options.all_queues,
+            celery_names=self.settings.metrics_celery_names,
+        )
         subscription = self.app.events.subscribe(metrics.observe, types=COUNTED)
         try:
             metrics.serve(self.options.metrics_host, port)
