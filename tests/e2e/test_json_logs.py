@@ -25,7 +25,7 @@ def _lines(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line]
 
 
-@pytest.mark.parametrize("pool", ["threads", "process"])
+@pytest.mark.parametrize("pool", ["threads", "process", "solo"])
 def test_every_worker_line_is_json_and_settled_calls_carry_their_fields(
     tmp_path: Path, pool: str
 ) -> None:

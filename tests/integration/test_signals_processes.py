@@ -1,4 +1,4 @@
-"""Signals in a real `conveyor worker` (SQLite, Redis, PostgreSQL; process and thread pools):
+"""Signals in a real `conveyor worker` (SQLite, Redis, PostgreSQL; process, thread, solo pools):
 every task signal fires once per run, with its documented arguments, in the process that ran
 the task (a pool child for `-P process`); worker_process_init and worker_process_shutdown fire
 once in each child; a raising receiver changes no outcome; task
@@ -37,7 +37,7 @@ def _of(entries: list[dict[str, Any]], signal: str, task_id: str) -> list[dict[s
 
 
 @pytest.mark.every_backend
-@pytest.mark.parametrize("pool", ["process", "threads"])
+@pytest.mark.parametrize("pool", ["process", "threads", "solo"])
 def test_task_and_process_signals_fire_where_the_task_runs(
     db: Where, reader: Conveyor, pool: str
 ) -> None:
@@ -45,7 +45,8 @@ def test_task_and_process_signals_fire_where_the_task_runs(
     env = {"SIGNALS_LOG": str(log)}
     ids = python(db, PRODUCE, **env).stdout.split()
     add_id, fail_id, flaky_id = ids
-    with worker(db, "-P", pool, "-c", "2", app="signals_app", **env) as proc:
+    slots = "1" if pool == "solo" else "2"
+    with worker(db, "-P", pool, "-c", slots, app="signals_app", **env) as proc:
         found = reader.results.wait(ids, timeout=90)
         worker_pid = proc.pid
     assert {i: o.state for i, o in found.items()} == {

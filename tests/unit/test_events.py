@@ -239,6 +239,29 @@ def test_blocked_observer_slows_no_emit_and_its_drops_are_counted() -> None:
     assert (slow_sub.delivered, slow_sub.dropped) == (101, 19_900)
 
 
+def test_a_burst_is_delivered_in_few_wakeups_and_a_lone_event_still_arrives() -> None:
+    bus = EventBus()
+    seen: list[str] = []
+    arrived = threading.Event()
+
+    def observer(event: Event) -> None:
+        seen.append(uuid_of(event))
+        if len(seen) in (1_000, 1_001):
+            arrived.set()
+
+    sub = bus.subscribe(observer)
+    for i in range(1_000):  # far faster than one thread switch per event
+        bus.emit(sent(str(i)))
+    assert arrived.wait(60)
+    # One wake-up per event would be 1,000; lingering batches what arrives meanwhile.
+    assert sub.wakeups < 100, sub.wakeups
+    arrived.clear()
+    bus.emit(sent("lone"))  # nothing follows it: the linger ends and it is delivered anyway
+    assert arrived.wait(60)
+    assert seen == [*map(str, range(1_000)), "lone"]
+    assert sub.close(timeout=60)
+
+
 def test_close_drains_buffered_events() -> None:
     bus = EventBus()
     entered, gate = threading.Event(), threading.Event()
