@@ -29,6 +29,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ..events import EventType, TaskEvent, TaskFailed, TaskSucceeded
+from .labels import Children
 
 #: The exporter's default queue-wait buckets, seconds: 50 ms up to 30 minutes.
 QUEUE_WAIT_BUCKETS = (
@@ -86,6 +87,7 @@ class CeleryNames:
         self, registry: CollectorRegistry, worker_name: str, busy: Callable[[], int]
     ) -> None:
         self.hostname = host_of(worker_name)
+        self._child = Children()
         labels = ["name", "hostname", "queue_name"]
         self._counters = {
             kind: Counter(f"celery_task_{word}", text, labels, registry=registry)
@@ -131,13 +133,14 @@ class CeleryNames:
         """Count one task event from `queue`; `wait`: its queue wait (task-started only)."""
         if isinstance(event, TaskFailed):
             exception = exception_class(event.exception)
-            self._failed.labels(event.name, self.hostname, exception, queue).inc()
+            self._child(self._failed, event.name, self.hostname, exception, queue).inc()
         elif event.type in self._counters:
-            self._counters[event.type].labels(event.name, self.hostname, queue).inc()
+            self._child(self._counters[event.type], event.name, self.hostname, queue).inc()
         if isinstance(event, TaskSucceeded):
-            self._runtime.labels(event.name, self.hostname, queue).observe(max(event.runtime, 0))
+            runtime = max(event.runtime, 0)
+            self._child(self._runtime, event.name, self.hostname, queue).observe(runtime)
         if wait is not None:
-            self._wait.labels(event.name, self.hostname, queue).observe(wait)
+            self._child(self._wait, event.name, self.hostname, queue).observe(wait)
 
     def set_up(self, value: int) -> None:
         self._up.set(value)

@@ -46,6 +46,7 @@ from ..events import (
     TaskSucceeded,
 )
 from .celery_metrics import CeleryNames
+from .labels import Children
 
 #: Runtime buckets, seconds: from 5 ms up to 30 minutes.
 RUNTIME_BUCKETS = (
@@ -124,6 +125,7 @@ class WorkerMetrics:
         celery_names: bool = False,
     ) -> None:
         self.registry = CollectorRegistry()
+        self._child = Children()
         labels = ["task", "queue"]
         self._counters = {
             kind: Counter(f"conveyor_tasks_{word}", text, labels, registry=self.registry)
@@ -180,15 +182,15 @@ class WorkerMetrics:
             return
         queue = _queue(event)
         if isinstance(event, TaskFailed):
-            self._failed.labels(event.name, queue, _type_name(event.exception)).inc()
+            self._child(self._failed, event.name, queue, _type_name(event.exception)).inc()
         elif event.type in self._counters:
-            self._counters[event.type].labels(event.name, queue).inc()
+            self._child(self._counters[event.type], event.name, queue).inc()
         if isinstance(event, TaskSucceeded | TaskFailed):
-            self._runtime.labels(event.name, queue).observe(max(event.runtime, 0.0))
+            self._child(self._runtime, event.name, queue).observe(max(event.runtime, 0.0))
         wait = None
         if isinstance(event, TaskStarted) and event.queued_at is not None:
             wait = max(event.timestamp - event.queued_at, 0.0)  # clocks of two hosts: skew
-            self._wait.labels(event.name, queue).observe(wait)
+            self._child(self._wait, event.name, queue).observe(wait)
         if self._celery is not None:
             self._celery.observe(event, queue, wait)
 
