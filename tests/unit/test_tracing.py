@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -193,3 +193,45 @@ def test_without_opentelemetry_the_import_error_says_what_to_install() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert "pip install 'conveyor[otel]'" in out
+
+
+def test_a_call_sent_while_a_task_runs_is_in_the_tasks_trace(
+    app: Conveyor, exporter: InMemorySpanExporter
+) -> None:
+    @app.task(name="traced.fan")
+    def fan() -> str:
+        return app.tasks["traced.add"].delay(1, 2).id
+
+    outer = app.tasks["traced.fan"].delay()
+    solo_worker(app).run_until_idle()
+    inner_id = outer.get(timeout=1)
+    runs = {
+        dict(s.attributes or {})["messaging.message.id"]: s
+        for s in spans(exporter, SpanKind.CONSUMER)
+    }
+    sends = {
+        dict(s.attributes or {})["messaging.message.id"]: s
+        for s in spans(exporter, SpanKind.PRODUCER)
+    }
+    fan_run, inner_send, inner_run = runs[outer.id], sends[inner_id], runs[inner_id]
+    assert fan_run.context is not None and inner_send.context is not None
+    assert inner_send.parent is not None and inner_send.parent.span_id == fan_run.context.span_id
+    assert inner_run.parent is not None and inner_run.parent.span_id == inner_send.context.span_id
+    assert {s.context.trace_id for s in (fan_run, inner_send, inner_run) if s.context} == {
+        fan_run.context.trace_id
+    }
+
+
+def test_a_pool_child_leaving_flushes_the_provider(app: Conveyor) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=3_600_000))
+    instrument(tracer_provider=provider)
+    try:
+        app.tasks["traced.add"].delay(1, 2)
+        assert exporter.get_finished_spans() == ()  # held by the batch processor
+        sig.worker_process_shutdown.send(sender=None, pid=1, exitcode=0)
+        assert [s.name for s in exporter.get_finished_spans()] == ["send traced.add"]
+    finally:
+        uninstrument()
+        provider.shutdown()
