@@ -282,7 +282,7 @@ class Conveyor:
         priority: int | None = None,
         queue: str | None = None,
         task_id: str | None = None,
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, Any] | None = None,
         time_limit: float | None = None,
         soft_time_limit: float | None = None,
     ) -> AsyncResultType:

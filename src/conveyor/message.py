@@ -63,6 +63,9 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     chain: tuple[Node, ...] = ()
     chord: str | None = None
     join: ChordJoin | None = None  # what joining `chord` needs (absent in older messages)
+    # The caller's own headers (`apply_async(headers=...)`, and what before_task_publish
+    # receivers added), delivered as `self.request.headers`: JSON values, never read by conveyor.
+    headers: dict[str, Any] = msgspec.field(default_factory=dict)
     v: int = PROTOCOL_VERSION
 
     @property
@@ -191,9 +194,11 @@ def _too_deep(path: str) -> EncodeError:
 
 def check_call(message: Message) -> None:
     """Refuse a message whose arguments (its own, or those of the calls after it: the rest of
-    its chain, and what follows the chord it belongs to) are not plain JSON data nested at most
-    `MAX_NESTING` levels; the error names the argument."""
+    its chain, and what follows the chord it belongs to) or headers are not plain JSON data
+    nested at most `MAX_NESTING` levels; the error names the argument."""
     _check_arguments(message.args, message.kwargs, "")
+    if message.headers:
+        check_json(message.headers, "headers")
     check_nodes(message.chain, "chain")
     if message.join is not None and message.join.then is not None:
         check_nodes(message.join.then, "join.then")
@@ -220,6 +225,8 @@ def _check_nodes(nodes: tuple[Node, ...], path: str, depth: int) -> None:
         where = f"{path}[{i}]"
         if isinstance(node, SigNode):
             _check_arguments(node.args, node.kwargs, f"{where} ({node.task}) ")
+            if node.headers:
+                check_json(node.headers, f"{where} ({node.task}) headers")
         elif isinstance(node, ChainNode):
             _check_nodes(node.steps, f"{where}.steps", depth + 1)
         else:

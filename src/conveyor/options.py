@@ -171,7 +171,7 @@ class CallOptions:
     priority: int | None = None
     queue: str | None = None
     task_id: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, Any] = field(default_factory=dict)
     time_limit: float | None = None
     soft_time_limit: float | None = None
 

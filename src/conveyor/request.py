@@ -30,6 +30,8 @@ class Request:
     root_id: str | None = None
     is_eager: bool = False
     called_directly: bool = False
+    # The call's own headers (see Message.headers); conveyor's fields above never come from them.
+    headers: Mapping[str, Any] = field(default_factory=dict)
 
 
 def request_for(
@@ -54,6 +56,7 @@ def request_for(
         parent_id=message.parent_id,
         root_id=message.root_id,
         is_eager=is_eager,
+        headers=dict(message.headers) if message.headers else {},  # the task may change its copy
     )
 
 

@@ -3,8 +3,10 @@
 Split from app.py, which uses both; nothing here holds state beyond one send.
 
 The publish signals are sent here: before_task_publish as each call's envelope is built (just
-before it is handed to the broker), after_task_publish for each call the broker stored. Whether
-anyone listens is asked once per `Calls`, so with no receiver `send_many` builds nothing more."""
+before it is handed to the broker; its receivers may add, change or remove the call's own
+headers, which are then sent — see `own_headers`), after_task_publish for each call the
+broker stored. Whether anyone listens is asked once per `Calls`, so with no receiver
+`send_many` builds nothing more."""
 
 from __future__ import annotations
 
@@ -93,6 +95,7 @@ class Calls:
         self._same_route = not app.route_table.depends_on_args
         self._decision: Decision | None = None
         self._before = bool(signals.before_task_publish.receivers)
+        self._headers = dict(call.headers)  # one copy shared by this batch's (frozen) messages
         self._after = bool(signals.after_task_publish.receivers)
 
     def message(
@@ -118,6 +121,7 @@ class Calls:
             root_id=self.root_id,
             time_limit=call.time_limit,
             soft_time_limit=call.soft_time_limit,
+            headers=self._headers,
         )
 
     def announce(self, envelopes: Sequence[Envelope]) -> None:
@@ -159,37 +163,44 @@ class Calls:
             decision = self.app.route(self.name, self.task, self.call, message.args, message.kwargs)
             if self._same_route:
                 self._decision = decision
-        envelope = Envelope(
+        body = encode_message(message, self.max_size)
+        if self._before:
+            body = self._before_publish(message, body, decision)
+        return Envelope(
             id=message.id,
             queue=decision.queue,
-            body=encode_message(message, self.max_size),
+            body=body,
             priority=decision.priority,
             delay=self.delay,
             max_deliveries=self.max_deliveries,
         )
-        if self._before:
-            self._before_publish(envelope)
-        return envelope
 
-    def _before_publish(self, envelope: Envelope) -> None:
-        body = msgspec.json.decode(envelope.body)
+    def _before_publish(self, message: Message, body: bytes, decision: Decision) -> bytes:
+        """Send before_task_publish; return the body to store: encoded again with the call's
+        headers as the receivers left them, when they changed any of them (see `own_headers`)."""
+        seen = msgspec.json.decode(body)
+        headers = self.headers(seen)
         signals.before_task_publish.send(
             sender=self.name,
-            body=body,
+            body=seen,
             exchange="",
-            routing_key=envelope.queue,
-            headers=self.headers(body),
-            properties={"correlation_id": envelope.id, "priority": envelope.priority},
+            routing_key=decision.queue,
+            headers=headers,
+            properties={"correlation_id": message.id, "priority": decision.priority},
             declare=[],
             retry_policy=None,
         )
+        own = own_headers(headers, message.headers)
+        if own == message.headers:
+            return body
+        return encode_message(msgspec.structs.replace(message, headers=own), self.max_size)
 
     def headers(self, body: dict[str, Any]) -> dict[str, Any]:
         """Celery-style (protocol 2) headers of a call, from its message `body`: the call's own
-        `headers=` first, then `id`, `task`, `lang`, `root_id`, `parent_id`, `eta`, `expires`
-        (epoch seconds), `retries`, `timelimit` ([hard, soft]) and `origin`."""
+        headers (`Message.headers`) first, then `id`, `task`, `lang`, `root_id`, `parent_id`,
+        `eta`, `expires` (epoch seconds), `retries`, `timelimit` ([hard, soft]) and `origin`."""
         return {
-            **self.call.headers,
+            **body.get("headers", {}),
             "lang": "py",
             "task": self.name,
             "id": body["id"],
@@ -201,3 +212,31 @@ class Calls:
             "timelimit": [body.get("time_limit"), body.get("soft_time_limit")],
             "origin": producer_name(),
         }
+
+
+#: The keys of `Calls.headers` that conveyor fills in from the message itself.
+PROTOCOL_HEADERS = frozenset(
+    {
+        "lang",
+        "task",
+        "id",
+        "root_id",
+        "parent_id",
+        "eta",
+        "expires",
+        "retries",
+        "timelimit",
+        "origin",
+    }
+)
+
+
+def own_headers(seen: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """The call's own headers after before_task_publish receivers saw them as `seen` (the
+    Celery-style headers): every key that is not one of conveyor's (`PROTOCOL_HEADERS`) as the
+    receivers left it, so they can add, change and remove them. A key of conveyor's is never
+    taken from `seen`: it shows the message's own value there, and changing it changes nothing;
+    a header of the caller's with such a name (`given`) is kept as the caller gave it."""
+    own = {k: v for k, v in seen.items() if k not in PROTOCOL_HEADERS}
+    own.update((k, v) for k, v in given.items() if k in PROTOCOL_HEADERS)
+    return own

@@ -71,7 +71,8 @@ class Task:
     def signature(
         self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
     ) -> Signature:
-        """Celery's long form of `s()`: options are queue, priority, countdown, immutable."""
+        """Celery's long form of `s()`: options are queue, priority, countdown, immutable,
+        headers."""
         from .canvas.signature import signature
 
         return signature(self, args, kwargs).set(**options)
@@ -92,7 +93,7 @@ class Task:
         priority: int | None = None,
         queue: str | None = None,
         task_id: str | None = None,
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, Any] | None = None,
         time_limit: float | None = None,
         soft_time_limit: float | None = None,
     ) -> AsyncResult:

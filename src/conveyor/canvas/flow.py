@@ -162,7 +162,11 @@ def _gather_chord(
 def _send_call(app: Conveyor, node: SigNode, parent: Parent | None, rest: tuple[Node, ...]) -> None:
     args = node.args if node.immutable or parent is None else (parent.value, *node.args)
     call = CallOptions(
-        task_id=node.id, queue=node.queue, priority=node.priority, countdown=node.countdown
+        task_id=node.id,
+        queue=node.queue,
+        priority=node.priority,
+        countdown=node.countdown,
+        headers=node.headers,
     )
     links = Links(rest, node.chord, node.join)
     if app.conf.settings.task_always_eager:

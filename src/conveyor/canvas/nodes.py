@@ -26,6 +26,7 @@ class SigNode(msgspec.Struct, frozen=True, tag="sig", omit_defaults=True):
     countdown: float | None = None
     chord: str | None = None  # the chord whose header this call's result belongs to
     join: ChordJoin | None = None  # what joining it needs (absent in older messages)
+    headers: dict[str, Any] = msgspec.field(default_factory=dict)  # the call's own
 
 
 class ChainNode(msgspec.Struct, frozen=True, tag="chain"):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union
 
 from ..bounds import check_optional_seconds, check_queue_name
 from ..errors import ConfigurationError
-from ..message import new_task_id
+from ..message import check_json, new_task_id
 from ..options import check_priority
 from .flow import send_node
 from .nodes import ChainNode, GroupNode, Node, SigNode, result_ids
@@ -68,6 +68,7 @@ class Signature(_Sendable["AsyncResult"]):
     priority: int | None = None
     countdown: float | None = None
     app: Conveyor | None = field(default=None, compare=False, repr=False)
+    headers: Mapping[str, Any] = field(default_factory=dict)  # the call's own (request.headers)
 
     def set(
         self,
@@ -76,19 +77,25 @@ class Signature(_Sendable["AsyncResult"]):
         priority: int | None = None,
         countdown: float | None = None,
         immutable: bool | None = None,
+        headers: Mapping[str, Any] | None = None,
     ) -> Signature:
-        """A copy with these call options."""
+        """A copy with these call options; `headers` replaces the call's own headers (they
+        reach the task as `self.request.headers`)."""
         if priority is not None:
             check_priority(priority)
         if queue is not None:
             check_queue_name(queue)
         check_optional_seconds("countdown", countdown, zero=True)
+        if headers is not None:
+            headers = dict(headers)
+            check_json(headers, "headers")
         return replace(
             self,
             queue=queue if queue is not None else self.queue,
             priority=priority if priority is not None else self.priority,
             countdown=countdown if countdown is not None else self.countdown,
             immutable=immutable if immutable is not None else self.immutable,
+            headers=headers if headers is not None else self.headers,
         )
 
     def _result(self, app: Conveyor, node: Node) -> AsyncResult:
@@ -106,6 +113,7 @@ class Signature(_Sendable["AsyncResult"]):
             queue=self.queue,
             priority=self.priority,
             countdown=self.countdown,
+            headers=dict(self.headers),
         )
 
 
@@ -124,7 +132,7 @@ def signature(
     name = task if isinstance(task, str) else task.name
     owner = app if app is not None or isinstance(task, str) else task.app
     return Signature(
-        name, tuple(args), dict(kwargs or {}), immutable, queue, priority, countdown, owner
+        name, tuple(args), dict(kwargs or {}), immutable, queue, priority, countdown, app=owner
     )
 
 
