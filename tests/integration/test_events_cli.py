@@ -26,13 +26,16 @@ print(ok.delay(7).id, fail.delay().id, flaky.delay().id)
 """
 
 
+TAIL = (sys.executable, "-m", "conveyor", "-A", "events_app", "events", "--json")
+
+
 class Tail:
     """A `conveyor -A events_app events --json …` process whose lines are collected as they
     come (a thread reads its stdout)."""
 
     def __init__(self, db: Where, *args: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "conveyor", "-A", "events_app", "events", "--json", *args],
+            [*TAIL, *args],
             cwd=HERE,
             env=env_for(db),
             stdout=subprocess.PIPE,
@@ -72,8 +75,7 @@ def tails() -> Iterator[list[Tail]]:
 def stream(db: Where) -> list[dict[str, Any]]:
     """Every event the stream holds, read by a `conveyor events` that stops at once."""
     done = subprocess.run(
-        [sys.executable, "-m", "conveyor", "-A", "events_app", "events", "--json"]
-        + ["--history", "1000", "--timeout", "0"],
+        [*TAIL, "--history", "1000", "--timeout", "0"],
         cwd=HERE,
         env=env_for(db),
         capture_output=True,
@@ -113,11 +115,8 @@ def test_a_worker_with_task_events_is_followed_live(db: Where, tails: list[Tail]
     assert failed["name"] == "events.fail" and "no luck" in failed["exception"]
     assert "ValueError" in failed["traceback"]
     flaky_kinds = [e["type"] for e in tail.events if e.get("uuid") == flaky]
-    assert flaky_kinds == ["task-received", "task-started", "task-retried"] + [
-        "task-received",
-        "task-started",
-        "task-succeeded",
-    ]
+    run = ["task-received", "task-started"]
+    assert flaky_kinds == [*run, "task-retried", *run, "task-succeeded"]
     (online,) = tail.of("worker-online")
     beat = tail.of("worker-heartbeat")[0]
     assert online["hostname"] == beat["hostname"] and online["queues"] == ["default"]
