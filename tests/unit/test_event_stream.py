@@ -12,7 +12,14 @@ import pytest
 from conveyor import Conveyor
 from conveyor.brokers.base import STREAM_START
 from conveyor.brokers.memory import MemoryBroker
-from conveyor.events import EventBus, EventType, TaskSent, WorkerOnline, decode_json
+from conveyor.events import (
+    EventBus,
+    EventType,
+    ScheduleFired,
+    TaskSent,
+    WorkerOnline,
+    decode_json,
+)
 from conveyor.events.stream import (
     SCHEDULE_EVENTS,
     TASK_EVENTS,
@@ -20,6 +27,7 @@ from conveyor.events.stream import (
     EventPublisher,
     publish,
 )
+from conveyor.scheduler.beat import Beat, BeatOptions, run_in_thread
 
 from ..integration.helpers import wait_until
 
@@ -159,3 +167,30 @@ def test_without_task_send_sent_event_the_producer_publishes_nothing() -> None:
     assert isinstance(broker, MemoryBroker)
     app.close()
     assert broker.read_events(STREAM_START, 10) == []
+
+
+def test_a_running_scheduler_publishes_its_fires() -> None:
+    app = Conveyor("b", broker="memory://", backend="memory://", set_as_current=False)
+
+    @app.task(name="poll")
+    def poll() -> None: ...
+
+    app.conf.beat_schedule = {"every-second": {"task": "poll", "schedule": 1.0}}
+    scheduler = Beat(app, BeatOptions(lease=3.0, max_interval=0.2, grace=30.0, holder="b@t"))
+    scheduler.start()
+    thread, stop = run_in_thread(scheduler)
+    broker = app.broker
+    assert isinstance(broker, MemoryBroker)
+
+    def fired() -> list[ScheduleFired]:
+        found = [decode_json(e.body) for e in broker.read_events(STREAM_START, 100)]
+        return [e for e in found if isinstance(e, ScheduleFired)]
+
+    try:
+        wait_until(fired, 10, "a schedule-fired event in the stream")
+    finally:
+        stop.set()
+        thread.join(10)
+    first = fired()[0]
+    assert first.entry == "every-second" and first.hostname == "b@t"
+    assert first.uuid in {m.envelope.id for m in broker.list_messages("default")}
