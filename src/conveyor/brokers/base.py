@@ -312,7 +312,9 @@ class Broker(Protocol):
     # -- the event stream (see One event stream) --------------------------------------------
     def publish_events(self, bodies: Sequence[bytes]) -> None:
         """Append encoded events to the stream, all or none, in the order given; then trim the
-        stream to its newest `event_stream_limit` entries. An empty batch does nothing."""
+        stream to its newest `event_stream_limit` entries. An empty batch does nothing. At most
+        once: a server backend does not retry it after a lost connection (the batch may or may
+        not have been stored; the error is raised), so a batch is never stored twice."""
         ...
 
     def read_events(self, after: str | None, limit: int) -> list[StreamEntry]:

@@ -294,7 +294,8 @@ class PostgresBroker:
         return [msgspec.json.decode(r[0], type=WorkerInfo) for r in self._all("workers")]
 
     # -- the event stream ------------------------------------------------------------------
-    @guarded
+    # Not guarded: a retry after a lost reply would store the batch twice (events are at most
+    # once; the publisher drops a batch that fails).
     def publish_events(self, bodies: Sequence[bytes]) -> None:
         if not bodies:
             return

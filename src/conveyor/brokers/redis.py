@@ -234,7 +234,8 @@ class RedisBroker:
         )
 
     # -- the event stream ------------------------------------------------------------------
-    @guarded
+    # Not guarded: a retry after a lost reply would store the batch twice (events are at most
+    # once; the publisher drops a batch that fails).
     def publish_events(self, bodies: Sequence[bytes]) -> None:
         if bodies:
             self._run("publish_events", max(0, self.event_stream_limit), *bodies)
