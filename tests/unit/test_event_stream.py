@@ -12,6 +12,7 @@ import pytest
 from conveyor import Conveyor
 from conveyor.brokers.base import STREAM_START
 from conveyor.brokers.memory import MemoryBroker
+from conveyor.errors import ConfigurationError
 from conveyor.events import (
     EventBus,
     EventType,
@@ -28,6 +29,7 @@ from conveyor.events.stream import (
     publish,
 )
 from conveyor.scheduler.beat import Beat, BeatOptions, run_in_thread
+from conveyor.worker.worker import default_options
 
 from ..integration.helpers import wait_until
 
@@ -194,3 +196,19 @@ def test_a_running_scheduler_publishes_its_fires() -> None:
     first = fired()[0]
     assert first.entry == "every-second" and first.hostname == "b@t"
     assert first.uuid in {m.envelope.id for m in broker.list_messages("default")}
+
+
+@pytest.mark.parametrize("name", ["worker_send_task_events", "task_send_sent_event"])
+def test_the_event_settings_are_built_and_take_only_booleans(name: str) -> None:
+    app = Conveyor("ev", broker="memory://", set_as_current=False)
+    app.conf.update({name: True})
+    assert getattr(app.conf.settings, name) is True
+    with pytest.raises(ConfigurationError, match=f"{name} must be True or False"):
+        app.conf.update({name: "yes"})
+
+
+def test_worker_send_task_events_turns_on_task_events_for_workers_built_in_code() -> None:
+    app = Conveyor("ev", broker="memory://", set_as_current=False)
+    assert not default_options(app).task_events
+    app.conf.update(worker_send_task_events=True)
+    assert default_options(app).task_events
