@@ -12,7 +12,8 @@ Contract of `EventPublisher`:
   `dropped`; nothing is raised into the process. When `max_pending` events are waiting (the
   broker is slow or down) new ones are dropped and counted too.
 - `close(timeout)` stops observing, publishes what is queued within the deadline, and counts
-  what is left as dropped. Returns True when everything observed was published.
+  what is left as dropped. Returns True when nothing was left queued at the deadline (batches
+  the broker refused earlier are in `dropped`, not in this answer).
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ class EventPublisher:
 
     def close(self, timeout: float = 5.0) -> bool:
         """Stop observing, publish what is queued within `timeout` seconds, count the rest as
-        dropped; True when nothing observed was dropped in the end."""
+        dropped; True when nothing was left queued at the deadline."""
         deadline = time.monotonic() + timeout
         drained = True
         if self._subscription is not None:
