@@ -7,6 +7,7 @@ binds to, as in Celery.
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import threading
 import weakref
@@ -23,7 +24,7 @@ from .clock import SYSTEM_CLOCK, Clock
 from .config import Config, Settings, resolve_urls
 from .control import Control
 from .errors import ConfigurationError, NotRegistered
-from .events import EventBus
+from .events import EventBus, EventType
 from .message import NO_LINKS, Links
 from .options import CallOptions, TaskOptions, task_options
 from .result import AsyncResult
@@ -35,6 +36,7 @@ from .sending import Calls, Sender
 from .task import Task
 
 if TYPE_CHECKING:
+    from .events.stream import EventPublisher
     from .scheduler.book import Schedules
     from .scheduler.stores.base import ScheduleStore
 
@@ -76,6 +78,7 @@ class Conveyor:
         self._results: ResultStore | None = None
         self._schedule_store: ScheduleStore | None = None
         self._events: EventBus | None = None
+        self._sent_publisher: EventPublisher | None = None
         self._published: tuple[float, frozenset[str]] = (float("-inf"), frozenset())
         self._finalized = False
         self.warned: set[str] = set()  # routing warnings already logged (strict=False)
@@ -258,8 +261,28 @@ class Conveyor:
 
         return Schedules(self)
 
+    def publish_sent_events(self) -> None:
+        """Publish this process's task-sent events to the broker's event stream (`conveyor
+        events`) from now on; senders call it when task_send_sent_event is on. Subscribes once.
+        Best effort: what is still queued is flushed at interpreter exit (atexit), so a short
+        script's events are not lost, but a process killed first loses them."""
+        if self._sent_publisher is not None:
+            return
+        from .events.stream import publish
+
+        broker, bus = self.broker, self.events  # each takes the lock itself
+        with self._lock:
+            if self._sent_publisher is None:
+                self._sent_publisher = publish(bus, broker, [EventType.TASK_SENT])
+                atexit.register(self._sent_publisher.close)
+
     def close(self) -> None:
-        """Close the broker, result store and schedule store of this process."""
+        """Close the broker, result store and schedule store of this process (publishing
+        what task-sent events are still queued first)."""
+        publisher, self._sent_publisher = self._sent_publisher, None
+        if publisher is not None:
+            atexit.unregister(publisher.close)
+            publisher.close()
         with self._lock:
             for backend in (self._broker, self._results, self._schedule_store):
                 if backend is not None:

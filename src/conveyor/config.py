@@ -103,9 +103,9 @@ class Settings:
     beat_scheduler: str | None = None
     beat_schedule_filename: str | None = None
     result_extended: bool = False  # outcomes also keep the call's args and kwargs
+    worker_send_task_events: bool = False  # workers publish task-* events (conveyor events)
+    task_send_sent_event: bool = False  # producers publish task-sent (conveyor events)
     # Known, but their behaviour is not built yet: setting them is refused (see _NOT_BUILT).
-    worker_send_task_events: bool = False
-    task_send_sent_event: bool = False
     worker_autoscale: Any = None
 
 
@@ -113,8 +113,6 @@ SETTING_NAMES = frozenset(f.name for f in dataclasses.fields(Settings))
 _DEFAULTS = Settings()
 
 _NOT_BUILT: Mapping[str, str] = {
-    "worker_send_task_events": "task events",
-    "task_send_sent_event": "task events",
     "worker_autoscale": "the autoscaler",
 }
 
@@ -273,6 +271,8 @@ _CHECKS: Mapping[str, Any] = {
     "worker_shutdown_timeout": _positive,
     "worker_metrics_port": _port,
     "metrics_celery_names": _flag,
+    "worker_send_task_events": _flag,
+    "task_send_sent_event": _flag,
     "worker_max_memory_per_child": lambda n, v: _positive(n, v, allow_none=True, integer=True),
     "task_time_limit": lambda n, v: _positive(n, v, allow_none=True),
     "task_soft_time_limit": lambda n, v: _positive(n, v, allow_none=True),

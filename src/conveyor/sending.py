@@ -137,6 +137,8 @@ class Calls:
                     routing_key=envelope.queue,
                     headers=self.headers(body),
                 )
+        if self.app.conf.settings.task_send_sent_event:
+            self.app.publish_sent_events()
         bus = self.app.events
         if not bus.wanted(EventType.TASK_SENT):
             return

@@ -9,12 +9,15 @@ import time
 import pytest
 
 from conveyor.brokers.base import (
+    STREAM_START,
     Broker,
     Envelope,
     MessageState,
     Requeue,
     RevokeOutcome,
+    StreamEntry,
     WorkerInfo,
+    last_cursor,
 )
 from conveyor.clock import FakeClock
 
@@ -471,3 +474,92 @@ def test_a_field_that_is_not_an_integer_is_a_defect_naming_it(broker: Broker) ->
         listed = broker.get_message(mid)  # the admin views still read the spoiled record
         assert listed is not None and listed.state is MessageState.DEAD
     assert broker.ack([got["a"].lease]) == [True]
+
+
+# -- the event stream ---------------------------------------------------------------------------
+
+
+def bodies(entries: list[StreamEntry]) -> list[bytes]:
+    return [e.body for e in entries]
+
+
+def test_events_are_read_in_publish_order_with_increasing_cursors(broker: Broker) -> None:
+    assert broker.read_events(None, 10) == []
+    assert broker.read_events(STREAM_START, 10) == []
+    broker.publish_events([b"a", b"b"])
+    broker.publish_events([])
+    broker.publish_events([b"c"])
+    got = broker.read_events(STREAM_START, 10)
+    assert bodies(got) == [b"a", b"b", b"c"]
+    cursors = [e.cursor for e in got]
+    assert cursors == sorted(cursors) and len(set(cursors)) == 3
+    assert broker.read_events(cursors[-1], 10) == []
+
+
+def test_event_cursors_page_through_the_stream(broker: Broker) -> None:
+    broker.publish_events([str(i).encode() for i in range(7)])
+    seen: list[bytes] = []
+    cursor = STREAM_START
+    while page := broker.read_events(cursor, 3):
+        assert len(page) <= 3
+        seen += bodies(page)
+        cursor = page[-1].cursor
+    assert seen == [str(i).encode() for i in range(7)]
+    broker.publish_events([b"later"])
+    assert bodies(broker.read_events(cursor, 3)) == [b"later"]
+
+
+def test_reading_without_a_cursor_gives_the_newest_entries(broker: Broker) -> None:
+    broker.publish_events([b"1", b"2", b"3", b"4"])
+    assert bodies(broker.read_events(None, 2)) == [b"3", b"4"]
+    assert bodies(broker.read_events(None, 10)) == [b"1", b"2", b"3", b"4"]
+    assert broker.read_events(None, 0) == []
+    tail = last_cursor(broker)
+    assert broker.read_events(tail, 10) == []
+    broker.publish_events([b"5"])
+    assert bodies(broker.read_events(tail, 10)) == [b"5"]
+
+
+def test_an_empty_stream_is_followed_from_stream_start(broker: Broker) -> None:
+    tail = last_cursor(broker)
+    assert tail == STREAM_START
+    broker.publish_events([b"first"])
+    assert bodies(broker.read_events(tail, 10)) == [b"first"]
+
+
+def test_the_stream_keeps_only_the_newest_entries(broker: Broker) -> None:
+    broker.event_stream_limit = 3  # type: ignore[attr-defined]
+    broker.publish_events([b"1", b"2"])
+    (oldest, _) = broker.read_events(STREAM_START, 10)
+    broker.publish_events([b"3", b"4"])
+    assert bodies(broker.read_events(STREAM_START, 10)) == [b"2", b"3", b"4"]
+    broker.publish_events([b"5", b"6", b"7", b"8", b"9"])  # a batch larger than the limit
+    assert bodies(broker.read_events(None, 10)) == [b"7", b"8", b"9"]
+    # a cursor older than the trimmed tail reads from the oldest entry kept
+    assert bodies(broker.read_events(oldest.cursor, 10)) == [b"7", b"8", b"9"]
+
+
+def test_a_cursor_of_another_kind_is_refused(broker: Broker) -> None:
+    with pytest.raises(ValueError, match="not an event stream cursor"):
+        broker.read_events("yesterday", 10)
+
+
+def test_concurrent_publishers_lose_nothing_and_keep_their_batches_whole(broker: Broker) -> None:
+    def publish(name: str) -> None:
+        for batch in range(20):
+            broker.publish_events([f"{name}{batch}:{i}".encode() for i in range(5)])
+
+    threads = [threading.Thread(target=publish, args=(n,)) for n in "xy"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    got = [b.decode() for b in bodies(broker.read_events(STREAM_START, 1000))]
+    assert sorted(got) == sorted(f"{n}{b}:{i}" for n in "xy" for b in range(20) for i in range(5))
+    for start in range(0, len(got), 5):  # batches never interleave
+        batch = got[start : start + 5]
+        assert [x.split(":")[1] for x in batch] == ["0", "1", "2", "3", "4"]
+        assert len({x.split(":")[0] for x in batch}) == 1
+    for name in "xy":  # one publisher's batches keep their order
+        mine = [int(x.split(":")[0][1:]) for x in got if x.startswith(name)]
+        assert mine == sorted(mine)

@@ -184,7 +184,7 @@ def test_chords_in_flight_are_counted_once_by_the_chord_counts_migration(
             "SELECT 'flight', 'm' || g, 1e12 FROM generate_series(1, 3) g"
         )
         conn.execute("INSERT INTO conveyor_chord_members VALUES ('stale', 'm1', 1.0)")
-    assert [m.version for m in upgrade(database)] == [6]
+    assert [m.version for m in upgrade(database, to=6)] == [6]
     store = PostgresResultStore(services.postgres_url(database.target.schema))
     try:
         assert store.join_chord("flight", "m1") == 3  # joined before the upgrade: counted once

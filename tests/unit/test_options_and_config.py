@@ -91,9 +91,9 @@ def test_update_rejects_unknown_setting_with_nearest_name() -> None:
 
 def test_settings_not_built_yet_raise_not_implemented() -> None:
     conf = Config()
-    with pytest.raises(NotImplementedError, match="worker_send_task_events"):
-        conf.update(worker_send_task_events=True)
-    conf.update(task_acks_late=True, worker_send_task_events=False, task_routes=None)  # defaults
+    with pytest.raises(NotImplementedError, match="worker_autoscale"):
+        conf.update(worker_autoscale="10,3")
+    conf.update(task_acks_late=True, worker_autoscale=None, task_routes=None)  # defaults
     conf.update(task_time_limit=300, task_acks_late=False, task_default_rate_limit="5/s")
     with pytest.raises(ConfigurationError, match="task_default_rate_limit"):
         conf.update(task_default_rate_limit="5 per s")

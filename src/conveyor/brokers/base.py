@@ -40,6 +40,14 @@ Guarantees every backend gives (the suite in `tests/contract/` checks each one):
   `defect` says what is wrong; its envelope carries what could be read (an empty body if the
   body could not be). Its neighbours in the batch are unaffected. The worker dead-letters it
   with that reason.
+* **One event stream.** `publish_events` appends a batch of encoded events (opaque bodies)
+  to the cluster's one event stream atomically and in order; publishers in any number of
+  processes interleave whole batches and lose nothing. The stream keeps at most the newest
+  `event_stream_limit` entries (`EVENT_STREAM_LIMIT` unless the broker was built with another):
+  each write trims what fell off, at a cost that does not grow with the stream. `read_events`
+  pages through it by opaque, increasing cursors; an entry is readable once its batch is
+  stored, and entries become readable in cursor order (a reader never skips one that a slower
+  publisher stores later).
 * **Thread safety.** One broker object may be used from several threads of one process (the
   worker's loop, its settler and its lease keeper). Each process opens its own broker.
 """
@@ -57,6 +65,10 @@ DEFAULT_MAX_DELIVERIES = 5
 DEFAULT_IDEMPOTENCY_WINDOW = 3600.0
 #: Seconds the server-backed brokers keep the record of a worker that stopped heartbeating.
 WORKER_RETENTION = 7 * 86400.0
+#: Entries the event stream keeps (the newest); older ones are trimmed as new ones are written.
+EVENT_STREAM_LIMIT = 10_000
+#: A cursor before every entry: `read_events(STREAM_START, n)` reads from the oldest kept.
+STREAM_START = "0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +194,38 @@ class WorkerInfo:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class StreamEntry:
+    """One entry of the event stream: its `cursor` (opaque; later entries have greater
+    cursors, as strings too) and the encoded event `body`."""
+
+    cursor: str
+    body: bytes
+
+
+def stream_cursor(position: int) -> str:
+    """The cursor of the entry at `position` (1, 2, …) of a stream numbered by integers:
+    zero-padded, so cursors compare as strings in stream order."""
+    return f"{position:020d}"
+
+
+def stream_position(cursor: str) -> int:
+    """The position a cursor of `stream_cursor` (or STREAM_START) names."""
+    if not cursor.isdigit():
+        raise ValueError(
+            f"not an event stream cursor of this broker: {cursor!r}; pass a cursor that "
+            "read_events returned, or STREAM_START"
+        )
+    return int(cursor)
+
+
+def last_cursor(broker: Broker) -> str:
+    """The cursor to tail the event stream "from now": the newest entry's, or STREAM_START
+    when the stream is empty (then the first entry ever published is the first one read)."""
+    newest = broker.read_events(None, 1)
+    return newest[-1].cursor if newest else STREAM_START
+
+
 class Broker(Protocol):
     """Stores envelopes and leases them to workers. See the module docstring for guarantees."""
 
@@ -263,6 +307,21 @@ class Broker(Protocol):
 
     def workers(self) -> list[WorkerInfo]:
         """Every worker record still kept (including stopped ones within the retention)."""
+        ...
+
+    # -- the event stream (see One event stream) --------------------------------------------
+    def publish_events(self, bodies: Sequence[bytes]) -> None:
+        """Append encoded events to the stream, all or none, in the order given; then trim the
+        stream to its newest `event_stream_limit` entries. An empty batch does nothing. At most
+        once: a server backend does not retry it after a lost connection (the batch may or may
+        not have been stored; the error is raised), so a batch is never stored twice."""
+        ...
+
+    def read_events(self, after: str | None, limit: int) -> list[StreamEntry]:
+        """At most `limit` entries, oldest first: those strictly after cursor `after`, or,
+        when `after` is None, the newest `limit` entries (`limit` 0: none). A cursor older than
+        the oldest entry kept reads from the oldest kept. Read-only. A string that is not a
+        cursor of this broker raises ValueError."""
         ...
 
     # -- admin (CLI, dashboard; never on the hot path) --------------------------------------

@@ -9,12 +9,14 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from ..clock import SYSTEM_CLOCK, Clock
 from .base import (
     DEFAULT_IDEMPOTENCY_WINDOW,
+    EVENT_STREAM_LIMIT,
     Delivery,
     Envelope,
     Lease,
@@ -24,7 +26,10 @@ from .base import (
     Revocation,
     RevokeOutcome,
     StoredMessage,
+    StreamEntry,
     WorkerInfo,
+    stream_cursor,
+    stream_position,
 )
 
 
@@ -67,8 +72,15 @@ class MemoryBroker:
     """Broker contract over plain dicts under one lock."""
 
     def __init__(
-        self, clock: Clock = SYSTEM_CLOCK, idempotency_window: float = DEFAULT_IDEMPOTENCY_WINDOW
+        self,
+        clock: Clock = SYSTEM_CLOCK,
+        idempotency_window: float = DEFAULT_IDEMPOTENCY_WINDOW,
+        *,
+        event_stream_limit: int = EVENT_STREAM_LIMIT,
     ) -> None:
+        self.event_stream_limit = event_stream_limit
+        self._events: deque[tuple[int, bytes]] = deque()  # (position, body), oldest first
+        self._event_positions = itertools.count(1)
         self._clock = clock
         self._window = idempotency_window
         self._records: dict[str, _Record] = {}
@@ -262,6 +274,26 @@ class MemoryBroker:
     def workers(self) -> list[WorkerInfo]:
         with self._cond:
             return sorted(self._workers.values(), key=lambda w: w.name)
+
+    # -- the event stream ------------------------------------------------------------------
+    def publish_events(self, bodies: Sequence[bytes]) -> None:
+        with self._cond:
+            for body in bodies:
+                self._events.append((next(self._event_positions), bytes(body)))
+            while len(self._events) > max(0, self.event_stream_limit):
+                self._events.popleft()
+
+    def read_events(self, after: str | None, limit: int) -> list[StreamEntry]:
+        start = None if after is None else stream_position(after)
+        with self._cond:
+            if limit <= 0 or not self._events:
+                return []
+            if start is None:
+                chosen = list(self._events)[-limit:]
+            else:  # positions are consecutive, so the first one after `start` is found by offset
+                skip = max(0, start - self._events[0][0] + 1)
+                chosen = list(itertools.islice(self._events, skip, skip + limit))
+        return [StreamEntry(stream_cursor(n), body) for n, body in chosen]
 
     # -- admin ------------------------------------------------------------------------------
     def queue_stats(self) -> list[QueueStats]:

@@ -28,6 +28,7 @@ from ..pgschema import open_backend
 from ..sqlfiles import load_sql
 from .base import (
     DEFAULT_IDEMPOTENCY_WINDOW,
+    EVENT_STREAM_LIMIT,
     WORKER_RETENTION,
     Delivery,
     Envelope,
@@ -38,7 +39,10 @@ from .base import (
     Revocation,
     RevokeOutcome,
     StoredMessage,
+    StreamEntry,
     WorkerInfo,
+    stream_cursor,
+    stream_position,
 )
 from .rows import STATE_CODES, granted, stored_message
 
@@ -57,7 +61,9 @@ class PostgresBroker:
         idempotency_window: float = DEFAULT_IDEMPOTENCY_WINDOW,
         auto_migrate: bool = True,
         retry_budget: float | None = 10.0,
+        event_stream_limit: int = EVENT_STREAM_LIMIT,
     ) -> None:
+        self.event_stream_limit = event_stream_limit
         opened = open_backend(url, "broker", 8, auto_migrate, retry_budget)
         self.target, self._db, self._listener = opened.target, opened.db, opened.listener
         self.guard = opened.guard
@@ -286,6 +292,31 @@ class PostgresBroker:
     @guarded
     def workers(self) -> list[WorkerInfo]:
         return [msgspec.json.decode(r[0], type=WorkerInfo) for r in self._all("workers")]
+
+    # -- the event stream ------------------------------------------------------------------
+    # Not guarded: a retry after a lost reply would store the batch twice (events are at most
+    # once; the publisher drops a batch that fails).
+    def publish_events(self, bodies: Sequence[bytes]) -> None:
+        if not bodies:
+            return
+        limit = max(0, self.event_stream_limit)
+        kept = list(bodies)[-limit:] if limit else []  # the rest would fall off at once
+        n = len(kept)
+        with self._db.connection() as conn, conn.transaction():
+            row = conn.execute(self._q["take_event_positions"], {"n": n}).fetchone()
+            assert row is not None  # migration 0007 inserts the counter's one row
+            params = {"last": int(row[0]), "n": n, "bodies": kept, "limit": limit}
+            conn.execute(self._q["store_events"], params)
+
+    @guarded
+    def read_events(self, after: str | None, limit: int) -> list[StreamEntry]:
+        if limit <= 0:
+            return []
+        if after is None:
+            rows = self._all("newest_events", limit=limit)
+        else:
+            rows = self._all("events_after", after=stream_position(after), limit=limit)
+        return [StreamEntry(stream_cursor(int(i)), bytes(b)) for i, b in rows]
 
     # -- admin ------------------------------------------------------------------------------
     @guarded

@@ -26,6 +26,7 @@ from ..redis_persistence import warn_if_not_persistent
 from .base import (
     DEFAULT_IDEMPOTENCY_WINDOW,
     DEFAULT_MAX_DELIVERIES,
+    EVENT_STREAM_LIMIT,
     WORKER_RETENTION,
     Delivery,
     Envelope,
@@ -36,6 +37,7 @@ from .base import (
     Revocation,
     RevokeOutcome,
     StoredMessage,
+    StreamEntry,
     WorkerInfo,
 )
 
@@ -56,6 +58,7 @@ _SCRIPTS = (
     "redrive",
     "purge",
     "purge_dead",
+    "publish_events",
 )
 _STATES = {
     b"r": MessageState.READY,
@@ -77,7 +80,9 @@ class RedisBroker:
         clock: Clock = SYSTEM_CLOCK,
         idempotency_window: float = DEFAULT_IDEMPOTENCY_WINDOW,
         retry_budget: float | None = 10.0,
+        event_stream_limit: int = EVENT_STREAM_LIMIT,
     ) -> None:
+        self.event_stream_limit = event_stream_limit
         self._client, self.prefix = client_from_url(url)
         self.shown = safe_url(url)
         self.guard = Guard(f"broker at {self.shown}", url, transient_errors(), retry_budget)
@@ -228,6 +233,26 @@ class RedisBroker:
             key=lambda w: w.name,
         )
 
+    # -- the event stream ------------------------------------------------------------------
+    # Not guarded: a retry after a lost reply would store the batch twice (events are at most
+    # once; the publisher drops a batch that fails).
+    def publish_events(self, bodies: Sequence[bytes]) -> None:
+        if bodies:
+            self._run("publish_events", max(0, self.event_stream_limit), *bodies)
+
+    @guarded
+    def read_events(self, after: str | None, limit: int) -> list[StreamEntry]:
+        if limit <= 0:
+            return []
+        key = f"{self.prefix}:events"
+        raw: Any
+        if after is None:
+            raw = self._client.xrevrange(key, "+", "-", count=limit)
+            raw = raw[::-1]
+        else:
+            raw = self._client.xrange(key, f"({_stream_id(after)}", "+", count=limit)
+        return [StreamEntry(_stream_cursor(sid), fields[b"b"]) for sid, fields in raw]
+
     # -- admin ------------------------------------------------------------------------------
     @guarded
     def queue_stats(self) -> list[QueueStats]:
@@ -295,6 +320,23 @@ def warn_if_evicting(client: Any) -> None:
             "keys, losing messages; set it to noeviction (or a volatile-* policy)",
             policy,
         )
+
+
+def _stream_cursor(stream_id: bytes) -> str:
+    """A stream entry id ("<ms>-<seq>") as a cursor that sorts as a string in stream order."""
+    ms, seq = stream_id.decode().split("-")
+    return f"{int(ms):015d}-{int(seq):020d}"
+
+
+def _stream_id(cursor: str) -> str:
+    """The stream entry id a cursor names (STREAM_START "0": before every entry)."""
+    ms, _, seq = cursor.partition("-")
+    if not ms.isdigit() or not (seq.isdigit() or seq == ""):
+        raise ValueError(
+            f"not an event stream cursor of this broker: {cursor!r}; pass a cursor that "
+            "read_events returned, or STREAM_START"
+        )
+    return f"{int(ms)}-{int(seq or 0)}"
 
 
 def _deliveries(reply: list[Any]) -> list[Delivery]:

@@ -28,6 +28,7 @@ from ..guard import guarded
 from ..sqlfiles import load_sql
 from .base import (
     DEFAULT_IDEMPOTENCY_WINDOW,
+    EVENT_STREAM_LIMIT,
     WORKER_RETENTION,
     Delivery,
     Envelope,
@@ -38,7 +39,10 @@ from .base import (
     Revocation,
     RevokeOutcome,
     StoredMessage,
+    StreamEntry,
     WorkerInfo,
+    stream_cursor,
+    stream_position,
 )
 from .rows import STATE_CODES, granted, stored_message
 
@@ -65,7 +69,9 @@ class SqliteBroker:
         *,
         file_mode: int = DEFAULT_FILE_MODE,
         retry_budget: float | None = 10.0,
+        event_stream_limit: int = EVENT_STREAM_LIMIT,
     ) -> None:
+        self.event_stream_limit = event_stream_limit
         self._q = _sql()
         self._db = SqliteDatabase(
             path, synchronous, self._q["schema"], file_mode, lock_wait(retry_budget)
@@ -302,6 +308,27 @@ class SqliteBroker:
     def workers(self) -> list[WorkerInfo]:
         rows = self._db.connection().execute(self._q["workers"]).fetchall()
         return [msgspec.json.decode(r[0], type=WorkerInfo) for r in rows]
+
+    # -- the event stream ------------------------------------------------------------------
+    @guarded
+    def publish_events(self, bodies: Sequence[bytes]) -> None:
+        if not bodies:
+            return
+        limit = max(0, self.event_stream_limit)
+        with self._db.transaction() as conn:
+            conn.executemany(self._q["publish_event"], [{"body": b} for b in bodies])
+            conn.execute(self._q["trim_events"], {"limit": limit})
+
+    @guarded
+    def read_events(self, after: str | None, limit: int) -> list[StreamEntry]:
+        if limit <= 0:
+            return []
+        if after is None:
+            sql, params = self._q["newest_events"], {"limit": limit}
+        else:
+            sql, params = self._q["events_after"], {"after": stream_position(after), "limit": limit}
+        rows = self._db.connection().execute(sql, params).fetchall()
+        return [StreamEntry(stream_cursor(int(i)), bytes(b)) for i, b in rows]
 
     # -- admin ------------------------------------------------------------------------------
     @guarded

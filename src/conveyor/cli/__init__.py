@@ -16,6 +16,7 @@ from .control import control
 from .db import db
 from .demo import demo
 from .dlq import dlq
+from .events import events
 from .health import health
 from .history import results
 from .inspect_cmds import queues, result
@@ -58,6 +59,7 @@ for command in (
     demo,
     db,
     health,
+    events,
 ):
     cli.add_command(command)
 

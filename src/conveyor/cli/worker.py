@@ -119,7 +119,13 @@ def _not_built(flag: str, feature: str) -> click.UsageError:
     "leader, and a fire is never sent twice.",
 )
 @click.option("--autoscale", metavar="MAX,MIN", help="Autoscale the pool (not built yet).")
-@click.option("-E", "--task-events", is_flag=True, help="Send task events (not built yet).")
+@click.option(
+    "-E",
+    "--task-events",
+    is_flag=True,
+    help="Also publish task events to the event stream (`conveyor events`; default: "
+    "worker_send_task_events). Worker events are always published.",
+)
 @click.pass_obj
 def worker(
     ctx: CliContext,
@@ -147,8 +153,6 @@ def worker(
     """Start a worker that consumes queues and runs their tasks."""
     if autoscale:
         raise _not_built("--autoscale", "the autoscaler")
-    if task_events:
-        raise _not_built("-E/--task-events", "task events")
     app = ctx.app(required=True)  # first: its module may connect the setup_logging signal
     fmt = log_format or app.conf.settings.worker_log_format
     setup_logging(loglevel, logfile, fmt)
@@ -172,6 +176,7 @@ def worker(
         health_file=health_file,
         metrics_port=metrics_port or s.worker_metrics_port,
         metrics_host=metrics_host,
+        task_events=task_events or s.worker_send_task_events,
     )
     first = (
         f"conveyor worker {options.name}: slot groups "

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from ..config import Settings
 from ..errors import BackendUnavailable, ConfigurationError, ConveyorError
 from ..events import EventType, ScheduleFired, ScheduleSkipped
+from ..events.stream import SCHEDULE_EVENTS, publish
 from ..options import CallOptions
 from .leader import Leader, holder_name
 from .schedule import (
@@ -107,7 +108,15 @@ class Beat:
         return entries
 
     def run(self, stop: threading.Event) -> None:
-        """Tick until `stop` is set, then resign the lease."""
+        """Tick until `stop` is set, then resign the lease. Meanwhile the schedule's events
+        are published to the broker's event stream (`conveyor events`)."""
+        publisher = publish(self.app.events, self.app.broker, SCHEDULE_EVENTS)
+        try:
+            self._run(stop)
+        finally:
+            publisher.close()
+
+    def _run(self, stop: threading.Event) -> None:
         log.warning(
             "scheduler %s started: lease %.1f s, store %r",
             self.options.holder,

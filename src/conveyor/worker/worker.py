@@ -32,6 +32,7 @@ from ..app import Conveyor
 from ..brokers.base import Lease, WorkerInfo
 from ..errors import BackendUnavailable, ConfigurationError
 from ..events import EventType
+from ..events.stream import TASK_EVENTS, WORKER_EVENTS, publish
 from ..guard import Guard, guard_of
 from ..results.base import storable_text, storable_traceback
 from .emitter import WorkerEvents
@@ -67,6 +68,7 @@ class WorkerOptions:
     health_file: Path | None = None
     metrics_port: int | None = None  # serve /metrics on metrics_host:metrics_port (metrics.py)
     metrics_host: str = "127.0.0.1"
+    task_events: bool = False  # also publish task-* events to the event stream (-E)
 
     def __post_init__(self) -> None:
         if not self.groups and not self.queues:
@@ -234,6 +236,7 @@ class Worker:
                 stack.callback(reporter.stop)
             if self.options.metrics_port is not None:
                 stack.callback(self._serve_metrics(self.options.metrics_port))
+            stack.callback(self._publish_events())
             self._consume()
         if self._failure is not None:
             raise self._failure
@@ -260,6 +263,13 @@ class Worker:
             metrics.stop()
 
         return stop
+
+    def _publish_events(self) -> Callable[[], object]:
+        """Publish this worker's events to the broker's event stream (`conveyor events`): the
+        worker events always, task events with task_events; returns what flushes and stops."""
+        types = WORKER_EVENTS | (TASK_EVENTS if self.options.task_events else frozenset())
+        publisher = publish(self.app.events, self.broker, types)
+        return publisher.close
 
     def _group_slots(self) -> list[GroupSlots]:
         return [
@@ -358,5 +368,6 @@ def default_options(app: Conveyor, **overrides: object) -> WorkerOptions:
         prefetch_multiplier=s.worker_prefetch_multiplier,
         lease_for=lease_seconds(s),
         shutdown_timeout=s.worker_shutdown_timeout,
+        task_events=s.worker_send_task_events,
     )
     return replace(base, **overrides)  # type: ignore[arg-type]

@@ -21,6 +21,8 @@
 --   P:wake:<queue> list of wake-up tokens for idle workers blocked in BLPOP (at most 64)
 --   P:rate:<key>   string, the next free start slot of a global rate limit
 --   P:w / P:wh     hash worker name -> WorkerInfo JSON / zset worker name -> heartbeat
+--   P:events       stream, the cluster's event stream: one entry per encoded event, field b
+--                  the body; capped at the newest `limit` entries by every XADD (MAXLEN)
 --
 -- Time: ARGV[1] is "now" in seconds from the caller's injected clock, or "" to use the
 -- server's TIME, so that in production the Redis server's clock is the only clock.

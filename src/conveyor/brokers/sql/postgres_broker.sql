@@ -1,6 +1,7 @@
 -- PostgreSQL broker. The tables are created by migrations/0001_broker.sql, whose header
 -- documents the layout (conveyor_messages, conveyor_lease_tokens, conveyor_rates,
--- conveyor_workers). Every statement here is one atomic statement unless the broker runs it
+-- conveyor_workers); the event stream's tables (conveyor_events, conveyor_event_counter) come
+-- from migrations/0007_events.sql. Every statement here is one atomic statement unless the broker runs it
 -- inside a transaction of its own (revoke). %(now)s is NULL unless a clock is injected:
 -- conveyor_now() then reads the database's clock.
 --
@@ -239,3 +240,25 @@ WHERE state = 3 AND updated_at <= conveyor_now(%(now)s) - %(older_than)s::float8
 DELETE FROM conveyor_messages
 WHERE queue = ANY(%(queues)s::text[])
   AND (state IN (0, 1) OR (%(include_dead)s AND state = 3));
+
+-- name: take_event_positions
+-- First statement of a publish's transaction: reserves positions last-n+1 .. last and holds
+-- the counter row's lock until commit, so publishes commit in position order.
+UPDATE conveyor_event_counter SET last = last + %(n)s RETURNING last;
+
+-- name: store_events
+-- Second statement of the publish: the batch at its positions, then the rows past the limit
+-- (the batch's own rows are never among them: the broker sends at most `limit` bodies).
+WITH ins AS (
+    INSERT INTO conveyor_events (id, body)
+    SELECT %(last)s::bigint - %(n)s + u.ord, u.body
+    FROM unnest(%(bodies)s::bytea[]) WITH ORDINALITY AS u(body, ord)
+)
+DELETE FROM conveyor_events WHERE id <= %(last)s::bigint - %(limit)s;
+
+-- name: events_after
+SELECT id, body FROM conveyor_events WHERE id > %(after)s ORDER BY id LIMIT %(limit)s;
+
+-- name: newest_events
+SELECT id, body FROM (SELECT id, body FROM conveyor_events ORDER BY id DESC LIMIT %(limit)s) n
+ORDER BY id;

@@ -20,6 +20,10 @@
 --                      message appears once per batch, so (id, token) is unique)
 --   conveyor_rates     one row per rate-limit key: `tat`, the next free start slot
 --   conveyor_workers   one row per worker name: its published WorkerInfo (JSON)
+--   conveyor_events    the event stream: one row per encoded event, `id` AUTOINCREMENT (never
+--                      reused; writers are serialized, so ids are given in commit order and a
+--                      reader paging by id skips nothing); the oldest rows past the stream's
+--                      limit are deleted by id in the same transaction as each publish
 --
 -- Every write runs inside BEGIN IMMEDIATE, so each named statement group is atomic.
 
@@ -68,6 +72,10 @@ CREATE TABLE IF NOT EXISTS conveyor_workers (
     name         TEXT PRIMARY KEY,
     info         BLOB NOT NULL,
     heartbeat_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS conveyor_events (
+    id   INTEGER PRIMARY KEY AUTOINCREMENT,
+    body BLOB NOT NULL
 );
 
 -- name: columns
@@ -203,6 +211,21 @@ DELETE FROM conveyor_workers WHERE heartbeat_at < :cutoff;
 
 -- name: workers
 SELECT info FROM conveyor_workers ORDER BY name;
+
+-- name: publish_event
+INSERT INTO conveyor_events (body) VALUES (:body);
+
+-- name: trim_events
+-- After a batch: keep the newest :limit rows (ids are consecutive, so this is a range delete
+-- on the primary key of exactly the rows that fell off).
+DELETE FROM conveyor_events WHERE id <= (SELECT max(id) FROM conveyor_events) - :limit;
+
+-- name: events_after
+SELECT id, body FROM conveyor_events WHERE id > :after ORDER BY id LIMIT :limit;
+
+-- name: newest_events
+SELECT id, body FROM (SELECT id, body FROM conveyor_events ORDER BY id DESC LIMIT :limit)
+ORDER BY id;
 
 -- name: queue_stats
 SELECT queue,
