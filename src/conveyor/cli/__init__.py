@@ -19,6 +19,7 @@ from .dlq import dlq
 from .health import health
 from .history import results
 from .inspect_cmds import queues, result
+from .metrics import metrics
 from .purge import purge
 from .routes import routes
 from .schedule import schedule
@@ -58,6 +59,7 @@ for command in (
     demo,
     db,
     health,
+    metrics,
 ):
     cli.add_command(command)
 

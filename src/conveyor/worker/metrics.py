@@ -18,16 +18,13 @@ Contract:
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ..errors import ConfigurationError
 from ..events import (
     Event,
     EventType,
@@ -35,6 +32,7 @@ from ..events import (
     TaskFailed,
     TaskSucceeded,
 )
+from ..observability.serving import MetricsServer, serve_registry
 
 #: Runtime buckets, seconds: from 5 ms up to 30 minutes.
 RUNTIME_BUCKETS = (
@@ -122,7 +120,7 @@ class WorkerMetrics:
         )
         info.labels(version).set(1)
         self.registry.register(_SlotsCollector(slots))
-        self._server: tuple[WSGIServer, threading.Thread] | None = None
+        self._server: MetricsServer | None = None
 
     def observe(self, event: Event) -> None:
         """Count one event (an observer for `app.events.subscribe(..., types=COUNTED)`)."""
@@ -138,24 +136,17 @@ class WorkerMetrics:
 
     def serve(self, host: str, port: int) -> None:
         """Serve `/metrics` on host:port from a daemon thread, and set `conveyor_worker_up`."""
-        try:
-            self._server = start_http_server(port, host, registry=self.registry)
-        except OSError as exc:
-            raise ConfigurationError(
-                f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}; choose a free "
-                "port with --metrics-port (or worker_metrics_port), or stop what is using it"
-            ) from None
+        self._server = serve_registry(
+            self.registry, host, port, "--metrics-port (or worker_metrics_port)"
+        )
         self.up.set(1)
 
     def stop(self) -> None:
         """Stop serving (idempotent)."""
         self.up.set(0)
         if self._server is not None:
-            server, thread = self._server
+            self._server.stop()
             self._server = None
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=5.0)
 
 
 def _queue(event: TaskEvent) -> str:

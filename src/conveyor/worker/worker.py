@@ -67,10 +67,16 @@ class WorkerOptions:
     health_file: Path | None = None
     metrics_port: int | None = None  # serve /metrics on metrics_host:metrics_port (metrics.py)
     metrics_host: str = "127.0.0.1"
+    cluster_metrics: bool = False  # also serve the cluster's metrics (observability/cluster.py)
 
     def __post_init__(self) -> None:
         if not self.groups and not self.queues:
             raise ConfigurationError("a worker needs at least one queue")
+        if self.cluster_metrics and self.metrics_port is None:
+            raise ConfigurationError(
+                "--cluster-metrics serves the cluster's metrics beside the worker's; give "
+                "--metrics-port (or worker_metrics_port) too"
+            )
         specs = self.slot_specs
         check_disjoint(specs)
         pools = {spec.pool for spec in specs}
@@ -241,6 +247,11 @@ class Worker:
     def _serve_metrics(self, port: int) -> Callable[[], None]:
         """Count this worker's task events and serve them; returns what stops both."""
         metrics = WorkerMetrics(__version__, self._group_slots)
+        if self.options.cluster_metrics:
+            from ..observability.cluster import ClusterCollector
+
+            celery_names = self.settings.metrics_celery_names
+            metrics.registry.register(ClusterCollector(self.app, celery_names))
         subscription = self.app.events.subscribe(metrics.observe, types=COUNTED)
         try:
             metrics.serve(self.options.metrics_host, port)
