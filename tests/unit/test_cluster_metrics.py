@@ -5,9 +5,12 @@ length on request, and a store error reported as conveyor_cluster_up 0 without r
 from __future__ import annotations
 
 import logging
+import socket
+import urllib.request
 
 import pytest
 from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
 
 from conveyor import Conveyor
 from conveyor.brokers.base import Envelope, WorkerInfo
@@ -15,6 +18,7 @@ from conveyor.clock import FakeClock
 from conveyor.errors import BackendUnavailable, ConfigurationError
 from conveyor.observability.cluster import LOST_AFTER_BEATS, ClusterCollector
 from conveyor.scheduler.beat import Beat, BeatOptions
+from conveyor.worker.worker import Worker, default_options
 
 LEASE = 30.0  # the default visibility_timeout: heartbeats every 10 s
 
@@ -192,3 +196,36 @@ def test_registering_reads_no_store(app: Conveyor, monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(app.broker, "queue_stats", untouchable)
     registry_of(ClusterCollector(app))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def scraped_names(port: int) -> set[str]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    return {s.name for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+@pytest.mark.parametrize("cluster", [False, True], ids=["worker-only", "cluster-metrics"])
+def test_a_worker_serves_cluster_series_only_with_cluster_metrics(
+    app: Conveyor, cluster: bool
+) -> None:
+    port = free_port()
+    options = default_options(app, name="w@test", metrics_port=port, cluster_metrics=cluster)
+    stop = Worker(app, options)._serve_metrics(port)
+    try:
+        served = scraped_names(port)
+    finally:
+        stop()
+    assert "conveyor_worker_up" in served
+    assert ("conveyor_queue_messages" in served) is cluster
+    assert ("conveyor_cluster_up" in served) is cluster
+
+
+def test_cluster_metrics_needs_a_metrics_port(app: Conveyor) -> None:
+    with pytest.raises(ConfigurationError, match="give --metrics-port"):
+        default_options(app, name="w@test", cluster_metrics=True)
