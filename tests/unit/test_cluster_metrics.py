@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 import urllib.request
 
 import pytest
@@ -16,7 +17,7 @@ from conveyor import Conveyor
 from conveyor.brokers.base import Envelope, WorkerInfo
 from conveyor.clock import FakeClock
 from conveyor.errors import BackendUnavailable, ConfigurationError
-from conveyor.observability.cluster import LOST_AFTER_BEATS, ClusterCollector
+from conveyor.observability.cluster import LOST_AFTER_BEATS, READ_BUDGET, ClusterCollector
 from conveyor.scheduler.beat import Beat, BeatOptions
 from conveyor.worker.worker import Worker, default_options
 
@@ -229,3 +230,16 @@ def test_a_worker_serves_cluster_series_only_with_cluster_metrics(
 def test_cluster_metrics_needs_a_metrics_port(app: Conveyor) -> None:
     with pytest.raises(ConfigurationError, match="give --metrics-port"):
         default_options(app, name="w@test", cluster_metrics=True)
+
+
+def test_an_unreachable_server_fails_the_scrape_within_the_read_budget(clock: FakeClock) -> None:
+    closed = free_port()  # nothing listens there: every connection is refused
+    app = Conveyor("t", broker=f"redis://127.0.0.1:{closed}/0", set_as_current=False)
+    collector = ClusterCollector(app)
+    registry = registry_of(collector)
+    started = time.monotonic()
+    assert value(registry, "conveyor_cluster_up") == 0
+    took = time.monotonic() - started
+    # a worker's own guards would wait for ever; the collector's give up after READ_BUDGET
+    assert READ_BUDGET - 1.0 <= took <= READ_BUDGET + 5.0
+    collector.close()

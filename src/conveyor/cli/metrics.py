@@ -50,8 +50,9 @@ def metrics(ctx: CliContext, port: int, host: str, loglevel: str, log_format: st
             "CONVEYOR_BROKER_URL)"
         )
     app.import_modules()  # the tasks' own queues are queues in use
+    collector = ClusterCollector(app, app.conf.settings.metrics_celery_names)
     registry = CollectorRegistry()
-    registry.register(ClusterCollector(app, app.conf.settings.metrics_celery_names))
+    registry.register(collector)
     server = serve_registry(registry, host, port, "--port")
     line = f"conveyor metrics: http://{host}:{port}/metrics, broker {safe_url(broker_url)}"
     click.echo(banner(line, log.name, fmt), err=True)
@@ -59,6 +60,7 @@ def metrics(ctx: CliContext, port: int, host: str, loglevel: str, log_format: st
         _wait_for_signal()
     finally:
         server.stop()
+        collector.close()
         app.close()
 
 

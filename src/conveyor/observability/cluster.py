@@ -14,6 +14,10 @@ Contract of `ClusterCollector`:
   `LOST_AFTER_BEATS` heartbeat intervals (the interval is lease/3, from the app's lease
   setting: a worker silent that long also let its leases run out). Stopped workers are not
   counted. Heartbeats are stamped by each worker's clock and compared with this process's.
+- The collector reads through stores of its own (`ClusterStores`), opened on first use with a
+  retry budget of `READ_BUDGET` seconds, whatever the app's guards do: a worker's guards wait
+  for a server for ever, and a scrape must not. (A `memory://` store lives in the app object,
+  so that one is the app's.)
 - When a store cannot be read, the scrape logs a warning and reports `conveyor_cluster_up 0`
   and no other cluster series (never half a picture); the next scrape tries again. It never
   raises into the HTTP server.
@@ -27,15 +31,17 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from ..brokers.base import QueueStats, WorkerInfo
+from ..brokers import open_broker
+from ..brokers.base import Broker, QueueStats, WorkerInfo
 from ..errors import ConfigurationError
-from ..scheduler.stores.base import StoredEntry
+from ..scheduler.stores import open_schedule_store
+from ..scheduler.stores.base import ScheduleStore, StoredEntry
 
 if TYPE_CHECKING:
     from ..app import Conveyor
@@ -44,6 +50,9 @@ log = logging.getLogger("conveyor.metrics")
 
 #: Heartbeat intervals without a beat after which a worker that did not stop counts as lost.
 LOST_AFTER_BEATS = 3
+#: Seconds a scrape retries a store that does not answer before it reports the failure: well
+#: inside Prometheus' default 10 s scrape timeout.
+READ_BUDGET = 3.0
 #: The `state` label values of conveyor_queue_messages, in QueueStats' field names.
 QUEUE_STATES = ("ready", "scheduled", "leased", "dead")
 WORKER_STATES = ("alive", "lost")
@@ -69,6 +78,48 @@ def worker_states(workers: Iterable[WorkerInfo], now: float, lost_after: float) 
     return counts
 
 
+class ClusterStores:
+    """The broker and schedule store of the app's URLs, opened on first use with a retry
+    budget of `READ_BUDGET` (`memory://`: the app's own). Not thread-safe: the collector calls
+    it under its lock."""
+
+    def __init__(self, app: Conveyor) -> None:
+        self._app = app
+        self._settings = replace(app.conf.settings, broker_retry_budget=READ_BUDGET)
+        self._broker: Broker | None = None
+        self._schedules: ScheduleStore | None = None
+
+    def broker(self) -> Broker:
+        if self._broker is None:
+            url = self._app.urls[0]
+            if _in_process(url):
+                self._broker = self._app.broker
+            else:
+                self._broker = open_broker(url, self._settings, self._app.clock)
+        return self._broker
+
+    def schedule_store(self) -> ScheduleStore:
+        """Raises ConfigurationError when the result backend holds no schedule."""
+        if self._schedules is None:
+            url = self._app.urls[1]
+            if _in_process(url):
+                self._schedules = self._app.schedule_store
+            else:
+                self._schedules = open_schedule_store(url, self._settings, self._app.clock)
+        return self._schedules
+
+    def close(self) -> None:
+        """Close the stores opened here (not the app's)."""
+        for url, store in ((self._app.urls[0], self._broker), (self._app.urls[1], self._schedules)):
+            if store is not None and not _in_process(url):
+                store.close()
+        self._broker = self._schedules = None
+
+
+def _in_process(url: str) -> bool:
+    return url.split(":", 1)[0].lower() == "memory"
+
+
 class ClusterCollector:
     """A prometheus-client collector of the cluster series of `app` (module docstring gives
     the contract). `celery_names` also exports `celery_queue_length{queue_name}`, the Celery
@@ -83,6 +134,7 @@ class ClusterCollector:
         self._lost_after = LOST_AFTER_BEATS * lease_seconds(app.conf.settings) / 3.0
         self._celery_names = celery_names
         self._lock = threading.Lock()
+        self._stores = ClusterStores(app)
         self._schedules_usable = True
 
     @property
@@ -100,7 +152,7 @@ class ClusterCollector:
         with self._lock:
             started = time.monotonic()
             try:
-                snapshot = self.read()
+                snapshot = self._read()
             except Exception as exc:
                 log.warning(
                     "cluster metrics: cannot read the stores (%s: %s); this scrape reports "
@@ -114,9 +166,14 @@ class ClusterCollector:
         if snapshot is not None:
             yield from self._families(snapshot)
 
-    def read(self) -> Snapshot:
-        """One read of every store (raises what the stores raise)."""
-        broker = self._app.broker
+    def close(self) -> None:
+        """Close the stores this collector opened."""
+        with self._lock:
+            self._stores.close()
+
+    def _read(self) -> Snapshot:
+        """One read of every store, under the lock (raises what the stores raise)."""
+        broker = self._stores.broker()
         queues = broker.queue_stats()
         workers = broker.workers()
         return Snapshot(queues, workers, self._entries(), self._app.clock.now())
@@ -125,10 +182,10 @@ class ClusterCollector:
         if not self._schedules_usable:
             return None
         try:
-            store = self._app.schedule_store
+            store = self._stores.schedule_store()
         except ConfigurationError as exc:
             self._schedules_usable = False
-            log.info("cluster metrics: no schedule series (%s)", exc)
+            log.warning("cluster metrics: no schedule series (%s)", exc)
             return None
         return store.entries()
 

@@ -33,6 +33,7 @@ from ..brokers.base import Lease, WorkerInfo
 from ..errors import BackendUnavailable, ConfigurationError
 from ..events import EventType
 from ..guard import Guard, guard_of
+from ..observability.cluster import ClusterCollector
 from ..results.base import storable_text, storable_traceback
 from .emitter import WorkerEvents
 from .executor import RunKind
@@ -247,11 +248,7 @@ class Worker:
     def _serve_metrics(self, port: int) -> Callable[[], None]:
         """Count this worker's task events and serve them; returns what stops both."""
         metrics = WorkerMetrics(__version__, self._group_slots)
-        if self.options.cluster_metrics:
-            from ..observability.cluster import ClusterCollector
-
-            celery_names = self.settings.metrics_celery_names
-            metrics.registry.register(ClusterCollector(self.app, celery_names))
+        cluster = self._cluster_metrics(metrics)
         subscription = self.app.events.subscribe(metrics.observe, types=COUNTED)
         try:
             metrics.serve(self.options.metrics_host, port)
@@ -262,8 +259,18 @@ class Worker:
         def stop() -> None:
             subscription.close()  # count what is buffered before the server goes
             metrics.stop()
+            if cluster is not None:
+                cluster.close()
 
         return stop
+
+    def _cluster_metrics(self, metrics: WorkerMetrics) -> ClusterCollector | None:
+        """With --cluster-metrics: the cluster's series, in the worker's registry."""
+        if not self.options.cluster_metrics:
+            return None
+        collector = ClusterCollector(self.app, self.settings.metrics_celery_names)
+        metrics.registry.register(collector)
+        return collector
 
     def _group_slots(self) -> list[GroupSlots]:
         return [
