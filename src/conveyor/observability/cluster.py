@@ -39,7 +39,9 @@ from prometheus_client.metrics_core import Metric
 
 from ..brokers import open_broker
 from ..brokers.base import Broker, QueueStats, WorkerInfo
+from ..config import lease_seconds
 from ..errors import ConfigurationError
+from ..finalize import queues_in_use
 from ..scheduler.stores import open_schedule_store
 from ..scheduler.stores.base import ScheduleStore, StoredEntry
 
@@ -126,9 +128,6 @@ class ClusterCollector:
     exporter's name for the ready count."""
 
     def __init__(self, app: Conveyor, celery_names: bool = False) -> None:
-        from ..config import lease_seconds
-        from ..finalize import queues_in_use
-
         self._app = app
         self._queues = frozenset(queues_in_use(app))
         self._lost_after = LOST_AFTER_BEATS * lease_seconds(app.conf.settings) / 3.0
