@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from .errors import ConfigurationError
 from .routing import (
     Decision,
+    PatternRoute,
     Problem,
     RouteTable,
     undeclared_for_call,
@@ -46,6 +47,25 @@ def decisions(app: Conveyor) -> dict[str, Decision]:
     """Where each registered task goes, by name."""
     table = app.route_table
     return {name: decision_for(table, task) for name, task in sorted(app.tasks.items())}
+
+
+def queues_in_use(app: Conveyor) -> set[str]:
+    """Every queue the app's configuration names: `task_default_queue`, the `task_queues`
+    declared, the destinations of `task_routes` patterns, where each registered task goes, and
+    the queues of `beat_schedule` entries."""
+    from .scheduler.schedule import parse_beat_schedule
+
+    settings = app.conf.settings
+    known = {settings.task_default_queue, *(d.queue for d in decisions(app).values())}
+    known |= {q.name for q in settings.task_queues or ()}
+    known |= {
+        r.destination.queue
+        for r in app.route_table.rules
+        if isinstance(r, PatternRoute) and r.destination.queue is not None
+    }
+    known |= {e.queue for e in parse_beat_schedule(settings.beat_schedule) if e.queue}
+    known.discard("")  # a router that cannot decide without arguments names none
+    return known
 
 
 def problems(app: Conveyor) -> list[Problem]:

@@ -266,6 +266,52 @@ def test_queue_stats_and_listing(broker: Broker, clock: FakeClock) -> None:
     assert len(broker.list_messages("q", limit=2, offset=3)) == 1
 
 
+def ages(broker: Broker) -> dict[str, float]:
+    return {s.queue: s.oldest_ready_age for s in broker.queue_stats()}
+
+
+def test_queue_stats_oldest_ready_age_is_the_longest_wait_of_a_ready_message(
+    broker: Broker, clock: FakeClock
+) -> None:
+    broker.enqueue([env("due-first", delay=1), env("later", "other", delay=100)])
+    clock.advance(2)
+    broker.enqueue([env("ready-low")])  # due 1 s after due-first
+    clock.advance(3)
+    broker.enqueue([env("new-high", priority=9), env("mid", priority=5)])
+    # due-first has been due for 4 s (still scheduled in storage: nothing reserved yet)
+    assert ages(broker) == {"q": pytest.approx(4.0, abs=1e-3), "other": 0.0}
+    (d,) = broker.reserve(["q"], 1, LEASE)
+    assert d.envelope.id == "new-high"  # highest priority first, though the youngest
+    assert ages(broker)["q"] == pytest.approx(4.0, abs=1e-3)
+    got = broker.reserve(["q"], 2, LEASE)
+    assert ids(got) == ["mid", "due-first"]
+    # the head of a lower priority band counts, whatever waits in higher bands
+    assert ages(broker)["q"] == pytest.approx(3.0, abs=1e-3)
+    (low,) = broker.reserve(["q"], 1, LEASE)
+    assert ages(broker)["q"] == 0.0  # everything leased: none waits
+    clock.advance(2)
+    assert broker.release(low.lease)  # due again from now
+    clock.advance(1.5)
+    assert ages(broker)["q"] == pytest.approx(1.5, abs=1e-3)
+    clock.advance(100)  # 108.5 s after `later` was sent with a 100 s delay
+    assert ages(broker)["other"] == pytest.approx(8.5, abs=1e-3)
+
+
+def test_queue_stats_oldest_ready_age_ignores_dead_and_scheduled_messages(
+    broker: Broker, clock: FakeClock
+) -> None:
+    broker.enqueue([env("a"), env("b", delay=60)])
+    (d,) = broker.reserve(["q"], 1, LEASE)
+    assert broker.dead_letter(d.lease, "bad")
+    clock.advance(30)
+    (stats,) = broker.queue_stats()
+    assert (stats.ready, stats.scheduled, stats.dead, stats.oldest_ready_age) == (0, 1, 1, 0.0)
+    clock.advance(40)
+    (stats,) = broker.queue_stats()
+    assert (stats.ready, stats.scheduled) == (1, 0)
+    assert stats.oldest_ready_age == pytest.approx(10.0, abs=1e-3)
+
+
 def test_purge_deletes_waiting_messages_but_not_leased_ones(
     broker: Broker, clock: FakeClock
 ) -> None:

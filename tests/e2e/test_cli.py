@@ -46,6 +46,7 @@ def test_queues_table_and_json(db: Path) -> None:
     conveyor(db, "-A", "sample_app", "call", "sample.add", "--args", "[1, 2]", "--countdown", "600")
     rows = json.loads(conveyor(db, "queues", "--json").stdout)
     by_queue = {r["queue"]: r for r in rows}
+    assert 0 <= by_queue["emails"].pop("oldest_ready_age") < 120  # seconds it has waited
     assert by_queue["emails"] == {
         "queue": "emails",
         "ready": 1,

@@ -158,13 +158,20 @@ class MessageState(str, Enum):
 
 @dataclass(frozen=True, slots=True)
 class QueueStats:
-    """Counts for one queue."""
+    """Counts for one queue (a due scheduled envelope counts as ready), and
+    `oldest_ready_age`: seconds, on the broker's clock, since the earliest due time among its
+    ready envelopes (how long the oldest one has waited to be leased; to the millisecond on
+    Redis); 0.0 when none is ready. A redelivered envelope keeps its first due time; a
+    released or redriven one is due from then. It is found per priority band (0-9, the
+    priorities conveyor sends) through the indexes, so its cost does not grow with the
+    backlog."""
 
     queue: str
     ready: int = 0
     scheduled: int = 0
     leased: int = 0
     dead: int = 0
+    oldest_ready_age: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

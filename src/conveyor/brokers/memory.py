@@ -300,9 +300,14 @@ class MemoryBroker:
         with self._cond:
             now = self._clock.now()
             counts: dict[str, dict[MessageState, int]] = {}
+            oldest: dict[str, float] = {}
             for rec in self._records.values():
-                per = counts.setdefault(rec.envelope.queue, dict.fromkeys(MessageState, 0))
-                per[self._visible_state(rec, now)] += 1
+                queue = rec.envelope.queue
+                per = counts.setdefault(queue, dict.fromkeys(MessageState, 0))
+                state = self._visible_state(rec, now)
+                per[state] += 1
+                if state is MessageState.READY:
+                    oldest[queue] = min(oldest.get(queue, rec.available_at), rec.available_at)
             return [
                 QueueStats(
                     q,
@@ -310,6 +315,7 @@ class MemoryBroker:
                     c[MessageState.SCHEDULED],
                     c[MessageState.LEASED],
                     c[MessageState.DEAD],
+                    max(0.0, now - oldest[q]) if q in oldest else 0.0,
                 )
                 for q, c in sorted(counts.items())
             ]

@@ -322,8 +322,8 @@ class PostgresBroker:
     @guarded
     def queue_stats(self) -> list[QueueStats]:
         return [
-            QueueStats(q, int(r), int(s), int(le), int(d))
-            for q, r, s, le, d in self._all("queue_stats")
+            QueueStats(q, int(r), int(s), int(le), int(d), float(age))
+            for q, r, s, le, d, age in self._all("queue_stats")
         ]
 
     @guarded

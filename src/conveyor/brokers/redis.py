@@ -257,10 +257,11 @@ class RedisBroker:
     @guarded
     def queue_stats(self) -> list[QueueStats]:
         reply = self._run("queue_stats")
-        stats = [
-            QueueStats(reply[i].decode(), *(int(v) for v in reply[i + 1 : i + 5]))
-            for i in range(0, len(reply), 5)
-        ]
+        stats = []
+        for i in range(0, len(reply), 6):
+            ready, scheduled, leased, dead = (int(v) for v in reply[i + 1 : i + 5])
+            age = float(reply[i + 5])
+            stats.append(QueueStats(reply[i].decode(), ready, scheduled, leased, dead, age))
         return sorted(stats, key=lambda s: s.queue)
 
     @guarded

@@ -333,12 +333,12 @@ class SqliteBroker:
     # -- admin ------------------------------------------------------------------------------
     @guarded
     def queue_stats(self) -> list[QueueStats]:
-        rows = (
-            self._db.connection()
-            .execute(self._q["queue_stats"], {"now": self._clock.now()})
-            .fetchall()
-        )
-        return [QueueStats(q, int(r), int(s), int(le), int(d)) for q, r, s, le, d in rows]
+        now = self._clock.now()
+        rows = self._db.connection().execute(self._q["queue_stats"], {"now": now}).fetchall()
+        return [
+            QueueStats(q, int(r), int(s), int(le), int(d), float(age))
+            for q, r, s, le, d, age in rows
+        ]
 
     @guarded
     def list_messages(

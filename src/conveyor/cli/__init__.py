@@ -20,6 +20,7 @@ from .events import events
 from .health import health
 from .history import results
 from .inspect_cmds import queues, result
+from .metrics import metrics
 from .purge import purge
 from .routes import routes
 from .schedule import schedule
@@ -60,6 +61,7 @@ for command in (
     db,
     health,
     events,
+    metrics,
 ):
     cli.add_command(command)
 

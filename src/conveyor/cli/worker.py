@@ -17,9 +17,7 @@ from .._urls import safe_url
 from ..app import Conveyor
 from ..config import POOL_NAMES, Settings, lease_seconds
 from ..logformat import banner
-from ..routing import PatternRoute
 from ..scheduler.beat import Beat, run_in_thread
-from ..scheduler.schedule import parse_beat_schedule
 from ..worker.naming import expand_node_name
 from ..worker.slotspec import QueueOrder, SlotSpec, parse_slot_spec
 from ..worker.worker import Worker, WorkerOptions
@@ -112,6 +110,12 @@ def _not_built(flag: str, feature: str) -> click.UsageError:
     help="The address --metrics-port binds (0.0.0.0: every interface).",
 )
 @click.option(
+    "--cluster-metrics",
+    is_flag=True,
+    help="Also serve the cluster's metrics (queues, workers, schedule) at --metrics-port, "
+    "as `conveyor metrics` does.",
+)
+@click.option(
     "-B",
     "--beat",
     is_flag=True,
@@ -146,6 +150,7 @@ def worker(
     health_file: Path | None,
     metrics_port: int | None,
     metrics_host: str,
+    cluster_metrics: bool,
     beat: bool,
     autoscale: str | None,
     task_events: bool,
@@ -177,6 +182,7 @@ def worker(
         metrics_port=metrics_port or s.worker_metrics_port,
         metrics_host=metrics_host,
         task_events=task_events or s.worker_send_task_events,
+        cluster_metrics=cluster_metrics,
     )
     first = (
         f"conveyor worker {options.name}: slot groups "
@@ -260,17 +266,9 @@ def _if_process(groups: tuple[SlotSpec, ...], value: int | None) -> int | None:
 def warn_unused_queues(app: Conveyor, consumed: tuple[str, ...]) -> None:
     """Warn about consumed queues that no route, task or declaration uses (a typo in -Q
     would otherwise wait for ever on an empty queue)."""
-    from ..finalize import decisions
+    from ..finalize import queues_in_use
 
-    settings = app.conf.settings
-    known = {settings.task_default_queue, *(d.queue for d in decisions(app).values())}
-    known |= {q.name for q in settings.task_queues or ()}
-    known |= {
-        r.destination.queue
-        for r in app.route_table.rules
-        if isinstance(r, PatternRoute) and r.destination.queue is not None
-    }
-    known |= {e.queue for e in parse_beat_schedule(settings.beat_schedule) if e.queue}
+    known = queues_in_use(app)
     for queue in consumed:
         if queue not in known:
             log.warning(

@@ -27,16 +27,13 @@ Contract:
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ..errors import ConfigurationError
 from ..events import (
     Event,
     EventType,
@@ -45,6 +42,7 @@ from ..events import (
     TaskStarted,
     TaskSucceeded,
 )
+from ..observability.serving import MetricsServer, serve_registry
 from .celery_metrics import CeleryNames
 from .labels import Children
 
@@ -165,7 +163,7 @@ class WorkerMetrics:
 
             self._celery = CeleryNames(self.registry, worker_name, busy)
         self._zero(tasks, queues)
-        self._server: tuple[WSGIServer, threading.Thread] | None = None
+        self._server: MetricsServer | None = None
 
     def _zero(self, tasks: Iterable[str], queues: Iterable[str]) -> None:
         """Samples at 0 for each task × queue, so `rate()` and alerts see them from the start."""
@@ -196,24 +194,17 @@ class WorkerMetrics:
 
     def serve(self, host: str, port: int) -> None:
         """Serve `/metrics` on host:port from a daemon thread, and set `conveyor_worker_up`."""
-        try:
-            self._server = start_http_server(port, host, registry=self.registry)
-        except OSError as exc:
-            raise ConfigurationError(
-                f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}; choose a free "
-                "port with --metrics-port (or worker_metrics_port), or stop what is using it"
-            ) from None
+        self._server = serve_registry(
+            self.registry, host, port, "--metrics-port (or worker_metrics_port)"
+        )
         self._set_up(1)
 
     def stop(self) -> None:
         """Stop serving (idempotent)."""
         self._set_up(0)
         if self._server is not None:
-            server, thread = self._server
+            self._server.stop()
             self._server = None
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=5.0)
 
     def _set_up(self, value: int) -> None:
         self.up.set(value)

@@ -34,6 +34,7 @@ from ..errors import BackendUnavailable, ConfigurationError
 from ..events import EventType
 from ..events.stream import TASK_EVENTS, WORKER_EVENTS, publish
 from ..guard import Guard, guard_of
+from ..observability.cluster import ClusterCollector
 from ..results.base import storable_text, storable_traceback
 from .emitter import WorkerEvents
 from .executor import RunKind
@@ -69,10 +70,16 @@ class WorkerOptions:
     metrics_port: int | None = None  # serve /metrics on metrics_host:metrics_port (metrics.py)
     metrics_host: str = "127.0.0.1"
     task_events: bool = False  # also publish task-* events to the event stream (-E)
+    cluster_metrics: bool = False  # also serve the cluster's metrics (observability/cluster.py)
 
     def __post_init__(self) -> None:
         if not self.groups and not self.queues:
             raise ConfigurationError("a worker needs at least one queue")
+        if self.cluster_metrics and self.metrics_port is None:
+            raise ConfigurationError(
+                "--cluster-metrics serves the cluster's metrics beside the worker's; give "
+                "--metrics-port (or worker_metrics_port) too"
+            )
         specs = self.slot_specs
         check_disjoint(specs)
         pools = {spec.pool for spec in specs}
@@ -251,6 +258,7 @@ class Worker:
             queues=self.options.all_queues,
             celery_names=self.settings.metrics_celery_names,
         )
+        cluster = self._cluster_metrics(metrics)
         subscription = self.app.events.subscribe(metrics.observe, types=COUNTED)
         try:
             metrics.serve(self.options.metrics_host, port)
@@ -261,6 +269,8 @@ class Worker:
         def stop() -> None:
             subscription.close()  # count what is buffered before the server goes
             metrics.stop()
+            if cluster is not None:
+                cluster.close()
 
         return stop
 
@@ -270,6 +280,14 @@ class Worker:
         types = WORKER_EVENTS | (TASK_EVENTS if self.options.task_events else frozenset())
         publisher = publish(self.app.events, self.broker, types)
         return publisher.close
+
+    def _cluster_metrics(self, metrics: WorkerMetrics) -> ClusterCollector | None:
+        """With --cluster-metrics: the cluster's series, in the worker's registry."""
+        if not self.options.cluster_metrics:
+            return None
+        collector = ClusterCollector(self.app, self.settings.metrics_celery_names)
+        metrics.registry.register(collector)
+        return collector
 
     def _group_slots(self) -> list[GroupSlots]:
         return [

@@ -187,14 +187,37 @@ ON CONFLICT (name) DO UPDATE SET info = excluded.info, heartbeat_at = excluded.h
 SELECT info FROM conveyor_workers ORDER BY name;
 
 -- name: queue_stats
-WITH t AS (SELECT conveyor_now(%(now)s) AS now)
-SELECT queue,
-       count(*) FILTER (WHERE state = 0 OR (state = 1 AND available_at <= t.now)),
-       count(*) FILTER (WHERE state = 1 AND available_at > t.now),
-       count(*) FILTER (WHERE state = 2),
-       count(*) FILTER (WHERE state = 3)
-FROM conveyor_messages, t WHERE state < 4
-GROUP BY queue ORDER BY queue;
+-- Counts per queue, and the age of its oldest ready message, found through the indexes: the
+-- head of each priority band of the ready index (0-9, the priorities conveyor sends), and the
+-- earliest scheduled row already due (a range of the scheduled index over the rows `maintain`
+-- has not promoted yet).
+WITH t AS (SELECT conveyor_now(%(now)s) AS now),
+counts AS (
+    SELECT queue,
+           count(*) FILTER (WHERE state = 0 OR (state = 1 AND available_at <= t.now)) AS ready,
+           count(*) FILTER (WHERE state = 1 AND available_at > t.now) AS scheduled,
+           count(*) FILTER (WHERE state = 2) AS leased,
+           count(*) FILTER (WHERE state = 3) AS dead
+    FROM conveyor_messages, t WHERE state < 4
+    GROUP BY queue
+),
+due AS (
+    SELECT queue, min(available_at) AS at
+    FROM conveyor_messages, t WHERE state = 1 AND available_at <= t.now
+    GROUP BY queue
+)
+SELECT c.queue, c.ready, c.scheduled, c.leased, c.dead,
+       coalesce(greatest(0.0, t.now - least(
+           (SELECT min(h.available_at)
+            FROM generate_series(0, 9) AS b(priority)
+            CROSS JOIN LATERAL (
+                SELECT m.available_at FROM conveyor_messages AS m
+                WHERE m.state = 0 AND m.queue = c.queue AND m.priority = b.priority
+                ORDER BY m.priority DESC, m.available_at LIMIT 1
+            ) AS h),
+           d.at)), 0.0)
+FROM counts AS c CROSS JOIN t LEFT JOIN due AS d ON d.queue = c.queue
+ORDER BY c.queue;
 
 -- name: list_messages
 -- %(state)s: NULL for every state; scheduled rows already due count as ready (0).

@@ -228,13 +228,35 @@ SELECT id, body FROM (SELECT id, body FROM conveyor_events ORDER BY id DESC LIMI
 ORDER BY id;
 
 -- name: queue_stats
-SELECT queue,
-       sum(state = 0 OR (state = 1 AND available_at <= :now)),
-       sum(state = 1 AND available_at > :now),
-       sum(state = 2),
-       sum(state = 3)
-FROM conveyor_messages WHERE state < 4
-GROUP BY queue ORDER BY queue;
+-- Counts per queue, and the age (at :now) of its oldest ready message, found through the
+-- indexes: the head of each priority band of the ready index (0-9, the priorities conveyor
+-- sends), and the earliest scheduled row already due (a range of the scheduled index over
+-- the rows not promoted yet).
+WITH counts AS MATERIALIZED (
+    SELECT queue,
+           sum(state = 0 OR (state = 1 AND available_at <= :now)) AS ready,
+           sum(state = 1 AND available_at > :now) AS scheduled,
+           sum(state = 2) AS leased,
+           sum(state = 3) AS dead
+    FROM conveyor_messages WHERE state < 4
+    GROUP BY queue
+),
+bands(priority) AS (VALUES (0), (1), (2), (3), (4), (5), (6), (7), (8), (9)),
+heads AS MATERIALIZED (
+    SELECT c.queue AS queue,
+           (SELECT m.available_at FROM conveyor_messages AS m
+            WHERE m.state = 0 AND m.queue = c.queue AND m.priority = b.priority
+            ORDER BY m.priority DESC, m.available_at LIMIT 1) AS at
+    FROM counts AS c, bands AS b
+    UNION ALL
+    SELECT queue, min(available_at) FROM conveyor_messages INDEXED BY conveyor_messages_scheduled
+    WHERE state = 1 AND available_at <= :now
+    GROUP BY queue
+)
+SELECT c.queue, c.ready, c.scheduled, c.leased, c.dead,
+       coalesce(max(0.0, :now - min(h.at)), 0.0)
+FROM counts AS c LEFT JOIN heads AS h ON h.queue = c.queue
+GROUP BY c.queue ORDER BY c.queue;
 
 -- name: list_messages
 SELECT id, queue, priority, state, available_at, body, max_deliveries, deliveries, reason,
