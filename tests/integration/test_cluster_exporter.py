@@ -1,7 +1,8 @@
 """`conveyor metrics` (the cluster exporter) and `conveyor worker --cluster-metrics` as real
 processes on every backend: a known mix of messages (ready, delayed, leased, dead) is exported
 exactly as `queue_stats()` counts it, a declared but empty queue shows 0, the oldest ready
-message's wait is plausible, a running worker is alive, and a stored schedule fire shows."""
+message's wait is plausible, a running worker is alive, a stored schedule fire shows, and the
+calls a producer sends with task_send_sent_event are counted from the event stream."""
 
 from __future__ import annotations
 
@@ -16,12 +17,28 @@ from conveyor import Conveyor
 from conveyor.brokers.base import Envelope
 from conveyor.scheduler.schedule import parse_beat_schedule
 
-from .helpers import HERE, Where, conveyor, dir_of, env_for, start_worker, stop_worker, wait_until
-from .test_worker_metrics import Samples, free_port, scrape, value
+from .helpers import (
+    HERE,
+    Where,
+    conveyor,
+    dir_of,
+    env_for,
+    python,
+    start_worker,
+    stop_worker,
+    wait_until,
+)
+from .test_worker_metrics import Samples, counted, free_port, scrape, value
 
 pytestmark = pytest.mark.slow
 
 STATES = ("ready", "scheduled", "leased", "dead")
+SEND_THREE = (
+    "from cluster_app import app, work\n"
+    "app.conf.task_send_sent_event = True\n"
+    "for _ in range(3):\n"
+    "    work.delay()\n"
+)
 
 
 def start_exporter(db: Where, port: int) -> subprocess.Popen[str]:
@@ -125,6 +142,18 @@ def test_the_exporter_and_a_cluster_metrics_worker_export_the_stores(
         after = scrape(port)
         assert value(after, "conveyor_workers", state="alive") == 0
         assert value(after, "conveyor_workers", state="lost") == 0
+        assert counted(after, "conveyor_tasks_sent_total") == 0  # the mix was not sent by calls
+        python(db, SEND_THREE)  # a producer publishing task-sent (task_send_sent_event)
+        wait_until(
+            lambda: counted(scrape(port), "conveyor_tasks_sent_total") == 3,
+            30,
+            "the exporter to count 3 sent calls",
+        )
+        sends = scrape(port)
+        assert value(sends, "conveyor_tasks_sent_total", task="cluster.work", queue="work") == 3
+        (celery,) = [k for k in sends if k[0] == "celery_task_sent_total"]
+        assert dict(celery[1])["name"] == "cluster.work"
+        assert dict(celery[1])["queue_name"] == "work" and sends[celery] == 3
     finally:
         stop_worker(exporter)
     assert exporter.returncode == 0

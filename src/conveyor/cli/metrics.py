@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from .._urls import safe_url
 from ..logformat import banner
 from ..observability.cluster import ClusterCollector
+from ..observability.sent import SentCounter
 from ..observability.serving import serve_registry
 from .context import CliContext, log_format_option, setup_logging
 
@@ -50,16 +51,20 @@ def metrics(ctx: CliContext, port: int, host: str, loglevel: str, log_format: st
             "CONVEYOR_BROKER_URL)"
         )
     app.import_modules()  # the tasks' own queues are queues in use
-    collector = ClusterCollector(app, app.conf.settings.metrics_celery_names)
+    celery_names = app.conf.settings.metrics_celery_names
+    collector = ClusterCollector(app, celery_names)
     registry = CollectorRegistry()
     registry.register(collector)
+    sent = SentCounter(app, registry, celery_names=celery_names)
     server = serve_registry(registry, host, port, "--port")
+    sent.start()
     line = f"conveyor metrics: http://{host}:{port}/metrics, broker {safe_url(broker_url)}"
     click.echo(banner(line, log.name, fmt), err=True)
     try:
         _wait_for_signal()
     finally:
         server.stop()
+        sent.close()
         collector.close()
         app.close()
 

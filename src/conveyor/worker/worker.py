@@ -35,6 +35,7 @@ from ..events import EventType
 from ..events.stream import TASK_EVENTS, WORKER_EVENTS, publish
 from ..guard import Guard, guard_of
 from ..observability.cluster import ClusterCollector
+from ..observability.sent import SentCounter
 from ..results.base import storable_text, storable_traceback
 from .emitter import WorkerEvents
 from .executor import RunKind
@@ -270,7 +271,7 @@ class Worker:
             subscription.close()  # count what is buffered before the server goes
             metrics.stop()
             if cluster is not None:
-                cluster.close()
+                cluster()
 
         return stop
 
@@ -281,13 +282,21 @@ class Worker:
         publisher = publish(self.app.events, self.broker, types)
         return publisher.close
 
-    def _cluster_metrics(self, metrics: WorkerMetrics) -> ClusterCollector | None:
-        """With --cluster-metrics: the cluster's series, in the worker's registry."""
+    def _cluster_metrics(self, metrics: WorkerMetrics) -> Callable[[], None] | None:
+        """With --cluster-metrics: the cluster's series, in the worker's registry; returns
+        what closes their stores."""
         if not self.options.cluster_metrics:
             return None
-        collector = ClusterCollector(self.app, self.settings.metrics_celery_names)
+        celery_names = self.settings.metrics_celery_names
+        collector = ClusterCollector(self.app, celery_names)
         metrics.registry.register(collector)
-        return collector
+        sent = SentCounter(self.app, metrics.registry, celery_names=celery_names).start()
+
+        def close() -> None:
+            sent.close()
+            collector.close()
+
+        return close
 
     def _group_slots(self) -> list[GroupSlots]:
         return [
