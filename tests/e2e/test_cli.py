@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -201,3 +202,20 @@ def test_demo_runs_by_itself_and_summarises(tmp_path: Path) -> None:
     )
     (failed,) = json.loads(history.stdout)["results"]
     assert failed["task"] == "demo.charge_card" and "card declined" in failed["error"]["message"]
+    # the worker's counters, scraped from its /metrics: every delivery received, once each
+    text = out.stdout.replace("\n", " ")
+    found = re.search(r"received (\d+), succeeded (\d+), failed (\d+), retried (\d+)", text)
+    assert found, out.stdout
+    received, succeeded, failed_count, retried = map(int, found.groups())
+    assert (succeeded, failed_count) == (22, 1) and retried > 0
+    assert received == succeeded + failed_count + retried
+    # the events the demo points to: the run's task events, published by its worker (-E)
+    assert "events --history 20" in text
+    events = subprocess.run(
+        [sys.executable, "-m", "conveyor", "-b", url, "events", "--json", "--history", "1000",
+         "--timeout", "1"],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    types = [json.loads(line)["type"] for line in events.stdout.splitlines()]
+    assert types.count("task-succeeded") == 22 and types.count("task-failed") == 1
+    assert types.count("task-retried") == retried and "worker-online" in types

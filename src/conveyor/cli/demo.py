@@ -1,19 +1,23 @@
 """`conveyor demo` — tasks flowing end to end on the embedded SQLite default.
 
-Starts a real worker process, enqueues a batch across two queues (some calls retry, one
-fails), follows them with a progress bar, and prints what happened to each.
+Starts a real worker process (publishing its events, serving metrics), enqueues a batch
+across two queues (some calls retry, one fails), follows them with a progress bar, prints what
+happened to each and the worker's counters from its /metrics.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import click
+from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -47,6 +51,7 @@ def demo(db_path: str, concurrency: int) -> None:
 
     app = demo_app.app
     log_path = path.with_suffix(".log")
+    port = _free_port()
     console.print(
         f"[bold]conveyor demo[/]: starting a worker ({concurrency} processes) on "
         f"queues emails,reports"
@@ -68,6 +73,9 @@ def demo(db_path: str, concurrency: int) -> None:
                 "info",
                 "-n",
                 "demo@%h",
+                "-E",  # task events to the event stream: `conveyor events` shows the run
+                "--metrics-port",
+                str(port),
             ],
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -77,16 +85,55 @@ def demo(db_path: str, concurrency: int) -> None:
             _wait_for_worker(app, proc)
             results = _enqueue(app, console)
             _follow(results, console, proc)
+            counts = _scrape(port, len(results))
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=40)
     _summary(results, console)
     console.print(f"\nmessages and results live in [bold]{path}[/]; worker log: {log_path}")
     console.print(f"history: [bold]conveyor -b sqlite:///{path} results --state FAILURE[/]")
+    console.print(f"events: [bold]conveyor -b sqlite:///{path} events --history 20[/]")
+    console.print(
+        f"metrics (the worker's /metrics on port {port}, scraped before it stopped): "
+        + ", ".join(f"{word} {counts.get(word, 0):g}" for word in _COUNTED)
+    )
     console.print(
         "next: write tasks in your own module and run "
         "[bold]conveyor -A yourmodule worker -l info[/]"
     )
+
+
+_COUNTED = ("received", "succeeded", "failed", "retried")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _scrape(port: int, calls: int) -> dict[str, float]:
+    """The worker's task counters, summed over tasks and queues, once every call is counted
+    (its metrics follow its events, a few milliseconds behind the results)."""
+    counts: dict[str, float] = {}
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+            text = reply.read().decode()
+        counts = {
+            word: sum(
+                s.value
+                for f in text_string_to_metric_families(text)
+                if f.name == f"conveyor_tasks_{word}"
+                for s in f.samples
+                if s.name == f"conveyor_tasks_{word}_total"
+            )
+            for word in _COUNTED
+        }
+        if counts["succeeded"] + counts["failed"] >= calls:
+            break
+        time.sleep(0.05)
+    return counts
 
 
 def _wait_for_worker(app: object, proc: subprocess.Popen[bytes]) -> None:
