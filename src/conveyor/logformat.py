@@ -10,16 +10,19 @@ passes them as `extra=` on the line it logs for each settled call; task loggers
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from datetime import datetime, timezone
 from typing import Any
 
+import msgspec
+
 from ._urls import mask_urls_in
 from .log import UNKNOWN
 
 FORMATS = ("text", "json")
+#: Values JSON has no type for (an `extra=` object) are written as their str().
+_ENCODER = msgspec.json.Encoder(enc_hook=str)
 TEXT_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] %(name)s: %(message)s"
 #: The fields a record may carry about a call, in the order a JSON line shows them.
 CALL_FIELDS = ("task_id", "task_name", "queue", "attempt", "retries", "state", "runtime", "worker")
@@ -41,9 +44,14 @@ class MaskingFormatter(logging.Formatter):
 class JsonFormatter(logging.Formatter):
     """One JSON object per record, on one line; message and traceback URL-masked."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = -1
+        self._prefix = ""
+
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "timestamp": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
+            "timestamp": self._timestamp(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": mask_urls_in(record.getMessage()),
@@ -58,7 +66,19 @@ class JsonFormatter(logging.Formatter):
             out["exc_info"] = mask_urls_in(record.exc_text)
         if record.stack_info:
             out["stack_info"] = mask_urls_in(self.formatStack(record.stack_info))
-        return json.dumps(out, default=str, ensure_ascii=False)
+        return _ENCODER.encode(out).decode()
+
+    def _timestamp(self, created: float) -> str:
+        """ISO 8601 in UTC with microseconds (always six digits); the part up to the second
+        is formatted once per second (a busy worker logs thousands of lines in one)."""
+        second = int(created)
+        if second != self._second:
+            self._prefix = datetime.fromtimestamp(second, timezone.utc).strftime(
+                "%Y-%m-%dT%H:%M:%S"
+            )
+            self._second = second
+        micros = min(int((created - second) * 1_000_000), 999_999)
+        return f"{self._prefix}.{micros:06d}+00:00"
 
 
 def check_format(value: str) -> str:

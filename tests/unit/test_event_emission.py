@@ -10,6 +10,8 @@ import threading
 from collections import defaultdict
 from typing import Any
 
+import msgspec
+
 from conveyor import Conveyor
 from conveyor.clock import FakeClock
 from conveyor.events import (
@@ -400,7 +402,7 @@ def test_events_survive_a_json_round_trip_from_a_real_run(mem_app: Conveyor) -> 
     assert sub.close(5.0)
     assert len(collector.events) == 4
     for event in collector.events:
-        assert decode_json(encode_json(event)) == dataclasses.replace(event)
+        assert decode_json(encode_json(event)) == msgspec.structs.replace(event)
 
 
 def test_reject_gives_task_rejected_and_ignore_ends_with_started(mem_app: Conveyor) -> None:

@@ -27,7 +27,7 @@ def test_a_json_line_has_the_base_fields_in_utc() -> None:
     record.created = 0.0
     line = json.loads(JsonFormatter().format(record))
     assert line == {
-        "timestamp": "1970-01-01T00:00:00+00:00",
+        "timestamp": "1970-01-01T00:00:00.000000+00:00",
         "level": "INFO",
         "logger": "conveyor.worker",
         "message": "worker w1 ready",

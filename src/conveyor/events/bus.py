@@ -35,6 +35,8 @@ from .types import Event, EventType
 logger = logging.getLogger("conveyor.events")
 
 Observer = Callable[[Event], object]
+#: An observer of batches: called with every event one wake-up took, in order.
+BatchObserver = Callable[[list[Event]], object]
 
 DEFAULT_BUFFER_SIZE = 10_000
 DEFAULT_ERROR_LOG_EVERY = 1_000
@@ -43,7 +45,7 @@ DEFAULT_ERROR_LOG_EVERY = 1_000
 LINGER = 0.005
 
 
-def observer_name(observer: Observer) -> str:
+def observer_name(observer: Observer | BatchObserver) -> str:
     """`module.qualname` of a function or method; the repr of anything else."""
     qualname = getattr(observer, "__qualname__", None)
     module = getattr(observer, "__module__", None)
@@ -65,9 +67,11 @@ class Subscription:
         types: frozenset[EventType] | None,
         buffer_size: int,
         error_log_every: int,
+        batches: BatchObserver | None = None,
     ) -> None:
         self.observer = observer
-        self.name = observer_name(observer)
+        self._batches = batches
+        self.name = observer_name(batches if batches is not None else observer)
         self.types = types
         self.buffer_size = buffer_size
         self.delivered = 0
@@ -77,7 +81,10 @@ class Subscription:
         self._bus = bus
         self._error_log_every = error_log_every
         self._buffer: deque[Event] = deque()
-        self._cond = threading.Condition()
+        # offer() takes the plain lock (cheaper than entering the Condition); the Condition
+        # shares it, so notify() is legal under it.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._open = True
         self._thread = threading.Thread(
             target=self._run, name=f"conveyor-events:{self.name}", daemon=True
@@ -98,7 +105,7 @@ class Subscription:
         """Buffer `event` if it matches and there is room; otherwise count it as dropped."""
         if self.types is not None and event.type not in self.types:
             return
-        with self._cond:
+        with self._lock:
             if not self._open:
                 return
             if len(self._buffer) >= self.buffer_size:
@@ -139,8 +146,31 @@ class Subscription:
                     # several events per call). Only close() notifies during this wait.
                     self._cond.wait(LINGER)
                 self.wakeups += 1
+                if self._batches is not None:
+                    batch = list(self._buffer)
+                    self._buffer.clear()
+            if self._batches is not None:
+                self._deliver_batch(self._batches, batch)
+                continue
             while (event := self._next()) is not None:
                 self._deliver(event)
+
+    def _deliver_batch(self, observer: BatchObserver, batch: list[Event]) -> None:
+        try:
+            observer(batch)
+        except BaseException:  # even SystemExit, as in _deliver
+            self.errors += 1
+            if self.errors == 1 or self.errors % self._error_log_every == 0:
+                logger.exception(
+                    "event observer %s raised on a batch of %d events (%d errors so far; "
+                    "logged once per %d); fix the observer or close its subscription",
+                    self.name,
+                    len(batch),
+                    self.errors,
+                    self._error_log_every,
+                )
+        else:
+            self.delivered += len(batch)
 
     def _next(self) -> Event | None:
         with self._cond:
@@ -183,6 +213,8 @@ class EventBus:
         self._lock = threading.Lock()
         self._subscriptions: tuple[Subscription, ...] = ()
         self._wanted: frozenset[EventType] = frozenset()  # types some subscription takes
+        # The subscriptions taking each type, so emit offers an event only where it is taken.
+        self._by_type: dict[EventType, tuple[Subscription, ...]] = {}
 
     def __repr__(self) -> str:
         return f"<EventBus: {len(self._subscriptions)} subscriptions>"
@@ -203,10 +235,31 @@ class EventBus:
         wanted = None if types is None else frozenset(_event_type(t) for t in types)
         size = self.buffer_size if buffer_size is None else buffer_size
         _check_positive("buffer_size", size)
-        subscription = Subscription(self, observer, wanted, size, self.error_log_every)
+        return self._add(Subscription(self, observer, wanted, size, self.error_log_every))
+
+    def subscribe_batches(
+        self,
+        observer: BatchObserver,
+        types: Iterable[EventType | str] | None = None,
+        *,
+        buffer_size: int | None = None,
+    ) -> Subscription:
+        """Like `subscribe`, but `observer(events)` is called once per wake-up of its thread
+        with every event buffered then (a list, in order): for observers whose work per event
+        is small beside a call, such as counting. A raising call counts one error, and its
+        events are not counted as delivered; closing delivers what is buffered as one batch."""
+        wanted = None if types is None else frozenset(_event_type(t) for t in types)
+        size = self.buffer_size if buffer_size is None else buffer_size
+        _check_positive("buffer_size", size)
+        return self._add(
+            Subscription(self, _unused, wanted, size, self.error_log_every, batches=observer)
+        )
+
+    def _add(self, subscription: Subscription) -> Subscription:
         with self._lock:
             self._subscriptions = (*self._subscriptions, subscription)
             self._wanted = _wanted(self._subscriptions)
+            self._by_type = _by_type(self._subscriptions)
         return subscription
 
     @property
@@ -227,7 +280,7 @@ class EventBus:
             return
         try:
             with self._lock:
-                for subscription in self._subscriptions:
+                for subscription in self._by_type.get(event.type, ()):
                     subscription.offer(event)
         except Exception:  # offer only appends and counts; this guards the "never raises"
             logger.exception("could not emit event %r; it was dropped", event)
@@ -259,6 +312,20 @@ class EventBus:
         with self._lock:
             self._subscriptions = tuple(s for s in self._subscriptions if s is not subscription)
             self._wanted = _wanted(self._subscriptions)
+            self._by_type = _by_type(self._subscriptions)
+
+
+def _unused(event: Event) -> None:
+    """The per-event observer of a batch subscription: never called."""
+
+
+def _by_type(
+    subscriptions: tuple[Subscription, ...],
+) -> dict[EventType, tuple[Subscription, ...]]:
+    return {
+        kind: tuple(s for s in subscriptions if s.types is None or kind in s.types)
+        for kind in EventType
+    }
 
 
 def _wanted(subscriptions: tuple[Subscription, ...]) -> frozenset[EventType]:

@@ -1,5 +1,8 @@
-"""The event records: one frozen, slotted dataclass per change in the life of a call, a worker
-and the scheduler, and their JSON form.
+"""The event records: one frozen record (a `msgspec.Struct`, slotted) per change in the life of a
+call, a worker and the scheduler, and their JSON form.
+
+Structs rather than frozen dataclasses because a busy worker builds three or four per call:
+a Struct is built about ten times faster, and it is what encodes them to JSON anyway.
 
 Names follow Celery's event reference where it has one: the `type` strings (`task-succeeded`,
 `worker-heartbeat`, …) and the fields `uuid` (the task id), `name` (the task name), `hostname`,
@@ -28,7 +31,6 @@ import enum
 import functools
 import os
 import socket
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import msgspec
@@ -57,8 +59,7 @@ class EventDecodeError(ValueError):
     """A dict that is not a valid event: unknown `type`, missing or mistyped field."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Event:
+class Event(msgspec.Struct, frozen=True, kw_only=True):
     """What every event has: the host that produced it and when (seconds since the epoch)."""
 
     type: ClassVar[EventType]
@@ -66,16 +67,14 @@ class Event:
     timestamp: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskEvent(Event):
+class TaskEvent(Event, frozen=True, kw_only=True):
     """An event about one call: `uuid` is its task id, `name` its task name."""
 
     uuid: str
     name: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskSent(TaskEvent):
+class TaskSent(TaskEvent, frozen=True, kw_only=True):
     """The producer enqueued a call (`eta`/`expires` in epoch seconds, None when unset)."""
 
     type: ClassVar[EventType] = EventType.TASK_SENT
@@ -88,8 +87,7 @@ class TaskSent(TaskEvent):
     root_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskReceived(TaskEvent):
+class TaskReceived(TaskEvent, frozen=True, kw_only=True):
     """A worker leased the call; `attempt` counts deliveries (1 for the first)."""
 
     type: ClassVar[EventType] = EventType.TASK_RECEIVED
@@ -101,8 +99,7 @@ class TaskReceived(TaskEvent):
     root_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskStarted(TaskEvent):
+class TaskStarted(TaskEvent, frozen=True, kw_only=True):
     """The call began running in process `pid`; it had been due since `queued_at` (epoch
     seconds on its producer's clock; None when its message does not say)."""
 
@@ -114,8 +111,7 @@ class TaskStarted(TaskEvent):
     queued_at: float | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskSucceeded(TaskEvent):
+class TaskSucceeded(TaskEvent, frozen=True, kw_only=True):
     """The call returned; `runtime` is seconds from start to return."""
 
     type: ClassVar[EventType] = EventType.TASK_SUCCEEDED
@@ -124,8 +120,7 @@ class TaskSucceeded(TaskEvent):
     retries: int = 0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskFailed(TaskEvent):
+class TaskFailed(TaskEvent, frozen=True, kw_only=True):
     """The call failed for good; `exception` is its repr, `traceback` the formatted text."""
 
     type: ClassVar[EventType] = EventType.TASK_FAILED
@@ -136,8 +131,7 @@ class TaskFailed(TaskEvent):
     retries: int = 0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskRetried(TaskEvent):
+class TaskRetried(TaskEvent, frozen=True, kw_only=True):
     """The call failed and will run again at `eta`; `retries` counts this retry."""
 
     type: ClassVar[EventType] = EventType.TASK_RETRIED
@@ -148,8 +142,7 @@ class TaskRetried(TaskEvent):
     eta: float | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskRevoked(TaskEvent):
+class TaskRevoked(TaskEvent, frozen=True, kw_only=True):
     """The call will not run (or was stopped): `expired` past its `expires`, `terminated`
     killed while running (by `signum`, when a signal did it). `queue`: the queue it was
     delivered from ("" from a conveyor that did not say)."""
@@ -161,8 +154,7 @@ class TaskRevoked(TaskEvent):
     signum: int | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskRejected(TaskEvent):
+class TaskRejected(TaskEvent, frozen=True, kw_only=True):
     """The call was dead-lettered; `reason` says why (poison pill, `Reject`, …). `requeue`:
     the task raised `Reject(requeue=True)`, and the call went back to its queue instead."""
 
@@ -172,8 +164,7 @@ class TaskRejected(TaskEvent):
     requeue: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskLeaseLost(TaskEvent):
+class TaskLeaseLost(TaskEvent, frozen=True, kw_only=True):
     """The worker lost its lease on a running call; the broker may deliver it again, and this
     worker's outcome for `attempt` will not be written."""
 
@@ -182,8 +173,7 @@ class TaskLeaseLost(TaskEvent):
     attempt: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WorkerOnline(Event):
+class WorkerOnline(Event, frozen=True, kw_only=True):
     """A worker started consuming `queues` with `slots` slots in all."""
 
     type: ClassVar[EventType] = EventType.WORKER_ONLINE
@@ -194,8 +184,7 @@ class WorkerOnline(Event):
     sw_ver: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WorkerHeartbeat(Event):
+class WorkerHeartbeat(Event, frozen=True, kw_only=True):
     """A worker is alive: `active` of its `slots` are busy; counts are since it started;
     `freq` is the heartbeat interval in seconds; `loadavg` the host's 1/5/15-minute load."""
 
@@ -211,8 +200,7 @@ class WorkerHeartbeat(Event):
     loadavg: tuple[float, float, float]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WorkerOffline(Event):
+class WorkerOffline(Event, frozen=True, kw_only=True):
     """A worker stopped (warm or cold shutdown) after `processed` calls."""
 
     type: ClassVar[EventType] = EventType.WORKER_OFFLINE
@@ -220,8 +208,7 @@ class WorkerOffline(Event):
     processed: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ScheduleFired(Event):
+class ScheduleFired(Event, frozen=True, kw_only=True):
     """The scheduler enqueued `entry`'s call `uuid` (deterministic: entry + `scheduled_for`)."""
 
     type: ClassVar[EventType] = EventType.SCHEDULE_FIRED
@@ -231,8 +218,7 @@ class ScheduleFired(Event):
     scheduled_for: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ScheduleSkipped(Event):
+class ScheduleSkipped(Event, frozen=True, kw_only=True):
     """The scheduler did not fire `entry` for `scheduled_for`; `reason` says why."""
 
     type: ClassVar[EventType] = EventType.SCHEDULE_SKIPPED

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -129,13 +130,20 @@ class CeleryNames:
                 counter.labels(task, self.hostname, queue)
             self._failed.labels(task, self.hostname, "", queue)
 
-    def observe(self, event: TaskEvent, queue: str, wait: float | None) -> None:
-        """Count one task event from `queue`; `wait`: its queue wait (task-started only)."""
+    def observe(
+        self, event: TaskEvent, queue: str, wait: float | None, counts: dict[tuple[Any, ...], int]
+    ) -> None:
+        """Count one task event from `queue`: counter increments are added to `counts`
+        (metric, *labels) → n, for the caller to apply once per batch; `wait`: its queue wait
+        (task-started only)."""
+        key: tuple[Any, ...] | None = None
         if isinstance(event, TaskFailed):
             exception = exception_class(event.exception)
-            self._child(self._failed, event.name, self.hostname, exception, queue).inc()
+            key = (self._failed, event.name, self.hostname, exception, queue)
         elif event.type in self._counters:
-            self._child(self._counters[event.type], event.name, self.hostname, queue).inc()
+            key = (self._counters[event.type], event.name, self.hostname, queue)
+        if key is not None:
+            counts[key] = counts.get(key, 0) + 1
         if isinstance(event, TaskSucceeded):
             runtime = max(event.runtime, 0)
             self._child(self._runtime, event.name, self.hostname, queue).observe(runtime)

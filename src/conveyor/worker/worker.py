@@ -260,7 +260,7 @@ class Worker:
             celery_names=self.settings.metrics_celery_names,
         )
         cluster = self._cluster_metrics(metrics)
-        subscription = self.app.events.subscribe(metrics.observe, types=COUNTED)
+        subscription = self.app.events.subscribe_batches(metrics.observe_batch, types=COUNTED)
         try:
             metrics.serve(self.options.metrics_host, port)
         except BaseException:
