@@ -22,15 +22,20 @@ Contract:
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics import Histogram
 from prometheus_client.registry import Collector
 
 from ..events import EventType, TaskEvent, TaskFailed, TaskSucceeded
-from .labels import Children
+from .histograms import Histograms
+
+#: prometheus-client's default buckets, which the exporter's runtime histogram uses.
+DEFAULT_BUCKETS = Histogram.DEFAULT_BUCKETS
 
 #: The exporter's default queue-wait buckets, seconds: 50 ms up to 30 minutes.
 QUEUE_WAIT_BUCKETS = (
@@ -85,10 +90,13 @@ class CeleryNames:
     counts its busy slots (at scrape time)."""
 
     def __init__(
-        self, registry: CollectorRegistry, worker_name: str, busy: Callable[[], int]
+        self,
+        registry: CollectorRegistry,
+        worker_name: str,
+        busy: Callable[[], int],
+        lock: threading.Lock | None = None,
     ) -> None:
         self.hostname = host_of(worker_name)
-        self._child = Children()
         labels = ["name", "hostname", "queue_name"]
         self._counters = {
             kind: Counter(f"celery_task_{word}", text, labels, registry=registry)
@@ -100,20 +108,23 @@ class CeleryNames:
             ["name", "hostname", "exception", "queue_name"],
             registry=registry,
         )
-        self._runtime = Histogram(
+        self._runtime = Histograms(
             "celery_task_runtime",
             "Histogram of task runtime measurements.",
             labels,
-            registry=registry,
+            DEFAULT_BUCKETS,
+            lock,
         )
-        self._wait = Histogram(
+        self._wait = Histograms(
             "celery_task_queue_wait_time",
             "Histogram of the time tasks spend waiting in the queue before being executed, "
             "excluding deliberate ETA/countdown delay.",
             labels,
-            buckets=QUEUE_WAIT_BUCKETS,
-            registry=registry,
+            QUEUE_WAIT_BUCKETS,
+            lock,
         )
+        registry.register(self._runtime)
+        registry.register(self._wait)
         self._up = Gauge(
             "celery_worker_up",
             "Indicates if a worker has recently sent a heartbeat.",
@@ -146,9 +157,9 @@ class CeleryNames:
             counts[key] = counts.get(key, 0) + 1
         if isinstance(event, TaskSucceeded):
             runtime = max(event.runtime, 0)
-            self._child(self._runtime, event.name, self.hostname, queue).observe(runtime)
+            self._runtime.observe((event.name, self.hostname, queue), runtime)
         if wait is not None:
-            self._child(self._wait, event.name, self.hostname, queue).observe(wait)
+            self._wait.observe((event.name, self.hostname, queue), wait)
 
     def set_up(self, value: int) -> None:
         self._up.set(value)

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -49,6 +49,7 @@ from ..events import (
 )
 from ..observability.serving import MetricsServer, serve_registry
 from .celery_metrics import CeleryNames
+from .histograms import Histograms
 from .labels import Children
 
 #: Runtime buckets, seconds: from 5 ms up to 30 minutes.
@@ -128,7 +129,6 @@ class WorkerMetrics:
         celery_names: bool = False,
     ) -> None:
         self.registry = CollectorRegistry()
-        self._lock = threading.Lock()
         self._child = Children()
         labels = ["task", "queue"]
         self._counters = {
@@ -141,20 +141,23 @@ class WorkerMetrics:
             [*labels, "exception"],
             registry=self.registry,
         )
-        self._runtime = Histogram(
+        self._lock = threading.Lock()
+        self._runtime = Histograms(
             "conveyor_task_runtime_seconds",
             "Seconds from start to return of calls that succeeded or failed.",
             labels,
-            buckets=RUNTIME_BUCKETS,
-            registry=self.registry,
+            RUNTIME_BUCKETS,
+            self._lock,
         )
-        self._wait = Histogram(
+        self._wait = Histograms(
             "conveyor_task_queue_wait_seconds",
             "Seconds from when a call became due (sent, or its eta) to its start.",
             labels,
-            buckets=QUEUE_WAIT_BUCKETS,
-            registry=self.registry,
+            QUEUE_WAIT_BUCKETS,
+            self._lock,
         )
+        self.registry.register(self._runtime)
+        self.registry.register(self._wait)
         self.up = Gauge("conveyor_worker_up", "1 while the worker runs.", registry=self.registry)
         info = Gauge(
             "conveyor_build_info", "conveyor's version.", ["version"], registry=self.registry
@@ -167,7 +170,7 @@ class WorkerMetrics:
             def busy() -> int:
                 return sum(group.busy for group in slots())
 
-            self._celery = CeleryNames(self.registry, worker_name, busy)
+            self._celery = CeleryNames(self.registry, worker_name, busy, self._lock)
         self._zero(tasks, queues)
         self._server: MetricsServer | None = None
 
@@ -206,11 +209,11 @@ class WorkerMetrics:
             key = (self._counters[event.type], event.name, queue)
             counts[key] = counts.get(key, 0) + 1
         if isinstance(event, TaskSucceeded | TaskFailed):
-            self._child(self._runtime, event.name, queue).observe(max(event.runtime, 0.0))
+            self._runtime.observe((event.name, queue), max(event.runtime, 0.0))
         wait = None
         if isinstance(event, TaskStarted) and event.queued_at is not None:
             wait = max(event.timestamp - event.queued_at, 0.0)  # clocks of two hosts: skew
-            self._child(self._wait, event.name, queue).observe(wait)
+            self._wait.observe((event.name, queue), wait)
         if self._celery is not None:
             self._celery.observe(event, queue, wait, counts)
 
