@@ -275,12 +275,17 @@ class EventBus:
     def emit(self, event: Event) -> None:
         """Hand `event` to every subscription's buffer; never blocks on an observer, never
         raises (something that is not an event is logged, counted in `refused` and dropped)."""
-        if not isinstance(getattr(event, "type", None), EventType):
-            self._refuse(event)
+        subscriptions = self._by_type.get(getattr(event, "type", None))  # type: ignore[arg-type]
+        if subscriptions is None:
+            if not isinstance(getattr(event, "type", None), EventType):
+                self._refuse(event)
             return
         try:
+            if len(subscriptions) == 1:  # one buffer: the bus's lock would order nothing
+                subscriptions[0].offer(event)
+                return
             with self._lock:
-                for subscription in self._by_type.get(event.type, ()):
+                for subscription in subscriptions:
                     subscription.offer(event)
         except Exception:  # offer only appends and counts; this guards the "never raises"
             logger.exception("could not emit event %r; it was dropped", event)
@@ -322,10 +327,11 @@ def _unused(event: Event) -> None:
 def _by_type(
     subscriptions: tuple[Subscription, ...],
 ) -> dict[EventType, tuple[Subscription, ...]]:
-    return {
+    by_type = {
         kind: tuple(s for s in subscriptions if s.types is None or kind in s.types)
         for kind in EventType
     }
+    return {kind: taken for kind, taken in by_type.items() if taken}
 
 
 def _wanted(subscriptions: tuple[Subscription, ...]) -> frozenset[EventType]:
