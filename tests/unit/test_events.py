@@ -386,3 +386,28 @@ def test_emit_never_raises_and_an_observer_may_emit(caplog: pytest.LogCaptureFix
     assert bus.refused == 1
     assert any("not an event of conveyor.events" in m for m in messages)
     assert any("exits raised on a task-sent event" in m for m in messages)
+
+
+def test_a_batch_observer_gets_lists_in_order_and_a_raising_batch_counts_one_error() -> None:
+    bus = EventBus()
+    batches: list[list[str]] = []
+    done = threading.Event()
+
+    def observer(events: list[Event]) -> None:
+        if uuid_of(events[0]) == "boom":
+            raise RuntimeError("boom")
+        batches.append([uuid_of(e) for e in events])
+        if batches and batches[-1][-1] == "last":
+            done.set()
+
+    sub = bus.subscribe_batches(observer, types=["task-sent"])
+    bus.emit(sent("boom"))
+    assert sub.close(timeout=60) and (sub.errors, sub.delivered) == (1, 0)
+    sub = bus.subscribe_batches(observer)
+    for i in range(500):
+        bus.emit(sent(str(i)))
+    bus.emit(sent("last"))
+    assert done.wait(60)
+    assert [u for batch in batches for u in batch] == [*map(str, range(500)), "last"]
+    assert len(batches) < 100  # batched, not one call per event
+    assert sub.close(timeout=60) and sub.delivered == 501

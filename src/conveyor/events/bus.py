@@ -232,9 +232,7 @@ class EventBus:
     ) -> Subscription:
         """Call `observer(event)` on a thread of its own for every event emitted from now on
         (only those whose type is in `types`, Celery names or EventType, when given)."""
-        wanted = None if types is None else frozenset(_event_type(t) for t in types)
-        size = self.buffer_size if buffer_size is None else buffer_size
-        _check_positive("buffer_size", size)
+        wanted, size = self._checked(types, buffer_size)
         return self._add(Subscription(self, observer, wanted, size, self.error_log_every))
 
     def subscribe_batches(
@@ -248,12 +246,18 @@ class EventBus:
         with every event buffered then (a list, in order): for observers whose work per event
         is small beside a call, such as counting. A raising call counts one error, and its
         events are not counted as delivered; closing delivers what is buffered as one batch."""
-        wanted = None if types is None else frozenset(_event_type(t) for t in types)
-        size = self.buffer_size if buffer_size is None else buffer_size
-        _check_positive("buffer_size", size)
+        wanted, size = self._checked(types, buffer_size)
         return self._add(
             Subscription(self, _unused, wanted, size, self.error_log_every, batches=observer)
         )
+
+    def _checked(
+        self, types: Iterable[EventType | str] | None, buffer_size: int | None
+    ) -> tuple[frozenset[EventType] | None, int]:
+        wanted = None if types is None else frozenset(_event_type(t) for t in types)
+        size = self.buffer_size if buffer_size is None else buffer_size
+        _check_positive("buffer_size", size)
+        return wanted, size
 
     def _add(self, subscription: Subscription) -> Subscription:
         with self._lock:
