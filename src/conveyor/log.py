@@ -30,13 +30,28 @@ _FILTER = TaskContextFilter()
 _installing = threading.Lock()  # two threads asking for one logger at once install it once
 
 
+#: The parent of every task logger whose own parent would be the root logger, as Celery's
+#: `celery.task`: `after_setup_task_logger` hands it over, so one handler or level set on it
+#: reaches every task logger. It propagates to the root logger.
+TASK_LOGGER = "conveyor.task"
+
+
+def task_logger() -> logging.Logger:
+    """The common parent of task loggers (TASK_LOGGER)."""
+    return logging.getLogger(TASK_LOGGER)
+
+
 def get_task_logger(name: str) -> logging.Logger:
-    """The logger `name`, with the task context filter installed (once)."""
+    """The logger `name`, with the task context filter installed (once), and `conveyor.task`
+    as its parent when its parent would be the root logger (Celery's rule: a logger under a
+    package logger of yours keeps that parent)."""
     logger = logging.getLogger(name)
     with _installing:
         if not any(isinstance(f, TaskContextFilter) for f in logger.filters):
             logger.addFilter(_FILTER)
+        if logger.parent is logging.root and name != TASK_LOGGER:
+            logger.parent = task_logger()
     return logger
 
 
-__all__ = ["UNKNOWN", "TaskContextFilter", "get_task_logger"]
+__all__ = ["TASK_LOGGER", "UNKNOWN", "TaskContextFilter", "get_task_logger", "task_logger"]

@@ -540,14 +540,25 @@ def test_after_setup_logger_receives_the_configured_root_logger(tmp_path: Path) 
     def after(**kwargs: Any) -> None:
         got.append(kwargs)
 
+    def after_task(**kwargs: Any) -> None:
+        got.append(kwargs)
+
     sig.after_setup_logger.connect(after)
+    sig.after_setup_task_logger.connect(after_task)
     try:
         setup_logging("warning", str(tmp_path / "w.log"))
-        (kwargs,) = got
+        kwargs, task_kwargs = got
         assert kwargs["logger"] is root and kwargs["loglevel"] == logging.WARNING
         assert isinstance(root.handlers[0], logging.FileHandler)
+        # then the task loggers' common parent, which a task logger of a module hangs under
+        assert task_kwargs["logger"] is logging.getLogger("conveyor.task")
+        assert task_kwargs["loglevel"] == logging.WARNING
+        assert get_task_logger("proj_tasks_module").parent is task_kwargs["logger"]
+        logging.getLogger("proj_pkg")
+        assert get_task_logger("proj_pkg.tasks").parent is logging.getLogger("proj_pkg")
     finally:
         sig.after_setup_logger.disconnect(after)
+        sig.after_setup_task_logger.disconnect(after_task)
         for h in root.handlers:
             h.close()
         root.handlers[:] = before[0]

@@ -16,6 +16,7 @@ from .. import signals
 from .._urls import mask_urls_in
 from ..app import Conveyor
 from ..errors import ConveyorError
+from ..log import task_logger
 from ..logformat import FORMATS, TEXT_FORMAT, MaskingFormatter, configure
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -68,7 +69,7 @@ def setup_logging(level: str, logfile: str | None = None, fmt: str = "text") -> 
     """Configure the root logger in format `fmt` ("text" or "json", see logformat.py), unless a
     `setup_logging` signal receiver is connected: then, as in Celery, the receiver configures
     logging and conveyor leaves it alone. After configuring, sends `after_setup_logger` with
-    the root logger."""
+    the root logger, then `after_setup_task_logger` with the task loggers' parent."""
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         raise click.BadParameter(f"unknown log level {level!r}", param_hint="--loglevel")
@@ -86,6 +87,7 @@ def setup_logging(level: str, logfile: str | None = None, fmt: str = "text") -> 
         ) from None
     configure(fmt, numeric, handler, logfile)
     signals.after_setup_logger.send(sender=None, logger=logging.getLogger(), **options)
+    signals.after_setup_task_logger.send(sender=None, logger=task_logger(), **options)
 
 
 def log_format_option() -> Callable[[F], F]:
