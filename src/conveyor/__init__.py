@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from uuid import uuid4 as _uuid4
+
+from . import states
 from .app import Conveyor, current_app, shared_task
 from .canvas.group_result import GroupResult
 from .canvas.signature import Signature, chain, chord, group, signature
@@ -31,6 +34,13 @@ from .states import TaskState
 from .task import Task
 
 __version__ = "0.1.0"
+
+
+def uuid() -> str:
+    """A new task id (a random UUID as a string), as Celery's `celery.uuid()` gives: for
+    `apply_async(task_id=uuid())` when the id must be known before sending."""
+    return str(_uuid4())
+
 
 __all__ = [
     "AsyncResult",
@@ -65,4 +75,6 @@ __all__ = [
     "group",
     "shared_task",
     "signature",
+    "states",
+    "uuid",
 ]

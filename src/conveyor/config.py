@@ -333,8 +333,11 @@ class Config:
         object.__setattr__(self, "_settings", dataclasses.replace(self.settings, **changes))
 
     def config_from_object(self, obj: Any, namespace: str | None = None) -> None:
-        """Read settings from an object, a module path ("proj.settings") or Celery's
+        """Read settings from an object, a dict, a module path ("proj.settings") or Celery's
         "module:attribute" form ("django.conf:settings").
+
+        A dict's keys are all settings (an unknown key is an error); with a namespace, only
+        its keys under that prefix are read, as for an object.
 
         With `namespace="CELERY"` only names starting with `CELERY` are read (so a Django
         settings module works unchanged); without one, lowercase names and Celery 3 uppercase
@@ -387,22 +390,42 @@ def _shown(name: str, value: Any) -> Any:
 
 
 def _settings_in(obj: Any, namespace: str | None) -> Iterator[tuple[str, Any]]:
+    if isinstance(obj, Mapping):
+        yield from _mapping_settings(obj, namespace)
+        return
     for attr in dir(obj):
         if attr.startswith("_"):
             continue
         value = getattr(obj, attr)
         if inspect.ismodule(value) or inspect.isclass(value) or inspect.isroutine(value):
             continue
+        yield from _named(attr, value, namespace)
+
+
+def _mapping_settings(obj: Mapping[Any, Any], namespace: str | None) -> Iterator[tuple[str, Any]]:
+    """A dict's settings (Flask's `config_from_object(app.config["CELERY"])`): without a
+    namespace every key is a setting, so an unknown or misspelt one is an error, never skipped."""
+    for key, value in obj.items():
+        if not isinstance(key, str):
+            raise ConfigurationError(f"setting names are strings; got {key!r} in the dict given")
         if namespace:
-            prefix = namespace.upper() + "_"
-            if attr in OLD_NAMES and attr.startswith(namespace.upper()):
-                yield attr, value
-            elif attr.startswith(prefix):
-                yield attr[len(prefix) :].lower(), value
-            elif attr.startswith((namespace.upper() + "D_", namespace.upper() + "BEAT_")):
-                yield attr, value  # an old-style name conveyor does not know: reported
-        elif attr.islower() or attr in OLD_NAMES:
+            yield from _named(key, value, namespace)
+        else:
+            yield key, value
+
+
+def _named(attr: str, value: Any, namespace: str | None) -> Iterator[tuple[str, Any]]:
+    """The setting `attr` names, under Celery's naming rules (see config_from_object)."""
+    if namespace:
+        prefix = namespace.upper() + "_"
+        if attr in OLD_NAMES and attr.startswith(namespace.upper()):
             yield attr, value
+        elif attr.startswith(prefix):
+            yield attr[len(prefix) :].lower(), value
+        elif attr.startswith((namespace.upper() + "D_", namespace.upper() + "BEAT_")):
+            yield attr, value  # an old-style name conveyor does not know: reported
+    elif attr.islower() or attr in OLD_NAMES:
+        yield attr, value
 
 
 def lease_seconds(settings: Settings) -> float:

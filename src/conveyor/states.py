@@ -21,6 +21,14 @@ class TaskState(str, Enum):
     FAILURE = "FAILURE"
     REVOKED = "REVOKED"
 
+    def __str__(self) -> str:
+        # Celery's states are plain strings: templates, log lines and f-strings show "SUCCESS",
+        # not "TaskState.SUCCESS".
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
     @property
     def ready(self) -> bool:
         """True for the terminal states: the call will not change any more."""
@@ -28,3 +36,18 @@ class TaskState(str, Enum):
 
 
 READY_STATES = frozenset({TaskState.SUCCESS, TaskState.FAILURE, TaskState.REVOKED})
+
+# Celery's `celery.states` names, so `from conveyor import states; states.SUCCESS` and
+# `result.state in states.READY_STATES` read as they do in Celery. Each equals its string
+# ("SUCCESS" == states.SUCCESS).
+PENDING = TaskState.PENDING
+RECEIVED = TaskState.RECEIVED
+STARTED = TaskState.STARTED
+RETRY = TaskState.RETRY
+SUCCESS = TaskState.SUCCESS
+FAILURE = TaskState.FAILURE
+REVOKED = TaskState.REVOKED
+ALL_STATES = frozenset(TaskState)
+UNREADY_STATES = ALL_STATES - READY_STATES
+EXCEPTION_STATES = frozenset({TaskState.RETRY, TaskState.FAILURE, TaskState.REVOKED})
+PROPAGATE_STATES = frozenset({TaskState.FAILURE, TaskState.REVOKED})
