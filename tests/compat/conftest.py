@@ -27,3 +27,20 @@ def compat_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield services.redis_url(tag)
     finally:
         services.drop_prefix(tag)
+
+
+@pytest.fixture(scope="module", params=COMPAT_BACKENDS)
+def module_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """Like `compat_url`, shared by the tests of one module: one worker serves them all, as one
+    worker serves a real project (starting one per case would cost more than the cases)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('compat') / 'compat.db'}"
+        return
+    services.require_redis()
+    tag = f"compat_{uuid.uuid4().hex[:10]}"
+    try:
+        yield services.redis_url(tag)
+    finally:
+        services.drop_prefix(tag)

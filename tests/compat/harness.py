@@ -9,8 +9,10 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -104,13 +106,21 @@ class Worker:
 def worker(where: Path, url: str, *args: str, **extra: str) -> Iterator[Worker]:
     """`python -m conveyor <args>` (e.g. "-A", "proj", "worker", "-l", "INFO") started in the
     project directory, stopped and reaped on exit."""
+    with program(where, url, "-m", "conveyor", *args, **extra) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def program(where: Path, url: str, *argv: str, **extra: str) -> Iterator[Worker]:
+    """`python <argv>` started in the project directory (a project's own script such as
+    `python tasks.py worker`, which calls `app.start()`), stopped and reaped on exit."""
     log = (
         Path(os.environ.get("TMPDIR", "/tmp"))
         / f"compat-worker-{os.getpid()}-{time.monotonic_ns()}.log"
     )
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "conveyor", *args],
+            [sys.executable, *argv],
             cwd=where,
             env=env_for(url, **extra),
             stdout=out,
@@ -136,3 +146,25 @@ def wait_until(
         time.sleep(0.05)
     tail = f"\n--- worker log\n{proc.log()}" if proc is not None else ""
     raise AssertionError(f"timed out after {timeout} s waiting for {what}{tail}")
+
+
+@dataclass(frozen=True)
+class Running:
+    """A project whose worker is running: producers run in its directory with its URL."""
+
+    where: Path
+    url: str
+    worker: Worker
+
+    def run(self, code: str, timeout: float = 120, **extra: str) -> str:
+        """`produce` a snippet written indented inside a test (it is dedented first); a failure
+        shows the end of the worker's log beside the producer's error."""
+        try:
+            return produce(self.where, self.url, textwrap.dedent(code), timeout, **extra)
+        except AssertionError as exc:
+            tail = "\n".join(self.worker.log().splitlines()[-40:])
+            raise AssertionError(f"{exc}\n--- worker log (end)\n{tail}") from None
+
+    def lines(self, code: str, timeout: float = 120) -> list[str]:
+        """The stdout lines of `run(code)`."""
+        return self.run(code, timeout).strip().splitlines()
