@@ -23,7 +23,7 @@ def test_calling_the_task_returns_a_result_that_gets_the_value(tutorial: Running
         from tasks import add
         result = add.delay(4, 4)
         print(type(result).__name__)
-        print(result.get(timeout=30))
+        print(result.get(timeout=10))
         print(result.ready())
         """
     )
@@ -38,7 +38,7 @@ def test_a_failed_call_reraises_and_propagate_false_returns_the_exception(
         from tasks import add
         result = add.delay(4, "4")
         try:
-            result.get(timeout=30)
+            result.get(timeout=10)
         except TypeError as exc:
             print("raised", type(exc).__name__)
         value = result.get(propagate=False)
@@ -62,7 +62,7 @@ def test_settings_set_on_app_conf_and_with_update(tutorial: Running) -> None:
             enable_utc=True,
         )
         print(app.conf.timezone)
-        print(add.delay(2, 3).get(timeout=30))
+        print(add.delay(2, 3).get(timeout=10))
         """
     )
     assert out == ["Europe/Oslo", "5"]
@@ -74,7 +74,7 @@ def test_the_tutorial_module_starts_its_own_worker_with_app_start(compat_url: st
     where = project("tutorial")
     with program(where, compat_url, "tasks.py", "worker", "--loglevel=INFO") as proc:
         running = Running(where, compat_url, proc)
-        out = running.run("from tasks import add; print(add.delay(1, 1).get(timeout=30))")
+        out = running.run("from tasks import add; print(add.delay(1, 1).get(timeout=10))")
     assert out.strip() == "2", proc.log()
 
 
@@ -93,7 +93,7 @@ def test_a_configuration_module_routes_the_task_to_its_queue(configured: Running
         """
         from tasks import add, app
         print(app.conf.broker_url.split(':')[0])
-        print(add.delay(4, 4).get(timeout=30))
+        print(add.delay(4, 4).get(timeout=10))
         """
     )
     assert out[1] == "8", configured.worker.log()
