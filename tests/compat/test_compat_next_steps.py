@@ -105,7 +105,10 @@ def test_groups(proj: Running) -> None:
         print(g(10).get(timeout=10))
         """
     )
-    assert out == ["[0, 2, 4, 6, 8, 10, 12, 14, 16, 18]", "[10, 11, 12, 13, 14, 15, 16, 17, 18, 19]"]
+    assert out == [
+        "[0, 2, 4, 6, 8, 10, 12, 14, 16, 18]",
+        "[10, 11, 12, 13, 14, 15, 16, 17, 18, 19]",
+    ]
 
 
 def test_chains(proj: Running) -> None:
@@ -187,11 +190,15 @@ def test_multi_starts_and_stops_a_named_worker(compat_url: str, tmp_path: Path) 
     started = command(where, compat_url, "multi", "start", "w1", "-A", "proj", "-l", "INFO", *files)
     try:
         assert started.returncode == 0, started.stdout + started.stderr
-        out = produce(where, compat_url, "from proj.tasks import add; print(add.delay(3, 4).get(timeout=10))")
+        out = produce(
+            where, compat_url, "from proj.tasks import add; print(add.delay(3, 4).get(timeout=10))"
+        )
         assert out.strip() == "7"
         assert (tmp_path / "w1.pid").exists()
     finally:
-        stopped = command(where, compat_url, "multi", "stopwait", "w1", "-A", "proj", "-l", "INFO", *files)
+        stopped = command(
+            where, compat_url, "multi", "stopwait", "w1", "-A", "proj", "-l", "INFO", *files
+        )
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     wait_until(lambda: not (tmp_path / "w1.pid").exists(), 30, "w1's pidfile to be removed")
     assert json.dumps(sorted(p.name for p in tmp_path.glob("w1*.log")))
