@@ -1,5 +1,5 @@
 """Celery's "Calling Tasks" user guide (docs/userguide/calling.rst), with the snippets' tasks in
-projects/userguide/proj/calling.py; the worker consumes `-Q celery,priority.high` as the guide's
+projects/guide_calling/proj/calling.py; the worker consumes `-Q celery,priority.high` as the guide's
 routing section starts it."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from .harness import Running, project, worker
 
 @pytest.fixture(scope="module")
 def guide(module_url: str) -> Iterator[Running]:
-    where = project("userguide")
+    where = project("guide_calling")
     args = ("-A", "proj", "worker", "-l", "INFO", "-c", "2", "-Q", "celery,priority.high")
     with worker(where, module_url, *args) as w:
         yield Running(where, module_url, w)

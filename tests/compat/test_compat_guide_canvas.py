@@ -1,5 +1,5 @@
 """Celery's "Canvas: Designing Work-flows" user guide (docs/userguide/canvas.rst), with its
-tasks in projects/userguide/proj (add, mul in tasks.py; tsum and the others in canvas.py)."""
+tasks in projects/guide_canvas/proj (add, mul in tasks.py; tsum and the others in canvas.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .harness import Running, project, worker
 
 @pytest.fixture(scope="module")
 def guide(module_url: str) -> Iterator[Running]:
-    where = project("userguide")
+    where = project("guide_canvas")
     with worker(where, module_url, "-A", "proj", "worker", "-l", "INFO", "-c", "2") as w:
         yield Running(where, module_url, w)
 

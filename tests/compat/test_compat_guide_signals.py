@@ -1,5 +1,5 @@
 """Celery's "Signals" user guide (docs/userguide/signals.rst): handlers connected in
-projects/userguide/proj/signals.py, run in the producer (publish) and in the worker (task)."""
+projects/guide_signals/proj/signals.py, run in the producer (publish) and in the worker (task)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .harness import Running, project, worker
 
 @pytest.fixture(scope="module")
 def guide(module_url: str) -> Iterator[Running]:
-    where = project("userguide")
+    where = project("guide_signals")
     with worker(where, module_url, "-A", "proj", "worker", "-l", "INFO", "-c", "2") as w:
         yield Running(where, module_url, w)
 
@@ -43,7 +43,7 @@ def test_task_prerun_and_postrun_run_around_each_task_in_the_worker(guide: Runni
 
 def test_task_failure_is_sent_with_the_exception(guide: Running) -> None:
     task_id = guide.run(
-        "from proj.canvas import fail\nr = fail.delay()\nr.get(timeout=10, propagate=False)\n"
+        "from proj.tasks import fail\nr = fail.delay()\nr.get(timeout=10, propagate=False)\n"
         "print(r.id)"
     ).strip()
-    guide.worker.wait_for_log(f"task_failure proj.canvas.fail[{task_id}]: ValueError('fail fails')")
+    guide.worker.wait_for_log(f"task_failure proj.tasks.fail[{task_id}]: ValueError('fail fails')")

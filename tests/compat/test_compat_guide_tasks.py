@@ -1,5 +1,5 @@
 """Celery's "Tasks" user guide (docs/userguide/tasks.rst): its snippets live in
-projects/userguide/proj/tasks.py and names.py; each case asserts what Celery does with them."""
+projects/guide_tasks/proj/tasks.py and names.py; each case asserts what Celery does with them."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ STAMP = r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}: (?P<level>[A-Z]+)/[^\]]+\] "
 
 @pytest.fixture(scope="module")
 def guide(module_url: str) -> Iterator[Running]:
-    where = project("userguide")
+    where = project("guide_tasks")
     with worker(where, module_url, "-A", "proj", "worker", "-l", "INFO", "-c", "2") as w:
         yield Running(where, module_url, w)
 

@@ -7,7 +7,7 @@ app = Conveyor(
     "proj",
     broker=os.environ["COMPAT_BROKER_URL"],
     backend=os.environ["COMPAT_BROKER_URL"],
-    include=["proj.tasks", "proj.names", "proj.calling", "proj.canvas", "proj.signals"],
+    include=["proj.tasks", "proj.names"],
 )
 
 if __name__ == "__main__":
