@@ -224,14 +224,16 @@ def test_a_task_instance_is_reused_by_its_process(guide: Running) -> None:
 
 
 def test_ignore_result_makes_get_return_none(guide: Running) -> None:
+    """Celery's get() returns None at once for a call sent with ignore_result (the timeout is
+    only there so that a wrong answer fails rather than hangs)."""
     out = guide.lines(
         """
         from proj.tasks import mytask, mytask_ignored
         result = mytask.apply_async((1, 2), ignore_result=True)
-        print(result.get())
+        print(result.get(timeout=10))
         result = mytask.apply_async((1, 2), ignore_result=False)
         print(result.get(timeout=10))
-        print(mytask_ignored.delay().get())
+        print(mytask_ignored.delay().get(timeout=10))
         """
     )
     assert out == ["None", "3", "None"]
