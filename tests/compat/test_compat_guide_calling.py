@@ -183,3 +183,15 @@ def test_difference_a_non_json_serializer_is_refused_at_the_call(guide: Running)
         """
     )
     assert out.strip().endswith("True"), out
+
+
+def test_shadow_renames_the_call_in_the_worker_log(guide: Running) -> None:
+    task_id = guide.run(
+        """
+        from proj.tasks import add
+        r = add.apply_async((1, 1), shadow='add-shadowed')
+        r.get(timeout=10)
+        print(r.id)
+        """
+    ).strip()
+    guide.worker.wait_for_log(f"add-shadowed[{task_id}]", timeout=10)

@@ -252,3 +252,20 @@ def test_chunks(guide: Running) -> None:
     )
     expected = [[2 * (10 * c + i) for i in range(10)] for c in range(10)]
     assert out.strip() == str(expected)
+
+
+def test_result_sets_and_saved_group_results(guide: Running) -> None:
+    out = guide.lines(
+        """
+        from conveyor import group
+        from conveyor.result import GroupResult, ResultSet
+        from proj.tasks import add
+        rs = ResultSet([add.delay(1, 1), add.delay(2, 2)])
+        print(rs.get(timeout=10))
+        res = group(add.s(3, 3), add.s(4, 4))()
+        res.save()
+        restored = GroupResult.restore(res.id)
+        print(restored.get(timeout=10))
+        """
+    )
+    assert out == ["[2, 4]", "[6, 8]"]

@@ -258,3 +258,35 @@ def test_shared_task_binds_to_the_app(guide: Running) -> None:
         "from proj.tasks import shared_add\nprint(shared_add.delay(2, 2).get(timeout=10))"
     )
     assert out.strip() == "4"
+
+
+def test_a_task_with_its_own_serializer_option(guide: Running) -> None:
+    out = guide.run(
+        "from proj.tasks import create_user\n"
+        "print(create_user.delay('george', 'secret').get(timeout=10))"
+    )
+    assert out.strip() == "george"
+
+
+def test_current_task_is_the_task_being_run(guide: Running) -> None:
+    out = guide.run(
+        """
+        import json
+        from proj.tasks import who_am_i
+        r = who_am_i.delay()
+        print(json.dumps([r.get(timeout=10), r.id]))
+        """
+    )
+    (name, seen_id), task_id = json.loads(out)
+    assert (name, seen_id) == ("proj.tasks.who_am_i", task_id)
+
+
+def test_apply_runs_here_and_returns_an_eager_result(guide: Running) -> None:
+    out = guide.lines(
+        """
+        from proj.tasks import add
+        res = add.apply((2, 2))
+        print(type(res).__name__, res.get(), res.state, res.successful())
+        """
+    )
+    assert out == ["EagerResult 4 SUCCESS True"]

@@ -202,3 +202,64 @@ def test_multi_starts_and_stops_a_named_worker(compat_url: str, tmp_path: Path) 
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     wait_until(lambda: not (tmp_path / "w1.pid").exists(), 30, "w1's pidfile to be removed")
     assert json.dumps(sorted(p.name for p in tmp_path.glob("w1*.log")))
+
+
+def test_current_app_states_and_task_ids_known_before_sending(proj: Running) -> None:
+    out = proj.lines(
+        """
+        from conveyor import current_app, states, uuid
+        from proj.celery import app
+        from proj.tasks import add
+        res = current_app.send_task('proj.tasks.add', args=[1, 2])
+        print(res.get(timeout=10))
+        print(current_app.conf.result_expires)
+        print(res.state == states.SUCCESS, res.state in states.READY_STATES)
+        task_id = uuid()
+        res = add.apply_async((3, 4), task_id=task_id)
+        print(res.get(timeout=10), res.id == task_id)
+        print(app.AsyncResult(task_id).get(timeout=10))
+        """
+    )
+    assert out == ["3", "3600", "True True", "7 True", "7"]
+
+
+def test_worker_options_of_celery_are_accepted(compat_url: str) -> None:
+    """`-O fair`, the time limits and the --without-* switches Celery's docs and init scripts
+    pass; the node is named celery@<hostname> by default, as in Celery."""
+    import socket
+
+    where = project("next_steps")
+    args = (
+        "-A", "proj", "worker", "-l", "INFO", "-O", "fair", "--time-limit=60",
+        "--soft-time-limit=50", "--without-heartbeat", "--without-gossip", "--without-mingle",
+    )  # fmt: skip
+    with worker(where, compat_url, *args) as proc:
+        out = produce(
+            where, compat_url, "from proj.tasks import add; print(add.delay(5, 5).get(timeout=10))"
+        )
+        assert out.strip() == "10", proc.log()
+        assert f"celery@{socket.gethostname()}" in proc.log()
+
+
+def test_worker_detach_writes_its_pidfile_and_logfile(compat_url: str, tmp_path: Path) -> None:
+    import os
+    import signal
+
+    where = project("next_steps")
+    pidfile, logfile = tmp_path / "w.pid", tmp_path / "w.log"
+    done = command(
+        where, compat_url, "-A", "proj", "worker", "--detach", f"--pidfile={pidfile}",
+        f"--logfile={logfile}", "-l", "INFO",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    wait_until(pidfile.exists, 30, "the detached worker's pidfile")
+    pid = int(pidfile.read_text().strip())
+    try:
+        out = produce(
+            where, compat_url, "from proj.tasks import add; print(add.delay(6, 6).get(timeout=10))"
+        )
+        assert out.strip() == "12"
+        assert logfile.exists() and logfile.read_text()
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    wait_until(lambda: not pidfile.exists(), 30, "the detached worker to remove its pidfile")

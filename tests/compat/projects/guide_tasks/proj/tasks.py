@@ -6,7 +6,7 @@ import time
 import uuid
 
 import conveyor
-from conveyor import Task, shared_task, states
+from conveyor import Task, current_task, shared_task, states
 from conveyor.exceptions import Ignore
 from conveyor.utils.log import get_task_logger
 
@@ -225,3 +225,15 @@ def parse_page(page):
 @shared_task
 def shared_add(x, y):
     return x + y
+
+
+# -- Basics: a serializer for one task
+@app.task(serializer="json")
+def create_user(username, password):
+    return username
+
+
+# -- The task being run, from anywhere in its call stack
+@app.task
+def who_am_i():
+    return [current_task.name, current_task.request.id]
