@@ -376,7 +376,22 @@ class Conveyor:
         envelope = calls.envelope(message)
         if self.broker.enqueue([envelope])[0]:  # False: the broker knew the id (a re-send)
             calls.announce([envelope])
-        return AsyncResult(message.id, self)
+        return self._sent_result(message.id, task, call)
+
+    # -- results: the handle of a sent call (results area) -----------------------------------
+    def _sent_result(self, task_id: str, task: Task | None, call: CallOptions) -> AsyncResultType:
+        """The AsyncResult `publish` returns: `ignored` when the call's outcome is not stored
+        (ignore_result of the call, else of the task, else the setting), so that its `get()`
+        returns None at once, as Celery's does."""
+        handle = AsyncResult(task_id, self)
+        # The call's own ignore_result, where CallOptions carries one (apply_async option).
+        ignore: bool | None = getattr(call, "ignore_result", None)
+        if ignore is None and task is not None:
+            ignore = task.options.ignore_result
+        if ignore is None:
+            ignore = self.conf.settings.task_ignore_result
+        handle.ignored = bool(ignore)
+        return handle
 
     def send_once(
         self,

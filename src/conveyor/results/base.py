@@ -117,6 +117,9 @@ class Outcome:
     reason: str | None = None
     token: int = 0
     arguments: bytes | None = None  # JSON {"args": […], "kwargs": {…}}; only with result_extended
+    # A state name of the task's own (`update_state(state="PROGRESS")`); `state` is then
+    # STARTED, which is how everything but the reader treats it (running, not ready).
+    custom_state: str | None = None
 
     def __post_init__(self) -> None:
         """Storable text and counts (see the module docstring); ids are kept as given. Runs
@@ -132,6 +135,21 @@ class Outcome:
         if not (0 <= self.attempt <= MAX_COUNT and 0 <= self.retries <= MAX_COUNT):
             object.__setattr__(self, "attempt", min(max(self.attempt, 0), MAX_COUNT))
             object.__setattr__(self, "retries", min(max(self.retries, 0), MAX_COUNT))
+
+    @property
+    def state_name(self) -> str:
+        """The state as readers see it and stores keep it: the task's own name for a custom
+        state, else the TaskState's name."""
+        return self.custom_state if self.custom_state is not None else self.state.value
+
+
+def state_from_name(name: str) -> tuple[TaskState, str | None]:
+    """A stored state name as (state, custom_state): a name that is not one of TaskState's
+    is a task's custom state, which counts as STARTED."""
+    try:
+        return TaskState(name), None
+    except ValueError:
+        return TaskState.STARTED, name
 
 
 #: Pseudo-task names of what workflows keep in the result store (a chord's description, a
@@ -178,7 +196,7 @@ class HistoryQuery:
         """Whether one outcome belongs in the answer (for stores that filter in Python)."""
         if outcome.task_name in WORKFLOW_RECORDS:
             return False
-        if self.state is not None and outcome.state is not self.state:
+        if self.state is not None and outcome.state_name != self.state.value:  # as SQL filters
             return False
         if self.task_name is not None and outcome.task_name != self.task_name:
             return False

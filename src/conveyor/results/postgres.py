@@ -137,7 +137,7 @@ def _columns(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     errors = [o.error for o in outcomes]
     return {
         "task_id": [o.task_id for o in outcomes],
-        "state": [o.state.value for o in outcomes],
+        "state": [o.state_name for o in outcomes],
         "value": [o.value for o in outcomes],
         "error_type": [e.type if e else None for e in errors],
         "error_module": [e.module if e else None for e in errors],
