@@ -49,8 +49,9 @@ try:
 except HttpError as exc:
     caught = ["HttpError", list(exc.args)]
 inner = waits_for_another.delay(2).get(timeout=30, propagate=False)
+guarded = "never call result.get()" in str(inner).lower()
 print(json.dumps({"caught": caught, "ignored": log_click.delay(1).get(timeout=1),
-                  "inner": [type(inner).__name__, "never call result.get()" in str(inner).lower()]}))
+                  "inner": [type(inner).__name__, guarded]}))
 """
 
 APPLY = """

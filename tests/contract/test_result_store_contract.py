@@ -49,6 +49,24 @@ def test_put_and_get_round_trip_every_field(make_store: MakeStore) -> None:
     assert store.get("missing") is None
 
 
+def test_a_custom_state_round_trips_counts_as_running_and_is_listed_by_its_own_name(
+    make_store: MakeStore,
+) -> None:
+    store = make_store(TTL)  # update_state(state="PROGRESS", meta=...) while the call runs
+    progress = Outcome(
+        "t", TaskState.STARTED, value=b'{"done":3}', custom_state="PROGRESS", token=4
+    )
+    assert store.put([progress, Outcome("u", TaskState.STARTED)]) == [True, True]
+    got = store.get("t")
+    assert got == progress and got.state_name == "PROGRESS" and not got.state.ready
+    assert store.wait(["t"], 0.05) == {}  # not ready: a waiter keeps waiting
+    listed = store.history(HistoryQuery(state=TaskState.STARTED)).entries
+    assert [e.outcome.task_id for e in listed] == ["u"]  # the filter matches the stored name
+    store.put([Outcome("t", TaskState.SUCCESS, value=b"1", token=4)])
+    done = store.get("t")
+    assert done is not None and done.custom_state is None and done.state_name == "SUCCESS"
+
+
 def test_last_write_wins(make_store: MakeStore) -> None:
     store = make_store(TTL)
     store.put([Outcome("t", TaskState.STARTED)])

@@ -1,5 +1,7 @@
 """Result snippets of Celery's user guide (tasks, calling), renamed celery -> conveyor only."""
 
+# ruff: noqa: UP031, B007  (the code is kept as Celery's documentation writes it)
+
 import os
 import time
 
