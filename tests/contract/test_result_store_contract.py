@@ -67,6 +67,24 @@ def test_a_custom_state_round_trips_counts_as_running_and_is_listed_by_its_own_n
     assert done is not None and done.custom_state is None and done.state_name == "SUCCESS"
 
 
+def test_a_late_started_record_never_replaces_a_state_of_the_same_run(
+    make_store: MakeStore,
+) -> None:
+    store = make_store(TTL)  # the task's update_state landed before the worker's STARTED
+    progress = Outcome("t", TaskState.STARTED, value=b"1", custom_state="PROGRESS", token=4)
+    assert store.put([progress]) == [True]
+    assert store.put([Outcome("t", TaskState.STARTED, worker="w", token=4)]) == [False]
+    assert store.get("t") == progress
+    batch = [progress, Outcome("t", TaskState.STARTED, token=4)]  # also within one batch
+    assert store.put([Outcome("u", TaskState.SUCCESS, value=b"2", token=4)]) == [True]
+    assert store.put([Outcome("u", TaskState.STARTED, token=4)]) == [False]
+    assert store.put(batch)[0] and store.get("t") == progress
+    started = Outcome("t", TaskState.STARTED, token=5)  # a newer run starts over
+    assert store.put([started]) == [True] and store.get("t") == started
+    again = Outcome("t", TaskState.STARTED, worker="x", token=5)  # STARTED over STARTED
+    assert store.put([again]) == [True] and store.get("t") == again
+
+
 def test_last_write_wins(make_store: MakeStore) -> None:
     store = make_store(TTL)
     store.put([Outcome("t", TaskState.STARTED)])

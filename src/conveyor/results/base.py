@@ -8,7 +8,10 @@ and timings. Guarantees every backend gives (checked by `tests/contract/`):
   at least the stored one (or the stored one expired); otherwise it changes nothing and
   reports False. Tokens grow with every grant, so a worker that lost its lease can never
   overwrite what the message's new owner wrote, while one owner may move its own outcome on
-  (STARTED, then SUCCESS). Writers without a lease (eager mode) use token 0.
+  (STARTED, then SUCCESS). Writers without a lease (eager mode) use token 0. Under one
+  token a bare STARTED never replaces another state (`replaces`): the worker's STARTED record
+  is written by its writer thread and may land after what the running task wrote itself
+  (`update_state`), which must stay; such a STARTED is dropped and reported not stored.
 * **Absence is PENDING.** `get` returns None for an id with no outcome, one that was forgotten,
   or one whose outcome expired (`result_expires`); readers show that as PENDING.
 * **Expiry.** Each outcome expires `ttl` seconds after it was written (no expiry when the store
@@ -141,6 +144,15 @@ class Outcome:
         """The state as readers see it and stores keep it: the task's own name for a custom
         state, else the TaskState's name."""
         return self.custom_state if self.custom_state is not None else self.state.value
+
+
+def replaces(new: Outcome, old: Outcome) -> bool:
+    """Whether `new` replaces `old`, the live outcome stored for its id (see Fenced writes):
+    a larger token always does, a smaller never; under the same token anything does but a
+    bare STARTED over another state."""
+    if new.token != old.token:
+        return new.token > old.token
+    return new.state_name != TaskState.STARTED.value or old.state_name == TaskState.STARTED.value
 
 
 def state_from_name(name: str) -> tuple[TaskState, str | None]:
