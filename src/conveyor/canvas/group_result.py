@@ -180,6 +180,11 @@ class GroupResult(ResultSet):
         super().__init__(results or (), app)
         if not id:
             raise ValueError("GroupResult needs the group's id")
+        if parent is not None and not isinstance(parent, AsyncResult):
+            raise TypeError(  # Celery's third argument is the parent: an app here is a slip
+                f"GroupResult's third argument is its parent result, not {parent!r}: pass "
+                "the app as app="
+            )
         self.id = id
         self.parent = parent
 
