@@ -65,6 +65,27 @@ print(json.dumps({"eager": isinstance(res, EagerResult), "value": res.get(), "st
                   "failed": [failed.state, type(failed.result).__name__]}))
 """
 
+SETS = """
+import json
+from conveyor.result import GroupResult, ResultSet
+from tasks import add
+
+rs = ResultSet([add.delay(1, 1), add.delay(2, 2)])
+rs.add(add.delay(3, 3))
+values = rs.join(timeout=30)
+saved = GroupResult("g-" + rs[0].id, rs.results).save()
+back = GroupResult.restore(saved.id)
+print(json.dumps({"values": values, "done": rs.completed_count(), "ready": rs.ready(),
+                  "restored": back.get(timeout=30)}))
+"""
+
+
+def test_result_sets_join_in_order_and_group_results_restore(compat_url: str) -> None:
+    where = project("results_guide")
+    with worker(where, compat_url, *WORKER) as proc:
+        out = json.loads(produce(where, compat_url, SETS))
+    assert out == {"values": [2, 4, 6], "done": 3, "ready": True, "restored": [2, 4, 6]}, proc.log()
+
 
 def test_progress_is_reported_to_on_message_then_the_value(compat_url: str) -> None:
     where = project("results_guide")
