@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from .errors import RemoteError, TaskRevokedError, TimeoutError
+from .errors import ConfigurationError, RemoteError, TaskRevokedError, TimeoutError
 from .message import Arguments, decode_arguments, decode_value
 from .request import current_request
 from .results.base import ErrorInfo, Outcome
@@ -112,9 +112,17 @@ def _default_app() -> Conveyor:
     from . import app as app_module
 
     current: Any = app_module.current_app
-    # current_app is a function here, a proxy where conveyor.local provides one.
-    found = current._get_current_object() if hasattr(current, "_get_current_object") else None
-    return found if found is not None else current()  # type: ignore[no-any-return]
+    try:
+        # current_app is a function here, a proxy where conveyor.local provides one.
+        if hasattr(current, "_get_current_object"):
+            return current._get_current_object()  # type: ignore[no-any-return]
+        return current()  # type: ignore[no-any-return]
+    except ConfigurationError:
+        raise ConfigurationError(
+            "a result without app= is read through the current app, and no Conveyor app "
+            "exists in this process yet: import the module that creates yours first, or pass "
+            "app=your_app"
+        ) from None
 
 
 OnMessage = Callable[[dict[str, Any]], Any]

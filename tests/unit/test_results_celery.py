@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from conveyor import Conveyor, Ignore, RemoteError
-from conveyor.errors import EncodeError
+from conveyor.errors import ConfigurationError, EncodeError
 from conveyor.request import Request, running
 from conveyor.result import (
     AsyncResult,
@@ -63,6 +63,20 @@ def test_async_result_by_id_alone_reads_the_current_app(live_app: Conveyor) -> N
     assert str(res.state) == "SUCCESS" and res.state == TaskState.SUCCESS
     with pytest.raises(ValueError, match="needs a task id"):
         AsyncResult(None)  # type: ignore[arg-type]
+
+
+def test_async_result_with_no_app_anywhere_says_what_to_do(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import conveyor.app
+
+    def no_app() -> Conveyor:
+        raise ConfigurationError("no Conveyor app exists yet")
+
+    monkeypatch.setattr(conveyor.app, "current_app", no_app)
+    res = AsyncResult("some-id")  # resolved when first read, as a view module may load first
+    with pytest.raises(ConfigurationError, match="import the module that creates yours"):
+        _ = res.state
 
 
 # -- custom states --------------------------------------------------------------------------
