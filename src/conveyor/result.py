@@ -195,7 +195,8 @@ class AsyncResult:
     @property
     def result(self) -> Any:
         """The return value after SUCCESS; the exception after FAILURE or during RETRY; the
-        `meta` of the latest `update_state` while the call runs."""
+        `meta` of the latest `update_state` while the call runs; `{"pid": None, "hostname":
+        worker}` in STARTED before that (Celery gives the pid too)."""
         return _value_or_exception(self._outcome(), self.app.conf.settings.result_max_size)
 
     info = result
@@ -497,7 +498,13 @@ def _value_or_exception(outcome: Outcome | None, limit: int) -> Any:
         if outcome.reason and outcome.state is TaskState.FAILURE and hasattr(exc, "add_note"):
             exc.add_note(outcome.reason)  # e.g. which step of a chain failed
         return exc
-    return decode_value(outcome.value, limit) if outcome.value is not None else None
+    if outcome.value is not None:
+        return decode_value(outcome.value, limit)
+    if outcome.state is TaskState.STARTED and outcome.custom_state is None:
+        # Celery's STARTED meta, so progress views' `result.info.get("current", 0)` work
+        # before the task's first update_state. The worker's pid is not recorded.
+        return {"pid": None, "hostname": outcome.worker}
+    return None
 
 
 # Importable from here as in Celery; defined with the group code they serve (which imports

@@ -94,6 +94,8 @@ def test_progress_is_readable_while_the_task_runs_and_replaced_by_the_outcome(
         return len(files)
 
     res = upload.delay(["a", "b"])
+    mem_app.results.put([Outcome(res.id, TaskState.STARTED, worker="w@h")])  # track_started
+    assert res.state == "STARTED" and res.info == {"pid": None, "hostname": "w@h"}
     solo_worker(mem_app).run_until_idle()
     assert seen == [
         ("PROGRESS", {"current": 0, "total": 2}, False),
@@ -202,7 +204,7 @@ def test_on_message_sees_each_state_then_the_value(live_app: Conveyor) -> None:
     thread.join()
     assert value == "done" and called == [("w", "done")] and ticks
     assert [(b["status"], b["result"]) for b in bodies] == [
-        ("STARTED", None),
+        ("STARTED", {"pid": None, "hostname": None}),
         ("PROGRESS", {"p": 50}),
         ("SUCCESS", "done"),
     ]
