@@ -507,9 +507,19 @@ def _value_or_exception(outcome: Outcome | None, limit: int) -> Any:
     return None
 
 
-# Importable from here as in Celery; defined with the group code they serve (which imports
-# AsyncResult from this module, hence at the end).
-from .canvas.group_result import GroupResult, ResultSet  # noqa: E402
+# GroupResult and ResultSet are importable from here as in Celery. They live with the group
+# code, which imports this module: resolved on first use, so neither import order matters.
+if TYPE_CHECKING:
+    from .canvas.group_result import GroupResult, ResultSet
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("GroupResult", "ResultSet"):
+        from .canvas import group_result
+
+        return getattr(group_result, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AsyncResult",
