@@ -352,7 +352,9 @@ def test_text_and_counts_no_store_could_keep_are_stored_escaped_and_clamped(
     )
     store = make_store(TTL)
     good = Outcome("u", TaskState.SUCCESS, value=b"1", task_name="caf\u00e9")
-    assert store.put([outcome, good]) == [True, True]
-    assert store.get("t") == outcome
+    named = Outcome("v", TaskState.STARTED, custom_state=f"PARSING {name}\x00")
+    assert named.custom_state == "PARSING report-\\xff.csv\\x00"  # update_state's own name
+    assert store.put([outcome, good, named]) == [True, True, True]
+    assert store.get("t") == outcome and store.get("v") == named
     assert store.get("u") == good  # valid Unicode is kept as it is
     assert storable_text("plain") == "plain" and storable_text("naïve") == "naïve"

@@ -132,8 +132,9 @@ class Outcome:
             and _plain(self.queue)
             and _plain(self.worker)
             and _plain(self.reason)
+            and _plain(self.custom_state)
         ):
-            for name in ("task_name", "queue", "worker", "reason"):
+            for name in ("task_name", "queue", "worker", "reason", "custom_state"):
                 object.__setattr__(self, name, _storable(getattr(self, name)))
         if not (0 <= self.attempt <= MAX_COUNT and 0 <= self.retries <= MAX_COUNT):
             object.__setattr__(self, "attempt", min(max(self.attempt, 0), MAX_COUNT))
