@@ -340,6 +340,31 @@ def test_result_set_and_group_result_read_their_members_in_order(mem_app: Convey
     assert GroupResult.restore("g1", app=mem_app) is None
 
 
+def test_a_set_raises_the_first_failure_in_order_without_waiting_for_later_members(
+    live_app: Conveyor,
+) -> None:
+    live_app.results.put(
+        [
+            Outcome("a", TaskState.SUCCESS, value=b"1"),
+            Outcome("b", TaskState.FAILURE, error=ErrorInfo("KeyError", "b")),
+        ]
+    )
+    members = [AsyncResult(i, live_app) for i in ("a", "b", "never")]
+    ticks: list[int] = []
+    started = time.monotonic()
+    with pytest.raises(KeyError, match="b"):
+        ResultSet(members).get(timeout=30, interval=0.05)
+    assert time.monotonic() - started < 5  # "never" was not waited for
+    with pytest.raises(TimeoutError, match="2 of 3 results ready"):
+        ResultSet(members).get(
+            timeout=0.2, interval=0.05, propagate=False, on_interval=lambda: ticks.append(1)
+        )
+    assert ticks
+    late = [AsyncResult(i, live_app) for i in ("never", "b")]  # an unfinished member first
+    with pytest.raises(TimeoutError):
+        ResultSet(late).get(timeout=0.2, interval=0.05)
+
+
 # -- exceptions -------------------------------------------------------------------------------
 def test_loaded_exception_classes_come_back_as_themselves() -> None:
     here = __name__

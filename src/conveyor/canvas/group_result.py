@@ -8,6 +8,7 @@ expiring like any result); `GroupResult.restore(id)` reads them back in any proc
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -131,33 +132,71 @@ class ResultSet:  # noqa: PLW1641  (mutable, so unhashable, as Celery's)
         disable_sync_subtasks: bool = True,
         on_interval: Callable[[], Any] | None = None,
     ) -> list[Any]:
-        """The members' results in order, once all are ready (`timeout` covers the whole
-        wait). With `propagate`, the first failed member's error (in member order) is raised.
-        With `callback(task_id, value)`, each value goes to it and the list is empty, as in
-        Celery. Inside a task this raises RuntimeError unless `disable_sync_subtasks=False`.
-        `interval` and `no_ack` change nothing here (the store wakes the wait); `on_message`
-        and `on_interval` are for one result (`AsyncResult.get`) and are refused."""
-        if on_message is not None or on_interval is not None:
+        """The members' values in member order (`timeout` covers the whole wait).
+
+        With `propagate`, members are taken in order as Celery's `join` does: the error of
+        the first failed (or revoked) member is raised as soon as every member before it has
+        succeeded, without waiting for the later ones. With `callback(task_id, value)`, each
+        value goes to it and the list is empty, as in Celery. `on_interval()` is called once
+        per `interval` seconds of waiting. Inside a task this raises RuntimeError unless
+        `disable_sync_subtasks=False`. `no_ack` changes nothing (reading never consumes a
+        result); `on_message` is for one result (`AsyncResult.get`) and is refused."""
+        if on_message is not None:
             raise ValueError(
-                "on_message and on_interval are supported by AsyncResult.get only: wait on "
-                "each member with result.get(on_message=...) instead"
+                "on_message is supported by AsyncResult.get only: wait on each member with "
+                "result.get(on_message=...) instead"
             )
+        if not interval > 0:
+            raise ValueError(f"interval must be a positive number of seconds, not {interval!r}")
         if disable_sync_subtasks:
             assert_will_not_block()
-        ids = [r.id for r in self.results]
-        found = self.app.results.wait(ids, timeout)
-        if len(found) < len(set(ids)):
-            raise TimeoutError(
-                f"{self!r}: {len(found)} of {len(set(ids))} results ready within {timeout} s"
-            )
+        polled = propagate or on_interval is not None
+        found = self._ready(timeout, interval if polled else None, propagate, on_interval)
         values = []
         for result in self.results:
-            value = result.get(timeout=0, propagate=propagate, disable_sync_subtasks=False)
+            value = result._final_value(found[result.id])
+            if propagate and isinstance(value, BaseException):
+                raise value
             if callback is not None:
                 callback(result.id, value)
             else:
                 values.append(value)
         return values
+
+    def _ready(
+        self,
+        timeout: float | None,
+        interval: float | None,
+        propagate: bool,
+        on_interval: Callable[[], Any] | None,
+    ) -> dict[str, Outcome]:
+        """The members' ready outcomes: all of them, or (`propagate`) those up to the first
+        failure in member order. Waits in one store call, or in slices of `interval`."""
+        ids = list(dict.fromkeys(r.id for r in self.results))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        found: dict[str, Outcome] = {}
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            step = _slice(remaining, interval)
+            found.update(self.app.results.wait([i for i in ids if i not in found], step))
+            if len(found) == len(ids) or (propagate and self._failure_reached(found)):
+                return found
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(
+                    f"{self!r}: {len(found)} of {len(ids)} results ready within {timeout} s"
+                )
+            if on_interval is not None:
+                on_interval()
+
+    def _failure_reached(self, found: dict[str, Outcome]) -> bool:
+        """Whether, in member order, a failed or revoked member comes before any unfinished."""
+        for result in self.results:
+            outcome = found.get(result.id)
+            if outcome is None:
+                return False
+            if outcome.state is not TaskState.SUCCESS:
+                return True
+        return False
 
     join = get
     join_native = get
@@ -229,3 +268,10 @@ class GroupResult(ResultSet):
             return None
         ids = decode_value(outcome.value, app.conf.settings.result_max_size)
         return cls(id, [AsyncResult(i, app) for i in ids], app=app)
+
+
+def _slice(remaining: float | None, interval: float | None) -> float | None:
+    """How long one store wait may block: the time left, cut to `interval` when polling."""
+    if interval is None:
+        return remaining
+    return interval if remaining is None else min(interval, remaining)
