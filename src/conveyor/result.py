@@ -445,8 +445,9 @@ class EagerResult(AsyncResult):
         disable_sync_subtasks: bool = True,
     ) -> Any:
         """The value; after FAILURE or REVOKED the exception is raised (`propagate`) or
-        returned. Never waits (`timeout`, `interval`, `on_interval` have nothing to wait
-        for); `on_message` gets the one final meta, `callback` the value."""
+        returned; None after IGNORED or REJECTED. Never waits (`timeout`, `interval`,
+        `on_interval` have nothing to wait for); `on_message` gets the one final meta,
+        `callback` the value."""
         if disable_sync_subtasks:
             assert_will_not_block()
         if on_message is not None:
@@ -460,12 +461,15 @@ class EagerResult(AsyncResult):
                     "date_done": None,
                 }
             )
-        if self._state in (TaskState.FAILURE, TaskState.REVOKED) and propagate:
-            value = self._value
-            raise value if isinstance(value, BaseException) else Exception(value)
+        value = self._value
+        if self._state in (TaskState.FAILURE, TaskState.REVOKED):
+            if propagate:
+                raise value if isinstance(value, BaseException) else Exception(value)
+        elif self._state != TaskState.SUCCESS:
+            value = None  # IGNORED, REJECTED: no value, as Celery's
         if callback is not None:
-            callback(self.id, self._value)
-        return self._value
+            callback(self.id, value)
+        return value
 
     def forget(self) -> None:
         """Nothing is stored for an eager result: nothing to forget."""

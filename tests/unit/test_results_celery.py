@@ -302,6 +302,23 @@ def test_apply_runs_here_and_holds_the_outcome(mem_app: Conveyor) -> None:
         boom.apply(throw=True)
 
 
+def test_apply_of_an_ignored_or_rejected_call(mem_app: Conveyor) -> None:
+    from conveyor import Reject
+
+    @mem_app.task
+    def skip() -> None:
+        raise Ignore()
+
+    @mem_app.task
+    def refuse() -> None:
+        raise Reject("bad input", requeue=False)
+
+    ignored, rejected = skip.apply(), refuse.apply(throw=True)  # neither is a failure
+    assert (ignored.state, ignored.get()) == ("IGNORED", None)
+    assert (rejected.state, rejected.get()) == ("REJECTED", None)
+    assert isinstance(rejected.result, Reject)
+
+
 def test_apply_refuses_what_it_would_ignore(mem_app: Conveyor) -> None:
     @mem_app.task
     def t() -> None:
