@@ -107,8 +107,14 @@ class Conveyor:
         """(broker URL, result store URL) in effect."""
         settings = self.conf.settings
         if settings.task_always_eager and not (self._broker_arg or settings.broker_url):
-            return "memory://", self._backend_arg or settings.result_backend or "memory://"
-        return resolve_urls(settings, self._broker_arg, self._backend_arg)
+            urls = "memory://", self._backend_arg or settings.result_backend or "memory://"
+        else:
+            urls = resolve_urls(settings, self._broker_arg, self._backend_arg)
+        if settings.task_always_eager and not settings.task_store_eager_result:
+            # Results area: as Celery, eager outcomes stay in this process (tests need no
+            # reachable result server) unless task_store_eager_result asks to store them.
+            return urls[0], "memory://"
+        return urls
 
     # -- tasks ------------------------------------------------------------------------------
     @overload

@@ -1,7 +1,9 @@
 """Eager mode (`task_always_eager`): calls run inline in the caller, for tests and scripts.
 
 The call is executed by the same executor a worker uses and its outcome is written to the app's
-result store, so `AsyncResult.get()` behaves as with a worker. Retries run again at once
+result store, so `AsyncResult.get()` behaves as with a worker; that store is one of the
+process's own unless `task_store_eager_result` is set (see `Conveyor.urls`), as Celery keeps
+eager results out of its backend. Retries run again at once
 (their countdown is not waited out), as in Celery. With `task_eager_propagates`, a failure is
 raised from `apply_async` itself.
 """

@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -402,3 +403,31 @@ def test_other_stored_exceptions_stay_remote_errors(name: str, module: str, why:
     exc = rebuild_exception(ErrorInfo(name, "text", None, module))
     assert isinstance(exc, RemoteError), why
     assert exc.type_name == f"{module}.{name}"
+
+
+# -- eager mode and the result store ------------------------------------------------------------
+def test_eager_outcomes_stay_in_the_process_unless_asked_to_be_stored(tmp_path: Path) -> None:
+    # As Celery's tests run: eager mode on, the broker and backend of production unreachable.
+    app = Conveyor("eager", broker="redis://127.0.0.1:1/0", set_as_current=False, backend=None)
+    app.conf.update(task_always_eager=True)
+
+    @app.task(bind=True)
+    def add(self: Any, x: int, y: int) -> int:
+        self.update_state(state="PROGRESS", meta={"x": x})
+        return x + y
+
+    res = add.delay(2, 2)
+    assert res.get(timeout=1) == 4 and res.successful() and AsyncResult(res.id, app).result == 4
+    app.close()
+
+    stored_file = tmp_path / "eager.db"
+    kept = Conveyor("kept", broker=f"sqlite:///{stored_file}", set_as_current=False)
+    kept.conf.update(task_always_eager=True, task_store_eager_result=True)
+    kept.task(name="kept.add")(lambda x, y: x + y)
+    sent = kept.tasks["kept.add"].delay(1, 2)
+    kept.close()
+    reader = Conveyor("reader", broker=f"sqlite:///{stored_file}", set_as_current=False)
+    try:
+        assert AsyncResult(sent.id, reader).get(timeout=1) == 3  # in the configured store
+    finally:
+        reader.close()
