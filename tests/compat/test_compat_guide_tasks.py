@@ -290,3 +290,25 @@ def test_apply_runs_here_and_returns_an_eager_result(guide: Running) -> None:
         """
     )
     assert out == ["EagerResult 4 SUCCESS True"]
+
+
+def test_revoke_with_terminate_stops_a_running_task(guide: Running) -> None:
+    """The workers guide: `app.control.revoke(id, terminate=True)` kills the running task; its
+    state is REVOKED and get() raises TaskRevokedError."""
+    out = guide.lines(
+        """
+        import time
+        from conveyor.exceptions import TaskRevokedError
+        from proj.celery import app
+        from proj.tasks import long_running
+        r = long_running.delay(60)
+        time.sleep(2)
+        app.control.revoke(r.id, terminate=True)
+        try:
+            r.get(timeout=30)
+        except TaskRevokedError:
+            print('TaskRevokedError')
+        print(r.state)
+        """
+    )
+    assert out == ["TaskRevokedError", "REVOKED"]

@@ -237,3 +237,10 @@ def create_user(username, password):
 @app.task
 def who_am_i():
     return [current_task.name, current_task.request.id]
+
+
+# -- Workers guide: revoking a running task
+@app.task
+def long_running(seconds):
+    time.sleep(seconds)
+    return seconds
