@@ -66,10 +66,20 @@ class TaskOptions:
     max_deliveries: int | None = None
     dead_letter_on_failure: bool | None = None
     base: type | None = None
+    # Celery's names, checked here (see check_retry_kwargs, check_serializer): what an
+    # autoretry passes to retry(), the one serializer there is, and the call-time check of
+    # arguments against the function's parameters (None: on, as Celery's strict_typing).
+    retry_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    serializer: str | None = None
+    typing: bool | None = None
 
     def __post_init__(self) -> None:
         if self.base is not None and not isinstance(self.base, type):
             raise ConfigurationError(f"base must be a Task subclass, got {self.base!r}")
+        check_retry_kwargs(self.retry_kwargs)
+        check_serializer("serializer", self.serializer)
+        if self.typing is not None and not isinstance(self.typing, bool):
+            raise ConfigurationError(f"typing must be True or False, got {self.typing!r}")
         if self.priority is not None:
             check_priority(self.priority)
         if self.queue is not None:
@@ -96,6 +106,46 @@ class TaskOptions:
                 "give rate_limit= (global, across all workers) or per_worker_rate_limit= "
                 "(each worker alone), not both"
             )
+
+
+RETRY_KWARGS = frozenset({"max_retries", "countdown"})
+
+
+def check_retry_kwargs(value: object) -> None:
+    """`retry_kwargs` is a dict of what an autoretry passes to `retry()`: `max_retries` (it
+    wins over the task's) and `countdown` (seconds; `retry_backoff` wins over it, as in
+    Celery). Other keys of Celery's retry() (eta, args, kwargs, throw…) are refused."""
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(
+            f"retry_kwargs must be a dict such as {{'max_retries': 5, 'countdown': 2}}, "
+            f"got {value!r}"
+        )
+    unknown = sorted(set(value) - RETRY_KWARGS)
+    if unknown:
+        raise ConfigurationError(
+            f"retry_kwargs: {', '.join(map(repr, unknown))} not supported; conveyor's autoretry "
+            "takes max_retries and countdown (give retry_backoff= for growing delays)"
+        )
+    if "max_retries" in value:
+        check_max_retries(value["max_retries"])
+    if "countdown" in value:
+        check_seconds("retry_kwargs countdown", value["countdown"], zero=True)
+
+
+#: The serializer names meaning JSON, the only one conveyor has.
+JSON_NAMES = frozenset({"json", "application/json"})
+
+
+def check_serializer(name: str, value: object) -> None:
+    """None or "json": refuse pickle, yaml, msgpack… saying why."""
+    if value is None or value in JSON_NAMES:
+        return
+    raise ConfigurationError(
+        f"{name}={value!r}: conveyor sends and stores calls as JSON only. pickle would let "
+        "anyone who can write to the broker run code in your workers, and one format keeps "
+        "producers and workers of every version agreeing; pass plain data (str, int, float, "
+        "bool, None, list, dict) and rebuild objects inside the task, or drop the option"
+    )
 
 
 def _whole(value: object, least: int) -> bool:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .app import Conveyor
     from .canvas.signature import Signature
     from .result import AsyncResult
+    from .signals import ExceptionInfo
 
 
 class Task:
@@ -116,6 +117,53 @@ class Task:
 
     def AsyncResult(self, task_id: str) -> AsyncResult:
         return self.app.AsyncResult(task_id)
+
+    # -- hooks (Celery's Task handlers; see conveyor.worker.hooks) --------------------------
+    # Override them in a Task subclass given as `base=` (or the app's task class). They run in
+    # the process that ran the call (a pool child, or the caller in eager mode), with
+    # `self.request` still describing the call. The defaults do nothing.
+    def before_start(self, task_id: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        """Called just before the function runs; raising here fails the call."""
+
+    def on_success(
+        self, retval: Any, task_id: str, args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> None:
+        """Called after the function returned `retval` (before the outcome is stored);
+        raising here records the call as FAILURE instead."""
+
+    def on_failure(
+        self,
+        exc: BaseException,
+        task_id: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        einfo: ExceptionInfo,
+    ) -> None:
+        """Called when the call failed with `exc` (`einfo.traceback` is its traceback)."""
+
+    def on_retry(
+        self,
+        exc: BaseException | None,
+        task_id: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        einfo: ExceptionInfo,
+    ) -> None:
+        """Called when the call is to run again: `exc` is the error the retry was for (None
+        when `self.retry()` was given none)."""
+
+    def after_return(
+        self,
+        status: str,
+        retval: Any,
+        task_id: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        einfo: ExceptionInfo | None,
+    ) -> None:
+        """Called last, after a SUCCESS, FAILURE or RETRY (not a Reject or an Ignore):
+        `status` is the state's name, `retval` the return value or the exception; `einfo` is
+        None, as Celery passes it."""
 
     # -- retrying ---------------------------------------------------------------------------
     def retry(
