@@ -224,8 +224,21 @@ class CallOptions:
     headers: Mapping[str, Any] = field(default_factory=dict)
     time_limit: float | None = None
     soft_time_limit: float | None = None
+    # Celery's apply_async options (conveyor.calling maps them): this call's ignore_result,
+    # the name it shows under (shadow), its body's compression, and how long the producer may
+    # retry an unanswering broker for it (None: the broker_retry_budget setting).
+    ignore_result: bool | None = None
+    shadow: str | None = None
+    compression: str | None = None
+    retry_budget: float | None = None
 
     def __post_init__(self) -> None:
+        if self.ignore_result is not None and not isinstance(self.ignore_result, bool):
+            raise ConfigurationError(
+                f"ignore_result must be True or False, got {self.ignore_result!r}"
+            )
+        if self.shadow is not None and (not isinstance(self.shadow, str) or not self.shadow):
+            raise ConfigurationError(f"shadow must be a non-empty name, got {self.shadow!r}")
         if self.countdown is not None and self.eta is not None:
             raise ConfigurationError("give countdown= or eta=, not both")
         check_optional_seconds("countdown", self.countdown, zero=True)

@@ -6,13 +6,16 @@ A bound task (`bind=True`) receives the Task as `self`, with `self.request` and 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .bounds import check_seconds
+from .calling import check_compression, publish_budget, queue_for
 from .errors import MaxRetriesExceededError, Retry
-from .options import CallOptions, TaskOptions, check_max_retries
+from .guard import budget_for
+from .options import CallOptions, TaskOptions, check_max_retries, check_serializer
 from .request import DIRECT_CALL, Request, current_request
 from .retry import retries_exhausted
 
@@ -21,6 +24,18 @@ if TYPE_CHECKING:
     from .canvas.signature import Signature
     from .result import AsyncResult
     from .signals import ExceptionInfo
+
+
+_UNREAD = object()
+
+
+def _bare(signature: inspect.Signature) -> inspect.Signature:
+    """The signature without annotations, as an error message shows it: `(x, y=2)`."""
+    empty = inspect.Parameter.empty
+    return signature.replace(
+        parameters=[p.replace(annotation=empty) for p in signature.parameters.values()],
+        return_annotation=empty,
+    )
 
 
 class Task:
@@ -97,11 +112,29 @@ class Task:
         headers: Mapping[str, Any] | None = None,
         time_limit: float | None = None,
         soft_time_limit: float | None = None,
+        ignore_result: bool | None = None,
+        serializer: str | None = None,
+        compression: str | None = None,
+        retry: bool | None = None,
+        retry_policy: Mapping[str, Any] | None = None,
+        exchange: Any = None,
+        routing_key: str | None = None,
+        shadow: str | None = None,
     ) -> AsyncResult:
         """Send a call. `countdown` (seconds) or `eta` delays it; `expires` (seconds from now
         or a datetime) drops it unstarted after that time; `priority` 0–9 (higher first),
         `queue` and the time limits override the task's options; `task_id` makes the send
-        idempotent."""
+        idempotent. The arguments are checked against the function's parameters first
+        (TypeError, as Celery; `typing=False` on the task turns that off).
+
+        Celery's options: `ignore_result` for this call only; `shadow` is the name the call
+        shows under in logs, events and results; `compression` ("gzip" or "zstd") compresses
+        the message body; `retry=False` / `retry_policy={...}` set how long to keep trying a
+        broker that does not answer; `routing_key` / `exchange` name a queue as in Celery's
+        default topology (see conveyor.calling); `serializer` may only be "json"."""
+        call_args, call_kwargs = tuple(args or ()), dict(kwargs or {})
+        self.check_arguments(call_args, call_kwargs)
+        check_serializer("serializer", serializer)
         call = CallOptions(
             time_limit=time_limit,
             soft_time_limit=soft_time_limit,
@@ -109,11 +142,52 @@ class Task:
             eta=eta,
             expires=expires,
             priority=priority,
-            queue=queue,
+            queue=queue_for(self.app.conf.settings, queue, exchange, routing_key),
             task_id=task_id,
             headers=dict(headers or {}),
+            ignore_result=ignore_result,
+            shadow=shadow,
+            compression=check_compression(compression),
+            retry_budget=publish_budget(retry, retry_policy),
         )
-        return self.app.publish(self.name, tuple(args or ()), dict(kwargs or {}), call, self)
+        with budget_for(call.retry_budget):
+            return self.app.publish(self.name, call_args, call_kwargs, call, self)
+
+    # -- the call-time argument check (Celery's typing) -------------------------------------
+    def check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        """Raise TypeError when the function cannot be called with `args` and `kwargs` (a
+        bound task's `self` aside), unless the task has `typing=False` or the app
+        `strict_typing=False`. A function whose parameters cannot be read is not checked."""
+        if self.options.typing is False or not getattr(self.app, "strict_typing", True):
+            return
+        signature = self._parameters()
+        if signature is None:
+            return
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(
+                f"{self.name}{_bare(signature)}: {exc} (called with {len(args)} positional "
+                f"argument(s) and keyword(s) {sorted(kwargs)}); pass what the function takes, "
+                "or give the task typing=False to send it unchecked"
+            ) from None
+
+    def _parameters(self) -> inspect.Signature | None:
+        """The function's signature as callers see it (without a bound task's `self`),
+        read once."""
+        cached = self.__dict__.get("_signature", _UNREAD)
+        if cached is not _UNREAD:
+            return cached  # type: ignore[no-any-return]
+        try:
+            signature: inspect.Signature | None = inspect.signature(self.fn)
+        except (TypeError, ValueError):  # a builtin or C function: nothing to check against
+            signature = None
+        if signature is not None and self.options.bind:
+            params = list(signature.parameters.values())
+            skip = 1 if params and params[0].kind is not inspect.Parameter.VAR_POSITIONAL else 0
+            signature = signature.replace(parameters=params[skip:])
+        self.__dict__["_signature"] = signature
+        return signature
 
     def AsyncResult(self, task_id: str) -> AsyncResult:
         return self.app.AsyncResult(task_id)

@@ -80,7 +80,7 @@ class Inflight:
         return Outcome(
             task_id=self.message.id,
             state=state,
-            task_name=self.message.task,
+            task_name=self.message.shown_name,  # the shadow name, when the call has one
             queue=d.envelope.queue,
             worker=worker,
             attempt=d.attempt,
@@ -301,7 +301,7 @@ class Settler:
             info = describe(result)
             fields = {  # for structured formats (logformat.py); the text line is unchanged
                 "task_id": item.message.id,
-                "task_name": item.message.task,
+                "task_name": item.message.shown_name,
                 "queue": item.delivery.envelope.queue,
                 "attempt": item.delivery.attempt,
                 "retries": item.message.retries,
@@ -312,7 +312,7 @@ class Settler:
             log.log(
                 level,
                 "task %s[%s] %s attempt=%d %s",
-                item.message.task,
+                item.message.shown_name,
                 item.message.id,
                 info.pop("outcome"),
                 item.delivery.attempt,

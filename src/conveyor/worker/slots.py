@@ -11,6 +11,7 @@ every lease of the process), the settler, the task policies and the per-worker r
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import threading
@@ -249,7 +250,10 @@ class SlotGroup:
         task = self.parts.app.tasks.get(message.task)
         if task is None:
             return None, f"task {message.task!r} is not registered in worker {self.parts.name}"
-        return Inflight(delivery, message, self.parts.policy(task)), None
+        policy = self.parts.policy(task)
+        if message.ignore_result is not None and message.ignore_result != policy.ignore_result:
+            policy = dataclasses.replace(policy, ignore_result=message.ignore_result)
+        return Inflight(delivery, message, policy), None
 
     def _vet(self, item: Inflight) -> Outcome | None:
         """The outcome to end a delivery with instead of running it, if any."""
