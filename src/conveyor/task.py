@@ -48,7 +48,8 @@ class Task:
         self.app = app
         self.fn = fn
         self.name = name
-        self.options = options
+        self.declared_options = options
+        self._annotated: tuple[object, TaskOptions, Mapping[str, Callable[..., Any]]] | None = None
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
         self.__name__ = getattr(fn, "__name__", name)
@@ -56,6 +57,31 @@ class Task:
 
     def __repr__(self) -> str:
         return f"<Task {self.name}>"
+
+    # -- options, with the task_annotations setting applied ---------------------------------
+    @property
+    def options(self) -> TaskOptions:
+        """The options in effect: the decorator's, with `task_annotations` applied over them
+        (worked out again when the settings change; see conveyor.annotations)."""
+        return self._current_annotations()[1]
+
+    def hook(self, name: str) -> Callable[..., Any]:
+        """The hook method `name` in effect: one given by `task_annotations`, else this
+        class's."""
+        given = self._current_annotations()[2].get(name)
+        return given if given is not None else getattr(self, name)
+
+    def _current_annotations(
+        self,
+    ) -> tuple[object, TaskOptions, Mapping[str, Callable[..., Any]]]:
+        annotations = self.app.conf.settings.task_annotations
+        cached = self._annotated
+        if cached is None or cached[0] is not annotations:
+            from .annotations import annotated
+
+            options, hooks = annotated(self, self.declared_options, annotations)
+            cached = self._annotated = (annotations, options, hooks)
+        return cached
 
     # -- running inline ---------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -35,7 +35,7 @@ def succeeded(task: Task, message: Message, run: Run) -> Run:
     from .executor import Run, RunKind, RunResult, error_info
 
     try:
-        task.on_success(run.retval, message.id, message.args, message.kwargs)
+        task.hook("on_success")(run.retval, message.id, message.args, message.kwargs)
     except Exception as exc:
         log.error(
             "task %s[%s]: on_success raised %r; the call is recorded as FAILURE",
@@ -56,7 +56,6 @@ def failed(task: Task, message: Message, exc: BaseException) -> None:
         task,
         message,
         "on_failure",
-        task.on_failure,
         exc,
         message.id,
         message.args,
@@ -74,7 +73,6 @@ def retrying(task: Task, message: Message, reason: BaseException) -> None:
         task,
         message,
         "on_retry",
-        task.on_retry,
         exc,
         message.id,
         message.args,
@@ -90,7 +88,6 @@ def returned(task: Task, message: Message, state: str, retval: Any) -> None:
         task,
         message,
         "after_return",
-        task.after_return,
         state,
         retval,
         message.id,
@@ -100,9 +97,9 @@ def returned(task: Task, message: Message, state: str, retval: Any) -> None:
     )
 
 
-def _guarded(task: Task, message: Message, hook: str, method: Any, *args: Any) -> None:
+def _guarded(task: Task, message: Message, hook: str, *args: Any) -> None:
     try:
-        method(*args)
+        task.hook(hook)(*args)
     except Exception:  # the outcome is decided; a hook's error must not change or hide it
         log.exception(
             "task %s[%s]: %s raised; the call's outcome is unchanged", task.name, message.id, hook
