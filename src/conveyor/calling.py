@@ -7,7 +7,8 @@
 - `retry=` / `retry_policy=`: how long the producer keeps trying a broker that does not answer
   (`publish_budget`), in seconds, instead of `broker_retry_budget`.
 - `serializer=`: JSON only (options.check_serializer says why); `compression=`: "gzip" or
-  "zstd" (Celery's `zlib`, `bzip2`, `lzma` and `brotli` are refused, naming those two).
+  "zstd"; Celery's "zlib" (the same deflate) is sent as gzip; `bzip2`, `lzma` and `brotli`
+  are refused, naming those.
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ def publish_budget(retry: bool | None, retry_policy: Mapping[str, Any] | None) -
     `broker_retry_budget` setting) when neither is given, 0 for `retry=False`, and for a
     `retry_policy` its `timeout` when given, else the sum of its waits — interval_start, then
     growing by interval_step up to interval_max, max_retries times (None: for ever).
-    Celery's `retry_errors` is refused: conveyor retries exactly the errors that mean the
-    server could not take the call now."""
+    Celery's `retry_errors` may only be None (its default): conveyor retries exactly the
+    errors that mean the server could not take the call now."""
     if retry is not None and not isinstance(retry, bool):
         raise ConfigurationError(f"retry must be True or False, got {retry!r}")
     if retry is False:
@@ -87,7 +88,7 @@ def publish_budget(retry: bool | None, retry_policy: Mapping[str, Any] | None) -
             f"retry_policy: unknown key(s) {', '.join(map(repr, unknown))}; Celery's keys are "
             f"{', '.join(sorted(_POLICY_KEYS))}"
         )
-    if "retry_errors" in retry_policy:
+    if retry_policy.get("retry_errors") is not None:
         raise ConfigurationError(
             "retry_policy: retry_errors is not supported; conveyor retries the errors that "
             "mean the broker could not take the call now (lost connection, server restarting, "
@@ -122,10 +123,17 @@ def _seconds(key: str, value: Any) -> float:
 
 
 def check_compression(value: object) -> str | None:
-    """None, "gzip" or "zstd" (which needs the zstandard package)."""
+    """None, "gzip" or "zstd" (which needs the zstandard package); Celery's "zlib" is the same
+    deflate as gzip in another wrapper, and is sent as gzip."""
+    if value in ZLIB_NAMES:
+        return "gzip"
     if value is None or value in METHODS:
         return check_method("compression", value)
     raise ConfigurationError(
-        f"compression={value!r}: conveyor compresses message bodies with 'gzip' or 'zstd'; "
-        "use one of those (zlib and gzip are the same deflate)"
+        f"compression={value!r}: conveyor compresses message bodies with 'gzip' (also given "
+        "as 'zlib') or 'zstd'; use one of those"
     )
+
+
+#: Celery's names for deflate in a zlib wrapper (kombu's "zlib" and its content type).
+ZLIB_NAMES = frozenset({"zlib", "application/x-gzip"})

@@ -173,8 +173,21 @@ def test_unknown_compression_is_refused_naming_the_supported_ones(mem_app: Conve
     @mem_app.task
     def noop() -> None: ...
 
-    with pytest.raises(ConfigurationError, match="'gzip' or 'zstd'"):
+    with pytest.raises(ConfigurationError, match=r"'gzip' \(also given as 'zlib'\) or 'zstd'"):
         noop.apply_async(compression="bzip2")
+
+
+def test_zlib_as_celerys_docs_write_it_is_sent_as_gzip(mem_app: Conveyor) -> None:
+    @mem_app.task
+    def add(x: str, y: str) -> int:
+        return len(x + y)
+
+    res = add.apply_async(("2" * 1000, "2"), compression="zlib")
+    assert _body(mem_app, res)[:2] == b"\x1f\x8b"
+    small = add.apply_async(("2", "2"), compression="zlib")
+    assert _body(mem_app, small)[:1] == b"{"  # kept as it is when compressing would grow it
+    solo_worker(mem_app).run_until_idle()
+    assert (res.get(timeout=1), small.get(timeout=1)) == (1001, 2)
 
 
 # -- exchange / routing_key -----------------------------------------------------------------
@@ -233,6 +246,10 @@ def test_a_retry_policy_celery_does_not_have_is_refused() -> None:
         publish_budget(True, {"max_retry": 3})
     with pytest.raises(ConfigurationError, match="retry_errors is not supported"):
         publish_budget(True, {"retry_errors": (OSError,)})
+    documented = {"max_retries": 3, "interval_start": 0, "interval_step": 0.2}
+    assert publish_budget(True, {**documented, "interval_max": 0.2, "retry_errors": None}) == (
+        pytest.approx(0.4)
+    )
     with pytest.raises(ConfigurationError, match="retry must be True or False"):
         publish_budget("yes", None)  # type: ignore[arg-type]
 
