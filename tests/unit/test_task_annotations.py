@@ -148,3 +148,19 @@ def test_an_annotate_object_returning_something_odd_is_refused(mem_app: Conveyor
     mem_app.conf.task_annotations = Odd()
     with pytest.raises(ConfigurationError, match="annotate\\(\\) returns a dict or None"):
         odd.options  # noqa: B018 - the property is what raises
+
+
+def test_celerys_task_attributes_read_the_options_in_effect(mem_app: Conveyor) -> None:
+    seen: list[tuple[int, int | None]] = []
+
+    @mem_app.task(name="t.attrs", bind=True, max_retries=4, rate_limit="2/s")
+    def attrs(self: Task) -> None:
+        seen.append((self.request.retries, self.max_retries))
+
+    assert (attrs.max_retries, attrs.rate_limit, attrs.typing) == (4, "2/s", None)
+    assert attrs.default_retry_delay == 180.0 and attrs.autoretry_for == ()
+    mem_app.conf.task_annotations = {"t.attrs": {"max_retries": 1, "time_limit": 9}}
+    assert (attrs.max_retries, attrs.time_limit) == (1, 9)
+    attrs.delay()
+    solo_worker(mem_app).run_until_idle()
+    assert seen == [(0, 1)]

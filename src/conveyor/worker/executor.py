@@ -125,7 +125,7 @@ def _finished(task: Task, message: Message, request: Request, run: Run) -> Run:
 def _run(task: Task, message: Message) -> Run:
     started = time.time()
     try:
-        task.hook("before_start")(message.id, message.args, message.kwargs)
+        task.hook("before_start")(message.id, list(message.args), message.kwargs)
         value = task(*message.args, **message.kwargs)
         encoded = _encoded(task, value)
     except Retry as retry:

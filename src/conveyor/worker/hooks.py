@@ -4,7 +4,8 @@ The hooks are methods of `conveyor.Task` that a base class (`base=`, `task_cls=`
 `before_start(task_id, args, kwargs)` before the function, then one of
 `on_success(retval, task_id, args, kwargs)`, `on_failure(exc, task_id, args, kwargs, einfo)` or
 `on_retry(exc, task_id, args, kwargs, einfo)`, then `after_return(status, retval, task_id,
-args, kwargs, einfo)` — not after a Reject or an Ignore, as in Celery.
+args, kwargs, einfo)` — not after a Reject or an Ignore, as in Celery. `args` is a list, as
+Celery's worker passes the arguments it decoded.
 
 What a raising hook does follows Celery: `before_start` raising fails the call (executor.py
 calls it inside the run); `on_success` raising turns the call into a FAILURE with that error
@@ -35,7 +36,7 @@ def succeeded(task: Task, message: Message, run: Run) -> Run:
     from .executor import Run, RunKind, RunResult, error_info
 
     try:
-        task.hook("on_success")(run.retval, message.id, message.args, message.kwargs)
+        task.hook("on_success")(run.retval, message.id, list(message.args), message.kwargs)
     except Exception as exc:
         log.error(
             "task %s[%s]: on_success raised %r; the call is recorded as FAILURE",
@@ -58,7 +59,7 @@ def failed(task: Task, message: Message, exc: BaseException) -> None:
         "on_failure",
         exc,
         message.id,
-        message.args,
+        list(message.args),
         message.kwargs,
         ExceptionInfo(exc),
     )
@@ -75,7 +76,7 @@ def retrying(task: Task, message: Message, reason: BaseException) -> None:
         "on_retry",
         exc,
         message.id,
-        message.args,
+        list(message.args),
         message.kwargs,
         ExceptionInfo(reason),
     )
@@ -91,7 +92,7 @@ def returned(task: Task, message: Message, state: str, retval: Any) -> None:
         state,
         retval,
         message.id,
-        message.args,
+        list(message.args),
         message.kwargs,
         None,
     )
