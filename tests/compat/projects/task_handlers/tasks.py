@@ -12,17 +12,16 @@ app = Conveyor(
 
 
 def my_on_failure(self, exc, task_id, args, kwargs, einfo):
-    print('Oh no! Task failed: {0!r}'.format(exc))
+    print("Oh no! Task failed: {0!r}".format(exc))
 
 
 class MyAnnotate:
-
     def annotate(self, task):
-        if task.name.startswith('tasks.'):
-            return {'rate_limit': '10/s'}
+        if task.name.startswith("tasks."):
+            return {"rate_limit": "10/s"}
 
 
-app.conf.task_annotations = [MyAnnotate(), {'*': {'on_failure': my_on_failure}}]
+app.conf.task_annotations = [MyAnnotate(), {"*": {"on_failure": my_on_failure}}]
 
 
 class FailWhaleError(Exception):
@@ -30,7 +29,6 @@ class FailWhaleError(Exception):
 
 
 class MyTask(Task):
-
     def before_start(self, task_id, args, kwargs):
         print(f"Task {task_id} starting with args {args}")
 
@@ -47,9 +45,8 @@ def my_task(x, y):
 
 
 class FirstTask(conveyor.Task):
-
     def on_failure(self, exc, task_id, args, kwargs, einfo):
-        print('{0!r} failed: {1!r}'.format(task_id, exc))
+        print("{0!r} failed: {1!r}".format(task_id, exc))
 
 
 @app.task(base=FirstTask)
@@ -67,8 +64,9 @@ def unchecked_add(x, y):
     return x + y
 
 
-@app.task(bind=True, autoretry_for=(FailWhaleError,),
-          retry_kwargs={'max_retries': 3, 'countdown': 0.1})
+@app.task(
+    bind=True, autoretry_for=(FailWhaleError,), retry_kwargs={"max_retries": 3, "countdown": 0.1}
+)
 def refresh_timeline(self, user):
     print(f"refresh_timeline {user} try {self.request.retries} of {self.max_retries}")
     raise FailWhaleError(user)
