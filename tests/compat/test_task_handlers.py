@@ -16,9 +16,7 @@ def test_handlers_of_a_custom_task_class_run_in_the_worker(compat_url: str) -> N
         out = produce(
             where,
             compat_url,
-            "from tasks import my_task\n"
-            "r = my_task.delay(2, 3)\n"
-            "print(r.id, r.get(timeout=30))",
+            "from tasks import my_task\nr = my_task.delay(2, 3)\nprint(r.id, r.get(timeout=30))",
         )
         task_id, value = out.split()
         assert value == "5"
@@ -52,8 +50,7 @@ def test_annotations_set_the_rate_limit_of_the_tasks_they_match(compat_url: str)
     out = produce(
         project("task_handlers"),
         compat_url,
-        "from tasks import add, plus, app\n"
-        "print(add.rate_limit, plus.rate_limit)",
+        "from tasks import add, plus, app\nprint(add.rate_limit, plus.rate_limit)",
     )
     assert out.split() == ["10/s", "10/s"]
 
