@@ -17,6 +17,7 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ._names import did_you_mean
 from .compression import METHODS, check_method
 from .errors import ConfigurationError
 from .routing import Exchange
@@ -137,3 +138,77 @@ def check_compression(value: object) -> str | None:
 
 #: Celery's names for deflate in a zlib wrapper (kombu's "zlib" and its content type).
 ZLIB_NAMES = frozenset({"zlib", "application/x-gzip"})
+
+
+#: Celery (kombu) publishing options conveyor has no use for, and why each is refused.
+_REFUSED: Mapping[str, str] = {
+    "producer": "conveyor has no producer pools: the app's broker sends every call; drop it",
+    "publisher": "conveyor has no producer pools: the app's broker sends every call; drop it",
+    "connection": "conveyor has no connection argument: the app's broker sends every call",
+    "add_to_parent": "conveyor does not track a call's children; drop it",
+    "mandatory": "an AMQP flag: conveyor's queues always exist once named",
+    "immediate": "an AMQP flag that RabbitMQ no longer supports",
+    "exchange_type": "conveyor has no exchanges (see routing_key)",
+    "declare": "conveyor has no entities to declare: queues exist once named",
+    "content_type": "calls are JSON only",
+    "content_encoding": "calls are UTF-8 JSON only",
+    "reply_to": "results go to the result store, not to a reply queue",
+    "expiration": "an AMQP message TTL: give expires= (seconds or a datetime) instead",
+}
+#: Options kept for Celery code that are harmless here, with the values that are.
+_PERSISTENT = (2, "persistent")
+
+
+def check_other_options(settings: Settings, options: Mapping[str, Any]) -> None:
+    """Refuse, saying why, the apply_async keywords conveyor does not take. Accepted as
+    harmless: `delivery_mode` 2 / "persistent" (conveyor's brokers always keep messages), and
+    `argsrepr` / `kwargsrepr` while `result_extended` is off (conveyor's logs and events never
+    show a call's arguments, which is what they are for; with result_extended the arguments
+    are stored as given, so they are refused)."""
+    for key, value in options.items():
+        if key == "delivery_mode":
+            if value not in _PERSISTENT:
+                raise ConfigurationError(
+                    f"delivery_mode={value!r}: conveyor's brokers always keep messages "
+                    "(persistent); transient messages are not supported — drop the option"
+                )
+        elif key in ("argsrepr", "kwargsrepr"):
+            if settings.result_extended:
+                raise ConfigurationError(
+                    f"{key}= hides arguments from logs, but with result_extended=True conveyor "
+                    "stores the arguments as given; turn result_extended off or drop the "
+                    "sensitive argument"
+                )
+        elif key in _REFUSED:
+            raise ConfigurationError(f"apply_async({key}=...) is not supported: {_REFUSED[key]}")
+        else:
+            raise TypeError(
+                f"apply_async() got an unexpected keyword argument {key!r}"
+                f"{did_you_mean(key, _KNOWN)}"
+            )
+
+
+_KNOWN = frozenset(
+    {
+        "countdown",
+        "eta",
+        "expires",
+        "priority",
+        "queue",
+        "task_id",
+        "headers",
+        "time_limit",
+        "soft_time_limit",
+        "ignore_result",
+        "serializer",
+        "compression",
+        "retry",
+        "retry_policy",
+        "exchange",
+        "routing_key",
+        "shadow",
+        "delivery_mode",
+        "argsrepr",
+        "kwargsrepr",
+    }
+)

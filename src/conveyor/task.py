@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .bounds import check_seconds
-from .calling import check_compression, publish_budget, queue_for
+from .calling import check_compression, check_other_options, publish_budget, queue_for
 from .errors import MaxRetriesExceededError, Retry
 from .guard import budget_for
 from .options import CallOptions, TaskOptions, check_max_retries, check_serializer
@@ -221,6 +221,7 @@ class Task:
         exchange: Any = None,
         routing_key: str | None = None,
         shadow: str | None = None,
+        **other: Any,
     ) -> AsyncResult:
         """Send a call. `countdown` (seconds) or `eta` delays it; `expires` (seconds from now
         or a datetime) drops it unstarted after that time; `priority` 0–9 (higher first),
@@ -232,8 +233,13 @@ class Task:
         shows under in logs, events and results; `compression` ("gzip" or "zstd") compresses
         the message body; `retry=False` / `retry_policy={...}` set how long to keep trying a
         broker that does not answer; `routing_key` / `exchange` name a queue as in Celery's
-        default topology (see conveyor.calling); `serializer` may only be "json"."""
+        default topology (see conveyor.calling); `serializer` may only be "json". Celery's
+        publishing options that mean nothing here are refused saying why, except the harmless
+        `delivery_mode="persistent"` and `argsrepr`/`kwargsrepr` (see
+        conveyor.calling.check_other_options)."""
         call_args, call_kwargs = tuple(args or ()), dict(kwargs or {})
+        if other:
+            check_other_options(self.app.conf.settings, other)
         self.check_arguments(call_args, call_kwargs)
         check_serializer("serializer", serializer)
         call = CallOptions(

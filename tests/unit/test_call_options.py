@@ -308,3 +308,44 @@ def _body(app: Conveyor, res: Any) -> bytes:
         if stored.envelope.id == res.id:
             return stored.envelope.body
     raise AssertionError(f"{res.id} is not in the broker")
+
+
+# -- Celery's other publishing options -------------------------------------------------------
+
+
+def test_harmless_publishing_options_are_accepted(mem_app: Conveyor) -> None:
+    @mem_app.task
+    def login(user: str, password: str) -> str:
+        return user
+
+    res = login.apply_async(
+        ("ann", "secret"), delivery_mode="persistent", argsrepr="('ann', '***')"
+    )
+    solo_worker(mem_app).run_until_idle()
+    assert res.get(timeout=1) == "ann"
+
+
+def test_argsrepr_is_refused_when_arguments_are_stored(mem_app: Conveyor) -> None:
+    mem_app.conf.result_extended = True
+
+    @mem_app.task
+    def login(user: str, password: str) -> None: ...
+
+    with pytest.raises(ConfigurationError, match="stores the arguments as given"):
+        login.apply_async(("ann", "secret"), kwargsrepr="{}")
+
+
+def test_publishing_options_without_a_meaning_here_are_refused_saying_why(
+    mem_app: Conveyor,
+) -> None:
+    @mem_app.task
+    def noop() -> None: ...
+
+    with pytest.raises(ConfigurationError, match="always keep messages"):
+        noop.apply_async(delivery_mode=1)
+    with pytest.raises(ConfigurationError, match="no producer pools"):
+        noop.apply_async(producer=object())
+    with pytest.raises(ConfigurationError, match="give expires="):
+        noop.apply_async(expiration=10)
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'countdwn'.*countdown"):
+        noop.apply_async(countdwn=1)
