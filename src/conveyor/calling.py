@@ -6,9 +6,8 @@
   with that `routing_key` is picked first.
 - `retry=` / `retry_policy=`: how long the producer keeps trying a broker that does not answer
   (`publish_budget`), in seconds, instead of `broker_retry_budget`.
-- `serializer=`: JSON only (options.check_serializer says why); `compression=`: "gzip" or
-  "zstd"; Celery's "zlib" (the same deflate) is sent as gzip; `bzip2`, `lzma` and `brotli`
-  are refused, naming those.
+- `serializer=` and `compression=` are checked in conveyor.options (`check_serializer`,
+  `check_compression`), as the task options of the same names are.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._names import did_you_mean
-from .compression import METHODS, check_method
 from .errors import ConfigurationError
 from .routing import Exchange
 
@@ -121,23 +119,6 @@ def _seconds(key: str, value: Any) -> float:
             f"retry_policy {key} must be a finite number of seconds, 0 or more, got {value!r}"
         )
     return float(value)
-
-
-def check_compression(value: object) -> str | None:
-    """None, "gzip" or "zstd" (which needs the zstandard package); Celery's "zlib" is the same
-    deflate as gzip in another wrapper, and is sent as gzip."""
-    if value in ZLIB_NAMES:
-        return "gzip"
-    if value is None or value in METHODS:
-        return check_method("compression", value)
-    raise ConfigurationError(
-        f"compression={value!r}: conveyor compresses message bodies with 'gzip' (also given "
-        "as 'zlib') or 'zstd'; use one of those"
-    )
-
-
-#: Celery's names for deflate in a zlib wrapper (kombu's "zlib" and its content type).
-ZLIB_NAMES = frozenset({"zlib", "application/x-gzip"})
 
 
 #: Celery (kombu) publishing options conveyor has no use for, and why each is refused.

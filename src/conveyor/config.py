@@ -30,7 +30,7 @@ from .annotations import prepare as prepare_annotations
 from .bounds import check_queue_name, check_seconds, shown
 from .compression import DEFAULT_LIMIT, check_method
 from .errors import ConfigurationError
-from .options import check_priority
+from .options import check_compression, check_priority
 from .ratelimit import parse_rate
 from .routing import Queue, Rule, parse_queues, parse_routes
 from .scheduler.schedule import parse_beat_schedule
@@ -108,6 +108,8 @@ class Settings:
     task_send_sent_event: bool = False  # producers publish task-sent (conveyor events)
     # Celery's task_annotations: options and hooks per task name or "*" (conveyor.annotations).
     task_annotations: tuple[Any, ...] = ()
+    # Celery's task_compression: message bodies compressed with gzip/zstd ("zlib": gzip).
+    task_compression: str | None = None
     # Known, but their behaviour is not built yet: setting them is refused (see _NOT_BUILT).
     worker_autoscale: Any = None
 
@@ -297,6 +299,7 @@ _CHECKS: Mapping[str, Any] = {
     "beat_max_loop_interval": _positive,
     "beat_misfire_grace_time": _positive,
     "task_annotations": lambda n, v: prepare_annotations(v),
+    "task_compression": lambda n, v: (check_compression(v, n), v)[1],
 }
 
 

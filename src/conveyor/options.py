@@ -22,6 +22,7 @@ from .bounds import (
     check_seconds,
     check_task_id,
 )
+from .compression import METHODS, check_method
 from .errors import ConfigurationError
 from .ratelimit import parse_rate
 
@@ -72,12 +73,14 @@ class TaskOptions:
     retry_kwargs: Mapping[str, Any] = field(default_factory=dict)
     serializer: str | None = None
     typing: bool | None = None
+    compression: str | None = None  # the task's default for apply_async(compression=)
 
     def __post_init__(self) -> None:
         if self.base is not None and not isinstance(self.base, type):
             raise ConfigurationError(f"base must be a Task subclass, got {self.base!r}")
         check_retry_kwargs(self.retry_kwargs)
         check_serializer("serializer", self.serializer)
+        check_compression(self.compression)
         if self.typing is not None and not isinstance(self.typing, bool):
             raise ConfigurationError(f"typing must be True or False, got {self.typing!r}")
         if self.priority is not None:
@@ -130,6 +133,24 @@ def check_retry_kwargs(value: object) -> None:
         check_max_retries(value["max_retries"])
     if "countdown" in value:
         check_seconds("retry_kwargs countdown", value["countdown"], zero=True)
+
+
+#: Celery's names for deflate in a zlib wrapper (kombu's "zlib" and its content type).
+ZLIB_NAMES = frozenset({"zlib", "application/x-gzip"})
+
+
+def check_compression(value: object, name: str = "compression") -> str | None:
+    """The method a message body is compressed with: None, "gzip" or "zstd" (which needs the
+    zstandard package); Celery's "zlib" is the same deflate as gzip in another wrapper, and is
+    sent as gzip. Others (bzip2, lzma, brotli) are refused."""
+    if value in ZLIB_NAMES:
+        return "gzip"
+    if value is None or value in METHODS:
+        return check_method(name, value)
+    raise ConfigurationError(
+        f"{name}={value!r}: conveyor compresses message bodies with 'gzip' (also given "
+        "as 'zlib') or 'zstd'; use one of those"
+    )
 
 
 #: The serializer names meaning JSON, the only one conveyor has.

@@ -29,7 +29,7 @@ from .message import (
     new_task_id,
     plain_body,
 )
-from .options import CallOptions, TaskOptions
+from .options import CallOptions, TaskOptions, check_compression
 from .request import current_request
 from .routing import Decision
 from .task import Task
@@ -105,6 +105,11 @@ class Calls:
         self._before = bool(signals.before_task_publish.receivers)
         self._headers = dict(call.headers)  # one copy shared by this batch's (frozen) messages
         self._after = bool(signals.after_task_publish.receivers)
+        # apply_async(compression=), else the task's option, else task_compression (Celery's
+        # order); checked where each was given.
+        self.compression = call.compression or check_compression(opts.compression)
+        if self.compression is None:
+            self.compression = check_compression(settings.task_compression, "task_compression")
 
     def message(
         self,
@@ -178,8 +183,8 @@ class Calls:
         body = encode_message(message, self.max_size)
         if self._before:
             body = self._before_publish(message, body, decision)
-        if self.call.compression is not None:
-            body = compress_body(body, self.call.compression)
+        if self.compression is not None:
+            body = compress_body(body, self.compression)
         return Envelope(
             id=message.id,
             queue=decision.queue,

@@ -12,10 +12,16 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .bounds import check_seconds
-from .calling import check_compression, check_other_options, publish_budget, queue_for
+from .calling import check_other_options, publish_budget, queue_for
 from .errors import MaxRetriesExceededError, Retry
 from .guard import budget_for
-from .options import CallOptions, TaskOptions, check_max_retries, check_serializer
+from .options import (
+    CallOptions,
+    TaskOptions,
+    check_compression,
+    check_max_retries,
+    check_serializer,
+)
 from .request import DIRECT_CALL, Request, current_request
 from .retry import retries_exhausted
 
@@ -140,6 +146,10 @@ class Task:
     def typing(self) -> bool | None:
         return self.options.typing
 
+    @property
+    def compression(self) -> str | None:
+        return self.options.compression
+
     def hook(self, name: str) -> Callable[..., Any]:
         """The hook method `name` in effect: one given by `task_annotations`, else this
         class's."""
@@ -254,7 +264,7 @@ class Task:
             headers=dict(headers or {}),
             ignore_result=ignore_result,
             shadow=shadow,
-            compression=check_compression(compression),
+            compression=check_compression(compression),  # None: the task's, the setting's
             retry_budget=publish_budget(retry, retry_policy),
         )
         with budget_for(call.retry_budget):

@@ -349,3 +349,26 @@ def test_publishing_options_without_a_meaning_here_are_refused_saying_why(
         noop.apply_async(expiration=10)
     with pytest.raises(TypeError, match=r"unexpected keyword argument 'countdwn'.*countdown"):
         noop.apply_async(countdwn=1)
+
+
+def test_compression_comes_from_the_call_then_the_task_then_task_compression(
+    mem_app: Conveyor,
+) -> None:
+    @mem_app.task(compression="zlib")
+    def packed(text: str) -> int:
+        return len(text)
+
+    @mem_app.task
+    def plain(text: str) -> int:
+        return len(text)
+
+    big = ("x" * 2000,)
+    assert _body(mem_app, packed.apply_async(big))[:2] == b"\x1f\x8b"
+    assert _body(mem_app, plain.apply_async(big))[:1] == b"{"
+    mem_app.conf.task_compression = "gzip"
+    assert _body(mem_app, plain.apply_async(big))[:2] == b"\x1f\x8b"
+    with pytest.raises(ConfigurationError, match="task_compression='lzma'"):
+        mem_app.conf.task_compression = "lzma"
+    with pytest.raises(ConfigurationError, match="compression='brotli'"):
+        mem_app.task(compression="brotli")(lambda: None)
+    assert packed.compression == "zlib"
