@@ -103,9 +103,9 @@ class Guard:
     def call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         started = time.monotonic()
         pause = _FIRST_PAUSE
-        budget = self.budget
+        budget, hint = self.budget, "raise broker_retry_budget to wait longer"
         if budget is not None and (given := _call_budget.get()) != _UNSET:
-            budget = given
+            budget, hint = given, f"this call's retry/retry_policy allowed {given:g}s"
         while True:
             try:
                 result = fn(*args, **kwargs)
@@ -116,8 +116,7 @@ class Guard:
                 if budget is not None and waited + pause > budget:
                     raise BackendUnavailable(
                         f"the {self.what} did not answer for {waited:.1f}s ({reason}); the "
-                        "call did not happen — retry it later (raise broker_retry_budget to "
-                        "wait longer)"
+                        f"call did not happen — retry it later ({hint})"
                     ) from None
                 if self._aborted.wait(pause):
                     raise BackendUnavailable(

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conveyor import Conveyor
+from conveyor.errors import BackendUnavailable
 from conveyor.states import TaskState
 
 from .helpers import Where, dir_of, log_of, python, wait_until, worker
@@ -99,3 +101,24 @@ def test_a_call_with_missing_arguments_fails_at_the_producer(db: Where) -> None:
     with pytest.raises(subprocess.CalledProcessError) as raised:
         python(db, "from hooks_app import add\nadd.delay(8)")
     assert "TypeError: hooks_app.add(x, y): missing a required argument: 'y'" in raised.value.stderr
+
+
+def test_retry_false_gives_up_on_an_unanswering_broker_at_once_and_a_policy_after_its_waits() -> (
+    None
+):
+    # A Redis URL whose port nobody listens on: every connection is refused.
+    dead = "redis://127.0.0.1:1/0"
+    app = Conveyor("dead", broker=dead, backend="memory://", set_as_current=False)
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    started = time.monotonic()
+    with pytest.raises(BackendUnavailable, match=r"retry/retry_policy allowed 0s"):
+        add.apply_async((1, 2), retry=False)
+    policy = {"max_retries": 3, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+    with pytest.raises(BackendUnavailable, match=r"allowed 0.4s"):
+        add.apply_async((1, 2), retry=True, retry_policy=policy)
+    assert time.monotonic() - started < 5  # not broker_retry_budget's 10 s
+    app.close()
