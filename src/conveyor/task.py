@@ -263,12 +263,20 @@ class Task:
             task_id=task_id,
             headers=dict(headers or {}),
             ignore_result=ignore_result,
-            shadow=shadow,
+            shadow=shadow or self.shadow_name(call_args, call_kwargs, {**other, "queue": queue}),
             compression=check_compression(compression),  # None: the task's, the setting's
             retry_budget=publish_budget(retry, retry_policy),
         )
         with budget_for(call.retry_budget):
             return self.app.publish(self.name, call_args, call_kwargs, call, self)
+
+    def shadow_name(
+        self, args: Sequence[Any], kwargs: Mapping[str, Any], options: Mapping[str, Any]
+    ) -> str | None:
+        """Celery's hook for a call's name in logs, events and results when `apply_async` is
+        given no `shadow=`: override it in a Task subclass (`options` holds `queue` and the
+        other publishing options given). None, the default, keeps the task's name."""
+        return None
 
     # -- the call-time argument check (Celery's typing) -------------------------------------
     def check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
