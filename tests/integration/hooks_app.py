@@ -77,3 +77,10 @@ def flaky(self: Task) -> str:
 @app.task(base=Logged, bind=True, default_retry_delay=0)
 def limited(self: Task) -> None:
     raise self.retry(exc=OSError("annotated max_retries=0: no retry"))
+
+
+@app.task(base=Logged, time_limit=0.5)
+def stuck() -> None:
+    import time
+
+    time.sleep(60)

@@ -122,3 +122,33 @@ def test_retry_false_gives_up_on_an_unanswering_broker_at_once_and_a_policy_afte
         add.apply_async((1, 2), retry=True, retry_policy=policy)
     assert time.monotonic() - started < 5  # not broker_retry_budget's 10 s
     app.close()
+
+
+def test_a_call_killed_at_its_hard_time_limit_gets_on_failure_and_after_return(
+    db: Where, reader: Conveyor
+) -> None:
+    # (Thread and solo pools raise TimeLimitExceeded in the task's thread, which runs the
+    # hooks itself when it receives it — after the sleep here; not waited for.)
+    pool = "process"
+    log = dir_of(db) / f"hooks-{pool}.jsonl"
+    env = {"HOOKS_LOG": str(log)}
+    (stuck_id,) = python(
+        db, "from hooks_app import stuck\nprint(stuck.delay().id)", **env
+    ).stdout.split()
+    with worker(db, "-P", pool, "-c", "1", app="hooks_app", **env) as proc:
+        found = reader.results.wait([stuck_id], timeout=60)
+        wait_until(
+            lambda: log.exists() and any(e["hook"] == "after_return" for e in _entries(log)),
+            30,
+            "after_return of the call stopped at its time limit",
+        )
+        worker_pid = proc.pid
+    assert found[stuck_id].state == TaskState.FAILURE
+    assert found[stuck_id].error is not None and found[stuck_id].error.type == "TimeLimitExceeded"
+    hooks = [(e["hook"], e.get("exc", e.get("status"))) for e in _entries(log)]
+    assert hooks[0][0] == "before_start"
+    assert [h for h, _ in hooks[1:]] == ["on_failure", "after_return"]
+    assert hooks[1][1].startswith("TimeLimitExceeded(") and hooks[2][1] == "FAILURE"
+    pids = {e["hook"]: e["pid"] for e in _entries(log)}
+    # The child was killed: the worker's main process ran them, as Celery's does.
+    assert pids["on_failure"] == pids["after_return"] == worker_pid != pids["before_start"]

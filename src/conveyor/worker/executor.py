@@ -36,7 +36,8 @@ class RunKind(str, Enum):
 @dataclass(frozen=True, slots=True)
 class RunResult:
     """What one run of a call came to. `value` is the encoded return value (SUCCESS);
-    `countdown` and `retries` describe the next run (RETRY); `requeue` applies to REJECT."""
+    `countdown` and `retries` describe the next run (RETRY); `requeue` applies to REJECT;
+    `killed`: a FAILURE made by the process pool for a child it killed at the hard limit."""
 
     kind: RunKind
     started_at: float
@@ -46,6 +47,9 @@ class RunResult:
     countdown: float = 0.0
     retries: int = 0
     requeue: bool = False
+    # The process running it was killed at its hard time limit: its hooks did not run there,
+    # and the worker's main process runs on_failure and after_return for it (see hooks.py).
+    killed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,11 @@ calls it inside the run); `on_success` raising turns the call into a FAILURE wit
 (Celery records the same after the fact), so `on_failure` runs for it. `on_failure`,
 `on_retry` and `after_return` come after the outcome is decided: one that raises is logged
 with its traceback and the outcome stays as it was.
+
+A process-pool child killed at its hard time limit runs no hook; as in Celery, the worker's
+main process then calls `on_failure` (with TimeLimitExceeded) and `after_return` for it
+(`killed_at_limit`). Thread and solo pools run them in the task's thread, which gets the
+TimeLimitExceeded raised in it.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..errors import Retry
+from ..errors import Retry, TimeLimitExceeded
 from ..message import Message
 from ..signals import ExceptionInfo
 
@@ -96,6 +101,14 @@ def returned(task: Task, message: Message, state: str, retval: Any) -> None:
         message.kwargs,
         None,
     )
+
+
+def killed_at_limit(task: Task, message: Message, error: str) -> None:
+    """The hooks of a call whose process was killed at its hard time limit (`error`: the
+    TimeLimitExceeded message the pool recorded), run in the worker's main process."""
+    exc = TimeLimitExceeded(error)
+    failed(task, message, exc)
+    returned(task, message, "FAILURE", exc)
 
 
 def _guarded(task: Task, message: Message, hook: str, *args: Any) -> None:

@@ -29,6 +29,7 @@ from ..request import Request
 from ..results.base import ErrorInfo, Outcome, storable_text, storable_traceback
 from ..states import TaskState
 from ..task import Task
+from . import hooks
 from .emitter import WorkerEvents
 from .executor import RunKind, error_info
 from .heralds import request_of
@@ -378,6 +379,10 @@ class SlotGroup:
                     item.message.id,
                 )
                 continue
+            if done.result.killed and done.result.error is not None:
+                task = self.parts.app.tasks.get(item.message.task)
+                if task is not None:  # its child was killed before any hook could run
+                    hooks.killed_at_limit(task, item.message, done.result.error.message)
             finished.append((item, done.result))
             self.parts.events.ran(item, done.result)
             self.counts[done.result.kind] += 1
