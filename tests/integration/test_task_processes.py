@@ -144,8 +144,9 @@ def test_a_call_killed_at_its_hard_time_limit_gets_on_failure_and_after_return(
         )
         worker_pid = proc.pid
     assert found[stuck_id].state == TaskState.FAILURE
-    assert found[stuck_id].error is not None and found[stuck_id].error.type == "TimeLimitExceeded"
-    hooks = [(e["hook"], e.get("exc", e.get("status"))) for e in _entries(log)]
+    error = found[stuck_id].error
+    assert error is not None and error.type == "TimeLimitExceeded"
+    hooks = [(str(e["hook"]), str(e.get("exc", e.get("status")))) for e in _entries(log)]
     assert hooks[0][0] == "before_start"
     assert [h for h, _ in hooks[1:]] == ["on_failure", "after_return"]
     assert hooks[1][1].startswith("TimeLimitExceeded(") and hooks[2][1] == "FAILURE"
