@@ -20,11 +20,13 @@ from zoneinfo import ZoneInfo
 from ._names import nearest
 from .brokers import open_broker
 from .brokers.base import Broker, Envelope
+from .calling import mapped
 from .clock import SYSTEM_CLOCK, Clock
 from .config import Config, Settings, resolve_urls
 from .control import Control
 from .errors import ConfigurationError, NotRegistered
 from .events import EventBus, EventType
+from .guard import budget_for
 from .message import NO_LINKS, Links
 from .options import CallOptions, TaskOptions, task_options
 from .result import AsyncResult
@@ -308,25 +310,28 @@ class Conveyor:
         headers: Mapping[str, Any] | None = None,
         time_limit: float | None = None,
         soft_time_limit: float | None = None,
+        **options: Any,
     ) -> AsyncResultType:
-        """Send a call by task name, with the same call options as `Task.apply_async`. The name
-        must be registered here or published by a worker that has started against this broker;
-        otherwise NotRegistered names close matches."""
+        """Send a call by task name, with the same call options as `Task.apply_async` (Celery's
+        routing_key, exchange, ignore_result, shadow, compression, retry, retry_policy… too:
+        see conveyor.calling). The name must be registered here or published by a worker that
+        has started against this broker; otherwise NotRegistered names close matches."""
         call = CallOptions(
             countdown=countdown,
             eta=eta,
             expires=expires,
             priority=priority,
-            queue=queue,
             task_id=task_id,
             headers=dict(headers or {}),
             time_limit=time_limit,
             soft_time_limit=soft_time_limit,
+            **mapped(self.conf.settings, queue, options),  # Celery's options (task helper)
         )
         task = self._tasks.get(name)
         if task is None:
             self.check_task_name(name)
-        return self.publish(name, tuple(args or ()), dict(kwargs or {}), call, task)
+        with budget_for(call.retry_budget):
+            return self.publish(name, tuple(args or ()), dict(kwargs or {}), call, task)
 
     def check_task_name(self, name: str) -> None:
         """Raise NotRegistered unless `name` is registered here or published by a worker. A

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._names import did_you_mean
 from .errors import ConfigurationError
+from .options import check_compression, check_serializer
 from .routing import Exchange
 
 if TYPE_CHECKING:
@@ -193,3 +194,24 @@ _KNOWN = frozenset(
         "kwargsrepr",
     }
 )
+
+
+def mapped(settings: Settings, queue: str | None, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The CallOptions fields (`queue`, `ignore_result`, `shadow`, `compression`,
+    `retry_budget`) for Celery's apply_async keywords in `options` (exchange, routing_key,
+    serializer, compression, retry, retry_policy, shadow, ignore_result; the rest are checked
+    by `check_other_options`). Shared by `Task.apply_async` and `app.send_task`."""
+    given = dict(options)
+    exchange, routing_key = given.pop("exchange", None), given.pop("routing_key", None)
+    serializer, compression = given.pop("serializer", None), given.pop("compression", None)
+    retry, retry_policy = given.pop("retry", None), given.pop("retry_policy", None)
+    shadow, ignore_result = given.pop("shadow", None), given.pop("ignore_result", None)
+    check_other_options(settings, given)
+    check_serializer("serializer", serializer)
+    return {
+        "queue": queue_for(settings, queue, exchange, routing_key),
+        "ignore_result": ignore_result,
+        "shadow": shadow or None,  # empty: none, as in Celery
+        "compression": check_compression(compression),  # None: the task's, the setting's
+        "retry_budget": publish_budget(retry, retry_policy),
+    }

@@ -12,16 +12,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .bounds import check_seconds
-from .calling import check_other_options, publish_budget, queue_for
+from .calling import mapped
 from .errors import MaxRetriesExceededError, Retry
 from .guard import budget_for
-from .options import (
-    CallOptions,
-    TaskOptions,
-    check_compression,
-    check_max_retries,
-    check_serializer,
-)
+from .options import CallOptions, TaskOptions, check_max_retries
 from .request import DIRECT_CALL, Request, current_request
 from .retry import retries_exhausted
 
@@ -248,10 +242,10 @@ class Task:
         `delivery_mode="persistent"` and `argsrepr`/`kwargsrepr` (see
         conveyor.calling.check_other_options)."""
         call_args, call_kwargs = tuple(args or ()), dict(kwargs or {})
-        if other:
-            check_other_options(self.app.conf.settings, other)
+        settings = self.app.conf.settings
         self.check_arguments(call_args, call_kwargs)
-        check_serializer("serializer", serializer)
+        celery = {"queue": queue, **other}
+        shadow = shadow or self.shadow_name(call_args, call_kwargs, celery)
         call = CallOptions(
             time_limit=time_limit,
             soft_time_limit=soft_time_limit,
@@ -259,13 +253,23 @@ class Task:
             eta=eta,
             expires=expires,
             priority=priority,
-            queue=queue_for(self.app.conf.settings, queue, exchange, routing_key),
             task_id=task_id,
             headers=dict(headers or {}),
-            ignore_result=ignore_result,
-            shadow=shadow or self.shadow_name(call_args, call_kwargs, {**other, "queue": queue}),
-            compression=check_compression(compression),  # None: the task's, the setting's
-            retry_budget=publish_budget(retry, retry_policy),
+            **mapped(
+                settings,
+                queue,
+                {
+                    **other,
+                    "ignore_result": ignore_result,
+                    "serializer": serializer,
+                    "compression": compression,
+                    "retry": retry,
+                    "retry_policy": retry_policy,
+                    "exchange": exchange,
+                    "routing_key": routing_key,
+                    "shadow": shadow,
+                },
+            ),
         )
         with budget_for(call.retry_budget):
             return self.app.publish(self.name, call_args, call_kwargs, call, self)

@@ -390,3 +390,23 @@ def test_a_shadow_name_method_names_calls_given_no_shadow(mem_app: Conveyor) -> 
     given = report.apply_async(("daily",), shadow="explicit")
     solo_worker(mem_app).run_until_idle()
     assert (named.name, given.name) == ("report.weekly", "explicit")
+
+
+def test_send_task_takes_celerys_options_too(mem_app: Conveyor) -> None:
+    @mem_app.task(name="tasks.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    res = mem_app.send_task(
+        "tasks.add", args=[2, 2], routing_key="hipri", shadow="add.by_name", ignore_result=False
+    )
+    assert _body_in(mem_app, "hipri", res.id)
+    solo_worker(mem_app, queues=("hipri",)).run_until_idle()
+    assert (res.get(timeout=1), res.name) == (4, "add.by_name")
+    with pytest.raises(ConfigurationError, match="JSON only"):
+        mem_app.send_task("tasks.add", args=[1, 2], serializer="pickle")
+
+
+def _body_in(app: Conveyor, queue: str, task_id: str) -> bytes | None:
+    found = [m for m in app.broker.list_messages(queue) if m.envelope.id == task_id]
+    return found[0].envelope.body if found else None
