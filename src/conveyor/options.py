@@ -53,6 +53,7 @@ class TaskOptions:
     max_retries: int | None = 3
     default_retry_delay: float = 180.0
     autoretry_for: tuple[type[BaseException], ...] = ()
+    dont_autoretry_for: tuple[type[BaseException], ...] = ()  # never retried automatically
     retry_backoff: bool | float = False
     retry_backoff_max: float = 600.0
     retry_jitter: bool = True
@@ -101,6 +102,10 @@ class TaskOptions:
             isinstance(t, type) and issubclass(t, BaseException) for t in self.autoretry_for
         ):
             raise ConfigurationError("autoretry_for must be a tuple of exception classes")
+        if not isinstance(self.dont_autoretry_for, tuple) or not all(
+            isinstance(t, type) and issubclass(t, BaseException) for t in self.dont_autoretry_for
+        ):
+            raise ConfigurationError("dont_autoretry_for must be a tuple of exception classes")
         check_time_limits(self.time_limit, self.soft_time_limit)
         parse_rate(self.rate_limit, "rate_limit")
         parse_rate(self.per_worker_rate_limit, "per_worker_rate_limit")

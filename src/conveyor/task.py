@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from .bounds import check_seconds
 from .calling import mapped
-from .errors import MaxRetriesExceededError, Retry
+from .errors import ConfigurationError, MaxRetriesExceededError, Retry
 from .guard import budget_for
 from .options import CallOptions, TaskOptions, check_max_retries
 from .request import DIRECT_CALL, Request, current_request
@@ -103,6 +103,10 @@ class Task:
     @property
     def autoretry_for(self) -> tuple[type[BaseException], ...]:
         return self.options.autoretry_for
+
+    @property
+    def dont_autoretry_for(self) -> tuple[type[BaseException], ...]:
+        return self.options.dont_autoretry_for
 
     @property
     def retry_backoff(self) -> bool | float:
@@ -374,11 +378,21 @@ class Task:
         exc: BaseException | None = None,
         countdown: float | None = None,
         max_retries: int | None = None,
+        *,
+        eta: datetime | None = None,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        throw: bool = True,
+        **options: Any,
     ) -> NoReturn:
         """Ask for this call to run again after `countdown` seconds (default
-        `default_retry_delay`). Always raises: `Retry` while retries remain; once `max_retries`
-        is reached, `exc` itself (or MaxRetriesExceededError). Write `raise self.retry(...)`."""
+        `default_retry_delay`) or at `eta`. Always raises: `Retry` while retries remain; once
+        `max_retries` is reached, `exc` itself (or MaxRetriesExceededError). Write `raise
+        self.retry(...)`. Celery's `args` / `kwargs` may only repeat the call's own (a retry
+        runs the same message again); `throw=False` and other options (queue, priority…) are
+        refused saying why."""
         req = self.request
+        _check_retry_extras(req, args, kwargs, throw, options)
         limit = self.options.max_retries if max_retries is None else check_max_retries(max_retries)
         if req.called_directly or retries_exhausted(limit, req.retries):
             if exc is not None:
@@ -388,6 +402,37 @@ class Task:
                 if not req.called_directly
                 else f"{self.name}.retry() called outside a worker"
             )
+        if eta is not None:
+            if countdown is not None:
+                raise ConfigurationError("retry: give countdown= or eta=, not both")
+            countdown = max(0.0, self.app.to_epoch(eta) - self.app.clock.now())
         delay = self.options.default_retry_delay if countdown is None else countdown
         check_seconds("retry countdown", delay, zero=True)
         raise Retry(exc=exc, countdown=float(delay), retries=req.retries + 1)
+
+
+def _check_retry_extras(
+    req: Request,
+    args: Sequence[Any] | None,
+    kwargs: Mapping[str, Any] | None,
+    throw: bool,
+    options: Mapping[str, Any],
+) -> None:
+    """Refuse what Celery's retry() takes and conveyor's does not, saying why."""
+    if options:
+        raise ConfigurationError(
+            f"retry({', '.join(f'{k}=' for k in sorted(options))}) is not supported: a retry "
+            "runs the same message again, in its queue; send a new call with apply_async for "
+            "other options"
+        )
+    if throw is not True:
+        raise ConfigurationError(
+            "retry(throw=False) is not supported: conveyor's retry always raises Retry; "
+            "write `raise self.retry(...)`"
+        )
+    same_args = args is None or tuple(args) == tuple(req.args)
+    if not same_args or (kwargs is not None and dict(kwargs) != dict(req.kwargs)):
+        raise ConfigurationError(
+            "retry with other args/kwargs is not supported: a retry runs the same message "
+            "again; send a new call (apply_async) with the new arguments and return"
+        )

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import math
+import re
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -410,3 +412,52 @@ def test_send_task_takes_celerys_options_too(mem_app: Conveyor) -> None:
 def _body_in(app: Conveyor, queue: str, task_id: str) -> bytes | None:
     found = [m for m in app.broker.list_messages(queue) if m.envelope.id == task_id]
     return found[0].envelope.body if found else None
+
+
+# -- Celery's retry() keywords and dont_autoretry_for ------------------------------------------
+
+
+def test_retry_with_eta_and_the_calls_own_arguments(mem_app: Conveyor, fake_clock: Any) -> None:
+    @mem_app.task(bind=True)
+    def again(self: Task, n: int) -> int:
+        if self.request.retries == 0:
+            when = datetime.fromtimestamp(fake_clock.now(), timezone.utc) + timedelta(seconds=30)
+            raise self.retry(eta=when, args=(n,), kwargs={})
+        return n
+
+    message = decode_message(_body(mem_app, again.delay(5)))
+    result = execute(again, message, request_for(message, "test", 1))
+    assert result.kind is RunKind.RETRY and result.countdown == pytest.approx(30.0)
+
+
+def test_retry_options_conveyor_has_not_fail_the_call_saying_why(mem_app: Conveyor) -> None:
+    cases = [
+        ({"args": (2,)}, "other args/kwargs"),
+        ({"throw": False}, "throw=False"),
+        ({"queue": "other"}, r"retry\(queue=\) is not supported"),
+        ({"countdown": 1, "eta": datetime.now()}, "not both"),
+    ]
+    for extra, why in cases:
+
+        @mem_app.task(bind=True, name=f"t.retry_{len(why)}")
+        def asks(self: Task, n: int, extra: Any = extra) -> None:
+            raise self.retry(**extra)
+
+        message = decode_message(_body(mem_app, asks.delay(1)))
+        result = execute(asks, message, request_for(message, "test", 1))
+        assert result.kind is RunKind.FAILURE and result.error is not None
+        assert result.error.type == "ConfigurationError"
+        assert re.search(why, result.error.message), result.error.message
+
+
+def test_dont_autoretry_for_excludes_exceptions_from_autoretry(mem_app: Conveyor) -> None:
+    @mem_app.task(autoretry_for=(Exception,), dont_autoretry_for=(ValueError,))
+    def picky(kind: str) -> None:
+        raise (ValueError if kind == "value" else OSError)(kind)
+
+    for kind, expected in (("value", RunKind.FAILURE), ("os", RunKind.RETRY)):
+        message = decode_message(_body(mem_app, picky.delay(kind)))
+        assert execute(picky, message, request_for(message, "test", 1)).kind is expected
+    assert picky.dont_autoretry_for == (ValueError,)
+    with pytest.raises(ConfigurationError, match="dont_autoretry_for must be a tuple"):
+        TaskOptions(dont_autoretry_for=ValueError)  # type: ignore[arg-type]

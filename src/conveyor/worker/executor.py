@@ -189,6 +189,7 @@ def _failed(task: Task, message: Message, exc: Exception, started: float) -> Run
     if (
         opts.autoretry_for
         and isinstance(exc, opts.autoretry_for)
+        and not isinstance(exc, opts.dont_autoretry_for)
         and not retries_exhausted(autoretry_limit(opts), message.retries)
         and message.retries < MAX_COUNT
     ):
