@@ -247,6 +247,12 @@ class Task:
         conveyor.calling.check_other_options)."""
         call_args, call_kwargs = tuple(args or ()), dict(kwargs or {})
         settings = self.app.conf.settings
+        hard, soft = self.options.time_limit, self.options.soft_time_limit
+        if hard and soft and soft > hard:  # Celery's check, on the task's own limits
+            raise ValueError(
+                f"{self.name}: soft_time_limit ({soft:g}s) must be less than or equal to "
+                f"time_limit ({hard:g}s): the hard limit would stop the call first"
+            )
         self.check_arguments(call_args, call_kwargs)
         celery = {"queue": queue, **other}
         shadow = shadow or self.shadow_name(call_args, call_kwargs, celery)

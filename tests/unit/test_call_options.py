@@ -461,3 +461,13 @@ def test_dont_autoretry_for_excludes_exceptions_from_autoretry(mem_app: Conveyor
     assert picky.dont_autoretry_for == (ValueError,)
     with pytest.raises(ConfigurationError, match="dont_autoretry_for must be a tuple"):
         TaskOptions(dont_autoretry_for=ValueError)  # type: ignore[arg-type]
+
+
+def test_a_soft_limit_over_the_hard_one_is_refused_at_the_call_as_in_celery(
+    mem_app: Conveyor,
+) -> None:
+    @mem_app.task(time_limit=10, soft_time_limit=20)
+    def odd() -> None: ...
+
+    with pytest.raises(ValueError, match=r"soft_time_limit \(20s\) must be less than or equal"):
+        odd.delay()
