@@ -223,11 +223,15 @@ def task_options(kwargs: Mapping[str, Any]) -> TaskOptions:
     return TaskOptions(**kwargs)
 
 
+#: Modules of conveyor's own Task class and its parts (their attributes are not options).
+_OWN_TASK_MODULES = frozenset({"conveyor.task", "conveyor.task_attributes"})
+
+
 def _inherited_options(base: type) -> dict[str, Any]:
     """Option-named class attributes of a user's Task subclass (nearest class first)."""
     found: dict[str, Any] = {}
     for klass in reversed(base.__mro__):
-        if klass is object or klass.__module__ == "conveyor.task":
+        if klass is object or klass.__module__ in _OWN_TASK_MODULES:
             continue
         for key, value in vars(klass).items():
             if key in TASK_OPTION_NAMES and key not in ("name", "base"):

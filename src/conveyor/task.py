@@ -18,6 +18,7 @@ from .guard import budget_for
 from .options import CallOptions, TaskOptions, check_max_retries
 from .request import DIRECT_CALL, Request, current_request
 from .retry import retries_exhausted
+from .task_attributes import OptionAttributes
 
 if TYPE_CHECKING:
     from .app import Conveyor
@@ -38,7 +39,7 @@ def _bare(signature: inspect.Signature) -> inspect.Signature:
     )
 
 
-class Task:
+class Task(OptionAttributes):
     """A registered function plus its options. Instances are shared by all calls and threads;
     per-call state lives in `request`, which is context-local."""
 
@@ -64,89 +65,6 @@ class Task:
         """The options in effect: the decorator's, with `task_annotations` applied over them
         (worked out again when the settings change; see conveyor.annotations)."""
         return self._current_annotations()[1]
-
-    # -- Celery's task attributes: read-only views of the options in effect -----------------
-    # Task code reads them (`if self.request.retries >= self.max_retries: ...`); set them with
-    # the decorator, a base class or task_annotations.
-    @property
-    def max_retries(self) -> int | None:
-        return self.options.max_retries
-
-    @property
-    def default_retry_delay(self) -> float:
-        return self.options.default_retry_delay
-
-    @property
-    def rate_limit(self) -> str | None:
-        return self.options.rate_limit
-
-    @property
-    def time_limit(self) -> float | None:
-        return self.options.time_limit
-
-    @property
-    def soft_time_limit(self) -> float | None:
-        return self.options.soft_time_limit
-
-    @property
-    def ignore_result(self) -> bool | None:
-        return self.options.ignore_result
-
-    @property
-    def acks_late(self) -> bool | None:
-        return self.options.acks_late
-
-    @property
-    def reject_on_worker_lost(self) -> bool | None:
-        return self.options.reject_on_worker_lost
-
-    @property
-    def autoretry_for(self) -> tuple[type[BaseException], ...]:
-        return self.options.autoretry_for
-
-    @property
-    def dont_autoretry_for(self) -> tuple[type[BaseException], ...]:
-        return self.options.dont_autoretry_for
-
-    @property
-    def retry_backoff(self) -> bool | float:
-        return self.options.retry_backoff
-
-    @property
-    def retry_backoff_max(self) -> float:
-        return self.options.retry_backoff_max
-
-    @property
-    def retry_jitter(self) -> bool:
-        return self.options.retry_jitter
-
-    @property
-    def retry_kwargs(self) -> Mapping[str, Any]:
-        return self.options.retry_kwargs
-
-    @property
-    def queue(self) -> str | None:
-        return self.options.queue
-
-    @property
-    def priority(self) -> int | None:
-        return self.options.priority
-
-    @property
-    def expires(self) -> float | datetime | None:
-        return self.options.expires
-
-    @property
-    def serializer(self) -> str | None:
-        return self.options.serializer
-
-    @property
-    def typing(self) -> bool | None:
-        return self.options.typing
-
-    @property
-    def compression(self) -> str | None:
-        return self.options.compression
 
     def hook(self, name: str) -> Callable[..., Any]:
         """The hook method `name` in effect: one given by `task_annotations`, else this
