@@ -18,7 +18,7 @@ from .guard import budget_for
 from .options import CallOptions, TaskOptions, check_max_retries
 from .request import DIRECT_CALL, Request, current_request
 from .retry import retries_exhausted
-from .task_attributes import OptionAttributes
+from .task_attributes import OptionAttributes, with_views
 
 if TYPE_CHECKING:
     from .app import Conveyor
@@ -46,6 +46,9 @@ class Task(OptionAttributes):
     def __init__(
         self, app: Conveyor, fn: Callable[..., Any], name: str, options: TaskOptions
     ) -> None:
+        cls = with_views(type(self))
+        if cls is not type(self):  # a base class's `max_retries = 5` would hide the options
+            self.__class__ = cls
         self.app = app
         self.fn = fn
         self.name = name

@@ -103,3 +103,30 @@ class OptionAttributes:
     @property
     def compression(self) -> str | None:
         return self.options.compression
+
+
+_VIEWS = {
+    name: value for name, value in vars(OptionAttributes).items() if isinstance(value, property)
+}
+_VIEWS.pop("options")
+_restored: dict[type, type] = {}
+
+
+def with_views(cls: type) -> type:
+    """`cls`, or a subclass of it in which the attributes above are views of the options again
+    where `cls` (a user's base class) shadows them with plain class attributes such as
+    `max_retries = 5`. Those values are defaults the options already took (options.py), and
+    a decorator's `max_retries=2` must read back as 2, as Celery's task classes do."""
+    shadowed = {
+        name: view
+        for name, view in _VIEWS.items()
+        if not isinstance(getattr(cls, name, None), property)
+    }
+    if not shadowed:
+        return cls
+    found = _restored.get(cls)
+    if found is None:
+        found = _restored[cls] = type(
+            cls.__name__, (cls,), {**shadowed, "__module__": cls.__module__}
+        )
+    return found

@@ -164,3 +164,24 @@ def test_celerys_task_attributes_read_the_options_in_effect(mem_app: Conveyor) -
     attrs.delay()
     solo_worker(mem_app).run_until_idle()
     assert seen == [(0, 1)]
+
+
+class Patient(Task):
+    max_retries = 9  # a Celery-style class attribute: the default for tasks built from it
+    default_retry_delay = 1
+
+
+def test_option_attributes_of_a_base_class_are_defaults_and_read_back(mem_app: Conveyor) -> None:
+    @mem_app.task(base=Patient)
+    def waits() -> None: ...
+
+    @mem_app.task(base=Patient, max_retries=2)
+    def shorter() -> None: ...
+
+    assert (waits.options.max_retries, waits.options.default_retry_delay) == (9, 1)
+    assert shorter.options.max_retries == 2 and shorter.rate_limit is None
+    # As Celery's task classes: the decorator's value reads back, the base class's otherwise.
+    assert (waits.max_retries, shorter.max_retries) == (9, 2)
+    assert isinstance(shorter, Patient) and type(shorter).__name__ == "Patient"
+    mem_app.conf.task_annotations = {shorter.name: {"max_retries": 4}}
+    assert shorter.max_retries == 4
