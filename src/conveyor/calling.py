@@ -39,8 +39,10 @@ def queue_for(
 ) -> str | None:
     """The queue a call given Celery's `exchange=` / `routing_key=` goes to, or None for the
     usual routing. `queue=` wins over both. A routing key picks the declared queue bound with
-    it, else the queue of that name. An exchange alone picks the queue of its name; the default
-    exchange (named like `task_default_queue`, or AMQP's "") leaves routing as it is."""
+    it, else `task_default_queue` for `task_default_routing_key` (when that setting exists),
+    else the queue of that name. An exchange alone picks the queue of its name; the default
+    exchange (`task_default_exchange`, a name like `task_default_queue`, or AMQP's "") leaves
+    routing as it is."""
     if queue is not None:
         return queue
     name = exchange.name if isinstance(exchange, Exchange) else exchange
@@ -52,8 +54,11 @@ def queue_for(
         for declared in settings.task_queues or ():
             if declared.routing_key == routing_key and _bound_to(declared.exchange, name):
                 return declared.name
+        if routing_key == getattr(settings, "task_default_routing_key", None):
+            return settings.task_default_queue
         return routing_key
-    if name in (None, "", settings.task_default_queue):
+    default_exchange = getattr(settings, "task_default_exchange", None)
+    if name in (None, "", settings.task_default_queue, default_exchange):
         return None
     return name
 
