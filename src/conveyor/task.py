@@ -6,11 +6,11 @@ A bound task (`bind=True`) receives the Task as `self`, with `self.request` and 
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from .arguments import parameters_of
 from .bounds import check_seconds
 from .calling import mapped
 from .errors import ConfigurationError, MaxRetriesExceededError, Retry
@@ -28,15 +28,6 @@ if TYPE_CHECKING:
 
 
 _UNREAD = object()
-
-
-def _bare(signature: inspect.Signature) -> inspect.Signature:
-    """The signature without annotations, as an error message shows it: `(x, y=2)`."""
-    empty = inspect.Parameter.empty
-    return signature.replace(
-        parameters=[p.replace(annotation=empty) for p in signature.parameters.values()],
-        return_annotation=empty,
-    )
 
 
 class Task(OptionAttributes):
@@ -217,37 +208,15 @@ class Task(OptionAttributes):
     def check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         """Raise TypeError when the function cannot be called with `args` and `kwargs` (a
         bound task's `self` aside), unless the task has `typing=False` or the app
-        `strict_typing=False`. A function whose parameters cannot be read is not checked."""
+        `strict_typing=False`. A function whose parameters cannot be read is not checked
+        (see conveyor.arguments)."""
         if self.options.typing is False or not getattr(self.app, "strict_typing", True):
             return
-        signature = self._parameters()
-        if signature is None:
-            return
-        try:
-            signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeError(
-                f"{self.name}{_bare(signature)}: {exc} (called with {len(args)} positional "
-                f"argument(s) and keyword(s) {sorted(kwargs)}); pass what the function takes, "
-                "or give the task typing=False to send it unchecked"
-            ) from None
-
-    def _parameters(self) -> inspect.Signature | None:
-        """The function's signature as callers see it (without a bound task's `self`),
-        read once."""
-        cached = self.__dict__.get("_signature", _UNREAD)
-        if cached is not _UNREAD:
-            return cached  # type: ignore[no-any-return]
-        try:
-            signature: inspect.Signature | None = inspect.signature(self.fn)
-        except (TypeError, ValueError):  # a builtin or C function: nothing to check against
-            signature = None
-        if signature is not None and self.options.bind:
-            params = list(signature.parameters.values())
-            skip = 1 if params and params[0].kind is not inspect.Parameter.VAR_POSITIONAL else 0
-            signature = signature.replace(parameters=params[skip:])
-        self.__dict__["_signature"] = signature
-        return signature
+        params = self.__dict__.get("_parameters", _UNREAD)
+        if params is _UNREAD:  # read once: the function and `bind` never change
+            params = self.__dict__["_parameters"] = parameters_of(self.fn, self.options.bind)
+        if params is not None:
+            params.check(self.name, args, kwargs)
 
     def AsyncResult(self, task_id: str) -> AsyncResult:
         return self.app.AsyncResult(task_id)

@@ -471,3 +471,24 @@ def test_a_soft_limit_over_the_hard_one_is_refused_at_the_call_as_in_celery(
 
     with pytest.raises(ValueError, match=r"soft_time_limit \(20s\) must be less than or equal"):
         odd.delay()
+
+
+def test_the_argument_check_counts_positional_calls_and_binds_the_rest() -> None:
+    from conveyor.arguments import parameters_of
+
+    def f(a: int, b: int = 2, *, c: int, d: int = 4) -> None: ...
+
+    params = parameters_of(f, bound=False)
+    assert params is not None and (params.least, params.most, params.simple) == (1, 2, False)
+    params.check("f", (1,), {"c": 3})
+    with pytest.raises(
+        TypeError, match=r"f\(a, b=2, \*, c, d=4\): missing a required argument: 'c'"
+    ):
+        params.check("f", (1, 2), {})
+
+    def g(self: object, *args: Any, **kwargs: Any) -> None: ...
+
+    bound = parameters_of(g, bound=True)
+    assert bound is not None and (bound.least, bound.most, bound.simple) == (0, None, True)
+    bound.check("g", (1, 2, 3), {"x": 1})
+    assert parameters_of(object(), bound=False) is None  # type: ignore[arg-type]
