@@ -75,6 +75,10 @@ class TaskOptions:
     serializer: str | None = None
     typing: bool | None = None
     compression: str | None = None  # the task's default for apply_async(compression=)
+    # Celery's: record STARTED for this task's calls (None: task_track_started), and the
+    # errors it is expected to raise (their failures are logged at INFO, without traceback).
+    track_started: bool | None = None
+    throws: tuple[type[BaseException], ...] = ()
 
     def __post_init__(self) -> None:
         if self.base is not None and not isinstance(self.base, type):
@@ -102,6 +106,14 @@ class TaskOptions:
             isinstance(t, type) and issubclass(t, BaseException) for t in self.autoretry_for
         ):
             raise ConfigurationError("autoretry_for must be a tuple of exception classes")
+        if not isinstance(self.throws, tuple) or not all(
+            isinstance(t, type) and issubclass(t, BaseException) for t in self.throws
+        ):
+            raise ConfigurationError("throws must be a tuple of exception classes")
+        if self.track_started is not None and not isinstance(self.track_started, bool):
+            raise ConfigurationError(
+                f"track_started must be True or False, got {self.track_started!r}"
+            )
         if not isinstance(self.dont_autoretry_for, tuple) or not all(
             isinstance(t, type) and issubclass(t, BaseException) for t in self.dont_autoretry_for
         ):

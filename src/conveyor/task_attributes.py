@@ -104,6 +104,14 @@ class OptionAttributes:
     def compression(self) -> str | None:
         return self.options.compression
 
+    @property
+    def track_started(self) -> bool | None:
+        return self.options.track_started
+
+    @property
+    def throws(self) -> tuple[type[BaseException], ...]:
+        return self.options.throws
+
 
 _VIEWS = {
     name: value for name, value in vars(OptionAttributes).items() if isinstance(value, property)

@@ -492,3 +492,49 @@ def test_the_argument_check_counts_positional_calls_and_binds_the_rest() -> None
     assert bound is not None and (bound.least, bound.most, bound.simple) == (0, None, True)
     bound.check("g", (1, 2, 3), {"x": 1})
     assert parameters_of(object(), bound=False) is None  # type: ignore[arg-type]
+
+
+# -- track_started and throws ----------------------------------------------------------------
+
+
+def test_track_started_per_task_wins_over_the_setting(mem_app: Conveyor) -> None:
+    from conveyor.worker.policy import policy_for
+
+    @mem_app.task(track_started=False)
+    def quiet() -> None: ...
+
+    @mem_app.task
+    def plain() -> None: ...
+
+    settings = mem_app.conf.settings
+    assert settings.task_track_started is True
+    assert policy_for(quiet, settings).track_started is False
+    assert policy_for(plain, settings).track_started is True
+    mem_app.conf.task_track_started = False
+    assert policy_for(plain, mem_app.conf.settings).track_started is False
+    assert quiet.track_started is False
+
+
+class Expected(Exception):
+    pass
+
+
+def test_failures_a_task_throws_are_logged_at_info(
+    mem_app: Conveyor, caplog: pytest.LogCaptureFixture
+) -> None:
+    @mem_app.task(throws=(Expected,))
+    def lookup(kind: str) -> None:
+        raise (Expected if kind == "expected" else KeyError)(kind)
+
+    expected, other = lookup.delay("expected"), lookup.delay("other")
+    with caplog.at_level(logging.INFO, logger="conveyor"):
+        solo_worker(mem_app).run_until_idle()
+    assert expected.state == other.state == TaskState.FAILURE
+    levels = {
+        r.task_id: r.levelname  # type: ignore[attr-defined]
+        for r in caplog.records
+        if getattr(r, "task_id", None) in (expected.id, other.id)
+    }
+    assert levels == {expected.id: "INFO", other.id: "ERROR"}
+    with pytest.raises(ConfigurationError, match="throws must be a tuple"):
+        TaskOptions(throws=KeyError)  # type: ignore[arg-type]

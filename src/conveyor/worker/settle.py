@@ -297,6 +297,8 @@ class Settler:
 
     def _log(self, item: Inflight, result: RunResult) -> None:
         level = logging.INFO if result.kind is not RunKind.FAILURE else logging.ERROR
+        if level == logging.ERROR and _expected(item, result):  # the task's `throws`
+            level = logging.INFO
         if log.isEnabledFor(level):  # checked first: no per-task work when logging is off
             info = describe(result)
             fields = {  # for structured formats (logformat.py); the text line is unchanged
@@ -319,6 +321,13 @@ class Settler:
                 " ".join(f"{k}={v}" for k, v in info.items()),
                 extra=fields,
             )
+
+
+def _expected(item: Inflight, result: RunResult) -> bool:
+    """Whether a failure's error is one its task declares it `throws` (Celery logs those at
+    INFO, as an expected outcome rather than an error)."""
+    error, expected = result.error, item.policy.expected_errors
+    return bool(expected) and error is not None and f"{error.module}.{error.type}" in expected
 
 
 def _text(error: ErrorInfo | None) -> str | None:

@@ -297,14 +297,10 @@ class SlotGroup:
         batch = self._begin_at_most_once(batch)
         if not batch:
             return
-        app = self.parts.app
-        if app.conf.settings.task_track_started:
+        started = [i for i in batch if i.policy.track_started and not i.policy.ignore_result]
+        if started:
             self.parts.settler.store(
-                [
-                    item.outcome(TaskState.STARTED, self.parts.name)
-                    for item in batch
-                    if not item.policy.ignore_result
-                ]
+                [item.outcome(TaskState.STARTED, self.parts.name) for item in started]
             )
         for item in batch:
             self._submit(item)
