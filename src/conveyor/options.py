@@ -78,6 +78,7 @@ class TaskOptions:
     # Celery's: record STARTED for this task's calls (None: task_track_started), and the
     # errors it is expected to raise (their failures are logged at INFO, without traceback).
     track_started: bool | None = None
+    store_errors_even_if_ignored: bool = False  # with ignore_result: still store FAILURE
     throws: tuple[type[BaseException], ...] = ()
 
     def __post_init__(self) -> None:

@@ -112,6 +112,10 @@ class OptionAttributes:
     def throws(self) -> tuple[type[BaseException], ...]:
         return self.options.throws
 
+    @property
+    def store_errors_even_if_ignored(self) -> bool:
+        return self.options.store_errors_even_if_ignored
+
 
 _VIEWS = {
     name: value for name, value in vars(OptionAttributes).items() if isinstance(value, property)

@@ -538,3 +538,16 @@ def test_failures_a_task_throws_are_logged_at_info(
     assert levels == {expected.id: "INFO", other.id: "ERROR"}
     with pytest.raises(ConfigurationError, match="throws must be a tuple"):
         TaskOptions(throws=KeyError)  # type: ignore[arg-type]
+
+
+def test_store_errors_even_if_ignored_keeps_failures_only(mem_app: Conveyor) -> None:
+    @mem_app.task(ignore_result=True, store_errors_even_if_ignored=True)
+    def sometimes(fail: bool) -> str:
+        if fail:
+            raise LookupError("kept")
+        return "dropped"
+
+    ok, bad = sometimes.delay(False), sometimes.delay(True)
+    solo_worker(mem_app).run_until_idle()
+    assert ok.state == TaskState.PENDING
+    assert bad.state == TaskState.FAILURE

@@ -125,7 +125,10 @@ class Settler:
         """The writes settling one finished delivery, with its fallback."""
         plan = Plan(fallback=functools.partial(self._unsettled, item))
         outcome = self._outcome(item, result)
-        if outcome is not None and not item.policy.ignore_result:
+        policy = item.policy
+        if outcome is not None and (
+            not policy.ignore_result or (policy.store_errors and result.kind is RunKind.FAILURE)
+        ):
             plan.puts.append(outcome)
         failed_for_good = result.kind is RunKind.FAILURE and item.policy.dead_letter_on_failure
         if result.kind in (RunKind.SUCCESS, RunKind.FAILURE, RunKind.IGNORE) and not (
