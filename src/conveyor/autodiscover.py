@@ -124,4 +124,3 @@ def find_related_module(package: str, related_name: str | None) -> ModuleType | 
         if exc.name == name:
             return None  # the package has no such module: nothing to discover there
         raise  # a missing import inside the module: the user's error, shown as it is
-

@@ -1,0 +1,128 @@
+"""Celery's "First steps with Django" project (tests/compat/projects/djangoproj: Celery's
+examples/django, renames only, plus a `probe` app reporting on the worker's process), run for
+real: `conveyor -A proj worker` started in the project directory, Django scripts as producers.
+
+What Celery does, asserted here: the worker sets Django up and finds the tasks of every app in
+INSTALLED_APPS (`app.autodiscover_tasks()` with no argument, an AppConfig path included); each
+task starts without an open database connection (closed before and after every task, in pool
+children and in the worker's own threads); `delay_on_commit` sends once the transaction commits
+and never when it rolls back; `beat --scheduler django_celery_beat...` still starts.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .harness import produce, project, wait_until, worker
+
+pytest.importorskip("django")
+
+WHERE = project("djangoproj")
+
+SETUP = """
+import os, django
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proj.settings")
+django.setup()
+"""
+
+
+@pytest.fixture
+def django_db(tmp_path: Path, compat_url: str) -> dict[str, str]:
+    """The project's Django database, a file of the test's own, migrated; the environment
+    its processes need to find it."""
+    env = {"COMPAT_DJANGO_DB": str(tmp_path / "django.sqlite3")}
+    code = SETUP + "from django.core.management import call_command\n"
+    code += "call_command('migrate', verbosity=0)"
+    produce(WHERE, compat_url, code, **env)
+    return env
+
+
+def test_the_worker_runs_the_tasks_of_every_installed_app(
+    compat_url: str, django_db: dict[str, str]
+) -> None:
+    code = (
+        SETUP
+        + """
+from demoapp.models import Widget
+from demoapp.tasks import add, count_widgets, mul, xsum
+Widget.objects.create(name="a")
+Widget.objects.create(name="b")
+print(add.delay(2, 3).get(timeout=30), mul.delay(4, 5).get(timeout=30),
+      xsum.delay([1, 2, 3]).get(timeout=30), count_widgets.delay().get(timeout=30))
+"""
+    )
+    with worker(WHERE, compat_url, "-A", "proj", "worker", "-l", "INFO", "-c", "1", **django_db):
+        out = produce(WHERE, compat_url, code, **django_db)
+    assert out.split() == ["5", "20", "6", "2"]
+
+
+@pytest.mark.parametrize("pool", ["process", "threads"])
+def test_each_task_starts_without_an_open_database_connection(
+    compat_url: str, django_db: dict[str, str], pool: str
+) -> None:
+    code = (
+        SETUP
+        + """
+import json
+from probe.tasks import connection_state
+print(json.dumps([connection_state.delay().get(timeout=30) for _ in range(3)]))
+"""
+    )
+    args = ("-A", "proj", "worker", "-l", "INFO", "-P", pool, "-c", "1")
+    with worker(WHERE, compat_url, *args, **django_db) as proc:
+        states = json.loads(produce(WHERE, compat_url, code, **django_db))
+    # Every task found Django set up and no connection left open by the task before it, in
+    # the same process (one slot): the worker closed it after the task and before the next.
+    assert all(s["django_ready"] and s["fresh"] for s in states), (states, proc.log())
+    assert len({s["pid"] for s in states}) == 1
+
+
+def test_delay_on_commit_sends_after_the_commit_and_never_after_a_rollback(
+    compat_url: str, django_db: dict[str, str]
+) -> None:
+    code = (
+        SETUP
+        + """
+import time
+from django.db import transaction
+from django.test import Client
+from demoapp.models import Widget
+from demoapp.tasks import add, rename_widget
+
+# The view creates a widget and renames it with delay_on_commit inside its transaction: had
+# the call been sent before the commit, the worker would not have found the row.
+client = Client(HTTP_HOST="localhost")
+widget_id = client.post("/widgets/", {"name": "new", "rename_to": "renamed"}).json()["id"]
+
+try:
+    with transaction.atomic():
+        doomed = Widget.objects.create(name="doomed")
+        rename_widget.apply_async_on_commit((doomed.id, "never"), task_id="rolled-back-call")
+        raise RuntimeError("roll back")
+except RuntimeError:
+    pass
+
+assert add.delay(1, 1).get(timeout=30) == 2  # the worker ran what was sent after that
+deadline = time.monotonic() + 30
+while Widget.objects.get(id=widget_id).name != "renamed" and time.monotonic() < deadline:
+    time.sleep(0.05)
+print(Widget.objects.get(id=widget_id).name, rename_widget.AsyncResult("rolled-back-call").state)
+"""
+    )
+    with worker(WHERE, compat_url, "-A", "proj", "worker", "-l", "INFO", "-c", "1", **django_db):
+        out = produce(WHERE, compat_url, code, **django_db)
+    assert out.split() == ["renamed", "PENDING"]
+
+
+def test_beat_accepts_the_django_celery_beat_scheduler(
+    compat_url: str, django_db: dict[str, str]
+) -> None:
+    args = ("-A", "proj", "beat", "-l", "INFO")
+    scheduler = "django_celery_beat.schedulers:DatabaseScheduler"
+    with worker(WHERE, compat_url, *args, "--scheduler", scheduler, **django_db) as proc:
+        proc.wait_for_log("conveyor beat")
+        wait_until(lambda: "django_celery_beat" in proc.log(), 30, "the -S notice", proc)
+        assert proc.proc.poll() is None, proc.log()
