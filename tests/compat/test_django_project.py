@@ -30,19 +30,16 @@ django.setup()
 
 
 @pytest.fixture
-def django_db(tmp_path: Path, compat_url: str) -> dict[str, str]:
-    """The project's Django database, a file of the test's own, migrated; the environment
-    its processes need to find it."""
-    env = {"COMPAT_DJANGO_DB": str(tmp_path / "django.sqlite3")}
+def django_db(tmp_path: Path, compat_url: str) -> str:
+    """The project's Django database (COMPAT_DJANGO_DB), a file of the test's own, migrated."""
+    path = str(tmp_path / "django.sqlite3")
     code = SETUP + "from django.core.management import call_command\n"
     code += "call_command('migrate', verbosity=0)"
-    produce(WHERE, compat_url, code, **env)
-    return env
+    produce(WHERE, compat_url, code, COMPAT_DJANGO_DB=path)
+    return path
 
 
-def test_the_worker_runs_the_tasks_of_every_installed_app(
-    compat_url: str, django_db: dict[str, str]
-) -> None:
+def test_the_worker_runs_the_tasks_of_every_installed_app(compat_url: str, django_db: str) -> None:
     code = (
         SETUP
         + """
@@ -54,14 +51,25 @@ print(add.delay(2, 3).get(timeout=30), mul.delay(4, 5).get(timeout=30),
       xsum.delay([1, 2, 3]).get(timeout=30), count_widgets.delay().get(timeout=30))
 """
     )
-    with worker(WHERE, compat_url, "-A", "proj", "worker", "-l", "INFO", "-c", "1", **django_db):
-        out = produce(WHERE, compat_url, code, **django_db)
+    with worker(
+        WHERE,
+        compat_url,
+        "-A",
+        "proj",
+        "worker",
+        "-l",
+        "INFO",
+        "-c",
+        "1",
+        COMPAT_DJANGO_DB=django_db,
+    ):
+        out = produce(WHERE, compat_url, code, COMPAT_DJANGO_DB=django_db)
     assert out.split() == ["5", "20", "6", "2"]
 
 
 @pytest.mark.parametrize("pool", ["process", "threads"])
 def test_each_task_starts_without_an_open_database_connection(
-    compat_url: str, django_db: dict[str, str], pool: str
+    compat_url: str, django_db: str, pool: str
 ) -> None:
     code = (
         SETUP
@@ -72,8 +80,8 @@ print(json.dumps([connection_state.delay().get(timeout=30) for _ in range(3)]))
 """
     )
     args = ("-A", "proj", "worker", "-l", "INFO", "-P", pool, "-c", "1")
-    with worker(WHERE, compat_url, *args, **django_db) as proc:
-        states = json.loads(produce(WHERE, compat_url, code, **django_db))
+    with worker(WHERE, compat_url, *args, COMPAT_DJANGO_DB=django_db) as proc:
+        states = json.loads(produce(WHERE, compat_url, code, COMPAT_DJANGO_DB=django_db))
     # Every task found Django set up and no connection left open by the task before it, in
     # the same process (one slot): the worker closed it after the task and before the next.
     assert all(s["django_ready"] and s["fresh"] for s in states), (states, proc.log())
@@ -81,7 +89,7 @@ print(json.dumps([connection_state.delay().get(timeout=30) for _ in range(3)]))
 
 
 def test_delay_on_commit_sends_after_the_commit_and_never_after_a_rollback(
-    compat_url: str, django_db: dict[str, str]
+    compat_url: str, django_db: str
 ) -> None:
     code = (
         SETUP
@@ -112,17 +120,28 @@ while Widget.objects.get(id=widget_id).name != "renamed" and time.monotonic() < 
 print(Widget.objects.get(id=widget_id).name, rename_widget.AsyncResult("rolled-back-call").state)
 """
     )
-    with worker(WHERE, compat_url, "-A", "proj", "worker", "-l", "INFO", "-c", "1", **django_db):
-        out = produce(WHERE, compat_url, code, **django_db)
+    with worker(
+        WHERE,
+        compat_url,
+        "-A",
+        "proj",
+        "worker",
+        "-l",
+        "INFO",
+        "-c",
+        "1",
+        COMPAT_DJANGO_DB=django_db,
+    ):
+        out = produce(WHERE, compat_url, code, COMPAT_DJANGO_DB=django_db)
     assert out.split() == ["renamed", "PENDING"]
 
 
-def test_beat_accepts_the_django_celery_beat_scheduler(
-    compat_url: str, django_db: dict[str, str]
-) -> None:
+def test_beat_accepts_the_django_celery_beat_scheduler(compat_url: str, django_db: str) -> None:
     args = ("-A", "proj", "beat", "-l", "INFO")
     scheduler = "django_celery_beat.schedulers:DatabaseScheduler"
-    with worker(WHERE, compat_url, *args, "--scheduler", scheduler, **django_db) as proc:
+    with worker(
+        WHERE, compat_url, *args, "--scheduler", scheduler, COMPAT_DJANGO_DB=django_db
+    ) as proc:
         proc.wait_for_log("conveyor beat")
         wait_until(lambda: "django_celery_beat" in proc.log(), 30, "the -S notice", proc)
         assert proc.proc.poll() is None, proc.log()
