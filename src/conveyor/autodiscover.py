@@ -14,9 +14,10 @@ that itself triggers `import_modules` (by sending at import time) does not disco
 from __future__ import annotations
 
 import importlib
+import threading
 import weakref
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -58,10 +59,10 @@ class Discovery:
 
 @dataclass
 class _Pending:
-    """The discoveries an app has not run yet, and whether one is running (re-entrance)."""
+    """The discoveries an app has not run yet; `running` is held while they run."""
 
-    waiting: list[Discovery]
-    running: bool = False
+    waiting: list[Discovery] = field(default_factory=list)
+    running: threading.Lock = field(default_factory=threading.Lock)
 
 
 _pending: weakref.WeakKeyDictionary[Conveyor, _Pending] = weakref.WeakKeyDictionary()
@@ -79,29 +80,30 @@ def autodiscover(
     discovery = Discovery(packages, related_name)
     if force:
         return discovery.run(app)
-    _pending.setdefault(app, _Pending([])).waiting.append(discovery)
+    _pending.setdefault(app, _Pending()).waiting.append(discovery)
     return []
 
 
 def import_pending(app: Conveyor) -> None:
     """Set Django up when the app is a Django project's, then run the app's pending
     discoveries, in the order they were asked for. A discovery that raises stays pending (the
-    next `import_modules` tries it again); the ones before it are done."""
+    next `import_modules` tries it again); the ones before it are done. While Django is still
+    loading its apps, or while another call runs them (another thread, or a task module that
+    sends at import time), the discoveries are left for later and this returns at once."""
     from .contrib.django.fixup import fixup_of
 
     fixup = fixup_of(app)
-    if fixup is not None:
-        fixup.setup()
-    pending = _pending.get(app)
-    if pending is None or pending.running:
+    if fixup is not None and not fixup.setup():
         return
-    pending.running = True
+    pending = _pending.get(app)
+    if pending is None or not pending.running.acquire(blocking=False):
+        return
     try:
         while pending.waiting:
             pending.waiting[0].run(app)
             pending.waiting.pop(0)
     finally:
-        pending.running = False
+        pending.running.release()
 
 
 def find_related_module(package: str, related_name: str | None) -> ModuleType | None:

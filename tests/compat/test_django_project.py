@@ -67,6 +67,17 @@ print(add.delay(2, 3).get(timeout=30), mul.delay(4, 5).get(timeout=30),
     assert out.split() == ["5", "20", "6", "2"]
 
 
+def test_django_system_checks_run_once_in_the_worker_not_in_each_child(
+    compat_url: str, django_db: str
+) -> None:
+    code = SETUP + "from demoapp.tasks import add\nprint(add.delay(1, 2).get(timeout=30))"
+    args = ("-A", "proj", "worker", "-l", "INFO", "-c", "2")
+    with worker(WHERE, compat_url, *args, COMPAT_DJANGO_DB=django_db) as proc:
+        assert produce(WHERE, compat_url, code, COMPAT_DJANGO_DB=django_db).strip() == "3"
+        log = proc.log()
+    assert log.count("(probe.W001) probe checks ran") == 1, log
+
+
 @pytest.mark.parametrize("pool", ["process", "threads"])
 def test_each_task_starts_without_an_open_database_connection(
     compat_url: str, django_db: str, pool: str

@@ -199,3 +199,36 @@ def test_close_database_lets_an_already_closed_error_pass(
     monkeypatch.setattr(connection, "close", broken)
     with pytest.raises(DatabaseError, match="disk I/O"):
         connections.close_database()
+
+
+def test_discovery_waits_while_django_loads_its_apps(
+    ready_site: Conveyor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.apps import apps
+
+    ready_site.autodiscover_tasks()
+    sys.modules.pop("tests.unit.django_site.shop.tasks", None)
+    with monkeypatch.context() as loading:  # as in an AppConfig.ready() that sends a call
+        loading.setattr(apps, "ready", False)
+        loading.setattr(apps, "loading", True)
+        ready_site.import_modules()
+        assert "tests.unit.django_site.shop.tasks" not in sys.modules
+    ready_site.import_modules()  # Django is ready now: the discovery runs
+    assert "tests.unit.django_site.shop.tasks" in sys.modules
+
+
+def test_check_messages_are_logged_at_their_level(
+    ready_site: Conveyor, caplog: pytest.LogCaptureFixture
+) -> None:
+    from django.core import checks
+
+    def report(**kwargs: Any) -> list[checks.CheckMessage]:
+        return [checks.Info("fyi", id="t.I1")]
+
+    checks.register(report)
+    try:
+        with caplog.at_level(logging.INFO, logger="conveyor.django"):
+            run_checks()
+    finally:
+        checks.registry.registry.registered_checks.discard(report)
+    assert [r.levelno for r in caplog.records if "t.I1" in r.getMessage()] == [logging.INFO]

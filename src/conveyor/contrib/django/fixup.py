@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import multiprocessing
 import os
 import threading
 import weakref
@@ -43,25 +44,35 @@ class DjangoFixup:
     def __init__(self, app: Conveyor) -> None:
         self.app = app
 
-    def setup(self) -> None:
-        """Set Django up unless it already is; when this call did it, run the system checks
-        (unless skipped) and log each message they report. Idempotent, thread-safe."""
+    def setup(self) -> bool:
+        """Set Django up unless it already is; True once it is. False while Django is setting
+        itself up (a task module imported, or a call sent, from an AppConfig.ready()): the
+        caller tries again later. When this call did the set-up, outside a pool child, the
+        system checks run (unless skipped) and each message they report is logged: the
+        worker's main process reports them once, not every child. Idempotent, thread-safe."""
         from django.apps import apps
 
         if apps.ready:
-            return
+            return True
+        if apps.loading:
+            return False
         with _setup_lock:
             if apps.ready:
-                return
+                return True
             import django
 
             django.setup()
-        if not skip_checks():
+        if not skip_checks() and multiprocessing.parent_process() is None:
             run_checks()
+        return True
 
     def installed_apps(self) -> list[str]:
         """The package names of Django's installed apps (setting Django up first)."""
-        self.setup()
+        if not self.setup():
+            raise ConfigurationError(
+                "autodiscover_tasks(force=True) with no packages was called while Django "
+                "loads its apps: leave out force=True, so the discovery waits for Django"
+            )
         from django.apps import apps
 
         return [config.name for config in apps.get_app_configs()]
@@ -120,14 +131,17 @@ def skip_checks() -> bool:
 
 
 def run_checks() -> None:
-    """Run Django's system checks and log what they report: errors and criticals as errors,
-    the rest as warnings. Like Celery, a failing check does not stop the worker; unlike a
-    silent run, its message is in the worker's log."""
+    """Run Django's system checks and log what they report at its level (errors and
+    criticals as errors, warnings as warnings, the rest as info). Like Celery, a failing check
+    does not stop the worker; unlike a silent run, its message is in the worker's log."""
     from django.core import checks
 
     messages: list[Any] = checks.run_checks()
     for message in messages:
         if message.is_silenced():
             continue
-        level = logging.ERROR if message.is_serious() else logging.WARNING
+        if message.is_serious():
+            level = logging.ERROR
+        else:
+            level = logging.WARNING if message.level >= checks.WARNING else logging.INFO
         log.log(level, "Django system check: %s", message)
