@@ -20,7 +20,7 @@ def ignored_notice(option: str | None, store: str) -> tuple[int, str] | None:
     none was given. `store` names where the schedule is kept instead."""
     if not option:
         return None
-    if option.startswith(DJANGO_CELERY_BEAT):
+    if option == "django" or option.startswith(DJANGO_CELERY_BEAT):  # "django": its alias
         return logging.WARNING, (
             f"scheduler {option} (--scheduler or beat_scheduler): conveyor's scheduler "
             f"keeps its schedule in {store} already; the periodic tasks stored in "
