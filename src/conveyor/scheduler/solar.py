@@ -86,7 +86,7 @@ class solar:  # lower case: Celery's name (`from celery.schedules import solar`)
         return 1.0
 
     def describe(self) -> str:
-        return f"at {self.event.replace('_', ' ')} (latitude {self.lat:g}, longitude {self.lon:g})"
+        return f"at {self.event.replace('_', ' ')} (latitude {self.lat}, longitude {self.lon})"
 
 
 def _check_degrees(what: str, value: object, bound: int) -> None:
