@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from conveyor import Conveyor, signals
-from conveyor.contrib.django import connections
+from conveyor.contrib.django import connections, fixup
 from conveyor.contrib.django.fixup import fixup_of, run_checks
 from conveyor.contrib.django.task import DjangoTask
 from conveyor.task import Task
@@ -27,6 +27,8 @@ _HOOKS = (
     (signals.worker_process_init, "conveyor.django.worker_process_init"),
     (signals.task_prerun, "conveyor.django.prerun"),
     (signals.task_postrun, "conveyor.django.postrun"),
+    (signals.worker_init, "conveyor.django.checks"),
+    (signals.beat_init, "conveyor.django.checks"),
 )
 
 
@@ -232,3 +234,48 @@ def test_check_messages_are_logged_at_their_level(
     finally:
         checks.registry.registry.registered_checks.discard(report)
     assert [r.levelno for r in caplog.records if "t.I1" in r.getMessage()] == [logging.INFO]
+
+
+@pytest.mark.parametrize("started", [signals.worker_init, signals.beat_init])
+def test_checks_run_once_when_a_worker_or_scheduler_starts(
+    ready_site: Conveyor,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    started: signals.Signal,
+) -> None:
+    from django.core import checks
+
+    def report(**kwargs: Any) -> list[checks.CheckMessage]:
+        return [checks.Warning("at start", id="t.W2")]
+
+    monkeypatch.setattr(fixup, "_checked", False)
+    checks.register(report)
+    try:
+        ready_site.import_modules()  # loading the app (any command) does not run them
+        monkeypatch.delenv("CONVEYOR_SKIP_CHECKS")
+        with caplog.at_level(logging.WARNING, logger="conveyor.django"):
+            started.send(sender=None)
+            started.send(sender=None)
+    finally:
+        checks.registry.registry.registered_checks.discard(report)
+    assert sum("t.W2" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_skip_checks_skips_them(
+    ready_site: Conveyor, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from django.core import checks
+
+    def report(**kwargs: Any) -> list[checks.CheckMessage]:
+        return [checks.Warning("skipped", id="t.W3")]
+
+    monkeypatch.setattr(fixup, "_checked", False)
+    monkeypatch.delenv("CONVEYOR_SKIP_CHECKS")
+    monkeypatch.setenv("CELERY_SKIP_CHECKS", "1")
+    checks.register(report)
+    try:
+        with caplog.at_level(logging.WARNING, logger="conveyor.django"):
+            signals.worker_init.send(sender=None)
+    finally:
+        checks.registry.registry.registered_checks.discard(report)
+    assert not any("t.W3" in r.getMessage() for r in caplog.records)

@@ -4,10 +4,11 @@ Installed by `Conveyor(...)` itself when that variable is set (Celery's "First s
 Django" sets it in `proj/celery.py`, before creating the app). It then:
 
 * sets Django up (`django.setup()`) when the app imports its task modules — in a worker, a
-  scheduler and each process-pool child, before `autodiscover_tasks()` reads INSTALLED_APPS —
-  and runs Django's system checks there, logging what they report (Celery runs them too; set
-  CONVEYOR_SKIP_CHECKS or CELERY_SKIP_CHECKS to skip them). A process where Django is already
-  set up (a web server) is left as it is, checks included;
+  scheduler and each process-pool child, before `autodiscover_tasks()` reads INSTALLED_APPS.
+  A process where Django is already set up (a web server) is left as it is;
+* runs Django's system checks when a worker or a scheduler starts (`worker_init`,
+  `beat_init`), once, in its main process, logging what they report (Celery runs them too; set
+  CONVEYOR_SKIP_CHECKS or CELERY_SKIP_CHECKS to skip them);
 * gives `autodiscover_tasks()` with no packages the names of INSTALLED_APPS;
 * manages database connections in workers (conveyor.contrib.django.connections): closed when
   a worker starts and before and after every task, and never shared with a pool child.
@@ -19,12 +20,12 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import multiprocessing
 import os
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from ... import signals
 from ...errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ SETTINGS_VARIABLE = "DJANGO_SETTINGS_MODULE"
 
 _fixups: weakref.WeakKeyDictionary[Conveyor, DjangoFixup] = weakref.WeakKeyDictionary()
 _setup_lock = threading.Lock()
+_checked = False  # the system checks ran in this process
 
 
 class DjangoFixup:
@@ -47,9 +49,7 @@ class DjangoFixup:
     def setup(self) -> bool:
         """Set Django up unless it already is; True once it is. False while Django is setting
         itself up (a task module imported, or a call sent, from an AppConfig.ready()): the
-        caller tries again later. When this call did the set-up, outside a pool child, the
-        system checks run (unless skipped) and each message they report is logged: the
-        worker's main process reports them once, not every child. Idempotent, thread-safe."""
+        caller tries again later. Idempotent, thread-safe."""
         from django.apps import apps
 
         if apps.ready:
@@ -57,13 +57,10 @@ class DjangoFixup:
         if apps.loading:
             return False
         with _setup_lock:
-            if apps.ready:
-                return True
-            import django
+            if not apps.ready:
+                import django
 
-            django.setup()
-        if not skip_checks() and multiprocessing.parent_process() is None:
-            run_checks()
+                django.setup()
         return True
 
     def installed_apps(self) -> list[str]:
@@ -98,6 +95,8 @@ def install(app: Conveyor) -> DjangoFixup | None:
         from .connections import install_worker_hooks
 
         install_worker_hooks()
+        for started in (signals.worker_init, signals.beat_init):
+            started.connect(_check_at_start, weak=False, dispatch_uid="conveyor.django.checks")
     return fixup
 
 
@@ -123,6 +122,19 @@ def require_fixup(app: Conveyor, what: str) -> DjangoFixup:
 def installed_apps(app: Conveyor) -> list[str]:
     """INSTALLED_APPS' package names for `autodiscover_tasks()` with no packages."""
     return require_fixup(app, "autodiscover_tasks() with no packages").installed_apps()
+
+
+def _check_at_start(**kwargs: Any) -> None:
+    """Run the system checks when a worker or a scheduler starts (in its main process, once),
+    as Celery does; other commands (`conveyor inspect`, `schedule list`) and pool children do
+    not run them."""
+    global _checked
+    from django.apps import apps
+
+    if _checked or skip_checks() or not apps.ready:
+        return
+    _checked = True
+    run_checks()
 
 
 def skip_checks() -> bool:
