@@ -113,8 +113,9 @@ def test_the_scheduler_fires_a_solar_entry_at_the_event() -> None:
     fire = sunrise.next_after(SOLSTICE, UTC)
     clock.advance(fire.timestamp() - clock.now() - 1)
     beat.tick()
-    assert app.broker.list_messages("default", limit=10) == []
+    queue = app.conf.settings.task_default_queue
+    assert app.broker.list_messages(queue, limit=10) == []
     clock.advance(2)
     beat.tick()
-    (sent,) = app.broker.list_messages("default", limit=10)
+    (sent,) = app.broker.list_messages(queue, limit=10)
     assert sent.envelope.id == f"beat:lights@{fire:%Y-%m-%dT%H:%M:%S}.000Z"
