@@ -112,7 +112,10 @@ class Conveyor:
         settings = self.conf.settings
         if settings.task_always_eager and not (self._broker_arg or settings.broker_url):
             return "memory://", self._backend_arg or settings.result_backend or "memory://"
-        return resolve_urls(settings, self._broker_arg, self._backend_arg)
+        broker, backend = resolve_urls(settings, self._broker_arg, self._backend_arg)
+        from .contrib.django.results import result_url
+
+        return broker, result_url(self, backend)  # "django-db": the Django project's database
 
     # -- tasks ------------------------------------------------------------------------------
     @overload

@@ -78,6 +78,31 @@ def test_django_system_checks_run_once_in_the_worker_not_in_each_child(
     assert log.count("(probe.W001) probe checks ran") == 1, log
 
 
+def test_results_in_the_django_database_with_django_db(compat_url: str, django_db: str) -> None:
+    code = (
+        SETUP
+        + """
+import sqlite3
+from django.conf import settings
+from demoapp.tasks import add
+print(add.delay(20, 22).get(timeout=30))
+tables = sqlite3.connect(settings.DATABASES["default"]["NAME"]).execute(
+    "SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+print("conveyor_results" in {name for (name,) in tables})
+"""
+    )
+    args = ("-A", "proj", "worker", "-l", "INFO", "-c", "1")
+    backend = "django-db"
+    with worker(
+        WHERE, compat_url, *args, COMPAT_DJANGO_DB=django_db, COMPAT_RESULT_BACKEND=backend
+    ):
+        out = produce(
+            WHERE, compat_url, code, COMPAT_DJANGO_DB=django_db, COMPAT_RESULT_BACKEND=backend
+        )
+    # The result came back through conveyor's result table in the Django project's database.
+    assert out.split() == ["42", "True"]
+
+
 @pytest.mark.parametrize("pool", ["process", "threads"])
 def test_each_task_starts_without_an_open_database_connection(
     compat_url: str, django_db: str, pool: str

@@ -279,3 +279,11 @@ def test_skip_checks_skips_them(
     finally:
         checks.registry.registry.registered_checks.discard(report)
     assert not any("t.W3" in r.getMessage() for r in caplog.records)
+
+
+def test_django_db_keeps_results_in_the_django_database(ready_site: Conveyor) -> None:
+    from django.conf import settings
+
+    app = Conveyor("site", broker="memory://", set_as_current=False)  # no backend argument
+    app.conf.result_backend = "django-db"
+    assert app.urls[1] == f"sqlite:///{settings.DATABASES['default']['NAME']}"

@@ -10,7 +10,8 @@ CELERY_BROKER_URL = os.environ["COMPAT_BROKER_URL"]
 #: Only add pickle to this list if your broker is secured
 #: from unwanted access (see userguide/security.html)
 CELERY_ACCEPT_CONTENT = ["json"]
-CELERY_RESULT_BACKEND = os.environ["COMPAT_BROKER_URL"]
+# "django-db" (django-celery-results' name) when the test sets COMPAT_RESULT_BACKEND to it
+CELERY_RESULT_BACKEND = os.environ.get("COMPAT_RESULT_BACKEND", os.environ["COMPAT_BROKER_URL"])
 CELERY_TASK_SERIALIZER = "json"
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_TRACK_STARTED = True
