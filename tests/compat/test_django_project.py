@@ -12,10 +12,13 @@ and never when it rolls back; `beat --scheduler django_celery_beat...` still sta
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from .. import services
 from .harness import produce, project, wait_until, worker
 
 pytest.importorskip("django")
@@ -181,3 +184,55 @@ def test_beat_accepts_the_django_celery_beat_scheduler(compat_url: str, django_d
         proc.wait_for_log("conveyor beat")
         wait_until(lambda: "django_celery_beat" in proc.log(), 30, "the -S notice", proc)
         assert proc.proc.poll() is None, proc.log()
+
+
+@pytest.fixture
+def django_pg(compat_url: str) -> Iterator[dict[str, str]]:
+    """The project's Django database on PostgreSQL instead: a schema of the test's own,
+    migrated (dropped afterwards); the environment its processes need."""
+    services.require_postgres()
+    import psycopg
+
+    schema = f"compat_dj_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(services.POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    env = {"COMPAT_DJANGO_PG_URL": services.POSTGRES_URL, "COMPAT_DJANGO_PG_SCHEMA": schema}
+    try:
+        code = SETUP + "from django.core.management import call_command\n"
+        code += "call_command('migrate', verbosity=0)"
+        produce(WHERE, compat_url, code, 120, **env)
+        yield env
+    finally:
+        services.drop_schema(schema)
+
+
+def _server_connections(application_name: str) -> int:
+    import psycopg
+
+    with psycopg.connect(services.POSTGRES_URL, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+            (application_name,),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_worker_children_hold_no_postgresql_connection_between_tasks(
+    compat_url: str, django_pg: dict[str, str]
+) -> None:
+    code = (
+        SETUP
+        + """
+import json
+from probe.tasks import connection_state
+print(json.dumps([connection_state.delay().get(timeout=30) for _ in range(6)]))
+"""
+    )
+    schema = django_pg["COMPAT_DJANGO_PG_SCHEMA"]
+    args = ("-A", "proj", "worker", "-l", "INFO", "-c", "2")
+    with worker(WHERE, compat_url, *args, **django_pg) as proc:
+        states = json.loads(produce(WHERE, compat_url, code, 120, **django_pg))
+        # Every task opened a connection to the server; each was closed after its task, so
+        # two idle children hold none (Django alone would keep one open in each).
+        wait_until(lambda: _server_connections(schema) == 0, 10, "no open connection", proc)
+    assert all(s["fresh"] for s in states), (states, proc.log())

@@ -74,6 +74,25 @@ DATABASES = {
     }
 }
 
+# Or PostgreSQL, in a schema of the test's own (COMPAT_DJANGO_PG_URL, COMPAT_DJANGO_PG_SCHEMA);
+# the schema also names the connections (application_name), so a test can count them.
+if os.environ.get("COMPAT_DJANGO_PG_URL"):
+    from urllib.parse import urlsplit
+
+    _pg = urlsplit(os.environ["COMPAT_DJANGO_PG_URL"])
+    _schema = os.environ["COMPAT_DJANGO_PG_SCHEMA"]
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": _pg.path.lstrip("/"),
+            "USER": _pg.username or "",
+            "PASSWORD": _pg.password or "",
+            "HOST": _pg.hostname or "",
+            "PORT": _pg.port or "",
+            "OPTIONS": {"options": f"-c search_path={_schema}", "application_name": _schema},
+        }
+    }
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
