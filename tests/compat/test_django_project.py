@@ -12,6 +12,8 @@ and never when it rolls back; `beat --scheduler django_celery_beat...` still sta
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from .. import services
-from .harness import produce, project, wait_until, worker
+from .harness import env_for, produce, project, wait_until, worker
 
 pytest.importorskip("django")
 
@@ -54,20 +56,22 @@ print(add.delay(2, 3).get(timeout=30), mul.delay(4, 5).get(timeout=30),
       xsum.delay([1, 2, 3]).get(timeout=30), count_widgets.delay().get(timeout=30))
 """
     )
-    with worker(
-        WHERE,
-        compat_url,
-        "-A",
-        "proj",
-        "worker",
-        "-l",
-        "INFO",
-        "-c",
-        "1",
-        COMPAT_DJANGO_DB=django_db,
-    ):
+    # What a Django user types to try it: the project's own shell.
+    shell = "from demoapp.tasks import add; print(add.delay(7, 8).get(timeout=30))"
+    args = ("-A", "proj", "worker", "-l", "INFO", "-c", "1")
+    with worker(WHERE, compat_url, *args, COMPAT_DJANGO_DB=django_db):
         out = produce(WHERE, compat_url, code, COMPAT_DJANGO_DB=django_db)
+        managed = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", shell],
+            cwd=WHERE,
+            env=env_for(compat_url, COMPAT_DJANGO_DB=django_db),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
     assert out.split() == ["5", "20", "6", "2"]
+    assert managed.stdout.strip().splitlines()[-1:] == ["15"], managed.stderr  # after 5.2's notice
 
 
 def test_django_system_checks_run_once_in_the_worker_not_in_each_child(
