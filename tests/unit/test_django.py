@@ -287,3 +287,15 @@ def test_django_db_keeps_results_in_the_django_database(ready_site: Conveyor) ->
     app = Conveyor("site", broker="memory://", set_as_current=False)  # no backend argument
     app.conf.result_backend = "django-db"
     assert app.urls[1] == f"sqlite:///{settings.DATABASES['default']['NAME']}"
+
+
+def test_an_app_with_the_fixup_can_be_collected(site: Conveyor) -> None:
+    import gc
+    import weakref
+
+    app = Conveyor("gone", broker="memory://", set_as_current=False)
+    assert fixup_of(app) is not None
+    ref = weakref.ref(app)
+    del app
+    gc.collect()
+    assert ref() is None

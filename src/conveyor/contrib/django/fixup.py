@@ -41,10 +41,8 @@ _checked = False  # the system checks ran in this process
 
 
 class DjangoFixup:
-    """The Django fix-up of one app (see the module docstring)."""
-
-    def __init__(self, app: Conveyor) -> None:
-        self.app = app
+    """The Django fix-up of one app (see the module docstring). It holds no reference to the
+    app: `_fixups` holds the app weakly, and a value naming its key would keep it alive."""
 
     def setup(self) -> bool:
         """Set Django up unless it already is; True once it is. False while Django is setting
@@ -91,7 +89,7 @@ def install(app: Conveyor) -> DjangoFixup | None:
         return None
     fixup = _fixups.get(app)
     if fixup is None:
-        fixup = _fixups[app] = DjangoFixup(app)
+        fixup = _fixups[app] = DjangoFixup()
         from .connections import install_worker_hooks
 
         install_worker_hooks()
