@@ -76,3 +76,15 @@ def test_django_db_outside_a_django_project_says_what_to_do(
     mem_app.conf.result_backend = "django-db"
     with pytest.raises(ConfigurationError, match="DJANGO_SETTINGS_MODULE is not set"):
         mem_app.urls  # noqa: B018 - the property raises
+
+
+def test_delay_on_commit_without_django_says_what_to_do(
+    mem_app: Conveyor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "django.db", None)  # as if Django were not installed
+    add = mem_app.task(name="add")(lambda: None)
+    with pytest.raises(ConfigurationError, match=r"Django is not installed.*call delay"):
+        add.delay_on_commit()
+    assert mem_app.broker.queue_stats() == []
