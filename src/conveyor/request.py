@@ -35,6 +35,9 @@ class Request:
     # apply_async's per-call options, as Celery's request carries them (see Message).
     ignore_result: bool | None = None
     shadow: str | None = None
+    # The fencing token of the lease this run holds (0: no lease, eager or direct): what the
+    # task's own result-store writes (`update_state`) are fenced with.
+    lease_token: int = 0
 
 
 def request_for(
@@ -43,6 +46,7 @@ def request_for(
     attempt: int,
     delivery_info: Mapping[str, Any] | None = None,
     is_eager: bool = False,
+    lease_token: int = 0,
 ) -> Request:
     """The request context for running `message` as delivery number `attempt`."""
     return Request(
@@ -62,6 +66,7 @@ def request_for(
         headers=dict(message.headers) if message.headers else {},  # the task may change its copy
         ignore_result=message.ignore_result,
         shadow=message.shadow,
+        lease_token=lease_token,
     )
 
 

@@ -6,13 +6,15 @@ A bound task (`bind=True`) receives the Task as `self`, with `self.request` and 
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .arguments import parameters_of
 from .bounds import check_seconds
-from .calling import mapped
+from .calling import check_other_options, mapped
 from .errors import ConfigurationError, MaxRetriesExceededError, Retry
 from .guard import budget_for
 from .options import CallOptions, TaskOptions, check_max_retries
@@ -23,7 +25,7 @@ from .task_attributes import OptionAttributes, with_views
 if TYPE_CHECKING:
     from .app import Conveyor
     from .canvas.signature import Signature
-    from .result import AsyncResult
+    from .result import AsyncResult, EagerResult
     from .signals import ExceptionInfo
 
 
@@ -268,6 +270,36 @@ class Task(OptionAttributes):
         `status` is the state's name, `retval` the return value or the exception; `einfo` is
         None, as Celery passes it."""
 
+    # -- results: progress states and running here (results area) ---------------------------
+    def update_state(
+        self, task_id: str | None = None, state: str | None = None, meta: Any = None
+    ) -> None:
+        """Store `state` (any name, e.g. "PROGRESS") with `meta` (JSON) for the running call
+        (or `task_id`), readable as `result.state` / `result.info` while it runs; fenced by
+        the call's lease. See conveyor.progress for the rules."""
+        from .progress import update_state
+
+        update_state(self, task_id, state, meta)
+
+    def apply(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        task_id: str | None = None,
+        retries: int | None = None,
+        throw: bool | None = None,
+        headers: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> EagerResult:
+        """Run the task here and now, as a worker would (signals, retries run again at once),
+        and return an EagerResult holding its state and value; nothing is stored or sent.
+        `throw` (default `task_eager_propagates`) re-raises a failure here. See
+        conveyor.eager.apply_here for the options accepted."""
+        from .eager import apply_here
+
+        return apply_here(self, args, kwargs, task_id, retries, throw, headers, options)
+
     # -- retrying ---------------------------------------------------------------------------
     def retry(
         self,
@@ -305,6 +337,25 @@ class Task(OptionAttributes):
         delay = self.options.default_retry_delay if countdown is None else countdown
         check_seconds("retry countdown", delay, zero=True)
         raise Retry(exc=exc, countdown=float(delay), retries=req.retries + 1)
+
+    # -- Django: sending once the transaction commits (conveyor.contrib.django) -------------
+    def delay_on_commit(self, *args: Any, **kwargs: Any) -> None:
+        """`delay(*args, **kwargs)` once the current Django transaction commits (at once in
+        autocommit, never if it rolls back); returns None, as the call is not sent yet.
+        Celery's DjangoTask method; needs Django."""
+        from .contrib.django.task import on_commit
+
+        on_commit(functools.partial(self.delay, *args, **kwargs))
+
+    def apply_async_on_commit(self, *args: Any, **kwargs: Any) -> None:
+        """`apply_async(*args, **kwargs)` once the current Django transaction commits, as
+        `delay_on_commit`. Unknown options are a TypeError now, not after the commit."""
+        from .contrib.django.task import on_commit
+
+        bound = inspect.signature(self.apply_async).bind(*args, **kwargs)
+        # apply_async takes Celery's other options as **other: check those now too (task area)
+        check_other_options(self.app.conf.settings, bound.arguments.get("other", {}))
+        on_commit(functools.partial(self.apply_async, *args, **kwargs))
 
 
 def _check_retry_extras(
