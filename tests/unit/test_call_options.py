@@ -551,3 +551,12 @@ def test_store_errors_even_if_ignored_keeps_failures_only(mem_app: Conveyor) -> 
     solo_worker(mem_app).run_until_idle()
     assert ok.state == TaskState.PENDING
     assert bad.state == TaskState.FAILURE
+
+
+def test_a_call_sent_with_ignore_result_gets_none_at_once(mem_app: Conveyor) -> None:
+    @mem_app.task
+    def value() -> int:
+        return 1
+
+    res = value.apply_async(ignore_result=True)
+    assert res.ignored and res.get(timeout=0.1) is None
