@@ -164,3 +164,14 @@ def test_shadow_renames_the_call_in_the_worker_log(compat_url: str) -> None:
         task_id, value = out.split()
         assert value == "3"
         proc.wait_for_log(f"plus.renamed[{task_id}]")
+
+
+def test_retry_options_set_as_class_attributes_of_a_base_task(compat_url: str) -> None:
+    out = produce(
+        project("task_handlers"),
+        compat_url,
+        "from tasks import with_class_options as t\n"
+        "print(t.autoretry_for, t.max_retries, t.retry_backoff, t.retry_backoff_max,"
+        " t.retry_jitter)",
+    )
+    assert out.split() == ["(<class", "'TypeError'>,)", "5", "True", "700", "False"]

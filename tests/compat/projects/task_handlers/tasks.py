@@ -70,3 +70,16 @@ def unchecked_add(x, y):
 def refresh_timeline(self, user):
     print(f"refresh_timeline {user} try {self.request.retries} of {self.max_retries}")
     raise FailWhaleError(user)
+
+
+class BaseTaskWithRetry(Task):
+    autoretry_for = (TypeError,)
+    max_retries = 5
+    retry_backoff = True
+    retry_backoff_max = 700
+    retry_jitter = False
+
+
+@app.task(base=BaseTaskWithRetry)
+def with_class_options(x):
+    return x
