@@ -18,11 +18,12 @@ from ..app import Conveyor
 from ..config import POOL_NAMES, Settings, lease_seconds
 from ..logformat import banner
 from ..scheduler.beat import Beat, run_in_thread
-from ..worker.naming import expand_node_name
+from ..worker.naming import expand_node_name, node_format
 from ..worker.slotspec import QueueOrder, SlotSpec, parse_slot_spec
 from ..worker.worker import Worker, WorkerOptions
 from .beat import beat_options
 from .context import CliContext, log_format_option, setup_logging
+from .detach import detach_worker
 from .files import Pidfile, exit_on_sigterm, logfile_option, pidfile_option, writable_directory
 
 log = logging.getLogger("conveyor.worker")
@@ -76,10 +77,37 @@ def _not_built(flag: str, feature: str) -> click.UsageError:
     type=click.IntRange(min=1),
     help="Reserve up to free slots × N messages (default 1: one per free slot).",
 )
+@click.option(
+    "-O",
+    "--optimization",
+    type=click.Choice(("default", "fair")),
+    default="default",
+    help="Accepted as Celery's: conveyor always behaves as `fair` (a slot gets a task only "
+    "once it is free), so both profiles schedule the same way.",
+)
+@click.option(
+    "--time-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Hard time limit in seconds for tasks without one of their own (sets "
+    "task_time_limit for this worker).",
+)
+@click.option(
+    "--soft-time-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Soft time limit in seconds (SoftTimeLimitExceeded) for tasks without one of their "
+    "own (sets task_soft_time_limit for this worker).",
+)
 @click.option("-l", "--loglevel", default="warning", show_default=True)
 @log_format_option()
 @logfile_option()
 @pidfile_option("worker")
+@click.option(
+    "-D",
+    "--detach",
+    is_flag=True,
+    help="Start the worker in the background (a new session; output to --logfile, else "
+    "discarded) and return once it has started.",
+)
 @click.option(
     "--without-gossip",
     is_flag=True,
@@ -89,6 +117,12 @@ def _not_built(flag: str, feature: str) -> click.UsageError:
     "--without-mingle",
     is_flag=True,
     help="Accepted for Celery compatibility; conveyor has no mingle.",
+)
+@click.option(
+    "--without-heartbeat",
+    is_flag=True,
+    help="Publish no worker-heartbeat events (the worker's record in the broker is still "
+    "refreshed: that is how `conveyor status` tells a live worker from a lost one).",
 )
 @click.option(
     "--health-file",
@@ -122,6 +156,22 @@ def _not_built(flag: str, feature: str) -> click.UsageError:
     help="Also run a scheduler in this process. Safe on every worker: schedulers elect one "
     "leader, and a fire is never sent twice.",
 )
+@click.option(
+    "-s",
+    "--schedule-filename",
+    "--schedule",
+    "schedule_file",
+    metavar="FILE",
+    help="With -B, accepted for Celery compatibility and not used: the schedule and its "
+    "progress live in the result backend's database.",
+)
+@click.option(
+    "--scheduler",
+    "scheduler_class",
+    metavar="CLASS",
+    help="With -B, accepted for Celery compatibility and not used: conveyor's scheduler is "
+    "always database-backed.",
+)
 @click.option("--autoscale", metavar="MAX,MIN", help="Autoscale the pool (not built yet).")
 @click.option(
     "-E",
@@ -141,24 +191,41 @@ def worker(
     max_tasks_per_child: int | None,
     max_memory_per_child: int | None,
     prefetch_multiplier: int | None,
+    optimization: str,
+    time_limit: float | None,
+    soft_time_limit: float | None,
     loglevel: str,
     log_format: str | None,
     logfile: str | None,
     pidfile: Path | None,
+    detach: bool,
     without_gossip: bool,
     without_mingle: bool,
+    without_heartbeat: bool,
     health_file: Path | None,
     metrics_port: int | None,
     metrics_host: str,
     cluster_metrics: bool,
     beat: bool,
+    schedule_file: str | None,
+    scheduler_class: str | None,
     autoscale: str | None,
     task_events: bool,
 ) -> None:
     """Start a worker that consumes queues and runs their tasks."""
     if autoscale:
         raise _not_built("--autoscale", "the autoscaler")
+    if (schedule_file or scheduler_class) and not beat:
+        raise click.UsageError(
+            "-s/--schedule and --scheduler configure the embedded scheduler: add -B, or drop them"
+        )
     app = ctx.app(required=True)  # first: its module may connect the setup_logging signal
+    name = expand_node_name(node)
+    pidfile = Path(node_format(str(pidfile), name)) if pidfile else None
+    logfile = node_format(logfile, name) if logfile else None
+    if detach:
+        detach_worker(pidfile, logfile)  # exits this process
+    _apply_time_limits(app, time_limit, soft_time_limit)
     fmt = log_format or app.conf.settings.worker_log_format
     setup_logging(loglevel, logfile, fmt)
     warn_if_root()
@@ -169,7 +236,7 @@ def worker(
     options = WorkerOptions(
         queues=(),
         groups=groups,
-        name=expand_node_name(node),
+        name=name,
         prefetch_multiplier=prefetch_multiplier or s.worker_prefetch_multiplier,
         max_tasks_per_child=max_tasks_per_child
         or _if_process(groups, s.worker_max_tasks_per_child),
@@ -183,6 +250,7 @@ def worker(
         metrics_host=metrics_host,
         task_events=task_events or s.worker_send_task_events,
         cluster_metrics=cluster_metrics,
+        heartbeat_events=not without_heartbeat,
     )
     first = (
         f"conveyor worker {options.name}: slot groups "
@@ -190,6 +258,8 @@ def worker(
     )
     for line in (first, *sqlite_locations(*app.urls)):  # where ./conveyor.db really is
         click.echo(banner(line, log.name, fmt), err=True)
+    if beat and (schedule_file or scheduler_class):
+        log.info("-s/--scheduler ignored: the schedule is kept in %s", safe_url(app.urls[1]))
     exit_on_sigterm()
     pidlock = Pidfile.acquire(pidfile) if pidfile else None  # before anything is opened
     try:
@@ -197,6 +267,13 @@ def worker(
     finally:
         if pidlock is not None:
             pidlock.release()
+
+
+def _apply_time_limits(app: Conveyor, hard: float | None, soft: float | None) -> None:
+    """`--time-limit` / `--soft-time-limit`: this worker's task_time_limit and
+    task_soft_time_limit, as in Celery (a task's own limits, and a call's, still win)."""
+    limits = {"task_time_limit": hard, "task_soft_time_limit": soft}
+    app.conf.update({k: v for k, v in limits.items() if v is not None})
 
 
 def _run(app: Conveyor, options: WorkerOptions, beat: bool) -> None:
