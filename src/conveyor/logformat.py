@@ -24,7 +24,7 @@ from typing import Any
 import msgspec
 
 from ._urls import mask_urls_in
-from .log import TASK_LOGGER, UNKNOWN
+from .log import TASK_LOGGER, UNKNOWN, TaskContextFilter
 
 FORMATS = ("text", "json")
 #: Values JSON has no type for (an `extra=` object) are written as their str().
@@ -51,6 +51,9 @@ class MaskingFormatter(logging.Formatter):
         return mask_urls_in(super().format(record))
 
 
+_CONTEXT = TaskContextFilter()
+
+
 class TextFormatter(MaskingFormatter):
     """Celery's text lines: TASK_FORMAT for records of task loggers (TASK_LOGGER and the
     loggers under it), TEXT_FORMAT for the others; URLs masked."""
@@ -61,9 +64,8 @@ class TextFormatter(MaskingFormatter):
 
     def format(self, record: logging.LogRecord) -> str:
         if _is_task_logger(record.name):
-            for name in ("task_name", "task_id"):  # a handler may see it before the filter
-                if not hasattr(record, name):
-                    setattr(record, name, UNKNOWN)
+            if not hasattr(record, "task_id"):  # a logger under a task logger has no filter
+                _CONTEXT.filter(record)
             return self._task.format(record)
         return super().format(record)
 
