@@ -31,9 +31,7 @@ FORMATS = ("text", "json")
 _ENCODER = msgspec.json.Encoder(enc_hook=str)
 TEXT_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s"
 #: The text format of records from task loggers (Celery's worker_task_log_format).
-TASK_FORMAT = (
-    "[%(asctime)s: %(levelname)s/%(processName)s] %(task_name)s[%(task_id)s]: %(message)s"
-)
+TASK_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] %(task_name)s[%(task_id)s]: %(message)s"
 #: The fields a record may carry about a call, in the order a JSON line shows them.
 CALL_FIELDS = ("task_id", "task_name", "queue", "attempt", "retries", "state", "runtime", "worker")
 #: Set by `configure` so that a process-pool child (started later, from a fork server) logs in

@@ -55,7 +55,7 @@ def detach_worker(pidfile: Path | None, logfile: str | None) -> NoReturn:
 
 def _output(logfile: str | None) -> IO[bytes]:
     """Where the detached worker's stdout and stderr go: the log file, or /dev/null."""
-    return open(logfile or "/dev/null", "ab")  # noqa: SIM115 (closed by the caller's with)
+    return open(logfile or "/dev/null", "ab")  # the caller closes it (with)
 
 
 def _wait_for_pidfile(process: subprocess.Popen[bytes], pidfile: Path, where: str) -> None:

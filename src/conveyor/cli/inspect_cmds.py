@@ -93,8 +93,9 @@ def result(
     show, task_id = _result_words(words)
     app = ctx.app()
     if task_name is not None and task_name not in app.tasks:
+        near = did_you_mean(task_name, app.tasks)
         raise click.BadParameter(
-            f"no task named {task_name!r} is registered in this app{did_you_mean(task_name, app.tasks)}",
+            f"no task named {task_name!r} is registered in this app{near}",
             param_hint="'-t' / '--task'",
         )
     if show or verbose or as_json:

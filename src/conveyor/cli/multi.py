@@ -16,6 +16,7 @@ reboot) counts as DOWN, so stop never signals a stranger.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -110,10 +111,8 @@ def _signal(nodes: list[Node], signum: signal.Signals) -> dict[Node, int]:
         click.echo("> Stopping nodes...")
     for node, pid in running.items():
         click.echo(f"\t> {node.name}: {signum.name.removeprefix('SIG')} -> {pid}")
-        try:
+        with contextlib.suppress(ProcessLookupError):  # exited meanwhile
             os.kill(pid, signum)
-        except ProcessLookupError:  # exited meanwhile
-            pass
     return running
 
 
