@@ -188,3 +188,20 @@ def test_a_logger_under_a_task_logger_shows_the_running_task() -> None:
     with running(Request(id="t-1", task="proj.add")):
         line = formatter("text").format(record)
     assert line.endswith("] proj.add[t-1]: helping")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--uid", "celery"), "--uid is not supported: conveyor never changes its user"),
+        (("--umask", "022"), "systemd UMask="),
+        (("--heartbeat-interval", "5"), "follows its lease"),
+        (("-X", "low"), "list them with -Q"),
+        (("--disable-prefetch", "--prefetch-multiplier", "4"), "drop one of them"),
+    ],
+)
+def test_celery_worker_options_without_a_counterpart_are_refused_with_the_reason(
+    args: tuple[str, ...], message: str
+) -> None:
+    out = CliRunner().invoke(cli, ["-A", "x", "worker", *args])
+    assert out.exit_code == 2 and message in out.output, out.output

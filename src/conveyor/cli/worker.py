@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import os
 from pathlib import Path
@@ -18,10 +19,12 @@ from ..app import Conveyor
 from ..config import POOL_NAMES, Settings, lease_seconds
 from ..logformat import banner
 from ..scheduler.beat import Beat, run_in_thread
+from ..worker.child import ENV_INCLUDE
 from ..worker.naming import expand_node_name, node_format
 from ..worker.slotspec import QueueOrder, SlotSpec, parse_slot_spec
 from ..worker.worker import Worker, WorkerOptions
 from .beat import beat_options
+from .celery_options import refused_options
 from .context import CliContext, log_format_option, setup_logging
 from .detach import detach_worker
 from .files import Pidfile, exit_on_sigterm, logfile_option, pidfile_option, writable_directory
@@ -76,6 +79,34 @@ def _not_built(flag: str, feature: str) -> click.UsageError:
     "--prefetch-multiplier",
     type=click.IntRange(min=1),
     help="Reserve up to free slots × N messages (default 1: one per free slot).",
+)
+@click.option(
+    "--disable-prefetch",
+    is_flag=True,
+    help="Reserve a message only for a free slot (the default; refused with "
+    "--prefetch-multiplier above 1).",
+)
+@click.option(
+    "--purge",
+    "--discard",
+    "purge_first",
+    is_flag=True,
+    help="Delete the waiting messages of the consumed queues before consuming (as Celery's).",
+)
+@click.option(
+    "-I",
+    "--include",
+    "include",
+    multiple=True,
+    metavar="MOD1,MOD2",
+    help="Also import these modules (their tasks register) before consuming.",
+)
+@click.option(
+    "-S",
+    "--statedb",
+    metavar="FILE",
+    help="Accepted for Celery compatibility and not used: revoked ids are kept in the broker, "
+    "so they survive restarts without a state file.",
 )
 @click.option(
     "-O",
@@ -180,6 +211,7 @@ def _not_built(flag: str, feature: str) -> click.UsageError:
     help="Also publish task events to the event stream (`conveyor events`; default: "
     "worker_send_task_events). Worker events are always published.",
 )
+@refused_options()
 @click.pass_obj
 def worker(
     ctx: CliContext,
@@ -191,6 +223,10 @@ def worker(
     max_tasks_per_child: int | None,
     max_memory_per_child: int | None,
     prefetch_multiplier: int | None,
+    disable_prefetch: bool,
+    purge_first: bool,
+    include: tuple[str, ...],
+    statedb: str | None,
     optimization: str,
     time_limit: float | None,
     soft_time_limit: float | None,
@@ -219,6 +255,11 @@ def worker(
         raise click.UsageError(
             "-s/--schedule and --scheduler configure the embedded scheduler: add -B, or drop them"
         )
+    if disable_prefetch and (prefetch_multiplier or 1) > 1:
+        raise click.UsageError(
+            "--disable-prefetch reserves a message only for a free slot; "
+            f"--prefetch-multiplier {prefetch_multiplier} asks for more: drop one of them"
+        )
     app = ctx.app(required=True)  # first: its module may connect the setup_logging signal
     name = expand_node_name(node)
     pidfile = Path(node_format(str(pidfile), name)) if pidfile else None
@@ -228,6 +269,7 @@ def worker(
     _apply_time_limits(app, time_limit, soft_time_limit)
     fmt = log_format or app.conf.settings.worker_log_format
     setup_logging(loglevel, logfile, fmt)
+    import_included(include)
     warn_if_root()
     s = app.conf.settings
     chosen_pool = POOL_NAMES[pool] if pool else s.worker_pool
@@ -237,7 +279,9 @@ def worker(
         queues=(),
         groups=groups,
         name=name,
-        prefetch_multiplier=prefetch_multiplier or s.worker_prefetch_multiplier,
+        prefetch_multiplier=1
+        if disable_prefetch
+        else (prefetch_multiplier or s.worker_prefetch_multiplier),
         max_tasks_per_child=max_tasks_per_child
         or _if_process(groups, s.worker_max_tasks_per_child),
         max_memory_per_child=max_memory_per_child
@@ -260,10 +304,12 @@ def worker(
         click.echo(banner(line, log.name, fmt), err=True)
     if beat and (schedule_file or scheduler_class):
         log.info("-s/--scheduler ignored: the schedule is kept in %s", safe_url(app.urls[1]))
+    if statedb:
+        log.info("--statedb ignored: revoked ids are kept in %s", safe_url(app.urls[0]))
     exit_on_sigterm()
     pidlock = Pidfile.acquire(pidfile) if pidfile else None  # before anything is opened
     try:
-        _run(app, options, beat)
+        _run(app, options, beat, purge_first)
     finally:
         if pidlock is not None:
             pidlock.release()
@@ -276,11 +322,29 @@ def _apply_time_limits(app: Conveyor, hard: float | None, soft: float | None) ->
     app.conf.update({k: v for k, v in limits.items() if v is not None})
 
 
-def _run(app: Conveyor, options: WorkerOptions, beat: bool) -> None:
+def import_included(include: tuple[str, ...]) -> None:
+    """`-I/--include`: import each named module (comma-separated, repeatable) so its tasks
+    register, here and in process-pool children (ENV_INCLUDE); a module that fails to import
+    stops the worker with its error."""
+    modules = [m.strip() for spec in include for m in spec.split(",") if m.strip()]
+    os.environ[ENV_INCLUDE] = ",".join(modules)
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise click.BadParameter(
+                f"cannot import {module!r}: {exc}", param_hint="'-I' / '--include'"
+            ) from exc
+
+
+def _run(app: Conveyor, options: WorkerOptions, beat: bool, purge_first: bool) -> None:
     """Open the broker, start the scheduler if asked, and consume until stopped. Sends the
     worker_init signal before the worker starts and worker_shutdown once it has stopped."""
     consumer = Worker(app, options)  # checks routes and opens the broker
     warn_unused_queues(app, options.all_queues)
+    if purge_first:
+        deleted = app.broker.purge(list(options.all_queues))
+        log.warning("purge: deleted %d waiting message(s) from %s", deleted, options.all_queues)
     scheduler = Beat(app, beat_options(app.conf.settings, None, None)) if beat else None
     if scheduler is not None:
         scheduler.start()  # a bad beat_schedule fails here, before anything runs
