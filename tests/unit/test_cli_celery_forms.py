@@ -205,3 +205,12 @@ def test_celery_worker_options_without_a_counterpart_are_refused_with_the_reason
 ) -> None:
     out = CliRunner().invoke(cli, ["-A", "x", "worker", *args])
     assert out.exit_code == 2 and message in out.output, out.output
+
+
+@pytest.mark.parametrize(
+    ("pool", "message"),
+    [("gevent", "use -P threads"), ("eventlet", "monkey-patch"), ("fork", "use one of")],
+)
+def test_pools_conveyor_lacks_are_refused_with_what_to_use(pool: str, message: str) -> None:
+    out = CliRunner().invoke(cli, ["-A", "x", "worker", "-P", pool])
+    assert out.exit_code == 2 and message in out.output, out.output

@@ -61,7 +61,11 @@ def _not_built(flag: str, feature: str) -> click.UsageError:
     "round-robin by weights (-Q high=3,default=1:4).",
 )
 @click.option(
-    "-P", "--pool", type=click.Choice(sorted(POOL_NAMES)), help="process (default), threads, solo."
+    "-P",
+    "--pool",
+    metavar="|".join(sorted(POOL_NAMES)),
+    callback=lambda ctx, param, value: check_pool(value),
+    help="process (default), threads, solo.",
 )
 @click.option("-n", "--hostname", "node", metavar="NAME@%h", help="Node name; %h %n %d expand.")
 @click.option(
@@ -153,7 +157,7 @@ def _not_built(flag: str, feature: str) -> click.UsageError:
     "--without-heartbeat",
     is_flag=True,
     help="Publish no worker-heartbeat events (the worker's record in the broker is still "
-    "refreshed: that is how `conveyor status` tells a live worker from a lost one).",
+    "refreshed: that is how the cluster metrics tell a live worker from a lost one).",
 )
 @click.option(
     "--health-file",
@@ -313,6 +317,24 @@ def worker(
     finally:
         if pidlock is not None:
             pidlock.release()
+
+
+#: Celery pools conveyor does not have, and what to use instead.
+_NO_POOL = {
+    "gevent": "conveyor does not monkey-patch the standard library; use -P threads (with a "
+    "high -c) for many I/O-bound tasks",
+    "eventlet": "conveyor does not monkey-patch the standard library; use -P threads (with a "
+    "high -c) for many I/O-bound tasks",
+    "processes": "use -P process (prefork)",
+}
+
+
+def check_pool(value: str | None) -> str | None:
+    """`-P`: one of POOL_NAMES; Celery's gevent and eventlet refused with the reason."""
+    if value is None or value in POOL_NAMES:
+        return value
+    why = _NO_POOL.get(value, f"use one of {', '.join(sorted(POOL_NAMES))}")
+    raise click.BadParameter(f"no {value!r} pool: {why}", param_hint="'-P' / '--pool'")
 
 
 def _apply_time_limits(app: Conveyor, hard: float | None, soft: float | None) -> None:
