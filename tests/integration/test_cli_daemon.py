@@ -102,3 +102,20 @@ def test_multi_reports_a_node_that_fails_to_start(db: Where, tmp_path: Path) -> 
     assert f"> bad@{socket.gethostname()}: FAILED" in started.stdout
     assert "no_such_module" in started.stderr  # the app failed to load, before detaching
     assert not (tmp_path / "bad.pid").exists()
+
+
+def test_a_detached_scheduler_writes_its_pid_file_and_stops_on_sigterm(
+    db: Where, tmp_path: Path
+) -> None:
+    pidfile, logfile = tmp_path / "beat.pid", tmp_path / "beat.log"
+    started = conveyor(
+        db, "-A", "cli_app", "beat", "--detach", "-l", "INFO",
+        f"--pidfile={pidfile}", f"--logfile={logfile}",
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    pid = read_pid(pidfile)
+    assert pid is not None and f"conveyor beat detached: pid {pid}" in started.stderr
+    wait_until(lambda: "conveyor beat" in logfile.read_text(), 60, "the scheduler's banner")
+    os.kill(pid, 15)
+    wait_until(lambda: _gone(pid), 60, "the detached scheduler to stop")
+    assert not pidfile.exists()

@@ -1,17 +1,17 @@
-"""`conveyor worker --detach`: run the same worker command again in the background, as Celery's
-`worker --detach` does, and return once it has started.
+"""`conveyor worker --detach` and `conveyor beat --detach`: run the same command again in the
+background, as Celery's `--detach` does, and return once it has started.
 
 Contract:
-* The detached worker is `python -m conveyor` with this command's arguments minus `-D` /
+* The detached process is `python -m conveyor` with this command's arguments minus `-D` /
   `--detach`, started in a new session (no controlling terminal: closing the terminal does not
   stop it) in the same working directory, with stdin from /dev/null and stdout and stderr
   appended to `--logfile` (discarded without one), so that start-up errors land in the log file.
 * Checked here, before it starts, as Celery checks before detaching: the log file opens for
   appending (the option's own check) and the pid file does not name a live process (a stale one
   is removed).
-* With `--pidfile`, this command waits until the detached worker has written its pid there (it
-  does once its app is loaded and its logging set up), prints that pid and exits 0; if the
-  worker exits first, or has not written it within DETACH_WAIT seconds, it exits 1 saying so.
+* With `--pidfile`, this command waits until the detached process has written its pid there
+  (it does once its app is loaded and its logging set up), prints that pid and exits 0; if it
+  exits first, or has not written it within DETACH_WAIT seconds, this command exits 1 saying so.
   Without `--pidfile` it prints the pid and exits 0 at once.
 """
 
@@ -32,8 +32,9 @@ DETACH_WAIT = 60.0
 _FLAGS = frozenset({"-D", "--detach"})
 
 
-def detach_worker(pidfile: Path | None, logfile: str | None) -> NoReturn:
-    """Start this worker command detached (see the module docstring) and exit."""
+def detach(who: str, pidfile: Path | None, logfile: str | None) -> NoReturn:
+    """Start this command (`who`: "worker" or "beat", for messages) detached (see the module
+    docstring) and exit."""
     if pidfile is not None:
         Pidfile.acquire(pidfile).release()  # refuses a live one, clears a stale one
     argv = [sys.executable, "-m", "conveyor", *(a for a in sys.argv[1:] if a not in _FLAGS)]
@@ -48,8 +49,8 @@ def detach_worker(pidfile: Path | None, logfile: str | None) -> NoReturn:
         )
     where = f"; its output goes to {logfile}" if logfile else ""
     if pidfile is not None:
-        _wait_for_pidfile(process, pidfile, where)
-    click.echo(f"conveyor worker detached: pid {process.pid}{where}", err=True)
+        _wait_for_pidfile(process, pidfile, f"the detached {who}", where)
+    click.echo(f"conveyor {who} detached: pid {process.pid}{where}", err=True)
     sys.exit(0)
 
 
@@ -58,7 +59,9 @@ def _output(logfile: str | None) -> IO[bytes]:
     return open(logfile or "/dev/null", "ab")  # the caller closes it (with)
 
 
-def _wait_for_pidfile(process: subprocess.Popen[bytes], pidfile: Path, where: str) -> None:
+def _wait_for_pidfile(
+    process: subprocess.Popen[bytes], pidfile: Path, what: str, where: str
+) -> None:
     """Return once `process` has written its pid to `pidfile`; exit 1 if it exits first or
     does not write it within DETACH_WAIT seconds."""
     deadline = time.monotonic() + DETACH_WAIT
@@ -67,11 +70,9 @@ def _wait_for_pidfile(process: subprocess.Popen[bytes], pidfile: Path, where: st
             return
         code = process.poll()
         if code is not None:
-            raise click.ClickException(
-                f"the detached worker exited with code {code} before it started{where}"
-            )
+            raise click.ClickException(f"{what} exited with code {code} before it started{where}")
         time.sleep(0.05)
     raise click.ClickException(
-        f"the detached worker (pid {process.pid}) has not written its pid file {pidfile} after "
+        f"{what} (pid {process.pid}) has not written its pid file {pidfile} after "
         f"{DETACH_WAIT:g} s; it is still starting or stuck{where}"
     )

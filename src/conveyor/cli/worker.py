@@ -26,7 +26,7 @@ from ..worker.worker import Worker, WorkerOptions
 from .beat import beat_options
 from .celery_options import refused_options
 from .context import CliContext, log_format_option, setup_logging
-from .detach import detach_worker
+from .detach import detach as run_detached
 from .files import Pidfile, exit_on_sigterm, logfile_option, pidfile_option, writable_directory
 
 log = logging.getLogger("conveyor.worker")
@@ -269,7 +269,7 @@ def worker(
     pidfile = Path(node_format(str(pidfile), name)) if pidfile else None
     logfile = node_format(logfile, name) if logfile else None
     if detach:
-        detach_worker(pidfile, logfile)  # exits this process
+        run_detached("worker", pidfile, logfile)  # exits this process
     _apply_time_limits(app, time_limit, soft_time_limit)
     fmt = log_format or app.conf.settings.worker_log_format
     setup_logging(loglevel, logfile, fmt)
