@@ -214,3 +214,10 @@ def test_celery_worker_options_without_a_counterpart_are_refused_with_the_reason
 def test_pools_conveyor_lacks_are_refused_with_what_to_use(pool: str, message: str) -> None:
     out = CliRunner().invoke(cli, ["-A", "x", "worker", "-P", pool])
     assert out.exit_code == 2 and message in out.output, out.output
+
+
+def test_the_groups_app_and_broker_reach_every_node_unless_given_again() -> None:
+    (node,) = parse_nodes(("w1",), worker, "proj", "redis://h/0")
+    assert node.argv[:5] == ("-A", "proj", "-b", "redis://h/0", "worker")
+    (own,) = parse_nodes(("w1", "--app=other"), worker, "proj", None)
+    assert own.argv[:3] == ("--app", "other", "worker")

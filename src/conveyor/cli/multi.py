@@ -45,7 +45,7 @@ def multi(ctx: CliContext, action: str, args: tuple[str, ...]) -> None:
     (per node: `-c:w1 3`; pid and log files `%n.pid`, `%n%I.log` by default)."""
     from .worker import worker
 
-    nodes = parse_nodes(args, worker, ctx.app_spec)
+    nodes = parse_nodes(args, worker, ctx.app_spec, ctx.broker)
     if action == "names":
         click.echo("\n".join(n.name for n in nodes))
         return
@@ -67,9 +67,18 @@ def start(nodes: list[Node]) -> int:
 def _start(node: Node, lead: str) -> int:
     """Start one node, printing OK or FAILED; 1 if it failed."""
     click.echo(f"{lead}{node.name}: ", nl=False)
-    code = subprocess.run(command_line(node), stdout=subprocess.DEVNULL, check=False).returncode
+    done = subprocess.run(
+        command_line(node),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,  # shown only when it failed: the worker's error
+        text=True,
+        check=False,
+    )
+    code = done.returncode
     click.echo("OK" if code == 0 else "FAILED")
     if code != 0:
+        click.echo(done.stderr.rstrip(), err=True)
         click.echo(f"* Child terminated with exit code {code}")
     return int(code != 0)
 

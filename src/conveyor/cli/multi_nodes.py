@@ -54,9 +54,12 @@ class Node:
     argv: tuple[str, ...]  # after `python -m conveyor`
 
 
-def parse_nodes(args: tuple[str, ...], worker: click.Command, app: str | None) -> list[Node]:
-    """The nodes `args` describe (see the module docstring); `app` is the group's `-A`, used
-    when `args` give none. UsageError for an unknown option or selector, or no names."""
+def parse_nodes(
+    args: tuple[str, ...], worker: click.Command, app: str | None, broker: str | None = None
+) -> list[Node]:
+    """The nodes `args` describe (see the module docstring); `app` and `broker` are the
+    group's `-A` and `-b`, used when `args` give none. UsageError for an unknown option or
+    selector, or no names."""
     names, given = _split(args, _option_table(worker))
     if not names:
         raise click.UsageError("name the nodes: `conveyor multi start w1 w2 -A proj`, or a count")
@@ -65,8 +68,9 @@ def parse_nodes(args: tuple[str, ...], worker: click.Command, app: str | None) -
         names = [f"celery{i}" for i in range(1, int(names[0]) + 1)]
     full = [expand_node_name(n if "@" in n else f"{n}@{host or '%h'}") for n in names]
     _check_selectors(given, full)
-    if app and not any(g.param == "app" for g in given):
-        given.insert(0, Given("app", "-A", app, None))
+    for param, opt, value in (("broker", "-b", broker), ("app", "-A", app)):
+        if value and not any(g.param == param for g in given):
+            given.insert(0, Given(param, opt, value, None))
     return [_node(i, name, given) for i, name in enumerate(full)]
 
 
