@@ -66,3 +66,21 @@ def test_worker_detach_with_pid_and_log_files(compat_url: str, tmp_path: Path) -
     finally:
         os.kill(pid, 15)
     wait_until(lambda: read_pid(pidfile) is None, 60, "the detached worker to stop")
+
+
+def test_the_systemd_unit_commands_of_celerys_daemonization_guide(
+    compat_url: str, tmp_path: Path
+) -> None:
+    # ExecStart / ExecStop as the guide writes them, with its /etc/conf.d/celery values
+    # (CELERYD_NODES="w1 w2", CELERYD_OPTS="--time-limit=300 --concurrency=8"), paths in tmp.
+    where = project(PROJ)
+    files = (f"--pidfile={tmp_path}/%n.pid", f"--logfile={tmp_path}/%n%I.log")
+    start = ("-A", "proj", "multi", "start", "w1", "w2", *files, "--loglevel=INFO")
+    started = command(where, compat_url, *start, "--time-limit=300", "--concurrency=8")
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert all(read_pid(tmp_path / f"{n}.pid") for n in ("w1", "w2"))
+    assert _add(where, compat_url) == "4"
+    stop = ("multi", "stopwait", "w1", "w2", *files, "--loglevel=INFO")  # no -A, as in ExecStop
+    stopped = command(where, compat_url, *stop)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert not list(tmp_path.glob("*.pid"))

@@ -103,6 +103,19 @@ def test_multi_reports_a_node_that_fails_to_start(db: Where, tmp_path: Path) -> 
     assert "no_such_module" in started.stderr  # the app failed to load, before detaching
     assert not (tmp_path / "bad.pid").exists()
 
+    quiet = conveyor(
+        db, "multi", "start", "bad", "-A", "no_such_module", "--quiet", "--verbose",
+        f"--pidfile={tmp_path}/%n.pid", f"--logfile={tmp_path}/%n.log",
+    )  # fmt: skip
+    assert (quiet.returncode, quiet.stdout) == (1, "")  # --quiet wins over --verbose
+    assert "no_such_module" in quiet.stderr
+    plain = conveyor(
+        db, "multi", "start", "bad", "-A", "no_such_module", "--nosplash", "--verbose",
+        f"--pidfile={tmp_path}/%n.pid", f"--logfile={tmp_path}/%n.log",
+    )  # fmt: skip
+    assert plain.stdout.startswith("> Starting nodes...\n  ")  # no version line; the command
+    assert "-m conveyor -A no_such_module worker --detach" in plain.stdout
+
 
 def test_a_detached_scheduler_writes_its_pid_file_and_stops_on_sigterm(
     db: Where, tmp_path: Path

@@ -17,6 +17,7 @@ reboot) counts as DOWN, so stop never signals a stranger.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import signal
 import subprocess
@@ -32,6 +33,18 @@ from .multi_nodes import Node, command_line, parse_nodes
 
 ACTIONS = ("start", "stop", "stopwait", "restart", "kill", "show", "names")
 _POLL = 0.2
+#: Celery's output flags: -q/--quiet (no progress lines; errors still on stderr), --verbose
+#: (each worker command as it starts), --nosplash (no version line), --no-color (conveyor's
+#: multi has no colours).
+_OUTPUT_FLAGS = frozenset({"-q", "--quiet", "--verbose", "--nosplash", "--no-color"})
+_QUIET: contextvars.ContextVar[bool] = contextvars.ContextVar("multi_quiet", default=False)
+_VERBOSE: contextvars.ContextVar[bool] = contextvars.ContextVar("multi_verbose", default=False)
+
+
+def _say(text: str, nl: bool = True, err: bool = False) -> None:
+    """A progress line (none with --quiet, unless it goes to stderr)."""
+    if err or not _QUIET.get():
+        click.echo(text, nl=nl, err=err)
 
 
 @click.command(
@@ -45,14 +58,18 @@ def multi(ctx: CliContext, action: str, args: tuple[str, ...]) -> None:
     (per node: `-c:w1 3`; pid and log files `%n.pid`, `%n%I.log` by default)."""
     from .worker import worker
 
-    nodes = parse_nodes(args, worker, ctx.app_spec, ctx.broker)
+    flags = {a for a in args if a in _OUTPUT_FLAGS}
+    nodes = parse_nodes(tuple(a for a in args if a not in flags), worker, ctx.app_spec, ctx.broker)
     if action == "names":
         click.echo("\n".join(n.name for n in nodes))
         return
     if action == "show":
         click.echo("\n".join(" ".join(command_line(n)) for n in nodes))
         return
-    click.echo(f"conveyor multi v{__version__}")
+    _QUIET.set(bool(flags & {"-q", "--quiet"}))
+    _VERBOSE.set("--verbose" in flags)
+    if "--nosplash" not in flags:
+        _say(f"conveyor multi v{__version__}")
     failed = _ACTIONS[action](nodes)
     if failed:
         raise SystemExit(1)
@@ -60,13 +77,15 @@ def multi(ctx: CliContext, action: str, args: tuple[str, ...]) -> None:
 
 def start(nodes: list[Node]) -> int:
     """Start each node; how many failed."""
-    click.echo("> Starting nodes...")
+    _say("> Starting nodes...")
     return sum(_start(node, "\t> ") for node in nodes)
 
 
 def _start(node: Node, lead: str) -> int:
     """Start one node, printing OK or FAILED; 1 if it failed."""
-    click.echo(f"{lead}{node.name}: ", nl=False)
+    if _VERBOSE.get():
+        _say(f"  {' '.join(command_line(node))}")
+    _say(f"{lead}{node.name}: ", nl=False)
     done = subprocess.run(
         command_line(node),
         stdin=subprocess.DEVNULL,
@@ -76,10 +95,10 @@ def _start(node: Node, lead: str) -> int:
         check=False,
     )
     code = done.returncode
-    click.echo("OK" if code == 0 else "FAILED")
+    _say("OK" if code == 0 else "FAILED")
     if code != 0:
-        click.echo(done.stderr.rstrip(), err=True)
-        click.echo(f"* Child terminated with exit code {code}")
+        _say(done.stderr.rstrip(), err=True)
+        _say(f"* Child terminated with exit code {code}")
     return int(code != 0)
 
 
@@ -115,11 +134,11 @@ def _signal(nodes: list[Node], signum: signal.Signals) -> dict[Node, int]:
     running = {n: pid for n in nodes if (pid := node_pid(n)) is not None}
     for node in nodes:
         if node not in running:
-            click.echo(f"> {node.name}: DOWN")
+            _say(f"> {node.name}: DOWN")
     if running:
-        click.echo("> Stopping nodes...")
+        _say("> Stopping nodes...")
     for node, pid in running.items():
-        click.echo(f"\t> {node.name}: {signum.name.removeprefix('SIG')} -> {pid}")
+        _say(f"\t> {node.name}: {signum.name.removeprefix('SIG')} -> {pid}")
         with contextlib.suppress(ProcessLookupError):  # exited meanwhile
             os.kill(pid, signum)
     return running
@@ -131,17 +150,17 @@ def _wait(running: dict[Node, int]) -> None:
         return
     word = "node" if len(running) == 1 else "nodes"
     pids = ", ".join(str(p) for p in running.values())
-    click.echo(f"> Waiting for {len(running)} {word} -> {pids}", nl=False)
+    _say(f"> Waiting for {len(running)} {word} -> {pids}", nl=False)
     left = dict(running)
     while left:
         for node, pid in list(left.items()):
             if _stopped(node, pid):
-                click.echo(f"\n\t> {node.name}: OK", nl=False)
+                _say(f"\n\t> {node.name}: OK", nl=False)
                 del left[node]
         if left:
-            click.echo(".", nl=False)
+            _say(".", nl=False)
             time.sleep(_POLL)
-    click.echo("")
+    _say("")
 
 
 def node_pid(node: Node) -> int | None:
