@@ -24,7 +24,7 @@ from ..worker.naming import expand_node_name, node_format
 from ..worker.slotspec import QueueOrder, SlotSpec, parse_slot_spec
 from ..worker.worker import Worker, WorkerOptions
 from .beat import beat_options
-from .celery_options import refused_options
+from .celery_options import check_combinations, check_pool, refused_options
 from .context import CliContext, log_format_option, setup_logging
 from .detach import detach as run_detached
 from .files import Pidfile, exit_on_sigterm, logfile_option, pidfile_option, writable_directory
@@ -255,15 +255,8 @@ def worker(
     """Start a worker that consumes queues and runs their tasks."""
     if autoscale:
         raise _not_built("--autoscale", "the autoscaler")
-    if (schedule_file or scheduler_class) and not beat:
-        raise click.UsageError(
-            "-s/--schedule and --scheduler configure the embedded scheduler: add -B, or drop them"
-        )
-    if disable_prefetch and (prefetch_multiplier or 1) > 1:
-        raise click.UsageError(
-            "--disable-prefetch reserves a message only for a free slot; "
-            f"--prefetch-multiplier {prefetch_multiplier} asks for more: drop one of them"
-        )
+    beat_file = schedule_file or scheduler_class
+    check_combinations(beat, beat_file, disable_prefetch, prefetch_multiplier)
     app = ctx.app(required=True)  # first: its module may connect the setup_logging signal
     name = expand_node_name(node)
     pidfile = Path(node_format(str(pidfile), name)) if pidfile else None
@@ -306,7 +299,7 @@ def worker(
     )
     for line in (first, *sqlite_locations(*app.urls)):  # where ./conveyor.db really is
         click.echo(banner(line, log.name, fmt), err=True)
-    if beat and (schedule_file or scheduler_class):
+    if beat_file:
         log.info("-s/--scheduler ignored: the schedule is kept in %s", safe_url(app.urls[1]))
     if statedb:
         log.info("--statedb ignored: revoked ids are kept in %s", safe_url(app.urls[0]))
@@ -317,24 +310,6 @@ def worker(
     finally:
         if pidlock is not None:
             pidlock.release()
-
-
-#: Celery pools conveyor does not have, and what to use instead.
-_NO_POOL = {
-    "gevent": "conveyor does not monkey-patch the standard library; use -P threads (with a "
-    "high -c) for many I/O-bound tasks",
-    "eventlet": "conveyor does not monkey-patch the standard library; use -P threads (with a "
-    "high -c) for many I/O-bound tasks",
-    "processes": "use -P process (prefork)",
-}
-
-
-def check_pool(value: str | None) -> str | None:
-    """`-P`: one of POOL_NAMES; Celery's gevent and eventlet refused with the reason."""
-    if value is None or value in POOL_NAMES:
-        return value
-    why = _NO_POOL.get(value, f"use one of {', '.join(sorted(POOL_NAMES))}")
-    raise click.BadParameter(f"no {value!r} pool: {why}", param_hint="'-P' / '--pool'")
 
 
 def _apply_time_limits(app: Conveyor, hard: float | None, soft: float | None) -> None:
