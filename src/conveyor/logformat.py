@@ -70,8 +70,10 @@ class TextFormatter(MaskingFormatter):
 
 def _is_task_logger(name: str) -> bool:
     """Whether the logger `name` is TASK_LOGGER or has it among its ancestors (checked on the
-    live hierarchy: get_task_logger re-parents loggers that are not named under it)."""
-    logger: logging.Logger | None = logging.getLogger(name)
+    live hierarchy: get_task_logger re-parents loggers that are not named under it). Read
+    from the manager's dict, without logging's module lock: this runs for every text line."""
+    found = logging.Logger.manager.loggerDict.get(name)
+    logger = found if isinstance(found, logging.Logger) else None
     while logger is not None:
         if logger.name == TASK_LOGGER:
             return True
