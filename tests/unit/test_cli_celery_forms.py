@@ -221,3 +221,8 @@ def test_the_groups_app_and_broker_reach_every_node_unless_given_again() -> None
     assert node.argv[:5] == ("-A", "proj", "-b", "redis://h/0", "worker")
     (own,) = parse_nodes(("w1", "--app=other"), worker, "proj", None)
     assert own.argv[:3] == ("--app", "other", "worker")
+
+
+def test_detach_called_from_python_without_a_command_line_is_refused() -> None:
+    out = CliRunner().invoke(cli, ["-A", "tests.integration.cli_app", "worker", "-D"])
+    assert out.exit_code == 2 and "run `conveyor ... --detach` instead" in out.output

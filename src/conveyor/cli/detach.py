@@ -2,9 +2,10 @@
 background, as Celery's `--detach` does, and return once it has started.
 
 Contract:
-* The detached process is `python -m conveyor` with this command's arguments minus `-D` /
-  `--detach`, started in a new session (no controlling terminal: closing the terminal does not
-  stop it) in the same working directory, with stdin from /dev/null and stdout and stderr
+* The detached process is `python -m conveyor` with this process's arguments (sys.argv, as
+  Celery's) minus `-D` / `--detach` (refused when sys.argv holds neither: called from Python),
+  started in a new session (no controlling terminal: closing the terminal does not stop it) in
+  the same working directory, with stdin from /dev/null and stdout and stderr
   appended to `--logfile` (discarded without one), so that start-up errors land in the log file.
 * Checked here, before it starts, as Celery checks before detaching: the log file opens for
   appending (the option's own check) and the pid file does not name a live process (a stale one
@@ -35,6 +36,11 @@ _FLAGS = frozenset({"-D", "--detach"})
 def detach(who: str, pidfile: Path | None, logfile: str | None) -> NoReturn:
     """Start this command (`who`: "worker" or "beat", for messages) detached (see the module
     docstring) and exit."""
+    if not _FLAGS & set(sys.argv[1:]):
+        raise click.UsageError(
+            "--detach starts this process's command line (sys.argv) again; this command was "
+            "not given one (it was called from Python): run `conveyor ... --detach` instead"
+        )
     if pidfile is not None:
         Pidfile.acquire(pidfile).release()  # refuses a live one, clears a stale one
     argv = [sys.executable, "-m", "conveyor", *(a for a in sys.argv[1:] if a not in _FLAGS)]
