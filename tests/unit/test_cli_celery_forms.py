@@ -226,3 +226,11 @@ def test_the_groups_app_and_broker_reach_every_node_unless_given_again() -> None
 def test_detach_called_from_python_without_a_command_line_is_refused() -> None:
     out = CliRunner().invoke(cli, ["-A", "tests.integration.cli_app", "worker", "-D"])
     assert out.exit_code == 2 and "run `conveyor ... --detach` instead" in out.output
+
+
+def test_the_multi_example_of_celerys_docs_gives_each_node_its_queues() -> None:
+    args = ("10", "-A", "proj", "-l", "INFO", "-Q:1-3", "images,video", "-Q:4,5", "data")
+    nodes = _nodes(*args, "-Q", "default")
+    queues = [n.argv[n.argv.index("-Q") + 1] for n in nodes]
+    assert queues == ["images,video"] * 3 + ["data"] * 2 + ["default"] * 5
+    assert all(n.argv.count("-Q") == 1 for n in nodes)
