@@ -234,3 +234,11 @@ def test_the_multi_example_of_celerys_docs_gives_each_node_its_queues() -> None:
     queues = [n.argv[n.argv.index("-Q") + 1] for n in nodes]
     assert queues == ["images,video"] * 3 + ["data"] * 2 + ["default"] * 5
     assert all(n.argv.count("-Q") == 1 for n in nodes)
+
+
+def test_a_revoked_call_says_so_and_exits_1(app: Conveyor) -> None:
+    task_id = app.send_task("proj.add", args=(1, 2)).id
+    app.control.revoke(task_id)
+    Worker(app, default_options(app, name="w@test")).run_until_idle()
+    out = _result(app, task_id)
+    assert out.exit_code == 1 and f"task {task_id} was revoked" in out.output

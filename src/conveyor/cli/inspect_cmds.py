@@ -13,6 +13,7 @@ from rich.table import Table
 
 from .._names import did_you_mean
 from ..app import Conveyor
+from ..errors import TaskRevokedError
 from ..message import decode_arguments, decode_value
 from ..results.base import Outcome
 from .context import CliContext
@@ -122,6 +123,8 @@ def _print_value(app: Conveyor, task_id: str, timeout: float | None) -> None:
         value = app.AsyncResult(task_id).get(timeout=timeout, propagate=False)
     except TimeoutError as exc:
         raise click.ClickException(f"{exc}; try again later, or give a longer --timeout") from None
+    if isinstance(value, TaskRevokedError):
+        raise click.ClickException(str(value))
     if isinstance(value, BaseException):
         raise click.ClickException(f"task {task_id} failed: {type(value).__name__}: {value}")
     click.echo("" if value is None else str(value))
