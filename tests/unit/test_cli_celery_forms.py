@@ -12,7 +12,7 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from conveyor import Conveyor
+from conveyor import Conveyor, signals
 from conveyor.cli import cli
 from conveyor.cli.context import CliContext
 from conveyor.cli.inspect_cmds import result
@@ -242,3 +242,26 @@ def test_a_revoked_call_says_so_and_exits_1(app: Conveyor) -> None:
     Worker(app, default_options(app, name="w@test")).run_until_idle()
     out = _result(app, task_id)
     assert out.exit_code == 1 and f"task {task_id} was revoked" in out.output
+
+
+@pytest.mark.parametrize("beats", [True, False])
+def test_without_heartbeat_neither_the_stream_nor_the_signal_hears_heartbeats(
+    app: Conveyor, beats: bool
+) -> None:
+    heard: list[object] = []
+
+    def on_beat(sender: object, **kwargs: object) -> None:
+        heard.append(sender)
+
+    signals.heartbeat_sent.connect(on_beat)
+    consumer = Worker(app, default_options(app, name="w@hb", heartbeat_events=beats))
+    close = consumer._publish_events()
+    try:
+        consumer.heartbeat.run_once()
+    finally:
+        close()
+        signals.heartbeat_sent.disconnect(on_beat)
+    published = [e.body for e in app.broker.read_events(None, 100)]
+    assert any(b"worker-heartbeat" in body for body in published) is beats
+    assert heard == ([consumer] if beats else [])
+    assert app.broker.workers()[0].name == "w@hb"  # the registry record is written either way
