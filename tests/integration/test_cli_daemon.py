@@ -132,3 +132,22 @@ def test_a_detached_scheduler_writes_its_pid_file_and_stops_on_sigterm(
     os.kill(pid, 15)
     wait_until(lambda: _gone(pid), 60, "the detached scheduler to stop")
     assert not pidfile.exists()
+
+
+def test_multi_kill_leaves_a_stale_pid_file_that_the_next_start_replaces(
+    db: Where, reader: Conveyor, tmp_path: Path
+) -> None:
+    node = ("k1", "-A", "cli_app", "-P", "threads", f"--pidfile={tmp_path}/%n.pid")
+    node += (f"--logfile={tmp_path}/%n.log",)
+    assert conveyor(db, "multi", "start", *node).returncode == 0
+    pid = read_pid(tmp_path / "k1.pid")
+    assert pid is not None
+    killed = conveyor(db, "multi", "kill", *node)
+    assert killed.returncode == 0 and f"KILL -> {pid}" in killed.stdout
+    wait_until(lambda: _gone(pid), 30, "the killed worker to die")
+    assert (tmp_path / "k1.pid").read_text() == f"{pid}\n"  # left behind, as Celery's
+    assert f"k1@{socket.gethostname()}: DOWN" in conveyor(db, "multi", "stop", *node).stdout
+    again = conveyor(db, "multi", "start", *node)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert reader.send_task("cli.add", args=(1, 2)).get(timeout=60) == 3
+    assert conveyor(db, "multi", "stopwait", *node).returncode == 0
