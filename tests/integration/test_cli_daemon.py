@@ -137,8 +137,8 @@ def test_a_detached_scheduler_writes_its_pid_file_and_stops_on_sigterm(
 def test_multi_kill_leaves_a_stale_pid_file_that_the_next_start_replaces(
     db: Where, reader: Conveyor, tmp_path: Path
 ) -> None:
-    node = ("k1", "-A", "cli_app", "-P", "threads", f"--pidfile={tmp_path}/%n.pid")
-    node += (f"--logfile={tmp_path}/%n.log",)
+    files = (f"--pidfile={tmp_path}/%n.pid", f"--logfile={tmp_path}/%n.log")
+    node = ("k1", "-A", "cli_app", "-P", "threads", *files)
     assert conveyor(db, "multi", "start", *node).returncode == 0
     pid = read_pid(tmp_path / "k1.pid")
     assert pid is not None
