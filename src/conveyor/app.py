@@ -20,11 +20,13 @@ from zoneinfo import ZoneInfo
 from ._names import nearest
 from .brokers import open_broker
 from .brokers.base import Broker, Envelope
+from .calling import mapped
 from .clock import SYSTEM_CLOCK, Clock
 from .config import Config, Settings, resolve_urls
 from .control import Control
 from .errors import ConfigurationError, NotRegistered
 from .events import EventBus, EventType
+from .guard import budget_for
 from .message import NO_LINKS, Links
 from .options import CallOptions, TaskOptions, task_options
 from .result import AsyncResult
@@ -36,6 +38,7 @@ from .sending import Calls, Sender
 from .task import Task
 
 if TYPE_CHECKING:
+    from .autodiscover import Packages
     from .events.stream import EventPublisher
     from .scheduler.book import Schedules
     from .scheduler.stores.base import ScheduleStore
@@ -84,6 +87,9 @@ class Conveyor:
         self.warned: set[str] = set()  # routing warnings already logged (strict=False)
         self._routes: tuple[Settings | None, RouteTable | None] = (None, None)
         _apps.add(self)
+        from .contrib.django.fixup import install as install_django_fixup
+
+        install_django_fixup(self)  # Celery's Django fix-up, when DJANGO_SETTINGS_MODULE is set
         for fn, opts in _shared:
             self._register(fn, opts)
         if set_as_current:
@@ -109,7 +115,10 @@ class Conveyor:
         if settings.task_always_eager and not (self._broker_arg or settings.broker_url):
             urls = "memory://", self._backend_arg or settings.result_backend or "memory://"
         else:
-            urls = resolve_urls(settings, self._broker_arg, self._backend_arg)
+            broker, backend = resolve_urls(settings, self._broker_arg, self._backend_arg)
+            from .contrib.django.results import result_url
+
+            urls = broker, result_url(self, backend)  # "django-db": the Django database
         if settings.task_always_eager and not settings.task_store_eager_result:
             # Results area: as Celery, eager outcomes stay in this process (tests need no
             # reachable result server) unless task_store_eager_result asks to store them.
@@ -158,9 +167,28 @@ class Conveyor:
         return MappingProxyType(self._tasks)
 
     def import_modules(self) -> None:
-        """Import the modules named in `include` so their tasks register."""
+        """Set Django up (Django projects), run pending `autodiscover_tasks()`, then import
+        the modules named in `include`, so their tasks register."""
+        from .autodiscover import import_pending
+
+        import_pending(self)
         for module in self.include:
             importlib.import_module(module)
+
+    # -- autodiscovery (conveyor.autodiscover; Django: conveyor.contrib.django) --------------
+    def autodiscover_tasks(
+        self,
+        packages: Packages = None,
+        related_name: str | None = "tasks",
+        force: bool = False,
+    ) -> None:
+        """Import `<package>.tasks` (or `related_name`) of each package when the app imports
+        its task modules (`force=True`: now). `packages` is a list of names or a callable
+        returning one; none means Django's INSTALLED_APPS (DJANGO_SETTINGS_MODULE must be
+        set). A package without the module is skipped."""
+        from .autodiscover import autodiscover
+
+        autodiscover(self, packages, related_name, force)
 
     # -- routing ----------------------------------------------------------------------------
     @property
@@ -314,25 +342,28 @@ class Conveyor:
         headers: Mapping[str, Any] | None = None,
         time_limit: float | None = None,
         soft_time_limit: float | None = None,
+        **options: Any,
     ) -> AsyncResultType:
-        """Send a call by task name, with the same call options as `Task.apply_async`. The name
-        must be registered here or published by a worker that has started against this broker;
-        otherwise NotRegistered names close matches."""
+        """Send a call by task name, with the same call options as `Task.apply_async` (Celery's
+        routing_key, exchange, ignore_result, shadow, compression, retry, retry_policy… too:
+        see conveyor.calling). The name must be registered here or published by a worker that
+        has started against this broker; otherwise NotRegistered names close matches."""
         call = CallOptions(
             countdown=countdown,
             eta=eta,
             expires=expires,
             priority=priority,
-            queue=queue,
             task_id=task_id,
             headers=dict(headers or {}),
             time_limit=time_limit,
             soft_time_limit=soft_time_limit,
+            **mapped(self.conf.settings, queue, options),  # Celery's options (task helper)
         )
         task = self._tasks.get(name)
         if task is None:
             self.check_task_name(name)
-        return self.publish(name, tuple(args or ()), dict(kwargs or {}), call, task)
+        with budget_for(call.retry_budget):
+            return self.publish(name, tuple(args or ()), dict(kwargs or {}), call, task)
 
     def check_task_name(self, name: str) -> None:
         """Raise NotRegistered unless `name` is registered here or published by a worker. A

@@ -26,10 +26,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ._names import did_you_mean
 from ._sqlite import check_file_mode
 from ._urls import safe_url
+from .annotations import prepare as prepare_annotations
 from .bounds import check_queue_name, check_seconds, shown
 from .compression import DEFAULT_LIMIT, check_method
 from .errors import ConfigurationError
-from .options import check_priority
+from .options import check_compression, check_priority
 from .ratelimit import parse_rate
 from .routing import Queue, Rule, parse_queues, parse_routes
 from .scheduler.schedule import parse_beat_schedule
@@ -108,6 +109,10 @@ class Settings:
     result_extended: bool = False  # outcomes also keep the call's args and kwargs
     worker_send_task_events: bool = False  # workers publish task-* events (conveyor events)
     task_send_sent_event: bool = False  # producers publish task-sent (conveyor events)
+    # Celery's task_annotations: options and hooks per task name or "*" (conveyor.annotations).
+    task_annotations: tuple[Any, ...] = ()
+    # Celery's task_compression: message bodies compressed with gzip/zstd ("zlib": gzip).
+    task_compression: str | None = None
     # Known, but their behaviour is not built yet: setting them is refused (see _NOT_BUILT).
     worker_autoscale: Any = None
 
@@ -296,6 +301,8 @@ _CHECKS: Mapping[str, Any] = {
     "beat_lease_seconds": _positive,
     "beat_max_loop_interval": _positive,
     "beat_misfire_grace_time": _positive,
+    "task_annotations": lambda n, v: prepare_annotations(v),
+    "task_compression": lambda n, v: (check_compression(v, n), v)[1],
 }
 
 
