@@ -5,7 +5,7 @@ from __future__ import annotations
 from uuid import uuid4 as _uuid4
 
 from . import states
-from .app import Conveyor, current_app, shared_task
+from .app import Conveyor, shared_task
 from .canvas.group_result import GroupResult
 from .canvas.signature import Signature, chain, chord, group, signature
 from .errors import (
@@ -26,6 +26,7 @@ from .errors import (
     TimeoutError,
     WorkerLostError,
 )
+from .local import current_app, current_task
 from .request import Request
 from .result import AsyncResult
 from .routing import Exchange, Queue
@@ -72,6 +73,7 @@ __all__ = [
     "chord",
     "crontab",
     "current_app",
+    "current_task",
     "group",
     "shared_task",
     "signature",

@@ -8,7 +8,9 @@ binds to, as in Celery.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import importlib
+import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -35,6 +37,8 @@ from .routing import Decision, RouteTable
 from .sending import Calls, Sender
 from .task import Task
 
+AppTask = Task  # `Task` in Conveyor's body is the `app.Task` property (Celery's name)
+
 if TYPE_CHECKING:
     from .events.stream import EventPublisher
     from .scheduler.book import Schedules
@@ -45,6 +49,7 @@ _PUBLISHED_NAMES_TTL = 5.0
 
 _apps: weakref.WeakSet[Conveyor] = weakref.WeakSet()
 _current_app: Conveyor | None = None
+_default_app: Conveyor | None = None
 _shared: list[tuple[Callable[..., Any], TaskOptions]] = []
 
 
@@ -65,14 +70,44 @@ class Conveyor:
         include: Sequence[str] = (),
         clock: Clock = SYSTEM_CLOCK,
         set_as_current: bool = True,
+        task_cls: type[AppTask] | str | None = None,
+        config_source: Any = None,
+        namespace: str | None = None,
+        changes: Mapping[str, Any] | None = None,
+        autofinalize: bool = True,
+        strict_typing: bool = True,
+        fixups: Any = None,
+        loader: Any = None,
+        amqp: Any = None,
+        events: Any = None,
+        log: Any = None,
+        control: Any = None,
+        tasks: Any = None,
+        **settings: Any,
     ) -> None:
+        """Celery's constructor: `settings` keywords and `changes` are `app.conf` settings,
+        checked here and kept above what `config_from_object` reads (see conveyor.preconf);
+        `task_cls` is the class tasks are built from (`app.Task` is bound to this app);
+        `config_source` is read as by `config_from_object`, with `namespace` its default
+        namespace. Celery's plug-ins for its own internals are refused with the reason."""
+        from .preconf import check_finalize_flags, check_fixups, refuse_internals
+
+        refuse_internals(
+            {"loader": loader, "amqp": amqp, "events": events, "log": log, "control": control}
+            | {"tasks": tasks}
+        )
+        check_fixups(fixups)
+        check_finalize_flags(autofinalize, strict_typing)
         self.main = main
         self.conf = Config()
         self.clock = clock
         self.include = tuple(include)
+        self.namespace = namespace
+        self._preconf = {**(changes or {}), **settings}
+        self.conf.update(self._preconf)
         self._broker_arg = broker
         self._backend_arg = backend
-        self._tasks: dict[str, Task] = {}
+        self._tasks: dict[str, AppTask] = {}
         self._lock = threading.Lock()
         self._broker: Broker | None = None
         self._results: ResultStore | None = None
@@ -83,6 +118,9 @@ class Conveyor:
         self._finalized = False
         self.warned: set[str] = set()  # routing warnings already logged (strict=False)
         self._routes: tuple[Settings | None, RouteTable | None] = (None, None)
+        self._init_lifecycle(task_cls)
+        if config_source is not None:
+            self.config_from_object(config_source)
         _apps.add(self)
         for fn, opts in _shared:
             self._register(fn, opts)
@@ -92,15 +130,36 @@ class Conveyor:
     def __repr__(self) -> str:
         return f"<Conveyor {self.main or '__main__'}: {len(self._tasks)} tasks>"
 
+    @property
+    def Task(self) -> type[AppTask]:  # noqa: N802 - Celery's name
+        """The base task class bound to this app (Celery's `app.Task`): subclass it for a
+        class-based task (`app.register_task`) or a `base=` of `@app.task`."""
+        return self.task_base()
+
     def set_current(self) -> None:
         """Make this the app that `shared_task` proxies resolve to."""
         global _current_app
         _current_app = self
 
     # -- settings ---------------------------------------------------------------------------
-    def config_from_object(self, obj: Any, namespace: str | None = None) -> None:
-        """Load settings from an object or module path; see Config.config_from_object."""
-        self.conf.config_from_object(obj, namespace=namespace)
+    def config_from_object(
+        self, obj: Any, silent: bool = False, force: bool = False, namespace: str | None = None
+    ) -> None:
+        """Load settings from an object, dict or module path; see Config.config_from_object.
+        `namespace` defaults to the app's (`Conveyor(namespace="CELERY")`); settings given to
+        the constructor stay above what is read here, as in Celery. `silent=True` skips a
+        module path that cannot be imported (Celery's flag); `force` is accepted and has no
+        effect to ask for: settings are always read at once here, never lazily."""
+        from .preconf import load_below
+
+        def load() -> None:
+            self.conf.config_from_object(obj, namespace=namespace or self.namespace)
+
+        try:
+            load_below(self.conf, self._preconf, load)
+        except ImportError:
+            if not (silent and isinstance(obj, str)):
+                raise
 
     @property
     def urls(self) -> tuple[str, str]:
@@ -112,9 +171,9 @@ class Conveyor:
 
     # -- tasks ------------------------------------------------------------------------------
     @overload
-    def task(self, fn: F) -> Task: ...
+    def task(self, fn: F) -> AppTask: ...
     @overload
-    def task(self, fn: None = None, **options: Any) -> Callable[[F], Task]: ...
+    def task(self, fn: None = None, **options: Any) -> Callable[[F], AppTask]: ...
 
     def task(self, fn: Any = None, **options: Any) -> Any:
         """Register a task: `@app.task` or `@app.task(name=..., queue=..., bind=True, ...)`.
@@ -124,8 +183,15 @@ class Conveyor:
             return self._register(fn, opts)
         return lambda f: self._register(f, opts)
 
-    def _register(self, fn: Callable[..., Any], opts: TaskOptions) -> Task:
+    def _register(self, fn: Callable[..., Any], opts: TaskOptions) -> AppTask:
         name = opts.name or default_task_name(fn, self.main)
+        task = self._task_class(opts)()
+        task._bind(self, fn, name, self._with_task_cls_defaults(opts))
+        return self._add(task)
+
+    def _add(self, task: AppTask) -> AppTask:
+        """Put a bound task in the registry; a different function under its name is an error."""
+        name, fn = task.name, task.fn
         with self._lock:
             existing = self._tasks.get(name)
             if (
@@ -137,7 +203,6 @@ class Conveyor:
                     f"two different functions are registered as task {name!r}: "
                     f"{_origin(existing.fn)} and {_origin(fn)}; give one of them name=..."
                 )
-            task = _task_class(opts)(self, fn, name, opts)
             self._tasks[name] = task
         if self._finalized:
             from .finalize import check_late_task
@@ -146,7 +211,7 @@ class Conveyor:
         return task
 
     @property
-    def tasks(self) -> Mapping[str, Task]:
+    def tasks(self) -> Mapping[str, AppTask]:
         """Registered tasks by name: a read-only live view, no copy (the worker reads it per
         delivery)."""
         return MappingProxyType(self._tasks)
@@ -174,21 +239,24 @@ class Conveyor:
         return table
 
     def finalize(self, when: str = "finalizing the app") -> None:
-        """Import `include`, then check every route against the registered tasks (see
-        conveyor.finalize). Raises ConfigurationError listing the problems, unless
-        `task_routes_strict=False`. Idempotent once it has passed."""
+        """Configure the app (see `configure`), import `include`, then check every route
+        against the registered tasks (see conveyor.finalize). Raises ConfigurationError listing
+        the problems, unless `task_routes_strict=False`. Idempotent once it has passed; the
+        first pass sends `on_after_finalize`."""
         if self._finalized:
             return
         from .finalize import problems, report
 
+        self.configure()
         self.import_modules()
         report(self, problems(self), when)
         self._finalized = True
+        self.on_after_finalize.send(sender=self)
 
     def route(
         self,
         name: str,
-        task: Task | None,
+        task: AppTask | None,
         call: CallOptions,
         args: Sequence[Any] = (),
         kwargs: Mapping[str, Any] | None = None,
@@ -361,7 +429,7 @@ class Conveyor:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         call: CallOptions,
-        task: Task | None,
+        task: AppTask | None,
         links: Links = NO_LINKS,
     ) -> AsyncResultType:
         """Build, encode and enqueue one call (or run it now in eager mode); `links` place it
@@ -405,7 +473,7 @@ class Conveyor:
 
     def send_many(
         self,
-        task: Task | str,
+        task: AppTask | str,
         args_list: Iterable[Sequence[Any]],
         kwargs: Mapping[str, Any] | None = None,
         *,
@@ -452,21 +520,147 @@ class Conveyor:
                 sender.send(chunk)
         return results
 
+    # -- Celery's app lifecycle: task class, class-based tasks, signals, periodic tasks, start
+    def _init_lifecycle(self, task_cls: type[AppTask] | str | None) -> None:
+        from .preconf import resolve_task_cls
+        from .signals import Signal
+
+        self.task_cls: type[AppTask] = resolve_task_cls(task_cls)
+        self._task_base: type[AppTask] | None = None
+        self.configured = False
+        self._pending_periodic: list[tuple[str, dict[str, Any], str | None]] = []
+        self.on_configure = Signal("app.on_configure")
+        self.on_after_configure = Signal("app.on_after_configure", ("source",))
+        self.on_after_finalize = Signal("app.on_after_finalize")
+
+    def set_default(self) -> None:
+        """Make this the app `current_app` falls back to when no app is current (Celery's
+        `set_default`; see conveyor.local)."""
+        global _default_app
+        _default_app = self
+
+    def _task_class(self, opts: TaskOptions) -> type[AppTask]:
+        cls = opts.base if opts.base is not None else self.task_cls
+        if not issubclass(cls, AppTask):
+            raise ConfigurationError(
+                f"base={cls.__name__} must subclass conveyor.Task (from conveyor import Task)"
+            )
+        return cls
+
+    def _with_task_cls_defaults(self, opts: TaskOptions) -> TaskOptions:
+        """Options the `task_cls` class sets as attributes (`max_retries = 5`) fill in those
+        the decorator left at their defaults; `base=` classes already did (options.py)."""
+        if opts.base is not None or self.task_cls is AppTask:
+            return opts
+        from .options import _inherited_options
+
+        defaults = TaskOptions()
+        inherited = {
+            key: value
+            for key, value in _inherited_options(self.task_cls).items()
+            if getattr(opts, key) == getattr(defaults, key)
+        }
+        return dataclasses.replace(opts, **inherited) if inherited else opts
+
+    def task_base(self) -> type[AppTask]:
+        """The class `app.Task` gives: `task_cls` bound to this app (made once)."""
+        if self._task_base is None:
+            base = self.task_cls
+            namespace = {"_app": self, "__module__": base.__module__, "__doc__": base.__doc__}
+            self._task_base = type(base.__name__, (base,), namespace)
+            self._task_base.__qualname__ = base.__qualname__
+        return self._task_base
+
+    def register_task(self, task: AppTask | type[AppTask], **options: Any) -> AppTask:
+        """Register a class-based task (Celery's `register_task`): an instance, or a class
+        that is instantiated with no arguments, defining `run(self, ...)`. Its name is its
+        `name` attribute, else `module.ClassName`; its option-named class attributes
+        (`max_retries = 5`) and `options` (as `@app.task` takes) set its options. Returns the
+        registered instance."""
+        instance = task() if isinstance(task, type) else task
+        cls = type(instance)
+        if not isinstance(instance, AppTask):
+            raise ConfigurationError(
+                f"register_task needs a conveyor.Task subclass or instance, got {task!r}"
+            )
+        if cls.run is AppTask.run:
+            raise ConfigurationError(
+                f"{cls.__qualname__} defines no run() method: a class-based task must define "
+                "run(self, ...), the body the worker calls"
+            )
+        name = getattr(instance, "name", None) or default_task_name(cls, self.main)
+        opts = task_options({**options, "name": name, "base": cls})
+        instance._bind(self, instance.run, name, opts)
+        return self._add(instance)
+
+    def configure(self) -> None:
+        """Mark the settings as loaded, once: send `on_configure`, add the periodic tasks
+        `add_periodic_task` was given before, then send `on_after_configure` (with `source`,
+        the settings). Celery does this when the settings are first read; conveyor does it when
+        the app is loaded for a command (`-A`, worker pool children included) or finalized
+        (worker start, scheduler start, first send), whichever comes first."""
+        if self.configured:
+            return
+        self.on_configure.send(sender=self)
+        self.configured = True
+        pending, self._pending_periodic = self._pending_periodic, []
+        for key, entry, name in pending:
+            self._add_periodic(key, entry, name)
+        self.on_after_configure.send(sender=self, source=self.conf)
+
+    def add_periodic_task(
+        self,
+        schedule: Any,
+        sig: Any,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        **opts: Any,
+    ) -> str:
+        """Add a `beat_schedule` entry sending `sig` on `schedule` (seconds, a timedelta or a
+        crontab); `opts` are its send options (queue, priority, expires…). Checked at once;
+        added when the app is configured (at once if it is). Returns the entry's key: `name`,
+        or the call written out, as Celery's (see conveyor.periodic)."""
+        from .periodic import periodic_entry
+        from .scheduler.schedule import parse_entry
+
+        key, entry = periodic_entry(schedule, sig, args, kwargs, name, **opts)
+        parse_entry(key, entry)
+        if self.configured:
+            self._add_periodic(key, entry, name)
+        else:
+            self._pending_periodic.append((key, entry, name))
+        return key
+
+    def _add_periodic(self, key: str, entry: dict[str, Any], name: str | None) -> None:
+        current = dict(self.conf.settings.beat_schedule)
+        if name is None and key in current:
+            logging.getLogger("conveyor.app").warning(
+                "periodic task %r replaced an earlier one with the same key; pass name= to "
+                "add_periodic_task to keep both",
+                key,
+            )
+        current[key] = entry
+        self.conf.update(beat_schedule=current)
+
+    def start(self, argv: Sequence[str] | None = None) -> int:
+        """Run the `conveyor` command line on this app (`python tasks.py worker -l INFO`
+        with `app.start()` at the end of tasks.py); see conveyor.starting."""
+        from .starting import start
+
+        return start(self, argv)
+
+    def worker_main(self, argv: Sequence[str] | None = None) -> int:
+        """`start` for the worker command: `app.worker_main(["worker", "-l", "INFO"])`."""
+        from .starting import worker_main
+
+        return worker_main(self, argv)
+
     def to_epoch(self, when: datetime) -> float:
         """Seconds since the epoch; a naive datetime is read in the `timezone` setting."""
         if when.tzinfo is None:
             when = when.replace(tzinfo=ZoneInfo(self.conf.settings.timezone))
         return when.timestamp()
-
-
-def _task_class(opts: TaskOptions) -> type[Task]:
-    if opts.base is None:
-        return Task
-    if not issubclass(opts.base, Task):
-        raise ConfigurationError(
-            f"base={opts.base.__name__} must subclass conveyor.Task (from conveyor import Task)"
-        )
-    return opts.base
 
 
 def _origin(fn: Callable[..., Any]) -> str:
@@ -483,13 +677,24 @@ def default_task_name(fn: Callable[..., Any], main: str | None) -> str:
 
 
 def current_app() -> Conveyor:
-    """The app `shared_task` proxies use: the most recently created (or set) app."""
-    if _current_app is None:
+    """The app `shared_task` proxies use: the most recently created (or set) app, else the one
+    given to `set_default()`. `conveyor.current_app` is a proxy to it (conveyor.local)."""
+    app = _current_app or _default_app
+    if app is None:
         raise ConfigurationError(
-            "no Conveyor app exists yet: create one (app = Conveyor('proj')) before sending a "
-            "shared task"
+            "no Conveyor app exists yet: create one (app = Conveyor('proj')) before using the "
+            "current app or sending a shared task"
         )
-    return _current_app
+    return app
+
+
+def registered_task(name: str) -> Task | None:
+    """The task registered as `name` in the current app, else in any other live app."""
+    app = _current_app or _default_app
+    found = app.tasks.get(name) if app is not None else None
+    if found is None:
+        found = next((a.tasks[name] for a in list(_apps) if name in a.tasks), None)
+    return found
 
 
 class SharedTask:

@@ -6,8 +6,10 @@ A bound task (`bind=True`) receives the Task as `self`, with `self.request` and 
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from types import MethodType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .bounds import check_seconds
@@ -24,29 +26,70 @@ if TYPE_CHECKING:
 
 class Task:
     """A registered function plus its options. Instances are shared by all calls and threads;
-    per-call state lives in `request`, which is context-local."""
+    per-call state lives in `request`, which is context-local.
+
+    Celery's class-based form works too: subclass, define `run()`, and register an instance
+    with `app.register_task(MyTask())` (see `_bind`). `__call__` runs `self.run`; a subclass
+    may override `__call__` (Flask's app-context pattern) and the worker calls that override.
+    """
+
+    # -- construction and binding (app area) ------------------------------------------------
+    #: The app of the classes `app.Task` makes; every task gets its own when bound.
+    _app: Conveyor | None = None
+    name: str
+    app: Conveyor
 
     def __init__(
+        self,
+        app: Conveyor | None = None,
+        fn: Callable[..., Any] | None = None,
+        name: str | None = None,
+        options: TaskOptions | None = None,
+    ) -> None:
+        """`Task()` with no arguments is an unbound class-based task, for
+        `app.register_task`; the app builds function tasks with all four."""
+        if app is not None and fn is not None and name is not None and options is not None:
+            self._bind(app, fn, name, options)
+
+    def _bind(
         self, app: Conveyor, fn: Callable[..., Any], name: str, options: TaskOptions
     ) -> None:
-        self.app = app
+        """Attach the task to `app` under `name`. A function task's `run` is the function
+        (given the task first when `options.bind`); a class-based task keeps its own `run`
+        method, which `fn` then is. Sets every attribute here, so a subclass `__init__` that
+        skips ours still gives a working task."""
+        self.app = self._app = app
         self.fn = fn
         self.name = name
         self.options = options
-        self.__doc__ = fn.__doc__
+        if not _is_own_run(self, fn):
+            run = MethodType(fn, self) if options.bind else fn
+            object.__setattr__(self, "run", run)
+        self.__doc__ = fn.__doc__ or type(self).__doc__
         self.__wrapped__ = fn
         self.__name__ = getattr(fn, "__name__", name)
         self.__module__ = getattr(fn, "__module__", __name__)
 
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """The task's body: a class-based task defines it; a function task's is the function."""
+        raise NotImplementedError(
+            f"{type(self).__name__} defines no run() method: a class-based task must define "
+            "run(self, ...), the body the worker calls"
+        )
+
     def __repr__(self) -> str:
-        return f"<Task {self.name}>"
+        return f"<Task {getattr(self, 'name', type(self).__qualname__)}>"
 
     # -- running inline ---------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the function here and now, like a plain call (no message, no result stored)."""
-        if self.options.bind:
-            return self.fn(self, *args, **kwargs)
-        return self.fn(*args, **kwargs)
+        """Run the task here and now (`self.run`), like a plain call (no message, no result
+        stored). The worker runs calls through this method too, so an override applies there.
+        While it runs, this task is `conveyor.current_task` here."""
+        token = _calling.set(self)
+        try:
+            return self.run(*args, **kwargs)
+        finally:
+            _calling.reset(token)
 
     @property
     def request(self) -> Request:
@@ -140,3 +183,18 @@ class Task:
         delay = self.options.default_retry_delay if countdown is None else countdown
         check_seconds("retry countdown", delay, zero=True)
         raise Retry(exc=exc, countdown=float(delay), retries=req.retries + 1)
+
+
+_calling: contextvars.ContextVar[Task | None] = contextvars.ContextVar(
+    "conveyor_calling_task", default=None
+)
+
+
+def calling_task() -> Task | None:
+    """The task whose `__call__` is running in this context (innermost first), if any."""
+    return _calling.get()
+
+
+def _is_own_run(task: Task, fn: Callable[..., Any]) -> bool:
+    """Whether `fn` is the task's own `run` method (a class-based task), not a function."""
+    return getattr(fn, "__self__", None) is task and getattr(fn, "__name__", "") == "run"
