@@ -131,7 +131,7 @@ class Conveyor:
         return f"<Conveyor {self.main or '__main__'}: {len(self._tasks)} tasks>"
 
     @property
-    def Task(self) -> type[AppTask]:  # noqa: N802 - Celery's name
+    def Task(self) -> type[AppTask]:
         """The base task class bound to this app (Celery's `app.Task`): subclass it for a
         class-based task (`app.register_task`) or a `base=` of `@app.task`."""
         return self.task_base()

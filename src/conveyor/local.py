@@ -31,7 +31,7 @@ class Proxy(Generic[T]):
     item access, iteration, truth, equality, `str` and `repr` all go to that object, and
     `isinstance(proxy, cls)` asks it. `_get_current_object()` gives the object itself."""
 
-    __slots__ = ("__resolve", "__name")
+    __slots__ = ("__name", "__resolve")
     __resolve: Callable[[], T]
     __name: str
 

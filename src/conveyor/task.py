@@ -51,9 +51,7 @@ class Task:
         if app is not None and fn is not None and name is not None and options is not None:
             self._bind(app, fn, name, options)
 
-    def _bind(
-        self, app: Conveyor, fn: Callable[..., Any], name: str, options: TaskOptions
-    ) -> None:
+    def _bind(self, app: Conveyor, fn: Callable[..., Any], name: str, options: TaskOptions) -> None:
         """Attach the task to `app` under `name`. A function task's `run` is the function
         (given the task first when `options.bind`); a class-based task keeps its own `run`
         method, which `fn` then is. Sets every attribute here, so a subclass `__init__` that

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import random
 import time as _time
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
+from datetime import timezone as _fixed
 from functools import cached_property
 from zoneinfo import ZoneInfo
+
+UTC = _fixed.utc
 
 __all__ = [
     "adjust_timestamp",
@@ -79,9 +82,9 @@ timezone = _Zones()
 
 def maybe_timedelta(delta: float | timedelta) -> timedelta:
     """Seconds as a timedelta; anything else unchanged."""
-    if isinstance(delta, int | float) and not isinstance(delta, bool):
-        return timedelta(seconds=delta)
-    return delta
+    if isinstance(delta, timedelta):
+        return delta
+    return timedelta(seconds=delta)
 
 
 def delta_resolution(dt: datetime, delta: timedelta) -> datetime:
@@ -210,7 +213,7 @@ def maybe_make_aware(
 def utcoffset() -> int:
     """The system's offset from UTC in whole hours, west positive (the `time.timezone`
     sign), daylight saving time counted when in effect."""
-    return (_time.altzone if _time.localtime().tm_isdst else _time.timezone) // 3600
+    return int(_time.altzone if _time.localtime().tm_isdst else _time.timezone) // 3600
 
 
 def adjust_timestamp(ts: float, offset: int) -> float:
@@ -224,7 +227,7 @@ def get_exponential_backoff_interval(
 ) -> int:
     """Seconds to wait before retry number `retries + 1`: `factor * 2**retries`, at most
     `maximum`; with `full_jitter`, a random whole number from 0 to that."""
-    countdown = min(maximum, factor * 2**retries)
+    countdown: int = min(maximum, factor * (1 << retries))
     if full_jitter:
-        countdown = random.randint(0, max(countdown, 0))  # noqa: S311 - spreading, not secrecy
+        countdown = random.randint(0, max(countdown, 0))
     return max(0, countdown)
