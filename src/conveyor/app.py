@@ -671,7 +671,8 @@ def default_task_name(fn: Callable[..., Any], main: str | None) -> str:
     """`module.function`, as Celery names tasks; a task defined in a script run as __main__
     takes the app's main name instead, so workers that import the app agree on it."""
     module = getattr(fn, "__module__", None) or "__main__"
-    if module == "__main__" and main:
+    # __mp_main__: the script as multiprocessing's fork server and spawned children import it
+    if module in ("__main__", "__mp_main__") and main:
         module = main
     return f"{module}.{fn.__name__}"
 

@@ -74,7 +74,7 @@ def app_spec(app: Conveyor) -> str:
     that holds it, or the script run as __main__ under its own module name."""
     main = sys.modules.get("__main__")
     for name, module in list(sys.modules.items()):
-        if module is None or name in ("__main__", "__mp_main__"):
+        if module is None or name in ("__main__", "__mp_main__") or name.startswith("conveyor."):
             continue
         attr = _attribute_holding(module, app)
         if attr is not None:
@@ -93,7 +93,8 @@ def _attribute_holding(module: object, app: Conveyor) -> str | None:
         items = list(vars(module).items())
     except TypeError:
         return None
-    preferred = sorted(items, key=lambda item: item[0] not in ("app", "celery"))
+    public = [(name, value) for name, value in items if not name.startswith("_")]
+    preferred = sorted(public, key=lambda item: item[0] not in ("app", "celery"))
     return next((name for name, value in preferred if value is app), None)
 
 
