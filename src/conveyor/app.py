@@ -8,9 +8,7 @@ binds to, as in Celery.
 from __future__ import annotations
 
 import atexit
-import dataclasses
 import importlib
-import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -27,6 +25,7 @@ from .config import Config, Settings, resolve_urls
 from .control import Control
 from .errors import ConfigurationError, NotRegistered
 from .events import EventBus, EventType
+from .lifecycle import Lifecycle
 from .message import NO_LINKS, Links
 from .options import CallOptions, TaskOptions, task_options
 from .result import AsyncResult
@@ -53,7 +52,7 @@ _default_app: Conveyor | None = None
 _shared: list[tuple[Callable[..., Any], TaskOptions]] = []
 
 
-class Conveyor:
+class Conveyor(Lifecycle):
     """A task queue application.
 
     `Conveyor("proj")` with no URLs uses the embedded SQLite file `./conveyor.db` for messages
@@ -129,12 +128,6 @@ class Conveyor:
 
     def __repr__(self) -> str:
         return f"<Conveyor {self.main or '__main__'}: {len(self._tasks)} tasks>"
-
-    @property
-    def Task(self) -> type[AppTask]:
-        """The base task class bound to this app (Celery's `app.Task`): subclass it for a
-        class-based task (`app.register_task`) or a `base=` of `@app.task`."""
-        return self.task_base()
 
     def set_current(self) -> None:
         """Make this the app that `shared_task` proxies resolve to."""
@@ -519,142 +512,6 @@ class Conveyor:
             if chunk:
                 sender.send(chunk)
         return results
-
-    # -- Celery's app lifecycle: task class, class-based tasks, signals, periodic tasks, start
-    def _init_lifecycle(self, task_cls: type[AppTask] | str | None) -> None:
-        from .preconf import resolve_task_cls
-        from .signals import Signal
-
-        self.task_cls: type[AppTask] = resolve_task_cls(task_cls)
-        self._task_base: type[AppTask] | None = None
-        self.configured = False
-        self._pending_periodic: list[tuple[str, dict[str, Any], str | None]] = []
-        self.on_configure = Signal("app.on_configure")
-        self.on_after_configure = Signal("app.on_after_configure", ("source",))
-        self.on_after_finalize = Signal("app.on_after_finalize")
-
-    def set_default(self) -> None:
-        """Make this the app `current_app` falls back to when no app is current (Celery's
-        `set_default`; see conveyor.local)."""
-        global _default_app
-        _default_app = self
-
-    def _task_class(self, opts: TaskOptions) -> type[AppTask]:
-        cls = opts.base if opts.base is not None else self.task_cls
-        if not issubclass(cls, AppTask):
-            raise ConfigurationError(
-                f"base={cls.__name__} must subclass conveyor.Task (from conveyor import Task)"
-            )
-        return cls
-
-    def _with_task_cls_defaults(self, opts: TaskOptions) -> TaskOptions:
-        """Options the `task_cls` class sets as attributes (`max_retries = 5`) fill in those
-        the decorator left at their defaults; `base=` classes already did (options.py)."""
-        if opts.base is not None or self.task_cls is AppTask:
-            return opts
-        from .options import _inherited_options
-
-        defaults = TaskOptions()
-        inherited = {
-            key: value
-            for key, value in _inherited_options(self.task_cls).items()
-            if getattr(opts, key) == getattr(defaults, key)
-        }
-        return dataclasses.replace(opts, **inherited) if inherited else opts
-
-    def task_base(self) -> type[AppTask]:
-        """The class `app.Task` gives: `task_cls` bound to this app (made once)."""
-        if self._task_base is None:
-            base = self.task_cls
-            namespace = {"_app": self, "__module__": base.__module__, "__doc__": base.__doc__}
-            self._task_base = type(base.__name__, (base,), namespace)
-            self._task_base.__qualname__ = base.__qualname__
-        return self._task_base
-
-    def register_task(self, task: AppTask | type[AppTask], **options: Any) -> AppTask:
-        """Register a class-based task (Celery's `register_task`): an instance, or a class
-        that is instantiated with no arguments, defining `run(self, ...)`. Its name is its
-        `name` attribute, else `module.ClassName`; its option-named class attributes
-        (`max_retries = 5`) and `options` (as `@app.task` takes) set its options. Returns the
-        registered instance."""
-        instance = task() if isinstance(task, type) else task
-        cls = type(instance)
-        if not isinstance(instance, AppTask):
-            raise ConfigurationError(
-                f"register_task needs a conveyor.Task subclass or instance, got {task!r}"
-            )
-        if cls.run is AppTask.run:
-            raise ConfigurationError(
-                f"{cls.__qualname__} defines no run() method: a class-based task must define "
-                "run(self, ...), the body the worker calls"
-            )
-        name = getattr(instance, "name", None) or default_task_name(cls, self.main)
-        opts = task_options({**options, "name": name, "base": cls})
-        instance._bind(self, instance.run, name, opts)
-        return self._add(instance)
-
-    def configure(self) -> None:
-        """Mark the settings as loaded, once: send `on_configure`, add the periodic tasks
-        `add_periodic_task` was given before, then send `on_after_configure` (with `source`,
-        the settings). Celery does this when the settings are first read; conveyor does it when
-        the app is loaded for a command (`-A`, worker pool children included) or finalized
-        (worker start, scheduler start, first send), whichever comes first."""
-        if self.configured:
-            return
-        self.on_configure.send(sender=self)
-        self.configured = True
-        pending, self._pending_periodic = self._pending_periodic, []
-        for key, entry, name in pending:
-            self._add_periodic(key, entry, name)
-        self.on_after_configure.send(sender=self, source=self.conf)
-
-    def add_periodic_task(
-        self,
-        schedule: Any,
-        sig: Any,
-        args: Sequence[Any] = (),
-        kwargs: Mapping[str, Any] | None = None,
-        name: str | None = None,
-        **opts: Any,
-    ) -> str:
-        """Add a `beat_schedule` entry sending `sig` on `schedule` (seconds, a timedelta or a
-        crontab); `opts` are its send options (queue, priority, expires…). Checked at once;
-        added when the app is configured (at once if it is). Returns the entry's key: `name`,
-        or the call written out, as Celery's (see conveyor.periodic)."""
-        from .periodic import periodic_entry
-        from .scheduler.schedule import parse_entry
-
-        key, entry = periodic_entry(schedule, sig, args, kwargs, name, **opts)
-        parse_entry(key, entry)
-        if self.configured:
-            self._add_periodic(key, entry, name)
-        else:
-            self._pending_periodic.append((key, entry, name))
-        return key
-
-    def _add_periodic(self, key: str, entry: dict[str, Any], name: str | None) -> None:
-        current = dict(self.conf.settings.beat_schedule)
-        if name is None and key in current:
-            logging.getLogger("conveyor.app").warning(
-                "periodic task %r replaced an earlier one with the same key; pass name= to "
-                "add_periodic_task to keep both",
-                key,
-            )
-        current[key] = entry
-        self.conf.update(beat_schedule=current)
-
-    def start(self, argv: Sequence[str] | None = None) -> int:
-        """Run the `conveyor` command line on this app (`python tasks.py worker -l INFO`
-        with `app.start()` at the end of tasks.py); see conveyor.starting."""
-        from .starting import start
-
-        return start(self, argv)
-
-    def worker_main(self, argv: Sequence[str] | None = None) -> int:
-        """`start` for the worker command: `app.worker_main(["worker", "-l", "INFO"])`."""
-        from .starting import worker_main
-
-        return worker_main(self, argv)
 
     def to_epoch(self, when: datetime) -> float:
         """Seconds since the epoch; a naive datetime is read in the `timezone` setting."""

@@ -4,7 +4,10 @@ app and task proxies."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -280,3 +283,29 @@ def test_current_task_is_the_running_task_or_none() -> None:
     assert inner() == inner.name
     with running(Request(id="abc", task=plain.name)):  # as a worker runs a call
         assert plain.run() == "abc"
+
+
+# -- small conveniences ---------------------------------------------------------------------
+def test_config_from_envvar_reads_the_named_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    app = mem()
+    monkeypatch.delenv("APP_TEST_SETTINGS", raising=False)
+    assert app.config_from_envvar("APP_TEST_SETTINGS", silent=True) is False
+    with pytest.raises(ConfigurationError, match="APP_TEST_SETTINGS is not set"):
+        app.config_from_envvar("APP_TEST_SETTINGS")
+    monkeypatch.setitem(sys.modules, "app_test_settings", SimpleNamespace(task_max_deliveries=4))
+    monkeypatch.setenv("APP_TEST_SETTINGS", "app_test_settings")
+    assert app.config_from_envvar("APP_TEST_SETTINGS") is True
+    assert app.conf.task_max_deliveries == 4
+
+
+def test_signature_now_and_with_block(fake_clock: Any) -> None:
+    with Conveyor(
+        "proj", broker="memory://", clock=fake_clock, set_as_current=False, timezone="Asia/Tokyo"
+    ) as app:
+        sig = app.signature("proj.add", (2, 2), queue="high")
+        assert (sig.task, sig.args, sig.queue, sig.app) == ("proj.add", (2, 2), "high", app)
+        now = app.now()
+        assert now.timestamp() == pytest.approx(fake_clock.now())
+        assert now.utcoffset() == timedelta(hours=9) and app.timezone.key == "Asia/Tokyo"
+        app.broker  # noqa: B018 - opened, to be closed on leaving
+    assert app._broker is None
