@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from .bounds import check_seconds
 from .errors import MaxRetriesExceededError, Retry
-from .options import CallOptions, TaskOptions, check_max_retries
+from .options import TASK_OPTION_NAMES, CallOptions, TaskOptions, check_max_retries
 from .request import DIRECT_CALL, Request, current_request
 from .retry import retries_exhausted
 
@@ -37,7 +37,6 @@ class Task:
     #: The app of the classes `app.Task` makes; every task gets its own when bound.
     _app: Conveyor | None = None
     name: str
-    app: Conveyor
 
     def __init__(
         self,
@@ -56,7 +55,7 @@ class Task:
         (given the task first when `options.bind`); a class-based task keeps its own `run`
         method, which `fn` then is. Sets every attribute here, so a subclass `__init__` that
         skips ours still gives a working task."""
-        self.app = self._app = app
+        self._app = app
         self.fn = fn
         self.name = name
         self.options = options
@@ -67,6 +66,31 @@ class Task:
         self.__wrapped__ = fn
         self.__name__ = getattr(fn, "__name__", name)
         self.__module__ = getattr(fn, "__module__", __name__)
+
+    @property
+    def app(self) -> Conveyor:
+        """The task's app; for a class not bound yet (`class T(app.Task)`, `Task()`), the app
+        of its class, else the current app — as in Celery."""
+        if self._app is not None:
+            return self._app
+        from .app import current_app
+
+        return current_app()
+
+    if not TYPE_CHECKING:  # hidden from mypy, which would then accept any attribute of a Task
+
+        def __getattr__(self, name: str) -> Any:
+            """Celery's task attributes (`self.max_retries`, `self.acks_late`…) read from the
+            options; those Celery takes from a setting when unset (acks_late, ignore_result,
+            reject_on_worker_lost, rate_limit, priority) give the setting's value then. Only
+            reached for names the instance and its class do not have."""
+            if name not in _OPTION_ATTRIBUTES:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            value = getattr(self.__dict__.get("options") or TaskOptions(), name)
+            setting = _FROM_SETTINGS.get(name)
+            if value is None and setting is not None:
+                return getattr(self.app.conf.settings, setting)
+            return value
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         """The task's body: a class-based task defines it; a function task's is the function."""
@@ -182,6 +206,16 @@ class Task:
         check_seconds("retry countdown", delay, zero=True)
         raise Retry(exc=exc, countdown=float(delay), retries=req.retries + 1)
 
+
+_OPTION_ATTRIBUTES = TASK_OPTION_NAMES - {"name", "base"}
+#: Task attributes Celery reads from a setting when the task does not set them.
+_FROM_SETTINGS = {
+    "acks_late": "task_acks_late",
+    "ignore_result": "task_ignore_result",
+    "reject_on_worker_lost": "task_reject_on_worker_lost",
+    "rate_limit": "task_default_rate_limit",
+    "priority": "task_default_priority",
+}
 
 _calling: contextvars.ContextVar[Task | None] = contextvars.ContextVar(
     "conveyor_calling_task", default=None

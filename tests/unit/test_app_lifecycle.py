@@ -309,3 +309,21 @@ def test_signature_now_and_with_block(fake_clock: Any) -> None:
         assert now.utcoffset() == timedelta(hours=9) and app.timezone.key == "Asia/Tokyo"
         app.broker  # noqa: B018 - opened, to be closed on leaving
     assert app._broker is None
+
+
+def test_task_attributes_read_options_then_settings_as_celery() -> None:
+    app = mem(task_acks_late=False, task_default_rate_limit="5/s")
+
+    @app.task(max_retries=7, ignore_result=True)
+    def job() -> None: ...
+
+    seen: Any = job  # Celery's attributes are served at run time, unknown to the type checker
+    assert (seen.max_retries, seen.ignore_result, seen.default_retry_delay) == (7, True, 180.0)
+    assert (seen.acks_late, seen.rate_limit, seen.priority) == (False, "5/s", None)
+    with pytest.raises(AttributeError, match="no attribute 'max_retry'"):
+        seen.max_retry  # noqa: B018 - the access is the test
+
+    class Unbound(app.Task):  # type: ignore[name-defined,misc]  # a class made at run time
+        def run(self) -> None: ...
+
+    assert Unbound().app is app and Unbound().max_retries == 3
