@@ -88,20 +88,22 @@ class Conveyor(Lifecycle):
         checked here and kept above what `config_from_object` reads (see conveyor.preconf);
         `task_cls` is the class tasks are built from (`app.Task` is bound to this app);
         `config_source` is read as by `config_from_object`, with `namespace` its default
-        namespace. Celery's plug-ins for its own internals are refused with the reason."""
-        from .preconf import check_finalize_flags, check_fixups, refuse_internals
+        namespace; `strict_typing=False` turns off the call-time argument check of every
+        task. Celery's plug-ins for its own internals are refused with the reason."""
+        from .preconf import check_autofinalize, check_fixups, refuse_internals
 
         refuse_internals(
             {"loader": loader, "amqp": amqp, "events": events, "log": log, "control": control}
             | {"tasks": tasks}
         )
         check_fixups(fixups)
-        check_finalize_flags(autofinalize, strict_typing)
+        check_autofinalize(autofinalize)
         self.main = main
         self.conf = Config()
         self.clock = clock
         self.include = tuple(include)
         self.namespace = namespace
+        self.strict_typing = bool(strict_typing)  # False: calls' arguments are not checked
         self._preconf = {**(changes or {}), **settings}
         self.conf.update(self._preconf)
         self._broker_arg = broker

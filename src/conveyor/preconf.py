@@ -46,18 +46,13 @@ def check_fixups(fixups: Any) -> None:
         )
 
 
-def check_finalize_flags(autofinalize: bool, strict_typing: bool) -> None:
-    """Celery's `autofinalize=False` (tasks unusable until `app.finalize()`) and
-    `strict_typing=False` are refused rather than ignored."""
+def check_autofinalize(autofinalize: bool) -> None:
+    """Celery's `autofinalize=False` (tasks unusable until `app.finalize()`) is refused
+    rather than ignored."""
     if autofinalize is not True:
         raise ConfigurationError(
             "Conveyor(autofinalize=False) is not supported: conveyor finalizes the app when it "
             "is first used (worker start, first send); leave autofinalize out"
-        )
-    if strict_typing is not True:
-        raise ConfigurationError(
-            "Conveyor(strict_typing=False) is not supported: give typing=False to the tasks "
-            "whose arguments must not be checked when they are called"
         )
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from .bounds import check_seconds
 from .errors import MaxRetriesExceededError, Retry
-from .options import TASK_OPTION_NAMES, CallOptions, TaskOptions, check_max_retries
+from .options import CallOptions, TaskOptions, check_max_retries
 from .request import DIRECT_CALL, Request, current_request
 from .retry import retries_exhausted
 
@@ -77,20 +77,9 @@ class Task:
 
         return current_app()
 
-    if not TYPE_CHECKING:  # hidden from mypy, which would then accept any attribute of a Task
-
-        def __getattr__(self, name: str) -> Any:
-            """Celery's task attributes (`self.max_retries`, `self.acks_late`…) read from the
-            options; those Celery takes from a setting when unset (acks_late, ignore_result,
-            reject_on_worker_lost, rate_limit, priority) give the setting's value then. Only
-            reached for names the instance and its class do not have."""
-            if name not in _OPTION_ATTRIBUTES:
-                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-            value = getattr(self.__dict__.get("options") or TaskOptions(), name)
-            setting = _FROM_SETTINGS.get(name)
-            if value is None and setting is not None:
-                return getattr(self.app.conf.settings, setting)
-            return value
+    @app.setter
+    def app(self, app: Conveyor) -> None:
+        self._app = app
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         """The task's body: a class-based task defines it; a function task's is the function."""
@@ -206,16 +195,6 @@ class Task:
         check_seconds("retry countdown", delay, zero=True)
         raise Retry(exc=exc, countdown=float(delay), retries=req.retries + 1)
 
-
-_OPTION_ATTRIBUTES = TASK_OPTION_NAMES - {"name", "base"}
-#: Task attributes Celery reads from a setting when the task does not set them.
-_FROM_SETTINGS = {
-    "acks_late": "task_acks_late",
-    "ignore_result": "task_ignore_result",
-    "reject_on_worker_lost": "task_reject_on_worker_lost",
-    "rate_limit": "task_default_rate_limit",
-    "priority": "task_default_priority",
-}
 
 _calling: contextvars.ContextVar[Task | None] = contextvars.ContextVar(
     "conveyor_calling_task", default=None

@@ -34,6 +34,7 @@ def mem(**kwargs: Any) -> Conveyor:
 def test_constructor_keywords_are_settings_checked_at_once() -> None:
     app = mem(task_acks_late=False, worker_prefetch_multiplier=4)
     assert app.conf.task_acks_late is False and app.conf.worker_prefetch_multiplier == 4
+    assert app.strict_typing is True and mem(strict_typing=False).strict_typing is False
     with pytest.raises(ConfigurationError, match="task_acks_late"):
         mem(task_acks_lat=True)
     with pytest.raises(ConfigurationError, match="positive integer"):
@@ -77,7 +78,6 @@ def test_config_from_object_silent_skips_a_missing_module_only() -> None:
         ("loader", "default", "one loader"),
         ("fixups", ["celery.fixups.django:fixup"], "no fix-up"),
         ("autofinalize", False, "finalizes the app when it is first used"),
-        ("strict_typing", False, "typing=False"),
     ],
 )
 def test_celery_internals_are_refused_with_the_reason(
@@ -311,19 +311,12 @@ def test_signature_now_and_with_block(fake_clock: Any) -> None:
     assert app._broker is None
 
 
-def test_task_attributes_read_options_then_settings_as_celery() -> None:
-    app = mem(task_acks_late=False, task_default_rate_limit="5/s")
-
-    @app.task(max_retries=7, ignore_result=True)
-    def job() -> None: ...
-
-    seen: Any = job  # Celery's attributes are served at run time, unknown to the type checker
-    assert (seen.max_retries, seen.ignore_result, seen.default_retry_delay) == (7, True, 180.0)
-    assert (seen.acks_late, seen.rate_limit, seen.priority) == (False, "5/s", None)
-    with pytest.raises(AttributeError, match="no attribute 'max_retry'"):
-        seen.max_retry  # noqa: B018 - the access is the test
+def test_an_unbound_task_class_belongs_to_its_app() -> None:
+    app = mem()
 
     class Unbound(app.Task):  # type: ignore[name-defined,misc]  # a class made at run time
         def run(self) -> None: ...
 
-    assert Unbound().app is app and Unbound().max_retries == 3
+    assert Unbound().app is app
+    app.set_current()
+    assert Task().app is app  # no app of its own: the current app, as in Celery
