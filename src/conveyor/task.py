@@ -6,10 +6,8 @@ A bound task (`bind=True`) receives the Task as `self`, with `self.request` and 
 
 from __future__ import annotations
 
-import contextvars
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from types import MethodType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .bounds import check_seconds
@@ -17,6 +15,7 @@ from .errors import MaxRetriesExceededError, Retry
 from .options import CallOptions, TaskOptions, check_max_retries
 from .request import DIRECT_CALL, Request, current_request
 from .retry import retries_exhausted
+from .taskbind import calling, is_own_run, run_of
 
 if TYPE_CHECKING:
     from .app import Conveyor
@@ -59,9 +58,8 @@ class Task:
         self.fn = fn
         self.name = name
         self.options = options
-        if not _is_own_run(self, fn):
-            run = MethodType(fn, self) if options.bind else fn
-            object.__setattr__(self, "run", run)
+        if not is_own_run(self, fn):
+            object.__setattr__(self, "run", run_of(self, fn, options.bind))
         self.__doc__ = fn.__doc__ or type(self).__doc__
         self.__wrapped__ = fn
         self.__name__ = getattr(fn, "__name__", name)
@@ -96,11 +94,8 @@ class Task:
         """Run the task here and now (`self.run`), like a plain call (no message, no result
         stored). The worker runs calls through this method too, so an override applies there.
         While it runs, this task is `conveyor.current_task` here."""
-        token = _calling.set(self)
-        try:
+        with calling(self):
             return self.run(*args, **kwargs)
-        finally:
-            _calling.reset(token)
 
     @property
     def request(self) -> Request:
@@ -194,18 +189,3 @@ class Task:
         delay = self.options.default_retry_delay if countdown is None else countdown
         check_seconds("retry countdown", delay, zero=True)
         raise Retry(exc=exc, countdown=float(delay), retries=req.retries + 1)
-
-
-_calling: contextvars.ContextVar[Task | None] = contextvars.ContextVar(
-    "conveyor_calling_task", default=None
-)
-
-
-def calling_task() -> Task | None:
-    """The task whose `__call__` is running in this context (innermost first), if any."""
-    return _calling.get()
-
-
-def _is_own_run(task: Task, fn: Callable[..., Any]) -> bool:
-    """Whether `fn` is the task's own `run` method (a class-based task), not a function."""
-    return getattr(fn, "__self__", None) is task and getattr(fn, "__name__", "") == "run"

@@ -1,0 +1,46 @@
+"""What binds a Task to its body and marks it running: `run_of` (a function task's `run`),
+`is_own_run` (a class-based task's), and `calling` / `calling_task` (the task whose `__call__`
+runs in this context, for `conveyor.current_task`). Kept apart from task.py so the Task class
+stays about the task's API.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import MethodType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .task import Task
+
+_calling: contextvars.ContextVar[Task | None] = contextvars.ContextVar(
+    "conveyor_calling_task", default=None
+)
+
+
+@contextmanager
+def calling(task: Task) -> Iterator[None]:
+    """Make `task` the calling task of this context while the block runs (nested calls
+    restore the outer one)."""
+    token = _calling.set(task)
+    try:
+        yield
+    finally:
+        _calling.reset(token)
+
+
+def calling_task() -> Task | None:
+    """The task whose `__call__` is running in this context (innermost first), if any."""
+    return _calling.get()
+
+
+def is_own_run(task: Task, fn: Callable[..., Any]) -> bool:
+    """Whether `fn` is the task's own `run` method (a class-based task), not a function."""
+    return getattr(fn, "__self__", None) is task and getattr(fn, "__name__", "") == "run"
+
+
+def run_of(task: Task, fn: Callable[..., Any], bind: bool) -> Callable[..., Any]:
+    """A function task's `run`: the function, given the task first when `bind`."""
+    return MethodType(fn, task) if bind else fn
