@@ -193,6 +193,23 @@ class Lifecycle:
         current[key] = entry
         self.conf.update(beat_schedule=current)
 
+    @property
+    def steps(self) -> Any:
+        """Celery's bootsteps (`app.steps["worker"].add(...)`): refused, with what to use."""
+        raise ConfigurationError(
+            "app.steps: conveyor workers have no bootsteps to extend. For a liveness probe run "
+            "`conveyor worker --health-file FILE` and probe with `conveyor health FILE`; for "
+            "code at worker start or stop, connect the worker signals (conveyor.signals)"
+        )
+
+    @property
+    def user_options(self) -> Any:
+        """Celery's extra command-line options (`app.user_options["worker"]`): refused."""
+        raise ConfigurationError(
+            "app.user_options: conveyor's commands take no extra options from the app; read "
+            "your own settings from the environment or app.conf instead"
+        )
+
     def start(self, argv: Sequence[str] | None = None) -> int:
         """Run the `conveyor` command line on this app (`python tasks.py worker -l INFO`
         with `app.start()` at the end of tasks.py); see conveyor.starting."""

@@ -320,3 +320,11 @@ def test_an_unbound_task_class_belongs_to_its_app() -> None:
     assert Unbound().app is app
     app.set_current()
     assert Task().app is app  # no app of its own: the current app, as in Celery
+
+
+def test_bootsteps_and_user_options_are_refused_saying_what_to_use() -> None:
+    app = mem()
+    with pytest.raises(ConfigurationError, match="conveyor health"):
+        app.steps["worker"].add(object)
+    with pytest.raises(ConfigurationError, match="no extra options"):
+        app.user_options["worker"].add(object)
