@@ -74,6 +74,15 @@ class Lifecycle:
         class-based task (`app.register_task`) or a `base=` of `@app.task`."""
         return self.task_base()
 
+    @Task.setter
+    def Task(self, base: type[AppTask] | str) -> None:
+        """`app.Task = MyBaseTask` changes the class later tasks are built from (Celery's
+        application guide), as `task_cls=` does."""
+        from .preconf import resolve_task_cls
+
+        self.task_cls = resolve_task_cls(base)
+        self._task_base = None
+
     def set_default(self) -> None:
         """Make this the app `current_app` falls back to when no app is current (Celery's
         `set_default`; see conveyor.local)."""

@@ -76,3 +76,33 @@ def test_fastapi_style_main_celery(compat_url: str) -> None:
         assert out["rows"] == 6 and out["double"] == 42 and out["inner"] == 10
         assert out["aware"] == "2024-01-01T12:00:00+00:00" and out["same"] is True
         assert "running " + out["id"] in proc.log()
+
+
+def test_application_guide_config_envvar_abstract_task_and_app_task(compat_url: str) -> None:
+    where = project("app_guide")
+    env = {"CELERY_CONFIG_MODULE": "celeryconfig"}
+    code = (
+        "from tasks import app, add, mul\n"
+        "print(app.main, app.conf.timezone)\n"
+        "print(add.delay(2, 2).id)\nprint(mul.delay(3, 4).id)"
+    )
+    header, add_id, mul_id = (
+        produce(where, compat_url, code, CELERY_CONFIG_MODULE="celeryconfig").strip().split("\n")
+    )
+    assert header == "tasks Europe/London"
+    fetch = "from tasks import app\nprint(app.AsyncResult({!r}).get(60))"
+    with worker(where, compat_url, "-A", "tasks", "worker", "-Q", "hipri", **env):
+        assert (
+            produce(
+                where, compat_url, fetch.format(mul_id), CELERY_CONFIG_MODULE="celeryconfig"
+            ).strip()
+            == "12"
+        )
+    with worker(where, compat_url, "-A", "tasks", "worker", "-Q", "celery,default", **env) as proc:
+        assert (
+            produce(
+                where, compat_url, fetch.format(add_id), CELERY_CONFIG_MODULE="celeryconfig"
+            ).strip()
+            == "4"
+        )
+        wait_until(lambda: f"TASK STARTING: tasks.add[{add_id}]" in proc.log(), 30, "print", proc)

@@ -328,3 +328,22 @@ def test_bootsteps_and_user_options_are_refused_saying_what_to_use() -> None:
         app.steps["worker"].add(object)
     with pytest.raises(ConfigurationError, match="no extra options"):
         app.user_options["worker"].add(object)
+
+
+def test_assigning_app_task_changes_the_base_of_later_tasks() -> None:
+    app = mem()
+
+    @app.task
+    def before() -> None: ...
+
+    class MyBaseTask(Task):
+        queue = "hipri"
+
+    app.Task = MyBaseTask  # Celery's application guide
+
+    @app.task
+    def after() -> None: ...
+
+    assert issubclass(app.Task, MyBaseTask) and app.Task._app is app
+    assert type(before) is Task and before.options.queue is None
+    assert isinstance(after, MyBaseTask) and after.options.queue == "hipri"
