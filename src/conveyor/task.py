@@ -15,7 +15,7 @@ from .errors import MaxRetriesExceededError, Retry
 from .options import CallOptions, TaskOptions, check_max_retries
 from .request import DIRECT_CALL, Request, current_request
 from .retry import retries_exhausted
-from .taskbind import calling, is_own_run, run_of
+from .taskbind import enter_call, is_own_run, leave_call, run_of
 
 if TYPE_CHECKING:
     from .app import Conveyor
@@ -94,8 +94,11 @@ class Task:
         """Run the task here and now (`self.run`), like a plain call (no message, no result
         stored). The worker runs calls through this method too, so an override applies there.
         While it runs, this task is `conveyor.current_task` here."""
-        with calling(self):
+        token = enter_call(self)
+        try:
             return self.run(*args, **kwargs)
+        finally:
+            leave_call(token)
 
     @property
     def request(self) -> Request:

@@ -1,14 +1,13 @@
 """What binds a Task to its body and marks it running: `run_of` (a function task's `run`),
-`is_own_run` (a class-based task's), and `calling` / `calling_task` (the task whose `__call__`
-runs in this context, for `conveyor.current_task`). Kept apart from task.py so the Task class
-stays about the task's API.
+`is_own_run` (a class-based task's), and `enter_call` / `leave_call` / `calling_task` (the
+task whose `__call__` runs in this context, for `conveyor.current_task`). Kept apart from
+task.py so the Task class stays about the task's API.
 """
 
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from types import MethodType
 from typing import TYPE_CHECKING, Any
 
@@ -20,15 +19,14 @@ _calling: contextvars.ContextVar[Task | None] = contextvars.ContextVar(
 )
 
 
-@contextmanager
-def calling(task: Task) -> Iterator[None]:
-    """Make `task` the calling task of this context while the block runs (nested calls
-    restore the outer one)."""
-    token = _calling.set(task)
-    try:
-        yield
-    finally:
-        _calling.reset(token)
+def enter_call(task: Task) -> contextvars.Token[Task | None]:
+    """Make `task` the calling task of this context until `leave_call(token)` (nested calls
+    restore the outer one). A token pair, not a context manager: it runs for every call."""
+    return _calling.set(task)
+
+
+def leave_call(token: contextvars.Token[Task | None]) -> None:
+    _calling.reset(token)
 
 
 def calling_task() -> Task | None:
