@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from zoneinfo import ZoneInfo
 
 from ._names import nearest
+from .app_lifecycle import Lifecycle
 from .brokers import open_broker
 from .brokers.base import Broker, Envelope
 from .clock import SYSTEM_CLOCK, Clock
@@ -25,7 +26,6 @@ from .config import Config, Settings, resolve_urls
 from .control import Control
 from .errors import ConfigurationError, NotRegistered
 from .events import EventBus, EventType
-from .lifecycle import Lifecycle
 from .message import NO_LINKS, Links
 from .options import CallOptions, TaskOptions, task_options
 from .result import AsyncResult
