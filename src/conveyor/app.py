@@ -39,6 +39,7 @@ from .task import Task
 AppTask = Task  # `Task` in Conveyor's body is the `app.Task` property (Celery's name)
 
 if TYPE_CHECKING:
+    from .autodiscover import Packages
     from .events.stream import EventPublisher
     from .scheduler.book import Schedules
     from .scheduler.stores.base import ScheduleStore
@@ -123,6 +124,9 @@ class Conveyor(Lifecycle):
         if config_source is not None:
             self.config_from_object(config_source)
         _apps.add(self)
+        from .contrib.django.fixup import install as install_django_fixup
+
+        install_django_fixup(self)  # Celery's Django fix-up, when DJANGO_SETTINGS_MODULE is set
         for fn, opts in _shared:
             self._register(fn, opts)
         if set_as_current:
@@ -161,8 +165,17 @@ class Conveyor(Lifecycle):
         """(broker URL, result store URL) in effect."""
         settings = self.conf.settings
         if settings.task_always_eager and not (self._broker_arg or settings.broker_url):
-            return "memory://", self._backend_arg or settings.result_backend or "memory://"
-        return resolve_urls(settings, self._broker_arg, self._backend_arg)
+            urls = "memory://", self._backend_arg or settings.result_backend or "memory://"
+        else:
+            broker, backend = resolve_urls(settings, self._broker_arg, self._backend_arg)
+            from .contrib.django.results import result_url
+
+            urls = broker, result_url(self, backend)  # "django-db": the Django database
+        if settings.task_always_eager and not settings.task_store_eager_result:
+            # Results area: as Celery, eager outcomes stay in this process (tests need no
+            # reachable result server) unless task_store_eager_result asks to store them.
+            return urls[0], "memory://"
+        return urls
 
     # -- tasks ------------------------------------------------------------------------------
     @overload
@@ -212,9 +225,28 @@ class Conveyor(Lifecycle):
         return MappingProxyType(self._tasks)
 
     def import_modules(self) -> None:
-        """Import the modules named in `include` so their tasks register."""
+        """Set Django up (Django projects), run pending `autodiscover_tasks()`, then import
+        the modules named in `include`, so their tasks register."""
+        from .autodiscover import import_pending
+
+        import_pending(self)
         for module in self.include:
             importlib.import_module(module)
+
+    # -- autodiscovery (conveyor.autodiscover; Django: conveyor.contrib.django) --------------
+    def autodiscover_tasks(
+        self,
+        packages: Packages = None,
+        related_name: str | None = "tasks",
+        force: bool = False,
+    ) -> None:
+        """Import `<package>.tasks` (or `related_name`) of each package when the app imports
+        its task modules (`force=True`: now). `packages` is a list of names or a callable
+        returning one; none means Django's INSTALLED_APPS (DJANGO_SETTINGS_MODULE must be
+        set). A package without the module is skipped."""
+        from .autodiscover import autodiscover
+
+        autodiscover(self, packages, related_name, force)
 
     # -- routing ----------------------------------------------------------------------------
     @property
@@ -439,7 +471,22 @@ class Conveyor(Lifecycle):
         envelope = calls.envelope(message)
         if self.broker.enqueue([envelope])[0]:  # False: the broker knew the id (a re-send)
             calls.announce([envelope])
-        return AsyncResult(message.id, self)
+        return self._sent_result(message.id, task, call)
+
+    # -- results: the handle of a sent call (results area) -----------------------------------
+    def _sent_result(self, task_id: str, task: Task | None, call: CallOptions) -> AsyncResultType:
+        """The AsyncResult `publish` returns: `ignored` when the call's outcome is not stored
+        (ignore_result of the call, else of the task, else the setting), so that its `get()`
+        returns None at once, as Celery's does."""
+        handle = AsyncResult(task_id, self)
+        # The call's own ignore_result, where CallOptions carries one (apply_async option).
+        ignore: bool | None = getattr(call, "ignore_result", None)
+        if ignore is None and task is not None:
+            ignore = task.options.ignore_result
+        if ignore is None:
+            ignore = self.conf.settings.task_ignore_result
+        handle.ignored = bool(ignore)
+        return handle
 
     def send_once(
         self,

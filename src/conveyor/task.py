@@ -6,6 +6,8 @@ A bound task (`bind=True`) receives the Task as `self`, with `self.request` and 
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -20,7 +22,7 @@ from .taskbind import enter_call, is_own_run, leave_call, run_of
 if TYPE_CHECKING:
     from .app import Conveyor
     from .canvas.signature import Signature
-    from .result import AsyncResult
+    from .result import AsyncResult, EagerResult
 
 
 class Task:
@@ -169,6 +171,36 @@ class Task:
     def AsyncResult(self, task_id: str) -> AsyncResult:
         return self.app.AsyncResult(task_id)
 
+    # -- results: progress states and running here (results area) ---------------------------
+    def update_state(
+        self, task_id: str | None = None, state: str | None = None, meta: Any = None
+    ) -> None:
+        """Store `state` (any name, e.g. "PROGRESS") with `meta` (JSON) for the running call
+        (or `task_id`), readable as `result.state` / `result.info` while it runs; fenced by
+        the call's lease. See conveyor.progress for the rules."""
+        from .progress import update_state
+
+        update_state(self, task_id, state, meta)
+
+    def apply(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        task_id: str | None = None,
+        retries: int | None = None,
+        throw: bool | None = None,
+        headers: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> EagerResult:
+        """Run the task here and now, as a worker would (signals, retries run again at once),
+        and return an EagerResult holding its state and value; nothing is stored or sent.
+        `throw` (default `task_eager_propagates`) re-raises a failure here. See
+        conveyor.eager.apply_here for the options accepted."""
+        from .eager import apply_here
+
+        return apply_here(self, args, kwargs, task_id, retries, throw, headers, options)
+
     # -- retrying ---------------------------------------------------------------------------
     def retry(
         self,
@@ -192,3 +224,20 @@ class Task:
         delay = self.options.default_retry_delay if countdown is None else countdown
         check_seconds("retry countdown", delay, zero=True)
         raise Retry(exc=exc, countdown=float(delay), retries=req.retries + 1)
+
+    # -- Django: sending once the transaction commits (conveyor.contrib.django) -------------
+    def delay_on_commit(self, *args: Any, **kwargs: Any) -> None:
+        """`delay(*args, **kwargs)` once the current Django transaction commits (at once in
+        autocommit, never if it rolls back); returns None, as the call is not sent yet.
+        Celery's DjangoTask method; needs Django."""
+        from .contrib.django.task import on_commit
+
+        on_commit(functools.partial(self.delay, *args, **kwargs))
+
+    def apply_async_on_commit(self, *args: Any, **kwargs: Any) -> None:
+        """`apply_async(*args, **kwargs)` once the current Django transaction commits, as
+        `delay_on_commit`. Unknown options are a TypeError now, not after the commit."""
+        from .contrib.django.task import on_commit
+
+        inspect.signature(self.apply_async).bind(*args, **kwargs)
+        on_commit(functools.partial(self.apply_async, *args, **kwargs))

@@ -17,8 +17,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from conveyor import Conveyor, RemoteError
+from conveyor import Conveyor
 from conveyor.brokers.base import Envelope, MessageState
+from conveyor.errors import MessageRejected
 from conveyor.message import Message, encode_message
 from conveyor.request import request_for
 from conveyor.states import TaskState
@@ -272,7 +273,7 @@ def test_a_600_deep_call_is_refused_at_the_call_site_and_a_stored_one_dead_lette
     assert "args[0][0]" in reasons["deep"]
     assert "join.then[0] (sample.total) kwargs['extra'][0]" in reasons["member"]
     assert rejections(reader, reasons, {"deep": "sample.total", "member": "sample.add"}) == {}
-    with pytest.raises(RemoteError, match=r"MessageRejected: message refused: join\.then"):
+    with pytest.raises(MessageRejected, match=r"message refused: join\.then"):
         reader.AsyncResult("body").get(timeout=10)  # the chord's body is not left PENDING
     assert proc.returncode == 0
 

@@ -17,6 +17,7 @@ from ..app import Conveyor
 from ..config import Settings
 from ..logformat import banner
 from ..scheduler.beat import Beat, BeatOptions
+from ..scheduler.foreign import ignored_notice
 from .context import CliContext, log_format_option, setup_logging
 from .files import Pidfile, exit_on_sigterm, logfile_option, pidfile_option
 
@@ -87,8 +88,9 @@ def _run(
     """Start the scheduler and run it until a signal stops it."""
     scheduler = Beat(app, beat_options(app.conf.settings, lease, max_interval))
     entries = scheduler.start()
-    if ignored:
-        log.info("-s/-S ignored: the schedule is kept in %s", safe_url(app.urls[1]))
+    notice = ignored_notice(ignored or app.conf.settings.beat_scheduler, safe_url(app.urls[1]))
+    if notice is not None:
+        log.log(*notice)
     line = (
         f"conveyor beat {scheduler.options.holder}: {len(entries)} entries from beat_schedule, "
         f"{len(scheduler.store.entries())} stored, schedule in {safe_url(app.urls[1])}"
