@@ -193,8 +193,8 @@ class Conveyor(Lifecycle):
 
     def _register(self, fn: Callable[..., Any], opts: TaskOptions) -> AppTask:
         name = opts.name or default_task_name(fn, self.main)
-        task = self._task_class(opts)()
-        task._bind(self, fn, name, self._with_task_cls_defaults(opts))
+        task = self._task_class(opts)()  # Celery's rule: task classes take no arguments
+        AppTask.__init__(task, self, fn, name, self._with_task_cls_defaults(opts))
         return self._add(task)
 
     def _add(self, task: AppTask) -> AppTask:

@@ -149,7 +149,7 @@ class Lifecycle:
 
         name = getattr(instance, "name", None) or default_task_name(cls, self.main)
         opts = task_options({**options, "name": name, "base": cls})
-        instance._bind(self._app_self(), instance.run, name, opts)
+        AppTask.__init__(instance, self._app_self(), instance.run, name, opts)
         return self._add(instance)
 
     def configure(self) -> None:

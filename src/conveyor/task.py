@@ -12,12 +12,12 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from .binding import bind_run, enter_call, leave_call
 from .bounds import check_seconds
 from .errors import MaxRetriesExceededError, Retry
 from .options import CallOptions, TaskOptions, check_max_retries
 from .request import DIRECT_CALL, Request, current_request
 from .retry import retries_exhausted
-from .taskbind import enter_call, is_own_run, leave_call, run_of
 
 if TYPE_CHECKING:
     from .app import Conveyor
@@ -27,17 +27,7 @@ if TYPE_CHECKING:
 
 class Task:
     """A registered function plus its options. Instances are shared by all calls and threads;
-    per-call state lives in `request`, which is context-local.
-
-    Celery's class-based form works too: subclass, define `run()`, and register an instance
-    with `app.register_task(MyTask())` (see `_bind`). `__call__` runs `self.run`; a subclass
-    may override `__call__` (Flask's app-context pattern) and the worker calls that override.
-    """
-
-    # -- construction and binding (app area) ------------------------------------------------
-    #: The app of the classes `app.Task` makes; every task gets its own when bound.
-    _app: Conveyor | None = None
-    name: str
+    per-call state lives in `request`, which is context-local."""
 
     def __init__(
         self,
@@ -46,26 +36,25 @@ class Task:
         name: str | None = None,
         options: TaskOptions | None = None,
     ) -> None:
-        """`Task()` with no arguments is an unbound class-based task, for
-        `app.register_task`; the app builds function tasks with all four."""
-        if app is not None and fn is not None and name is not None and options is not None:
-            self._bind(app, fn, name, options)
-
-    def _bind(self, app: Conveyor, fn: Callable[..., Any], name: str, options: TaskOptions) -> None:
-        """Attach the task to `app` under `name`. A function task's `run` is the function
-        (given the task first when `options.bind`); a class-based task keeps its own `run`
-        method, which `fn` then is. Sets every attribute here, so a subclass `__init__` that
-        skips ours still gives a working task."""
-        self._app = app
+        if app is None or fn is None or name is None or options is None:
+            return  # `Task()`: a class-based task, bound by app.register_task with all four
+        self.app = app
         self.fn = fn
         self.name = name
         self.options = options
-        if not is_own_run(self, fn):
-            object.__setattr__(self, "run", run_of(self, fn, options.bind))
-        self.__doc__ = fn.__doc__ or type(self).__doc__
+        self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
         self.__name__ = getattr(fn, "__name__", name)
         self.__module__ = getattr(fn, "__module__", __name__)
+        bind_run(self, fn, options.bind)
+
+    # -- class-based tasks and the task's app (app area) ------------------------------------
+    # Celery's class-based form: subclass, define `run()`, register an instance with
+    # `app.register_task(MyTask())`. `__call__` runs `self.run`; a subclass may override
+    # `__call__` (Flask's app-context pattern) and the worker calls that override.
+    #: The app of the classes `app.Task` makes; every task gets its own when bound.
+    _app: Conveyor | None = None
+    name: str
 
     @property
     def app(self) -> Conveyor:

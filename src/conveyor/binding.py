@@ -1,7 +1,7 @@
-"""What binds a Task to its body and marks it running: `run_of` (a function task's `run`),
-`is_own_run` (a class-based task's), and `enter_call` / `leave_call` / `calling_task` (the
-task whose `__call__` runs in this context, for `conveyor.current_task`). Kept apart from
-task.py so the Task class stays about the task's API.
+"""What binds a Task to its body and marks it running: `bind_run` (a function task's `run` is
+the function; a class-based task keeps its own), and `enter_call` / `leave_call` /
+`calling_task` (the task whose `__call__` runs in this context, for `conveyor.current_task`).
+Kept apart from task.py so the Task class stays about the task's API.
 """
 
 from __future__ import annotations
@@ -32,6 +32,13 @@ def leave_call(token: contextvars.Token[Task | None]) -> None:
 def calling_task() -> Task | None:
     """The task whose `__call__` is running in this context (innermost first), if any."""
     return _calling.get()
+
+
+def bind_run(task: Task, fn: Callable[..., Any], bind: bool) -> None:
+    """Set a function task's `run` to `fn` (given the task first when `bind`); a class-based
+    task, whose `fn` is its own `run` method, keeps it."""
+    if not is_own_run(task, fn):
+        object.__setattr__(task, "run", run_of(task, fn, bind))
 
 
 def is_own_run(task: Task, fn: Callable[..., Any]) -> bool:
