@@ -107,7 +107,7 @@ def get_current_app() -> Conveyor:
 def get_current_task() -> Task | None:
     """The task running in this context: the one whose `__call__` or `run` is executing here,
     or the task of the call a worker is running here; None outside any task."""
-    from .binding import calling_task
+    from .performing import calling_task
 
     task = calling_task()
     if task is not None:

@@ -12,10 +12,10 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from .binding import bind_run, enter_call, leave_call
 from .bounds import check_seconds
 from .errors import MaxRetriesExceededError, Retry
 from .options import CallOptions, TaskOptions, check_max_retries
+from .performing import bind_run, enter_call, leave_call
 from .request import DIRECT_CALL, Request, current_request
 from .retry import retries_exhausted
 

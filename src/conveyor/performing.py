@@ -1,7 +1,7 @@
-"""What binds a Task to its body and marks it running: `bind_run` (a function task's `run` is
-the function; a class-based task keeps its own), and `enter_call` / `leave_call` /
-`calling_task` (the task whose `__call__` runs in this context, for `conveyor.current_task`).
-Kept apart from task.py so the Task class stays about the task's API.
+"""Performing a task: binding it to its body and marking it running. `bind_run` (a function
+task's `run` is the function; a class-based task keeps its own), and `enter_call` /
+`leave_call` / `calling_task` (the task whose `__call__` runs in this context, for
+`conveyor.current_task`). Kept apart from task.py so the Task class stays about its API.
 """
 
 from __future__ import annotations
