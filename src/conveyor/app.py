@@ -91,13 +91,13 @@ class Conveyor(Lifecycle):
         `config_source` is read as by `config_from_object`, with `namespace` its default
         namespace; `strict_typing=False` turns off the call-time argument check of every
         task. Celery's plug-ins for its own internals are refused with the reason."""
-        from .preconf import check_autofinalize, check_fixups, refuse_internals
+        from .preconf import check_autofinalize, refuse_internals, wants_django_fixup
 
         refuse_internals(
             {"loader": loader, "amqp": amqp, "events": events, "log": log, "control": control}
             | {"tasks": tasks}
         )
-        check_fixups(fixups)
+        django_fixup = wants_django_fixup(fixups)
         check_autofinalize(autofinalize)
         self.main = main
         self.conf = Config()
@@ -126,7 +126,8 @@ class Conveyor(Lifecycle):
         _apps.add(self)
         from .contrib.django.fixup import install as install_django_fixup
 
-        install_django_fixup(self)  # Celery's Django fix-up, when DJANGO_SETTINGS_MODULE is set
+        if django_fixup:  # Celery's Django fix-up, when DJANGO_SETTINGS_MODULE is set
+            install_django_fixup(self)
         for fn, opts in _shared:
             self._register(fn, opts)
         if set_as_current:

@@ -4,8 +4,8 @@ Settings given as keywords (`Conveyor("proj", task_acks_late=True)`) or as `chan
 checked as `app.conf` keys at once: a misspelt or unsupported one fails where it is written.
 As in Celery, they sit above what `config_from_object` reads, so a settings module never
 overrides them (a later `app.conf.x = ...` still does). Celery's hooks for replacing its own
-machinery (`loader=`, `amqp=`, `events=`, `log=`, `control=`, `tasks=`, `fixups=`) have nothing
-to replace in conveyor and are refused with the reason, never ignored.
+machinery (`loader=`, `amqp=`, `events=`, `log=`, `control=`, `tasks=`, fix-ups other than
+Django's) have nothing to replace in conveyor and are refused with the reason, never ignored.
 """
 
 from __future__ import annotations
@@ -36,14 +36,24 @@ def refuse_internals(given: Mapping[str, Any]) -> None:
             raise ConfigurationError(f"Conveyor({name}=...) is not supported: {REFUSED[name]}")
 
 
-def check_fixups(fixups: Any) -> None:
-    """Celery's fixups (its Django fix-up) are not pluggable here; `fixups=[]` (none) is what
-    conveyor does anyway. Django support lives in conveyor.contrib."""
-    if fixups is not None and list(fixups):
+#: Celery's Django fix-up, by the names a project may give it in `fixups=`.
+DJANGO_FIXUPS = frozenset({"celery.fixups.django:fixup", "conveyor.contrib.django.fixup:install"})
+
+
+def wants_django_fixup(fixups: Any) -> bool:
+    """Whether the Django fix-up is installed, as Celery decides: `fixups=None` (the default)
+    means the built-in one (it acts only when DJANGO_SETTINGS_MODULE is set), `fixups=[]`
+    none. Any other fix-up is refused: conveyor has no fix-up plug-ins."""
+    if fixups is None:
+        return True
+    names = [fixups] if isinstance(fixups, str) else list(fixups)
+    unknown = [name for name in names if name not in DJANGO_FIXUPS]
+    if unknown:
         raise ConfigurationError(
-            "Conveyor(fixups=...) is not supported: conveyor has no fix-up plug-ins; leave it "
-            "out (Django projects: see docs/migrating.md)"
+            f"Conveyor(fixups={unknown!r}) is not supported: conveyor has no fix-up plug-ins "
+            "besides Django's (on by default; fixups=[] turns it off)"
         )
+    return bool(names)
 
 
 def check_autofinalize(autofinalize: bool) -> None:

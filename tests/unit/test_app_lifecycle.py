@@ -76,7 +76,7 @@ def test_config_from_object_silent_skips_a_missing_module_only() -> None:
     [
         ("amqp", "celery.app.amqp:AMQP", "no AMQP"),
         ("loader", "default", "one loader"),
-        ("fixups", ["celery.fixups.django:fixup"], "no fix-up"),
+        ("fixups", ["myproj.fixups:Custom"], "no fix-up plug-ins besides Django's"),
         ("autofinalize", False, "finalizes the app when it is first used"),
     ],
 )
@@ -85,6 +85,16 @@ def test_celery_internals_are_refused_with_the_reason(
 ) -> None:
     with pytest.raises(ConfigurationError, match=reason):
         mem(**{keyword: value})
+
+
+def test_fixups_none_means_django_s_and_an_empty_list_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("django")
+    from conveyor.contrib.django.fixup import fixup_of
+
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "proj.settings")  # only its presence counts
+    assert fixup_of(mem()) is not None
+    assert fixup_of(mem(fixups=["celery.fixups.django:fixup"])) is not None
+    assert fixup_of(mem(fixups=[])) is None
 
 
 # -- task classes ---------------------------------------------------------------------------
