@@ -105,7 +105,12 @@ class Conveyor(Lifecycle):
         self.include = tuple(include)
         self.namespace = namespace
         self.strict_typing = bool(strict_typing)  # False: calls' arguments are not checked
-        self._preconf = {**(changes or {}), **settings}
+        given_urls = {"broker_url": broker, "result_backend": backend}
+        self._preconf = {
+            **(changes or {}),
+            **{key: url for key, url in given_urls.items() if url},  # app.conf shows them
+            **settings,
+        }
         self.conf.update(self._preconf)
         self._broker_arg = broker
         self._backend_arg = backend

@@ -357,3 +357,10 @@ def test_assigning_app_task_changes_the_base_of_later_tasks() -> None:
     assert issubclass(app.Task, MyBaseTask) and app.Task._app is app
     assert type(before) is Task and before.options.queue is None
     assert isinstance(after, MyBaseTask) and after.options.queue == "hipri"
+
+
+def test_constructor_urls_read_back_through_conf() -> None:
+    app = Conveyor("proj", "memory://", "memory://", set_as_current=False)
+    assert (app.conf.broker_url, app.conf.result_backend) == ("memory://", "memory://")
+    app.config_from_object({"broker_url": "redis://elsewhere:6379/0"})
+    assert app.conf.broker_url == "memory://" and app.urls[0] == "memory://"
