@@ -654,3 +654,20 @@ def shared_task(fn: Any = None, **options: Any) -> Any:
         return SharedTask(f, opts)
 
     return register(fn) if fn is not None else register
+
+
+# -- Celery's module paths under conveyor.app (app area) ------------------------------------
+def _celery_module_paths() -> None:
+    """`from conveyor.app.task import Task` and `from conveyor.app.base import Conveyor`, the
+    renames of Celery's `celery.app.task` / `celery.app.base` (typed code imports them): small
+    modules registered under those names, since conveyor.app is a module, not a package."""
+    import sys
+    from types import ModuleType
+
+    for name, attrs in (("task", {"Task": AppTask}), ("base", {"Conveyor": Conveyor})):
+        module = ModuleType(f"{__name__}.{name}", f"Celery's celery.app.{name} path, renamed.")
+        module.__dict__.update(attrs, __all__=list(attrs))
+        sys.modules.setdefault(module.__name__, module)
+
+
+_celery_module_paths()

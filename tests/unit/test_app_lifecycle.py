@@ -364,3 +364,13 @@ def test_constructor_urls_read_back_through_conf() -> None:
     assert (app.conf.broker_url, app.conf.result_backend) == ("memory://", "memory://")
     app.config_from_object({"broker_url": "redis://elsewhere:6379/0"})
     assert app.conf.broker_url == "memory://" and app.urls[0] == "memory://"
+
+
+def test_celery_module_paths_import_after_the_rename() -> None:
+    import importlib
+
+    from conveyor.utils import uuid
+
+    assert importlib.import_module("conveyor.app.task").Task is Task
+    assert importlib.import_module("conveyor.app.base").Conveyor is Conveyor
+    assert len(uuid()) == 36 and uuid() != uuid()
