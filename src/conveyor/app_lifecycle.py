@@ -12,7 +12,7 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo
 
 from .errors import ConfigurationError
@@ -91,10 +91,8 @@ class Lifecycle:
         app_module._default_app = self._app_self()
 
     def _app_self(self) -> Conveyor:
-        from .app import Conveyor
-
-        assert isinstance(self, Conveyor)
-        return self
+        """This object as the Conveyor it is part of (Conveyor is the only class using this)."""
+        return cast("Conveyor", self)
 
     def _task_class(self, opts: TaskOptions) -> type[AppTask]:
         cls = opts.base if opts.base is not None else self.task_cls
