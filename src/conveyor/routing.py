@@ -60,8 +60,10 @@ class Queue:
     """A declared queue (an entry of `task_queues`), as `kombu.Queue` declares one. conveyor
     addresses it by `name`; `exchange` and `routing_key` are its binding, used only for routes
     that give a routing key instead of a queue (conveyor.bindings); `max_priority` is the scale
-    of the priorities sent to it (conveyor.priorities). `durable` and `auto_delete` change
-    nothing: every conveyor queue is durable and lives while it holds messages."""
+    of the priorities sent to it (conveyor.priorities), also read from RabbitMQ's
+    `queue_arguments={"x-max-priority": N}`. `durable`, `auto_delete` and the queue type
+    (`x-queue-type`) change nothing: every conveyor queue is durable and lives while it holds
+    messages. Other `queue_arguments` are refused, naming what to use instead."""
 
     name: str
     exchange: Exchange | str | None = None
@@ -69,10 +71,14 @@ class Queue:
     durable: bool = True
     auto_delete: bool = False
     max_priority: int | None = None
+    queue_arguments: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ConfigurationError(f"Queue name must be a non-empty string, got {self.name!r}")
+        from_args = _max_priority_argument(self.name, self.queue_arguments)
+        if self.max_priority is None and from_args is not None:
+            object.__setattr__(self, "max_priority", from_args)
         check_max_priority(f"Queue({self.name!r}) max_priority", self.max_priority)
 
     def binding(self, default_exchange: str, default_type: str) -> Binding:
@@ -82,6 +88,24 @@ class Queue:
         name = exchange.name if isinstance(exchange, Exchange) else exchange
         kind = exchange.type if isinstance(exchange, Exchange) else default_type
         return Binding(self.name, name or default_exchange, kind, self.routing_key or self.name)
+
+
+#: RabbitMQ queue arguments that change nothing in conveyor.
+_HARMLESS_ARGUMENTS = frozenset({"x-max-priority", "x-queue-type"})
+
+
+def _max_priority_argument(name: str, arguments: Mapping[str, Any] | None) -> int | None:
+    """`x-max-priority` of a queue's RabbitMQ arguments; any argument conveyor cannot honour
+    (`x-message-ttl`, `x-dead-letter-exchange`, …) is refused."""
+    for key in arguments or {}:
+        if key not in _HARMLESS_ARGUMENTS:
+            raise ConfigurationError(
+                f"Queue({name!r}) queue_arguments[{key!r}] is refused: conveyor queues take only "
+                "x-max-priority (and x-queue-type, which changes nothing); use expires= on "
+                "calls for a message TTL, task_dead_letter_on_failure for dead letters"
+            )
+    value = (arguments or {}).get("x-max-priority")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +321,7 @@ def _queue_from_kombu(entry: Any) -> Queue:
         Exchange(name, kind) if isinstance(name, str) and name else None,
         getattr(entry, "routing_key", None) or None,
         max_priority=getattr(entry, "max_priority", None),
+        queue_arguments=getattr(entry, "queue_arguments", None) or None,
     )
 
 

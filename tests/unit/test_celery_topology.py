@@ -224,3 +224,14 @@ def test_kombu_queue_objects_keep_their_max_priority() -> None:
 def test_task_queue_max_priority_is_1_to_255(value: object) -> None:
     with pytest.raises(ConfigurationError, match="task_queue_max_priority must be an integer"):
         make_app(task_queue_max_priority=value)
+
+
+def test_rabbitmq_queue_arguments_give_the_max_priority() -> None:
+    queue = Queue("tasks", Exchange("tasks"), "tasks", queue_arguments={"x-max-priority": 10})
+    app = make_app(task_queues=[queue], task_default_queue="tasks")
+    assert sent_to(app, "misc.x", priority=10) == ("tasks", 9)
+
+
+def test_queue_arguments_conveyor_cannot_honour_are_refused() -> None:
+    with pytest.raises(ConfigurationError, match="queue_arguments\\['x-message-ttl'\\] is refused"):
+        Queue("q", queue_arguments={"x-message-ttl": 60000})
