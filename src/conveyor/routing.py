@@ -432,6 +432,13 @@ class RouteTable:
         return self.declared is not None and queue not in self.declared
 
 
+def default_consumed(settings: Settings) -> tuple[str, ...]:
+    """The queues a worker started without `-Q` consumes, as in Celery: every queue
+    `task_queues` declares (in that order), else `task_default_queue`."""
+    declared = settings.task_queues
+    return tuple(q.name for q in declared) if declared else (settings.task_default_queue,)
+
+
 def table_for(settings: Settings) -> RouteTable:
     """The route table of an app's settings."""
     declared = settings.task_queues

@@ -91,3 +91,17 @@ print(" ".join(ids))
         produce(where, compat_url, wait, COMPAT_RUN_LOG=str(run_log))
         wait_until(run_log.exists, 10, "the run log", w)
         assert run_log.read_text().split() == ["high", "default", "low"], w.log()
+
+
+def test_a_worker_without_q_consumes_every_queue_of_task_queues(compat_url: str) -> None:
+    """Celery's worker consumes every queue `task_queues` declares when no -Q is given."""
+    where = project("settings_manual_routing")
+    code = """
+from proj.tasks import add, import_feed
+calls = [add.delay(2, 2), import_feed.delay("c")]
+print(*[f"{c.get(timeout=60)}@{c.queue}" for c in calls], sep="|")
+"""
+    with worker(where, compat_url, "-A", "proj", "worker", "-l", "INFO") as w:
+        assert produce(where, compat_url, code).strip() == "4@default|imported c@feed_tasks", (
+            w.log()
+        )

@@ -235,3 +235,20 @@ def test_rabbitmq_queue_arguments_give_the_max_priority() -> None:
 def test_queue_arguments_conveyor_cannot_honour_are_refused() -> None:
     with pytest.raises(ConfigurationError, match="queue_arguments\\['x-message-ttl'\\] is refused"):
         Queue("q", queue_arguments={"x-message-ttl": 60000})
+
+
+def test_a_worker_without_queues_consumes_every_declared_queue_as_in_celery() -> None:
+    from conveyor.testing import solo_worker
+
+    app = make_app(task_queues=["feeds", "celery"], task_routes={"feed.*": "feeds"})
+    calls = [app.tasks["feed.tasks.import_feed"].delay(), app.tasks["misc.x"].delay()]
+    worker = solo_worker(app)
+    assert worker.info().queues == ("feeds", "celery")
+    worker.run_until_idle()
+    assert [app.results.get(c.id).state.name for c in calls] == ["SUCCESS", "SUCCESS"]
+
+
+def test_without_task_queues_a_worker_consumes_the_default_queue() -> None:
+    from conveyor.testing import solo_worker
+
+    assert solo_worker(make_app(task_default_queue="jobs")).info().queues == ("jobs",)
