@@ -56,6 +56,12 @@ class Settings:
     result_backend: str | None = None
     task_default_queue: str = "celery"  # Celery's name: `-Q celery` workers find unrouted calls
     task_default_priority: int | None = None
+    # Celery's AMQP topology, mapped onto queues by name (conveyor.bindings, conveyor.priorities)
+    task_create_missing_queues: bool = True  # False: an undeclared destination is an error
+    task_default_exchange: str | None = None  # None: task_default_queue, as in Celery
+    task_default_exchange_type: str = "direct"
+    task_default_routing_key: str | None = None  # None: task_default_queue, as in Celery
+    task_queue_max_priority: int | None = None  # the scale of callers' priorities (None: 0–9)
     task_acks_late: bool = True
     task_reject_on_worker_lost: bool | None = None
     task_track_started: bool = True
@@ -108,12 +114,6 @@ class Settings:
     result_extended: bool = False  # outcomes also keep the call's args and kwargs
     worker_send_task_events: bool = False  # workers publish task-* events (conveyor events)
     task_send_sent_event: bool = False  # producers publish task-sent (conveyor events)
-    # Celery's AMQP topology, mapped onto queues by name (conveyor.bindings, conveyor.priorities)
-    task_create_missing_queues: bool = True  # False: an undeclared destination is an error
-    task_default_exchange: str | None = None  # None: task_default_queue, as in Celery
-    task_default_exchange_type: str = "direct"
-    task_default_routing_key: str | None = None  # None: task_default_queue, as in Celery
-    task_queue_max_priority: int | None = None  # the scale of callers' priorities (None: 0–9)
     # Known, but their behaviour is not built yet: setting them is refused (see _NOT_BUILT).
     worker_autoscale: Any = None
 
@@ -278,9 +278,30 @@ def _check_transport(name: str, value: Any) -> Mapping[str, Any]:
     return dict(value)
 
 
+def _url(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigurationError(f"setting {name} must be a URL string; got {value!r}")
+    return value
+
+
+def _name(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"setting {name} must be a non-empty string; got {value!r}")
+    return value
+
+
+#: Celery reads these as task_default_queue when they are unset.
+_FROM_DEFAULT_QUEUE = frozenset({"task_default_exchange", "task_default_routing_key"})
+
 _CHECKS: Mapping[str, Any] = {
     "task_default_queue": lambda n, v: check_queue_name(v, n),
     "task_default_priority": lambda n, v: None if v is None else check_priority(v),
+    "result_backend": lambda n, v: None if v is None else (result_store_url(_url(n, v)), v)[1],
+    "task_create_missing_queues": _flag,
+    "task_default_exchange": lambda n, v: None if v is None else _name(n, v),
+    "task_default_exchange_type": check_exchange_type,
+    "task_default_routing_key": lambda n, v: None if v is None else _name(n, v),
+    "task_queue_max_priority": check_max_priority,
     "task_serializer": _check_serializer,
     "result_serializer": _check_serializer,
     "accept_content": _check_serializer,
@@ -322,29 +343,7 @@ _CHECKS: Mapping[str, Any] = {
     "beat_lease_seconds": _positive,
     "beat_max_loop_interval": _positive,
     "beat_misfire_grace_time": _positive,
-    "result_backend": lambda n, v: None if v is None else (result_store_url(_url(n, v)), v)[1],
-    "task_create_missing_queues": _flag,
-    "task_default_exchange": lambda n, v: None if v is None else _name(n, v),
-    "task_default_exchange_type": check_exchange_type,
-    "task_default_routing_key": lambda n, v: None if v is None else _name(n, v),
-    "task_queue_max_priority": check_max_priority,
 }
-
-
-def _url(name: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise ConfigurationError(f"setting {name} must be a URL string; got {value!r}")
-    return value
-
-
-def _name(name: str, value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ConfigurationError(f"setting {name} must be a non-empty string; got {value!r}")
-    return value
-
-
-#: Celery reads these as task_default_queue when they are unset.
-_FROM_DEFAULT_QUEUE = frozenset({"task_default_exchange", "task_default_routing_key"})
 
 
 def unknown_setting(name: str) -> ConfigurationError:
