@@ -33,79 +33,42 @@ from .bindings import Binding, queue_for_key
 from .bounds import check_queue_name
 from .errors import ConfigurationError
 from .options import check_priority
-from .priorities import check_max_priority, to_band
+from .priorities import to_band
+from .queues import Exchange, Queue, default_consumed, exchange_name, parse_queues
 
 if TYPE_CHECKING:
     from .config import Settings
+
+__all__ = [  # Queue declarations live in conveyor.queues and stay importable from here
+    "CallableRoute",
+    "Decision",
+    "Destination",
+    "Exchange",
+    "MatchKind",
+    "PatternRoute",
+    "Problem",
+    "ProblemKind",
+    "Queue",
+    "RouteTable",
+    "Router",
+    "Rule",
+    "closest_names",
+    "default_consumed",
+    "parse_destination",
+    "parse_queues",
+    "parse_routes",
+    "suggested_pattern",
+    "table_for",
+    "undeclared_for_call",
+    "undeclared_queue_problems",
+    "unmatched_patterns",
+]
 
 _DESTINATION_KEYS = frozenset({"queue", "priority", "exchange", "routing_key"})
 #: AMQP keys of a route that change nothing in conveyor: the exchange's type is what queues
 #: declare (conveyor.bindings), and every message is stored durably (delivery_mode 2).
 _AMQP_KEYS = frozenset({"exchange_type", "delivery_mode"})
 _GLOB_CHARS = frozenset("*?[")
-
-
-@dataclass(frozen=True, slots=True)
-class Exchange:
-    """Accepted so `Queue("ai", Exchange("ai"), routing_key="ai")` from kombu keeps working.
-    conveyor has no exchanges: a queue is addressed by its name alone."""
-
-    name: str = ""
-    type: str = "direct"
-    durable: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class Queue:
-    """A declared queue (an entry of `task_queues`), as `kombu.Queue` declares one. conveyor
-    addresses it by `name`; `exchange` and `routing_key` are its binding, used only for routes
-    that give a routing key instead of a queue (conveyor.bindings); `max_priority` is the scale
-    of the priorities sent to it (conveyor.priorities), also read from RabbitMQ's
-    `queue_arguments={"x-max-priority": N}`. `durable`, `auto_delete` and the queue type
-    (`x-queue-type`) change nothing: every conveyor queue is durable and lives while it holds
-    messages. Other `queue_arguments` are refused, naming what to use instead."""
-
-    name: str
-    exchange: Exchange | str | None = None
-    routing_key: str | None = None
-    durable: bool = True
-    auto_delete: bool = False
-    max_priority: int | None = None
-    queue_arguments: Mapping[str, Any] | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise ConfigurationError(f"Queue name must be a non-empty string, got {self.name!r}")
-        from_args = _max_priority_argument(self.name, self.queue_arguments)
-        if self.max_priority is None and from_args is not None:
-            object.__setattr__(self, "max_priority", from_args)
-        check_max_priority(f"Queue({self.name!r}) max_priority", self.max_priority)
-
-    def binding(self, default_exchange: str, default_type: str) -> Binding:
-        """How Celery binds this queue: its exchange (else the default one), its routing key
-        (else its name)."""
-        exchange = self.exchange
-        name = exchange.name if isinstance(exchange, Exchange) else exchange
-        kind = exchange.type if isinstance(exchange, Exchange) else default_type
-        return Binding(self.name, name or default_exchange, kind, self.routing_key or self.name)
-
-
-#: RabbitMQ queue arguments that change nothing in conveyor.
-_HARMLESS_ARGUMENTS = frozenset({"x-max-priority", "x-queue-type"})
-
-
-def _max_priority_argument(name: str, arguments: Mapping[str, Any] | None) -> int | None:
-    """`x-max-priority` of a queue's RabbitMQ arguments; any argument conveyor cannot honour
-    (`x-message-ttl`, `x-dead-letter-exchange`, …) is refused."""
-    for key in arguments or {}:
-        if key not in _HARMLESS_ARGUMENTS:
-            raise ConfigurationError(
-                f"Queue({name!r}) queue_arguments[{key!r}] is refused: conveyor queues take only "
-                "x-max-priority (and x-queue-type, which changes nothing); use expires= on "
-                "calls for a message TTL, task_dead_letter_on_failure for dead letters"
-            )
-    value = (arguments or {}).get("x-max-priority")
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +221,7 @@ def parse_destination(value: Any, where: str) -> Destination:
         return Destination(
             queue=None if queue is None else _queue_name(queue, where),
             priority=None if priority is None else check_priority(priority),
-            exchange=_exchange_name(value.get("exchange"), where),
+            exchange=exchange_name(value.get("exchange"), where),
             routing_key=None
             if value.get("routing_key") is None
             else _queue_name(value["routing_key"], f"{where} routing_key"),
@@ -269,76 +232,6 @@ def parse_destination(value: Any, where: str) -> Destination:
 
 def _queue_name(value: Any, where: str) -> str:
     return check_queue_name(value, where)
-
-
-def _exchange_name(value: Any, where: str) -> str | None:
-    """An exchange given as a name, a conveyor Exchange or a kombu Exchange (its `name`)."""
-    name = getattr(value, "name", value)
-    if name is None or name == "":
-        return None
-    if not isinstance(name, str):
-        raise ConfigurationError(
-            f"{where}: an exchange is a name or Exchange('name'), got {value!r}"
-        )
-    return name
-
-
-def parse_queues(value: Any) -> tuple[Queue, ...] | None:
-    """Normalise `task_queues`: names, Queue objects (or kombu.Queue objects, read by their
-    `name`, `exchange`, `routing_key` and `max_priority`), or Celery's dict from name to
-    `{"exchange": …, "exchange_type": …, "routing_key": …}`. None means "not declared": any
-    queue may be used."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = [value]
-    if isinstance(value, Mapping):
-        value = [_queue_from_dict(name, options) for name, options in value.items()]
-    if not isinstance(value, Iterable):
-        raise ConfigurationError(f"task_queues must be a list of queues, got {value!r}")
-    out: list[Queue] = []
-    for entry in value:
-        if isinstance(entry, Queue):
-            out.append(entry)
-        elif isinstance(entry, str):
-            out.append(Queue(entry))
-        elif isinstance(getattr(entry, "name", None), str):
-            out.append(_queue_from_kombu(entry))
-        else:
-            raise ConfigurationError(
-                f"task_queues entry {entry!r}: expected a queue name or Queue('name')"
-            )
-        check_queue_name(out[-1].name, "task_queues")
-    return tuple(out)
-
-
-def _queue_from_kombu(entry: Any) -> Queue:
-    exchange = getattr(entry, "exchange", None)
-    name = getattr(exchange, "name", exchange)
-    kind = getattr(exchange, "type", None) or "direct"
-    return Queue(
-        entry.name,
-        Exchange(name, kind) if isinstance(name, str) and name else None,
-        getattr(entry, "routing_key", None) or None,
-        max_priority=getattr(entry, "max_priority", None),
-        queue_arguments=getattr(entry, "queue_arguments", None) or None,
-    )
-
-
-def _queue_from_dict(name: Any, options: Any) -> Queue:
-    """One entry of Celery's old dict form of task_queues."""
-    where = f"task_queues[{name!r}]"
-    if not isinstance(options, Mapping):
-        raise ConfigurationError(f"{where}: expected a dict of queue options, got {options!r}")
-    exchange = _exchange_name(options.get("exchange"), where)
-    kind = options.get("exchange_type", "direct")
-    key = options.get("routing_key", options.get("binding_key"))
-    return Queue(
-        name,
-        Exchange(exchange, kind) if exchange else None,
-        key,
-        max_priority=options.get("max_priority"),
-    )
 
 
 # -- deciding ------------------------------------------------------------------------------
@@ -430,13 +323,6 @@ class RouteTable:
 
     def undeclared(self, queue: str) -> bool:
         return self.declared is not None and queue not in self.declared
-
-
-def default_consumed(settings: Settings) -> tuple[str, ...]:
-    """The queues a worker started without `-Q` consumes, as in Celery: every queue
-    `task_queues` declares (in that order), else `task_default_queue`."""
-    declared = settings.task_queues
-    return tuple(q.name for q in declared) if declared else (settings.task_default_queue,)
 
 
 def table_for(settings: Settings) -> RouteTable:

@@ -252,3 +252,21 @@ def test_without_task_queues_a_worker_consumes_the_default_queue() -> None:
     from conveyor.testing import solo_worker
 
     assert solo_worker(make_app(task_default_queue="jobs")).info().queues == ("jobs",)
+
+
+@pytest.mark.parametrize("create_missing", [True, False])
+def test_a_schedule_entry_for_an_undeclared_queue_follows_create_missing_queues(
+    create_missing: bool,
+) -> None:
+    from conveyor.scheduler.beat import configured_entries
+
+    app = make_app(
+        task_queues=["celery"],
+        task_create_missing_queues=create_missing,
+        beat_schedule={"n": {"task": "misc.x", "schedule": 60.0, "options": {"queue": "night"}}},
+    )
+    if create_missing:
+        assert [e.queue for e in configured_entries(app)] == ["night"]
+    else:
+        with pytest.raises(ConfigurationError, match="'night', which task_queues does not"):
+            configured_entries(app)

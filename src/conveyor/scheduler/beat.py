@@ -283,12 +283,15 @@ def configured_entries(app: Conveyor) -> list[Entry]:
 
 
 def check_entry(app: Conveyor, entry: Entry) -> None:
-    """An entry's task must be known and its queue declared (when queues are declared)."""
+    """An entry's task must be known and its queue declared (when queues are declared and
+    `task_create_missing_queues` is False; when True, a fire to an undeclared queue is sent
+    with the routing warning, as Celery creates the queue)."""
     try:
         app.check_task_name(entry.task)
     except ConveyorError as exc:
         raise ConfigurationError(f"schedule entry {entry.name!r}: {exc}") from None
-    declared = app.conf.settings.task_queues
+    settings = app.conf.settings
+    declared = None if settings.task_create_missing_queues else settings.task_queues
     if entry.queue and declared is not None and entry.queue not in {q.name for q in declared}:
         raise ConfigurationError(
             f"schedule entry {entry.name!r} sends to queue {entry.queue!r}, which task_queues "
