@@ -155,6 +155,9 @@ class Conveyor:
         """Import the modules named in `include` so their tasks register."""
         for module in self.include:
             importlib.import_module(module)
+        settings = self.conf.settings  # Celery's `imports` and `include` settings name more
+        for module in (*settings.imports, *settings.include):
+            importlib.import_module(module)
 
     # -- routing ----------------------------------------------------------------------------
     @property

@@ -62,6 +62,8 @@ class Settings:
     task_default_exchange_type: str = "direct"
     task_default_routing_key: str | None = None  # None: task_default_queue, as in Celery
     task_queue_max_priority: int | None = None  # the scale of callers' priorities (None: 0–9)
+    imports: tuple[str, ...] = ()  # task modules the app imports when finalized, as in Celery
+    include: tuple[str, ...] = ()  # imported after `imports` (beside Conveyor(include=...))
     task_acks_late: bool = True
     task_reject_on_worker_lost: bool | None = None
     task_track_started: bool = True
@@ -150,6 +152,8 @@ OLD_NAMES: Mapping[str, str] = {
     "CELERY_SEND_EVENTS": "worker_send_task_events",
     "CELERY_SEND_TASK_SENT_EVENT": "task_send_sent_event",
     "CELERY_DEFAULT_RATE_LIMIT": "task_default_rate_limit",
+    "CELERY_IMPORTS": "imports",
+    "CELERY_INCLUDE": "include",
     "CELERY_CREATE_MISSING_QUEUES": "task_create_missing_queues",
     "CELERY_DEFAULT_EXCHANGE": "task_default_exchange",
     "CELERY_DEFAULT_EXCHANGE_TYPE": "task_default_exchange_type",
@@ -290,6 +294,17 @@ def _name(name: str, value: Any) -> str:
     return value
 
 
+def _modules(name: str, value: Any) -> tuple[str, ...]:
+    """Module names: one string, or a list or tuple of them."""
+    names = (value,) if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not all(isinstance(m, str) and m for m in names):
+        raise ConfigurationError(
+            f"setting {name} must be a module name or a list of them, such as "
+            f"('proj.tasks',); got {value!r}"
+        )
+    return tuple(names)
+
+
 #: Celery reads these as task_default_queue when they are unset.
 _FROM_DEFAULT_QUEUE = frozenset({"task_default_exchange", "task_default_routing_key"})
 
@@ -302,6 +317,8 @@ _CHECKS: Mapping[str, Any] = {
     "task_default_exchange_type": check_exchange_type,
     "task_default_routing_key": lambda n, v: None if v is None else _name(n, v),
     "task_queue_max_priority": check_max_priority,
+    "imports": _modules,
+    "include": _modules,
     "task_serializer": _check_serializer,
     "result_serializer": _check_serializer,
     "accept_content": _check_serializer,

@@ -5,6 +5,7 @@ honour."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -121,3 +122,21 @@ def test_every_accepted_setting_takes_celerys_default_and_says_why() -> None:
     for name, accepted in ACCEPTED.items():
         conf.update({name: accepted.default})
         assert accepted.why, name
+
+
+def test_imports_and_include_settings_are_imported_when_the_app_finalizes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("celery_imports_a", "celery_include_b"):
+        (tmp_path / f"{name}.py").write_text("LOADED = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    app = Conveyor("s", broker="memory://", set_as_current=False)
+    app.config_from_object({"imports": ("celery_imports_a",), "CELERY_INCLUDE": "celery_include_b"})
+    assert app.conf.imports == ("celery_imports_a",) and app.conf.include == ("celery_include_b",)
+    app.finalize()
+    assert {"celery_imports_a", "celery_include_b"} <= set(sys.modules)
+
+
+def test_imports_must_name_modules() -> None:
+    with pytest.raises(ConfigurationError, match="must be a module name or a list of them"):
+        Config().update(imports=("ok", 3))
