@@ -84,7 +84,7 @@ def _only(value_ok: Any, reason: str) -> Check:
     return check
 
 
-_RETRY = "conveyor retries every broker and result-store operation for broker_retry_budget seconds"
+_RETRY = "a lost broker or result-store connection is retried for broker_retry_budget seconds"
 _AMQP = (
     "an AMQP setting; conveyor's brokers are SQLite, Redis and PostgreSQL, which have no use for it"
 )
@@ -99,10 +99,10 @@ _REDIS_RESULTS = (
 
 ACCEPTED: Mapping[str, Accepted] = {
     "broker_connection_retry_on_startup": Accepted(
-        None, _maybe_flag, f"{_RETRY}, at start as later, then fails"
+        None, _maybe_flag, f"{_RETRY}, then the operation fails"
     ),
     "broker_connection_retry": Accepted(True, _flag, _RETRY),
-    "broker_connection_max_retries": Accepted(100, _number, f"{_RETRY}: a time, not a count"),
+    "broker_connection_max_retries": Accepted(100, _number, f"{_RETRY} (a time, not a count)"),
     "broker_connection_timeout": Accepted(4.0, _number, _RETRY),
     "broker_channel_error_retry": Accepted(False, _flag, _AMQP),
     "broker_heartbeat": Accepted(
