@@ -188,6 +188,35 @@ ACCEPTED: Mapping[str, Accepted] = {
 }
 
 
+#: `broker_transport_options` keys accepted without being needed, and why (kombu's Redis and
+#: publishing options, as Celery's docs set them).
+TRANSPORT_OPTIONS: Mapping[str, str] = {
+    "priority_steps": "conveyor keeps ten priority bands, 0–9, on every backend",
+    "sep": "conveyor's Redis keys have a layout of their own",
+    "queue_order_strategy": "the order a worker drains its queues is worker_queue_order "
+    "(strict: first listed first; weighted)",
+    "max_retries": _RETRY,
+    "interval_start": _RETRY,
+    "interval_step": _RETRY,
+    "interval_max": _RETRY,
+    "socket_timeout": _REDIS_RESULTS,
+    "socket_connect_timeout": _REDIS_RESULTS,
+    "socket_keepalive": _REDIS_RESULTS,
+    "health_check_interval": _REDIS_RESULTS,
+    "retry_on_timeout": _REDIS_RESULTS,
+    "fanout_prefix": "conveyor has no broadcast (fanout) queues",
+    "fanout_patterns": "conveyor has no broadcast (fanout) queues",
+    "confirm_publish": "an enqueue returns once the broker has stored the call",
+    "polling_interval": "workers wait on the broker for calls (a blocking reserve); no poll to set",
+}
+#: `broker_transport_options` keys refused, with what to do instead.
+REFUSED_TRANSPORT_OPTIONS: Mapping[str, str] = {
+    "global_keyprefix": "give the key prefix in the broker URL: redis://host:6379/0?prefix=name",
+    "master_name": "Redis Sentinel is not supported: give the current master's redis:// URL",
+    "sentinel_kwargs": "Redis Sentinel is not supported: give the current master's redis:// URL",
+}
+
+
 def check_accepted(name: str, value: Any) -> Any:
     """The value of an accepted setting, checked; raise ConfigurationError otherwise."""
     return ACCEPTED[name].check(name, value)

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ._names import did_you_mean
 from ._sqlite import check_file_mode
 from ._urls import result_store_url, safe_url
-from .accepted import ACCEPTED, check_accepted
+from .accepted import ACCEPTED, REFUSED_TRANSPORT_OPTIONS, TRANSPORT_OPTIONS, check_accepted
 from .bindings import check_exchange_type
 from .bounds import check_queue_name, check_seconds, shown
 from .compression import DEFAULT_LIMIT, check_method
@@ -271,11 +271,16 @@ def _check_timezone(name: str, value: Any) -> str:
 def _check_transport(name: str, value: Any) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigurationError(f"{name} must be a dict")
+    known = _TRANSPORT_OPTIONS | set(TRANSPORT_OPTIONS)
     for key in value:
-        if key not in _TRANSPORT_OPTIONS:
+        if key in REFUSED_TRANSPORT_OPTIONS:
             raise ConfigurationError(
-                f"{name}[{key!r}] is not supported{did_you_mean(key, _TRANSPORT_OPTIONS)}; "
-                f"supported keys: {', '.join(sorted(_TRANSPORT_OPTIONS))}"
+                f"{name}[{key!r}] is refused: {REFUSED_TRANSPORT_OPTIONS[key]}"
+            )
+        if key not in known:
+            raise ConfigurationError(
+                f"{name}[{key!r}] is not supported{did_you_mean(key, known)}; "
+                f"supported keys: {', '.join(sorted(known))}"
             )
     if "visibility_timeout" in value:
         _positive("broker_transport_options['visibility_timeout']", value["visibility_timeout"])

@@ -5,6 +5,7 @@ honour."""
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -140,3 +141,30 @@ def test_imports_and_include_settings_are_imported_when_the_app_finalizes(
 def test_imports_must_name_modules() -> None:
     with pytest.raises(ConfigurationError, match="must be a module name or a list of them"):
         Config().update(imports=("ok", 3))
+
+
+def test_celerys_redis_transport_options_are_accepted() -> None:
+    """The Redis priority snippet of Celery's docs, and kombu's publish-retry options."""
+    conf = Config()
+    conf.broker_transport_options = {
+        "priority_steps": list(range(10)),
+        "sep": ":",
+        "queue_order_strategy": "priority",
+        "visibility_timeout": 3600,
+        "max_retries": 3,
+        "interval_start": 0,
+    }
+    assert conf.broker_transport_options["sep"] == ":"
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("global_keyprefix", "redis://host:6379/0?prefix=name"),
+        ("master_name", "Redis Sentinel is not supported"),
+        ("visibilty_timeout", "did you mean 'visibility_timeout'"),
+    ],
+)
+def test_transport_options_conveyor_cannot_honour_are_refused(key: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        Config().update(broker_transport_options={key: "x"})
