@@ -203,8 +203,7 @@ def check_port(port: str, url: str) -> None:
 _DB_DIALECTS = {"sqlite": "sqlite", "postgresql": "postgresql", "postgres": "postgresql"}
 #: Celery result backends conveyor has no store for, and what to write instead.
 _NO_STORE = {
-    "rpc": "results travel back over AMQP reply queues there",
-    "amqp": "results travel back over AMQP reply queues there",
+    "amqp": "Celery 5 removed the amqp result backend (rpc:// replaced it)",
     "django-db": "django_celery_results keeps them in Django's ORM tables",
     "django-cache": "django_celery_results keeps them in Django's cache",
     "cache+memcached": "conveyor has no memcached store",
@@ -217,16 +216,19 @@ _STORES_HINT = (
 )
 
 
-def result_store_url(url: str) -> str:
-    """A result backend URL as conveyor's stores read it. Celery's SQLAlchemy URLs map onto
-    the stores of the same database: `db+sqlite:///results.db` → `sqlite:///results.db`,
-    `db+postgresql+psycopg2://u@h/db` → `postgresql://u@h/db` (the driver part is dropped:
-    conveyor uses its own). Other `db+` dialects and Celery backends conveyor has no store
-    for (`rpc://`, `django-db`, …) raise ConfigurationError saying what to use; every other
-    URL is returned unchanged."""
+def result_store_url(url: str, broker_url: str) -> str:
+    """A result backend URL as conveyor's stores read it. `rpc://` (Celery's tutorial: results
+    sent back to the caller over the broker) is the store beside the broker, `broker_url`.
+    Celery's SQLAlchemy URLs map onto the stores of the same database: `db+sqlite:///results.db`
+    → `sqlite:///results.db`, `db+postgresql+psycopg2://u@h/db` → `postgresql://u@h/db` (the
+    driver part is dropped: conveyor uses its own). Other `db+` dialects and Celery backends
+    conveyor has no store for (`django-db`, `cache+memcached://`, …) raise ConfigurationError
+    saying what to use; every other URL is returned unchanged."""
     scheme, sep, rest = url.partition("://")
     lowered = scheme.lower() if sep else url.lower()
-    if lowered in _NO_STORE or lowered.split("+", 1)[0] in ("rpc", "amqp", "mongodb"):
+    if lowered == "rpc":
+        return broker_url
+    if lowered in _NO_STORE or lowered.split("+", 1)[0] in ("amqp", "mongodb"):
         reason = _NO_STORE.get(lowered) or _NO_STORE[lowered.split("+", 1)[0]]
         raise ConfigurationError(
             f"result_backend {safe_url(url)!r} is refused: {reason}. {_STORES_HINT}"

@@ -316,7 +316,7 @@ _FROM_DEFAULT_QUEUE = frozenset({"task_default_exchange", "task_default_routing_
 _CHECKS: Mapping[str, Any] = {
     "task_default_queue": lambda n, v: check_queue_name(v, n),
     "task_default_priority": lambda n, v: None if v is None else check_priority(v),
-    "result_backend": lambda n, v: None if v is None else (result_store_url(_url(n, v)), v)[1],
+    "result_backend": lambda n, v: None if v is None else (result_store_url(_url(n, v), ""), v)[1],
     "task_create_missing_queues": _flag,
     "task_default_exchange": lambda n, v: None if v is None else _name(n, v),
     "task_default_exchange_type": check_exchange_type,
@@ -527,8 +527,9 @@ def resolve_urls(settings: Settings, broker: str | None, backend: str | None) ->
     Explicit arguments and settings win; then CONVEYOR_BROKER_URL / CONVEYOR_RESULT_BACKEND;
     then the embedded SQLite file `./conveyor.db`. With no result store named, results live
     beside the broker (same URL). Celery's `db+sqlite://` and `db+postgresql://` result URLs
-    name the store of the same database (`_urls.result_store_url`).
+    name the store of the same database, and `rpc://` the store beside the broker
+    (`_urls.result_store_url`).
     """
     broker_url = broker or settings.broker_url or os.environ.get(ENV_BROKER) or DEFAULT_SQLITE_URL
     named = backend or settings.result_backend or os.environ.get(ENV_BACKEND)
-    return broker_url, result_store_url(named) if named else broker_url
+    return broker_url, result_store_url(named, broker_url) if named else broker_url

@@ -29,17 +29,18 @@ from conveyor.results.sqlite import SqliteResultStore
         ("db+postgres://h/db", "postgresql://h/db"),
         ("redis://h:6379/1", "redis://h:6379/1"),
         ("sqlite:///r.db", "sqlite:///r.db"),
+        ("rpc://", "redis://broker/0"),  # Celery's tutorial: results come back via the broker
     ],
 )
 def test_celerys_sqlalchemy_result_urls_map_onto_conveyors_stores(url: str, store_url: str) -> None:
-    assert result_store_url(url) == store_url
+    assert result_store_url(url, "redis://broker/0") == store_url
 
 
 @pytest.mark.parametrize(
     ("url", "message"),
     [
         ("db+mysql://u:secret@h/db", "conveyor has no mysql store"),
-        ("rpc://", "AMQP reply queues"),
+        ("amqp://", "Celery 5 removed the amqp result backend"),
         ("django-db", "Django's ORM tables"),
         ("cache+memcached://127.0.0.1:11211/", "no memcached store"),
         ("mongodb://h/db", "no MongoDB store"),
@@ -61,6 +62,14 @@ def test_an_app_with_a_db_sqlite_backend_stores_results_in_that_file(tmp_path: P
     assert isinstance(app.results, SqliteResultStore)
     app.conf.result_backend = "db+sqlite:///other.db"
     assert app.conf.result_backend == "db+sqlite:///other.db"  # read back as written
+
+
+def test_the_tutorials_rpc_backend_keeps_results_beside_the_broker(tmp_path: Path) -> None:
+    broker = f"sqlite:///{tmp_path / 'q.db'}"
+    app = Conveyor("tasks", broker=broker, backend="rpc://", set_as_current=False)
+    assert app.urls == (broker, broker)
+    app.conf.result_backend = "rpc://"
+    assert app.conf.result_backend == "rpc://"
 
 
 def test_harmless_celery_settings_are_kept_and_read_back() -> None:
