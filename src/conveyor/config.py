@@ -40,6 +40,9 @@ from .scheduler.schedule import parse_beat_schedule
 DEFAULT_SQLITE_URL = "sqlite:///conveyor.db"
 ENV_BROKER = "CONVEYOR_BROKER_URL"
 ENV_BACKEND = "CONVEYOR_RESULT_BACKEND"
+#: Celery's variables, read when conveyor's are unset.
+CELERY_ENV_BROKER = "CELERY_BROKER_URL"
+CELERY_ENV_BACKEND = "CELERY_RESULT_BACKEND"
 
 
 @dataclass(frozen=True, slots=True)
@@ -521,15 +524,24 @@ def lease_seconds(settings: Settings) -> float:
     )
 
 
+def _env(*names: str) -> str | None:
+    """The first of the environment variables `names` that is set and not empty."""
+    return next((os.environ[n] for n in names if os.environ.get(n)), None)
+
+
 def resolve_urls(settings: Settings, broker: str | None, backend: str | None) -> tuple[str, str]:
     """The broker and result-store URLs in effect.
 
-    Explicit arguments and settings win; then CONVEYOR_BROKER_URL / CONVEYOR_RESULT_BACKEND;
-    then the embedded SQLite file `./conveyor.db`. With no result store named, results live
-    beside the broker (same URL). Celery's `db+sqlite://` and `db+postgresql://` result URLs
-    name the store of the same database, and `rpc://` the store beside the broker
-    (`_urls.result_store_url`).
+    Explicit arguments and settings win; then CONVEYOR_BROKER_URL / CONVEYOR_RESULT_BACKEND,
+    then Celery's CELERY_BROKER_URL / CELERY_RESULT_BACKEND (deployments set them for Celery,
+    which reads them without a line of code; a producer falling back to a local SQLite file
+    instead would strand its calls); then the embedded SQLite file `./conveyor.db`. With no
+    result store named, results live beside the broker (same URL). Celery's `db+sqlite://` and
+    `db+postgresql://` result URLs name the store of the same database, and `rpc://` the store
+    beside the broker (`_urls.result_store_url`).
     """
-    broker_url = broker or settings.broker_url or os.environ.get(ENV_BROKER) or DEFAULT_SQLITE_URL
-    named = backend or settings.result_backend or os.environ.get(ENV_BACKEND)
+    broker_url = (
+        broker or settings.broker_url or _env(ENV_BROKER, CELERY_ENV_BROKER) or DEFAULT_SQLITE_URL
+    )
+    named = backend or settings.result_backend or _env(ENV_BACKEND, CELERY_ENV_BACKEND)
     return broker_url, result_store_url(named, broker_url) if named else broker_url

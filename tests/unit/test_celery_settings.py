@@ -177,3 +177,17 @@ def test_celerys_redis_transport_options_are_accepted() -> None:
 def test_transport_options_conveyor_cannot_honour_are_refused(key: str, message: str) -> None:
     with pytest.raises(ConfigurationError, match=re.escape(message)):
         Config().update(broker_transport_options={key: "x"})
+
+
+def test_celerys_environment_variables_are_read_when_conveyors_are_unset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CONVEYOR_BROKER_URL", raising=False)
+    monkeypatch.delenv("CONVEYOR_RESULT_BACKEND", raising=False)
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://celery-env:6379/0")
+    monkeypatch.setenv("CELERY_RESULT_BACKEND", "db+sqlite:///results.sqlite")
+    app = Conveyor("env", set_as_current=False)
+    assert app.urls == ("redis://celery-env:6379/0", "sqlite:///results.sqlite")
+    monkeypatch.setenv("CONVEYOR_BROKER_URL", "sqlite:///mine.db")
+    assert app.urls[0] == "sqlite:///mine.db"  # conveyor's own variable first
+    assert Conveyor("e", broker="memory://", set_as_current=False).urls[0] == "memory://"
