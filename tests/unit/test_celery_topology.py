@@ -270,3 +270,14 @@ def test_a_schedule_entry_for_an_undeclared_queue_follows_create_missing_queues(
     else:
         with pytest.raises(ConfigurationError, match="'night', which task_queues does not"):
             configured_entries(app)
+
+
+def test_a_schedule_entry_priority_must_fit_its_queue_scale() -> None:
+    from conveyor.scheduler.beat import configured_entries
+
+    entry = {"task": "misc.x", "schedule": 60.0, "options": {"priority": 200}}
+    app = make_app(beat_schedule={"n": entry})
+    with pytest.raises(ConfigurationError, match="schedule entry 'n': priority 200 for queue"):
+        configured_entries(app)
+    app.conf.task_queue_max_priority = 255
+    assert [e.priority for e in configured_entries(app)] == [200]
