@@ -9,7 +9,7 @@ a declaration matters only where Celery gives it a meaning conveyor keeps: the b
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .bindings import Binding
@@ -24,11 +24,18 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, slots=True)
 class Exchange:
     """Accepted so `Queue("ai", Exchange("ai"), routing_key="ai")` from kombu keeps working.
-    conveyor has no exchanges: a queue is addressed by its name alone."""
+    conveyor has no exchanges: a queue is addressed by its name, and an exchange's name and type
+    only bind declared queues for routes that give a routing key (conveyor.bindings). kombu's
+    declaration flags (`durable`, `auto_delete`, `delivery_mode`, `no_declare`, `passive`)
+    change nothing: every conveyor message is stored durably."""
 
     name: str = ""
     type: str = "direct"
     durable: bool = True
+    auto_delete: bool = False
+    delivery_mode: int | str | None = None
+    no_declare: bool = False
+    passive: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +54,8 @@ class Queue:
     durable: bool = True
     auto_delete: bool = False
     max_priority: int | None = None
-    queue_arguments: Mapping[str, Any] | None = None
+    queue_arguments: Mapping[str, Any] | None = field(default=None, hash=False)
+    no_declare: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -126,6 +134,11 @@ def parse_queues(value: Any) -> tuple[Queue, ...] | None:
 
 
 def _queue_from_kombu(entry: Any) -> Queue:
+    if type(entry).__name__ == "Broadcast":
+        raise ConfigurationError(
+            f"task_queues entry Broadcast({entry.name!r}) is refused: Celery runs a broadcast "
+            "call on every worker, conveyor runs each call once, on one worker"
+        )
     exchange = getattr(entry, "exchange", None)
     name = getattr(exchange, "name", exchange)
     kind = getattr(exchange, "type", None) or "direct"

@@ -281,3 +281,18 @@ def test_a_schedule_entry_priority_must_fit_its_queue_scale() -> None:
         configured_entries(app)
     app.conf.task_queue_max_priority = 255
     assert [e.priority for e in configured_entries(app)] == [200]
+
+
+def test_kombus_broadcast_queues_are_refused() -> None:
+    class Broadcast(SimpleNamespace):  # kombu.common.Broadcast, by its class name
+        pass
+
+    with pytest.raises(ConfigurationError, match="conveyor runs each call once, on one worker"):
+        make_app(task_queues=[Broadcast(name="broadcast_tasks", exchange=None)])
+
+
+def test_kombus_declaration_flags_are_accepted() -> None:
+    exchange = Exchange("media", type="topic", auto_delete=False, delivery_mode=2)
+    queue = Queue("videos", exchange, routing_key="media.#", no_declare=True)
+    assert hash(Queue("q", queue_arguments={"x-max-priority": 3})) is not None
+    assert make_app(task_queues=[queue, "celery"]).conf.task_queues[0] == queue
