@@ -211,7 +211,7 @@ def parse_destination(value: Any, where: str) -> Destination:
         if key not in _DESTINATION_KEYS | _AMQP_KEYS:
             raise ConfigurationError(
                 f"{where}: unknown key {key!r}{did_you_mean(str(key), _DESTINATION_KEYS)}; a "
-                "route sets 'queue' and/or 'priority'"
+                "route sets 'queue' and/or 'priority' (or a 'routing_key', with an 'exchange')"
             )
     queue = value.get("queue")
     named = getattr(queue, "name", None)  # a conveyor or kombu Queue
