@@ -156,6 +156,7 @@ OLD_NAMES: Mapping[str, str] = {
     "CELERY_SEND_TASK_SENT_EVENT": "task_send_sent_event",
     "CELERY_DEFAULT_RATE_LIMIT": "task_default_rate_limit",
     "CELERY_IMPORTS": "imports",
+    "CELERYD_LOG_FORMAT": "worker_log_format",
     "CELERY_INCLUDE": "include",
     "CELERY_CREATE_MISSING_QUEUES": "task_create_missing_queues",
     "CELERY_DEFAULT_EXCHANGE": "task_default_exchange",
@@ -313,6 +314,17 @@ def _modules(name: str, value: Any) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _log_format(name: str, value: Any) -> str:
+    """ "text" or "json"; Celery's logging format strings are refused saying what to use."""
+    if isinstance(value, str) and "%(" in value:
+        raise ConfigurationError(
+            f"{name}={value!r} is a logging format string, as Celery's {name} is; conveyor's "
+            "chooses 'text' (Celery's default format) or 'json' (one JSON object per line), "
+            "and custom format strings are not supported: remove the setting"
+        )
+    return _one_of(name, value, ("text", "json"))
+
+
 #: Celery reads these as task_default_queue when they are unset.
 _FROM_DEFAULT_QUEUE = frozenset({"task_default_exchange", "task_default_routing_key"})
 
@@ -357,7 +369,7 @@ _CHECKS: Mapping[str, Any] = {
     "task_queues": lambda n, v: parse_queues(v),
     "worker_pool": _check_pool,
     "worker_queue_order": lambda n, v: _one_of(n, v, ("strict", "weighted")),
-    "worker_log_format": lambda n, v: _one_of(n, v, ("text", "json")),
+    "worker_log_format": _log_format,
     "timezone": _check_timezone,
     "broker_transport_options": _check_transport,
     "result_compression": check_method,

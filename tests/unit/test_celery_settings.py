@@ -191,3 +191,8 @@ def test_celerys_environment_variables_are_read_when_conveyors_are_unset(
     monkeypatch.setenv("CONVEYOR_BROKER_URL", "sqlite:///mine.db")
     assert app.urls[0] == "sqlite:///mine.db"  # conveyor's own variable first
     assert Conveyor("e", broker="memory://", set_as_current=False).urls[0] == "memory://"
+
+
+def test_a_celery_log_format_string_is_refused_saying_what_to_use() -> None:
+    with pytest.raises(ConfigurationError, match="is a logging format string, as Celery's"):
+        Config().update({"CELERYD_LOG_FORMAT": "[%(asctime)s:] %(message)s"})
