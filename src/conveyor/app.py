@@ -33,7 +33,7 @@ from .result import AsyncResult
 from .result import AsyncResult as AsyncResultType
 from .results import open_result_store
 from .results.base import ResultStore
-from .routing import Decision, RouteTable
+from .routing import Decision, RouteTable, table_for
 from .sending import Calls, Sender
 from .task import Task
 
@@ -174,6 +174,9 @@ class Conveyor:
         import_pending(self)
         for module in self.include:
             importlib.import_module(module)
+        settings = self.conf.settings  # Celery's `imports` and `include` settings name more
+        for module in (*settings.imports, *settings.include):
+            importlib.import_module(module)
 
     # -- autodiscovery (conveyor.autodiscover; Django: conveyor.contrib.django) --------------
     def autodiscover_tasks(
@@ -197,13 +200,7 @@ class Conveyor:
         settings = self.conf.settings
         cached_for, table = self._routes
         if cached_for is not settings or table is None:
-            declared = settings.task_queues
-            table = RouteTable(
-                rules=settings.task_routes,
-                declared=None if declared is None else frozenset(q.name for q in declared),
-                default_queue=settings.task_default_queue,
-                default_priority=settings.task_default_priority,
-            )
+            table = table_for(settings)
             self._routes = (settings, table)
         return table
 
