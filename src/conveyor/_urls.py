@@ -204,7 +204,6 @@ _DB_DIALECTS = {"sqlite": "sqlite", "postgresql": "postgresql", "postgres": "pos
 #: Celery result backends conveyor has no store for, and what to write instead.
 _NO_STORE = {
     "amqp": "Celery 5 removed the amqp result backend (rpc:// replaced it)",
-    "django-db": "django_celery_results keeps them in Django's ORM tables",
     "django-cache": "django_celery_results keeps them in Django's cache",
     "cache+memcached": "conveyor has no memcached store",
     "mongodb": "conveyor has no MongoDB store",
@@ -222,8 +221,9 @@ def result_store_url(url: str, broker_url: str) -> str:
     Celery's SQLAlchemy URLs map onto the stores of the same database: `db+sqlite:///results.db`
     → `sqlite:///results.db`, `db+postgresql+psycopg2://u@h/db` → `postgresql://u@h/db` (the
     driver part is dropped: conveyor uses its own). Other `db+` dialects and Celery backends
-    conveyor has no store for (`django-db`, `cache+memcached://`, …) raise ConfigurationError
-    saying what to use; every other URL is returned unchanged."""
+    conveyor has no store for (`django-cache`, `cache+memcached://`, …) raise ConfigurationError
+    saying what to use; every other URL is returned unchanged (`django-db` is mapped onto the
+    Django project's database by conveyor.contrib.django.results)."""
     scheme, sep, rest = url.partition("://")
     lowered = scheme.lower() if sep else url.lower()
     if lowered == "rpc":

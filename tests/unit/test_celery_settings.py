@@ -41,7 +41,7 @@ def test_celerys_sqlalchemy_result_urls_map_onto_conveyors_stores(url: str, stor
     [
         ("db+mysql://u:secret@h/db", "conveyor has no mysql store"),
         ("amqp://", "Celery 5 removed the amqp result backend"),
-        ("django-db", "Django's ORM tables"),
+        ("django-cache", "Django's cache"),
         ("cache+memcached://127.0.0.1:11211/", "no memcached store"),
         ("mongodb://h/db", "no MongoDB store"),
         ("db+sqlite://", "in-memory SQLite database"),
