@@ -33,7 +33,8 @@ def test_call_wait_result_and_queues(db: Path) -> None:
         assert done.returncode == 0, done.stderr
         task_id, value = done.stdout.split()
         assert value == "42"
-    shown = conveyor(db, "-A", "sample_app", "result", task_id)
+    assert conveyor(db, "-A", "sample_app", "result", task_id).stdout == "42\n"  # as Celery's
+    shown = conveyor(db, "-A", "sample_app", "result", "show", task_id)
     assert "SUCCESS" in shown.stdout and "42" in shown.stdout and "sample.add" in shown.stdout
     record = json.loads(conveyor(db, "result", task_id, "--json").stdout)
     assert record["state"] == "SUCCESS" and record["result"] == 42 and record["attempt"] == 1
@@ -55,7 +56,7 @@ def test_queues_table_and_json(db: Path) -> None:
         "leased": 0,
         "dead": 0,
     }
-    assert by_queue["default"]["scheduled"] == 1
+    assert by_queue["celery"]["scheduled"] == 1
     table = conveyor(db, "queues").stdout
     assert "emails" in table and "scheduled" in table
 
@@ -74,7 +75,7 @@ def test_purge_asks_first_and_force_skips_the_question(db: Path) -> None:
     )
     assert "Delete 3 message(s)" in declined.stdout and declined.returncode != 0
     assert json.loads(conveyor(db, "queues", "--json").stdout)[0]["ready"] == 3
-    forced = conveyor(db, "purge", "-Q", "default", "-f")
+    forced = conveyor(db, "purge", "-Q", "celery", "-f")
     assert "purged 3" in forced.stdout
     assert json.loads(conveyor(db, "queues", "--json").stdout) == []
 
