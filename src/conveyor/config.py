@@ -70,7 +70,7 @@ class Settings:
     include: tuple[str, ...] = ()  # imported after `imports` (beside Conveyor(include=...))
     task_acks_late: bool = True
     task_reject_on_worker_lost: bool | None = None
-    task_track_started: bool = True
+    task_track_started: bool = False  # Celery's default: a running call reads PENDING
     task_ignore_result: bool = False
     task_always_eager: bool = False
     task_eager_propagates: bool = False

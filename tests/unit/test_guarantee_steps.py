@@ -176,6 +176,7 @@ def test_a_worker_paused_past_its_lease_writes_one_outcome_when_its_message_come
             assert gate.wait(30)
         return len(runs)
 
+    mem_app.conf.task_track_started = True  # the fenced STARTED write is part of the story
     puts = record_puts(mem_app)
     res = paused.delay()
     w = thread_worker(mem_app)  # the only worker
