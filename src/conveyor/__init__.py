@@ -6,7 +6,9 @@ from uuid import uuid4 as _uuid4
 
 from . import states
 from .app import Conveyor, current_app, shared_task
+from .canvas import builtins as _builtins  # noqa: F401  (registers conveyor.map & co in every app)
 from .canvas.group_result import GroupResult
+from .canvas.maps import chunks, xmap, xstarmap
 from .canvas.signature import Signature, chain, chord, group, signature
 from .errors import (
     ConfigurationError,
@@ -70,6 +72,7 @@ __all__ = [
     "WorkerLostError",
     "chain",
     "chord",
+    "chunks",
     "crontab",
     "current_app",
     "group",
@@ -77,4 +80,6 @@ __all__ = [
     "signature",
     "states",
     "uuid",
+    "xmap",
+    "xstarmap",
 ]

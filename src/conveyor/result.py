@@ -13,6 +13,7 @@ from .states import TaskState
 
 if TYPE_CHECKING:
     from .app import Conveyor
+    from .canvas.group_result import GroupResult
 
 
 def rebuild_exception(error: ErrorInfo) -> BaseException:
@@ -35,6 +36,12 @@ def rebuild_exception(error: ErrorInfo) -> BaseException:
 
 class AsyncResult:
     """The outcome of the call with this id, as the result store knows it now."""
+
+    # -- canvas: Celery's `res.parent` ----------------------------------------------------------
+    #: The handle on the step before, on a workflow's handle (a chain step's, a chord body's
+    #: header GroupResult); None on a call sent alone or on a handle rebuilt from an id. Set
+    #: by canvas/signature.py when it returns the handle.
+    parent: AsyncResult | GroupResult | None = None
 
     def __init__(self, id: str, app: Conveyor) -> None:
         self.id = id

@@ -110,6 +110,8 @@ class Calls:
             chain=links.chain,
             chord=links.chord,
             join=links.join,
+            link=links.link,
+            link_error=links.link_error,
             id=task_id or new_task_id(),
             task=self.name,
             args=args,

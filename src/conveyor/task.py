@@ -6,19 +6,21 @@ A bound task (`bind=True`) receives the Task as `self`, with `self.request` and 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .bounds import check_seconds
 from .errors import MaxRetriesExceededError, Retry
+from .message import NO_LINKS
 from .options import CallOptions, TaskOptions, check_max_retries
 from .request import DIRECT_CALL, Request, current_request
 from .retry import retries_exhausted
 
 if TYPE_CHECKING:
     from .app import Conveyor
-    from .canvas.signature import Signature
+    from .canvas.maps import chunks
+    from .canvas.signature import Canvas, Signature
     from .result import AsyncResult
 
 
@@ -77,6 +79,27 @@ class Task:
 
         return signature(self, args, kwargs).set(**options)
 
+    # -- canvas: map, starmap, chunks (Celery's xmap, xstarmap, chunks) ---------------------
+    def map(self, it: Iterable[Any]) -> Signature:
+        """One call running this task on every item in turn, returning the list of results:
+        `~add_one.map([1, 2, 3])` (see canvas/maps.py)."""
+        from .canvas.maps import xmap
+
+        return xmap(self, it)
+
+    def starmap(self, it: Iterable[Iterable[Any]]) -> Signature:
+        """One call running `self(*item)` for every item in turn: `add.starmap([(2, 2)])`."""
+        from .canvas.maps import xstarmap
+
+        return xstarmap(self, it)
+
+    def chunks(self, it: Iterable[Iterable[Any]], n: int) -> chunks:
+        """The items split into parts of `n`, one call per part, sent as a group:
+        `add.chunks(zip(range(100), range(100)), 10)()` (see canvas/maps.py)."""
+        from .canvas.maps import chunks
+
+        return chunks(self, it, n)
+
     # -- sending ----------------------------------------------------------------------------
     def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
         """Send a call with these arguments; returns its AsyncResult."""
@@ -96,11 +119,14 @@ class Task:
         headers: Mapping[str, Any] | None = None,
         time_limit: float | None = None,
         soft_time_limit: float | None = None,
+        link: Canvas | Sequence[Canvas] | None = None,
+        link_error: Canvas | Sequence[Canvas] | None = None,
     ) -> AsyncResult:
         """Send a call. `countdown` (seconds) or `eta` delays it; `expires` (seconds from now
         or a datetime) drops it unstarted after that time; `priority` 0–9 (higher first),
         `queue` and the time limits override the task's options; `task_id` makes the send
-        idempotent."""
+        idempotent. `link` / `link_error`: signature(s) sent when the call succeeds / fails
+        for good (see canvas/callbacks.py)."""
         call = CallOptions(
             time_limit=time_limit,
             soft_time_limit=soft_time_limit,
@@ -112,7 +138,12 @@ class Task:
             task_id=task_id,
             headers=dict(headers or {}),
         )
-        return self.app.publish(self.name, tuple(args or ()), dict(kwargs or {}), call, self)
+        links = NO_LINKS
+        if link is not None or link_error is not None:  # canvas: Celery's link / link_error
+            from .canvas.signature import links_of
+
+            links = links_of(link, link_error)
+        return self.app.publish(self.name, tuple(args or ()), dict(kwargs or {}), call, self, links)
 
     def AsyncResult(self, task_id: str) -> AsyncResult:
         return self.app.AsyncResult(task_id)

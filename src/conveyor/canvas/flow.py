@@ -51,6 +51,7 @@ from ..message import Links, check_nodes, decode_value
 from ..options import CallOptions
 from ..results.base import CHORD_RECORD, ErrorInfo, Outcome, storable_text
 from ..states import TaskState
+from .callbacks import send_callbacks, send_errbacks
 from .nodes import (
     ChainNode,
     ChordJoin,
@@ -168,7 +169,7 @@ def _send_call(app: Conveyor, node: SigNode, parent: Parent | None, rest: tuple[
         countdown=node.countdown,
         headers=node.headers,
     )
-    links = Links(rest, node.chord, node.join)
+    links = Links(rest, node.chord, node.join, node.link, node.link_error)
     if app.conf.settings.task_always_eager:
         app.publish(node.task, args, dict(node.kwargs), call, app.tasks.get(node.task), links)
     else:
@@ -181,7 +182,9 @@ def after_success(
     """Call `task_id` succeeded with `value`: send the next step of its chain, or join its
     chord (and send the body when it completes it). Any error but an outage (`OUTAGES`) is
     permanent: it fails the rest of the workflow, and this returns; an outage raises (see the
-    module docstring)."""
+    module docstring). Its callbacks (`link`) are sent first (see canvas/callbacks.py)."""
+    if links.link:
+        send_callbacks(app, links, task_id, value)
     try:
         if links.chain:
             send_node(app, links.chain[0], Parent(value), links.chain[1:])
@@ -255,7 +258,10 @@ def after_failure(
 ) -> None:
     """Call `task_id` failed for good: every call still to come in its chain fails with its
     error, and so does the body of its chord (and of any chord a later step belonged to). Only
-    an outage raises (see `_fail_after`)."""
+    an outage raises (see `_fail_after`). Its errbacks (`link_error`) are sent first (see
+    canvas/callbacks.py)."""
+    if links.link_error:
+        send_errbacks(app, links, task_name, task_id, error)
     step = f"{task_name}[{task_id}]"
     _fail_after(
         app,

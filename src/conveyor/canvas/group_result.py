@@ -25,6 +25,9 @@ GROUP_TASK = GROUP_RECORD
 class GroupResult:
     """Handles on a group's member results (`results`), with Celery's methods."""
 
+    #: canvas: the handle on the step before the group in a chain (Celery's `res.parent`).
+    parent: AsyncResult | GroupResult | None = None
+
     def __init__(self, id: str, results: list[AsyncResult], app: Conveyor) -> None:
         self.id = id
         self.results = results
