@@ -368,9 +368,9 @@ def _as_list(given: Canvas | Sequence[Canvas] | None) -> list[Canvas]:
     """Celery takes one signature or a list of them for link / link_error."""
     if given is None:
         return []
-    if isinstance(given, _Sendable):
-        return [given]
-    return [_checked(g) for g in given]
+    if isinstance(given, list | tuple):
+        return [_checked(g) for g in given]
+    return [_checked(given)]
 
 
 def _items(given: tuple[Canvas | Iterable[Canvas], ...]) -> list[Canvas]:

@@ -1,0 +1,282 @@
+"""Canvas as Celery's docs call it: `sig()`, `group(...)()`, `chain(...)()`, `chord(h, b)()`,
+`~sig`, `res.parent`, `task.map` / `starmap` / `chunks`, and `link` / `link_error` (callbacks
+sent once, errbacks given Celery's arguments), run by an in-process worker (and eagerly)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from conveyor import (
+    AsyncResult,
+    Conveyor,
+    GroupResult,
+    Request,
+    chain,
+    chord,
+    chunks,
+    group,
+    signature,
+)
+from conveyor.canvas.flow import after_failure, after_success
+from conveyor.canvas.signature import links_of
+from conveyor.errors import NotRegistered
+from conveyor.options import CallOptions
+from conveyor.results.base import ErrorInfo
+from conveyor.testing import solo_worker
+
+
+@pytest.fixture
+def app() -> Conveyor:
+    app = Conveyor("calling", broker="memory://", set_as_current=False)
+    given: list[Any] = []  # what callbacks and errbacks were given
+    app.__dict__["seen"] = given
+
+    @app.task(name="add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    @app.task(name="mul")
+    def mul(x: int, y: int) -> int:
+        return x * y
+
+    @app.task(name="tsum")
+    def tsum(values: list[int]) -> int:
+        return sum(values)
+
+    @app.task(name="boom")
+    def boom(x: int) -> int:
+        raise ZeroDivisionError(f"boom on {x}")
+
+    @app.task(name="record")
+    def record(*args: Any) -> str:
+        given.append(("record", args))
+        return "recorded"
+
+    @app.task(name="on_error")  # Celery's old errback shape: the failed call's id
+    def on_error(task_id: str) -> None:
+        given.append(("on_error", task_id))
+
+    @app.task(name="error_handler")  # Celery's errback shape: (request, exc, traceback)
+    def error_handler(request: Request, exc: BaseException, traceback: str | None) -> str:
+        given.append(("error_handler", request, exc, traceback))
+        return f"handled {request.id}"
+
+    return app
+
+
+def run(app: Conveyor) -> None:
+    solo_worker(app).run_until_idle()
+
+
+def seen(app: Conveyor) -> list[Any]:
+    found: list[Any] = app.__dict__["seen"]
+    return found
+
+
+# -- calling signatures and workflows as Celery does ------------------------------------------
+def test_calling_a_signature_runs_the_task_inline(app: Conveyor) -> None:
+    add = app.tasks["add"]
+    assert add.s(2, 2)() == 4
+    assert add.s(2)(8) == 10  # partial: the call's arguments come first
+    assert add.si(2, 2)(100) == 4  # immutable: the call's arguments are ignored
+    assert app.broker.queue_stats() == []  # nothing was sent
+    with pytest.raises(NotRegistered, match="cannot be called inline"):
+        signature("nope", app=app)()
+
+
+def test_an_immutable_signature_ignores_partial_arguments_when_sent(app: Conveyor) -> None:
+    res = app.tasks["add"].si(2, 2).delay(5)
+    run(app)
+    assert res.get(timeout=1) == 4
+
+
+def test_group_chain_and_chord_are_sent_by_calling_them(app: Conveyor) -> None:
+    add, mul, tsum = app.tasks["add"], app.tasks["mul"], app.tasks["tsum"]
+    grouped = group(add.s(i, i) for i in range(4))()
+    partial = group(add.s(1), add.s(2))(10)  # each member given 10 first
+    chained = chain(add.s(4, 4), mul.s(8))()
+    piped = (add.s(2, 2) | mul.s(3))()
+    chained_args = chain(add.s(4), mul.s(2))(1)
+    chorded = chord((add.s(i, i) for i in range(10)), tsum.s())()
+    body_later = chord([add.s(1, 1), add.s(2, 2)])(tsum.s())
+    run(app)
+    assert isinstance(grouped, GroupResult) and grouped.get(timeout=1) == [0, 2, 4, 6]
+    assert partial.get(timeout=1) == [11, 12]
+    assert chained.get(timeout=1) == 64
+    assert piped.get(timeout=1) == 12
+    assert chained_args.get(timeout=1) == 10
+    assert chorded.get(timeout=1) == 90
+    assert body_later.get(timeout=1) == 6
+
+
+def test_a_chain_result_knows_its_parents(app: Conveyor) -> None:
+    add, mul, tsum = app.tasks["add"], app.tasks["mul"], app.tasks["tsum"]
+    res = chain(add.s(2, 2), add.s(4), mul.s(8))()
+    chorded = chord([add.s(1, 1), add.s(2, 2)], tsum.s())()
+    after_chord = chain(add.s(1, 1), chord([add.s(1), add.s(2)], tsum.s()))()
+    alone = add.delay(1, 1)
+    run(app)
+    assert res.get(timeout=1) == 64
+    assert isinstance(res.parent, AsyncResult) and res.parent.get(timeout=1) == 8
+    assert res.parent.parent is not None and res.parent.parent.get(timeout=1) == 4
+    assert res.parent.parent.parent is None
+    assert isinstance(chorded.parent, GroupResult) and chorded.parent.get(timeout=1) == [2, 4]
+    header = after_chord.parent
+    assert isinstance(header, GroupResult) and header.get(timeout=1) == [3, 4]
+    assert header.parent is not None and header.parent.get(timeout=1) == 2
+    assert alone.parent is None and AsyncResult(res.id, app).parent is None
+
+
+def test_invert_sends_and_waits(app: Conveyor) -> None:
+    app.conf.task_always_eager = True
+    add, tsum = app.tasks["add"], app.tasks["tsum"]
+    assert ~add.s(2, 2) == 4
+    assert ~(add.s(2, 2) | add.s(8)) == 12
+    assert ~group(add.s(i, i) for i in range(3)) == [0, 2, 4]
+    assert ~chord([add.s(1, 1), add.s(2, 2)], tsum.s()) == 6
+
+
+# -- map, starmap, chunks ---------------------------------------------------------------------
+def test_map_and_starmap_run_every_item_in_one_call(app: Conveyor) -> None:
+    add, tsum = app.tasks["add"], app.tasks["tsum"]
+    mapped = tsum.map([[1, 2], [3, 4, 5]]).delay()
+    starred = add.starmap(zip(range(5), range(5), strict=True)).apply_async()
+    run(app)
+    assert mapped.get(timeout=1) == [3, 12]
+    assert starred.get(timeout=1) == [0, 2, 4, 6, 8]
+    assert mapped.name == "conveyor.map" and starred.name == "conveyor.starmap"
+    app.conf.task_always_eager = True
+    assert ~add.starmap([(2, 2), (4, 4)]) == [4, 8]
+
+
+def test_chunks_split_the_items_into_a_group_of_calls(app: Conveyor) -> None:
+    add = app.tasks["add"]
+    res = add.chunks(zip(range(10), range(10), strict=True), 4)()
+    grouped = add.chunks([(1, 1), (2, 2), (3, 3)], 2).group()
+    assert len(grouped.members) == 2
+    grouped_res = grouped.apply_async()
+    run(app)
+    assert isinstance(res, GroupResult) and len(res) == 3
+    assert res.get(timeout=1) == [[0, 2, 4, 6], [8, 10, 12, 14], [16, 18]]
+    assert grouped_res.get(timeout=1) == [[2, 4], [6]]
+    with pytest.raises(Exception, match="at least 1"):
+        chunks(add, [(1, 1)], 0)
+
+
+def test_map_calls_go_to_the_mapped_tasks_queue(app: Conveyor) -> None:
+    @app.task(name="slow", queue="slow")
+    def slow(x: int) -> int:
+        return x
+
+    assert slow.map([1]).queue == "slow"
+    assert app.tasks["add"].map([1]).queue == app.conf.settings.task_default_queue
+
+
+# -- link ----------------------------------------------------------------------------------
+def test_link_sends_callbacks_with_the_result(app: Conveyor) -> None:
+    add, mul, record = app.tasks["add"], app.tasks["mul"], app.tasks["record"]
+    res = add.apply_async((2, 2), link=mul.s(16))
+    both = add.apply_async((1, 1), link=[record.s("a"), record.si("b")])
+    sig = add.s(3, 3)
+    assert sig.link(record.s()) is not None
+    from_sig = sig.delay()
+    run(app)
+    assert res.get(timeout=1) == 4 and both.get(timeout=1) == 2 and from_sig.get(timeout=1) == 6
+    assert sorted(seen(app), key=repr) == sorted(
+        [("record", (2, "a")), ("record", ("b",)), ("record", (6,))], key=repr
+    )
+    assert app.broker.queue_stats() == []
+
+
+def test_link_on_a_chain_follows_its_last_step_and_on_a_group_its_first_member(
+    app: Conveyor,
+) -> None:
+    add, record = app.tasks["add"], app.tasks["record"]
+    chain(add.s(1, 1), add.s(10)).apply_async(link=record.s("chain"))
+    g = group(add.s(2, 2), add.s(3, 3))
+    g.link(record.s("group"))  # made immutable, as Celery does
+    g.apply_async()
+    ch = chord([add.s(1, 1), add.s(2, 2)], app.tasks["tsum"].s())
+    ch.link(record.s("chord"))
+    ch()
+    run(app)
+    assert sorted(seen(app), key=repr) == sorted(
+        [("record", (12, "chain")), ("record", ("group",)), ("record", (6, "chord"))], key=repr
+    )
+
+
+def test_a_callback_is_sent_once_when_its_parent_runs_again(app: Conveyor) -> None:
+    add, record = app.tasks["add"], app.tasks["record"]
+    links = links_of(record.s(), None)  # what add.apply_async(link=...) sends with the call
+    res = app.publish("add", (2, 2), {}, CallOptions(), add, links)
+    run(app)
+    # the parent is delivered again (its ack was lost) and settles again
+    after_success(app, links, res.id, 4, "add")
+    run(app)
+    assert seen(app) == [("record", (4,))]
+
+
+# -- link_error --------------------------------------------------------------------------------
+def test_errbacks_get_the_arguments_celery_gives_them(app: Conveyor) -> None:
+    boom, on_error = app.tasks["boom"], app.tasks["on_error"]
+    res = boom.apply_async((7,), link_error=[on_error.s(), app.tasks["error_handler"].s()])
+    run(app)
+    with pytest.raises(ZeroDivisionError):
+        res.get(timeout=1)
+    by_name = {entry[0]: entry for entry in seen(app)}
+    assert by_name["on_error"] == ("on_error", res.id)
+    _, request, exc, traceback = by_name["error_handler"]
+    assert isinstance(request, Request)
+    assert (request.id, request.task, list(request.args)) == (res.id, "boom", [7])
+    assert isinstance(exc, ZeroDivisionError) and str(exc) == "boom on 7"
+    assert isinstance(traceback, str) and "ZeroDivisionError" in traceback
+    assert app.broker.queue_stats() == []
+
+
+def test_errbacks_do_not_run_on_success_nor_callbacks_on_failure(app: Conveyor) -> None:
+    add, boom, record, on_error = (app.tasks[n] for n in ("add", "boom", "record", "on_error"))
+    add.apply_async((1, 1), link_error=on_error.s())
+    boom.apply_async((1,), link=record.s())
+    boom.s(2).on_error(on_error.s()).delay()
+    run(app)
+    assert [entry[0] for entry in seen(app)] == ["on_error"]
+
+
+def test_an_errback_on_a_chain_fires_for_the_step_that_failed(app: Conveyor) -> None:
+    add, boom, handler = app.tasks["add"], app.tasks["boom"], app.tasks["error_handler"]
+    res = chain(add.s(1, 1), boom.s(), add.s(5)).apply_async(link_error=handler.s())
+    run(app)
+    with pytest.raises(ZeroDivisionError):
+        res.get(timeout=1)
+    (entry,) = seen(app)
+    assert entry[1].task == "boom" and list(entry[1].args) == [2]
+
+
+def test_an_errback_is_sent_once_when_its_parent_is_settled_again(app: Conveyor) -> None:
+    boom, handler = app.tasks["boom"], app.tasks["error_handler"]
+    links = links_of(None, [handler.s(), app.tasks["on_error"].s()])
+    res = app.publish("boom", (3,), {}, CallOptions(), boom, links)
+    run(app)
+    error = ErrorInfo("ZeroDivisionError", "boom on 3")
+    after_failure(app, links, "boom", res.id, error)
+    run(app)
+    assert sorted(entry[0] for entry in seen(app)) == ["error_handler", "on_error"]
+
+
+def test_errbacks_in_eager_mode(app: Conveyor) -> None:
+    app.conf.task_always_eager = True
+    boom, handler, on_error = app.tasks["boom"], app.tasks["error_handler"], app.tasks["on_error"]
+    res = boom.apply_async((9,), link_error=[handler.s(), on_error.s()])
+    assert res.failed()
+    assert [entry[0] for entry in seen(app)] == ["error_handler", "on_error"]
+    assert isinstance(seen(app)[0][2], ZeroDivisionError)
+
+
+def test_link_refuses_what_is_not_a_signature_and_unknown_options(app: Conveyor) -> None:
+    add = app.tasks["add"]
+    with pytest.raises(Exception, match=r"use task\.s"):
+        add.apply_async((1, 1), link=add)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="eta"):
+        chain(add.s(1, 1), add.s(2)).apply_async(eta=5)
