@@ -280,3 +280,25 @@ def test_link_refuses_what_is_not_a_signature_and_unknown_options(app: Conveyor)
         add.apply_async((1, 1), link=add)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="eta"):
         chain(add.s(1, 1), add.s(2)).apply_async(eta=5)
+
+
+def test_a_failed_header_member_sends_the_chord_bodys_errbacks(app: Conveyor) -> None:
+    add, boom, tsum = app.tasks["add"], app.tasks["boom"], app.tasks["tsum"]
+    handler, on_error = app.tasks["error_handler"], app.tasks["on_error"]
+    ch = chord([add.s(1, 1), boom.s(4), boom.s(5)], tsum.s())
+    ch.link_error(handler.s())
+    res = ch.apply_async(link_error=on_error.s())
+    later = chain(boom.s(6), chord([add.s(1), add.s(2)], tsum.s().on_error(on_error.s())))()
+    run(app)
+    with pytest.raises(ZeroDivisionError):
+        res.get(timeout=1)
+    with pytest.raises(ZeroDivisionError):
+        later.get(timeout=1)
+    # once each, though two members failed; told of the body's call, as Celery does; the
+    # chord after the failed step never started, so its body's errback is not sent
+    assert sorted(entry[0] for entry in seen(app)) == ["error_handler", "on_error"]
+    by_name = {entry[0]: entry for entry in seen(app)}
+    assert by_name["on_error"][1] == res.id
+    request, exc = by_name["error_handler"][1], by_name["error_handler"][2]
+    assert request.id == res.id and request.task == "tsum"
+    assert isinstance(exc, ZeroDivisionError)

@@ -30,7 +30,7 @@ from ..errors import OUTAGES, ConfigurationError, EncodeError, MessageTooLarge, 
 from ..message import Links, Message
 from ..options import CallOptions
 from ..results.base import ErrorInfo, storable_text
-from .nodes import Node, SigNode, all_calls
+from .nodes import Node, SigNode, all_calls, first_calls
 
 if TYPE_CHECKING:
     from ..app import Conveyor
@@ -55,11 +55,18 @@ def send_callbacks(app: Conveyor, links: Links, task_id: str, value: Any) -> Non
 
 
 def send_errbacks(
-    app: Conveyor, links: Links, task_name: str, task_id: str, error: ErrorInfo
+    app: Conveyor,
+    links: Links,
+    task_name: str,
+    task_id: str,
+    error: ErrorInfo,
+    request: dict[str, Any] | None = None,
 ) -> None:
     """Call `task_id` failed for good with `error`: send its errbacks (see the module
-    docstring for the arguments each is given)."""
-    request = _request_of(links.origin, task_name, task_id)
+    docstring for the arguments each is given; `request` replaces what they are told of the
+    failed call)."""
+    if request is None:
+        request = _request_of(links.origin, task_name, task_id)
     for node in links.link_error:
         send = functools.partial(_send_errback, app, node, request, error)
         _guarded(app, node, task_id, "errback", send)
@@ -72,6 +79,24 @@ def _send_errback(app: Conveyor, node: Node, request: dict[str, Any], error: Err
         send_node(app, errback_call(app, node, request, error))
     else:
         send_node(app, node, Parent(request["id"]))
+
+
+def send_body_errbacks(app: Conveyor, then: tuple[Node, ...], error: ErrorInfo) -> None:
+    """A chord failed (a header member failed, or its results could not be collected): send
+    the errbacks of its body's first call(s), as Celery does, telling them of the body's call
+    (its id, task and arguments) with the header's error."""
+    if not then:
+        return
+    for call in first_calls(then[0]):
+        if call.link_error:
+            request = {
+                "id": call.id,
+                "task": call.task,
+                "args": list(call.args),
+                "kwargs": dict(call.kwargs),
+            }
+            links = Links(link_error=call.link_error)
+            send_errbacks(app, links, call.task, call.id, error, request)
 
 
 def takes_request(task: Task | None) -> bool:

@@ -51,7 +51,7 @@ from ..message import Links, check_nodes, decode_value
 from ..options import CallOptions
 from ..results.base import CHORD_RECORD, ErrorInfo, Outcome, storable_text
 from ..states import TaskState
-from .callbacks import send_callbacks, send_errbacks
+from .callbacks import send_body_errbacks, send_callbacks, send_errbacks
 from .nodes import (
     ChainNode,
     ChordJoin,
@@ -228,6 +228,7 @@ def _join(app: Conveyor, chord_id: str, member_id: str, join: ChordJoin | None) 
             module="conveyor",
         )
         _fail(app, (meta.body, *meta.rest), error, f"chord {chord_id} could not collect its header")
+        send_body_errbacks(app, (meta.body,), error)
         return
     limit = app.conf.settings.result_max_size
     try:
@@ -298,7 +299,8 @@ def _mark_after(
     """Mark FAILURE every call after a step: the rest of its chain, and what follows every
     chord the step or a later call is a member of. What follows a chord comes from its members'
     `ChordJoin` when they carry it, else from its description; a chord whose description is
-    gone as well cannot be marked, and is logged."""
+    gone as well cannot be marked, and is logged. When the step's own chord fails, its body's
+    errbacks are sent (as Celery does; a chord later in the chain never started)."""
     _fail(app, links.chain, error, chain_reason)
     chords = chords_in(links.chain)
     if links.chord:
@@ -306,6 +308,8 @@ def _mark_after(
     for chord_id, join in chords.items():
         if join is not None and join.then is not None:
             _fail(app, join.then, error, chord_reason)
+            if chord_id == links.chord:  # the step's own chord failed: its body's errbacks
+                send_body_errbacks(app, join.then, error)
             continue
         try:
             meta = chord_meta(app, chord_id)
@@ -317,6 +321,8 @@ def _mark_after(
             )
             continue
         _fail(app, (meta.body, *meta.rest), error, chord_reason)
+        if chord_id == links.chord:
+            send_body_errbacks(app, (meta.body,), error)
 
 
 def _fail(app: Conveyor, nodes: tuple[Node, ...], error: ErrorInfo, reason: str) -> None:

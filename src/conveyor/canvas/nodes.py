@@ -150,6 +150,15 @@ def result_ids(node: Node) -> list[str]:
     return [i for member in node.members for i in result_ids(member)]
 
 
+def first_calls(node: Node) -> list[SigNode]:
+    """The calls that run first in `node`: itself, a chain's first step's, every member's."""
+    if isinstance(node, SigNode):
+        return [node]
+    if isinstance(node, ChainNode):
+        return first_calls(node.steps[0]) if node.steps else []
+    return [call for member in node.members for call in first_calls(member)]
+
+
 def all_calls(nodes: tuple[Node, ...]) -> list[SigNode]:
     """Every call inside `nodes` (to mark them failed when the step before them fails)."""
     out: list[SigNode] = []
