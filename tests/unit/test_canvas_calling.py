@@ -280,6 +280,9 @@ def test_link_refuses_what_is_not_a_signature_and_unknown_options(app: Conveyor)
         add.apply_async((1, 1), link=add)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="eta"):
         chain(add.s(1, 1), add.s(2)).apply_async(eta=5)
+    with pytest.raises(TypeError, match="not expires: send the task itself"):
+        add.s(1, 1).apply_async(expires=5)
+    assert add.s(1, 1).apply_async(queue="other", countdown=0).id
 
 
 def test_a_failed_header_member_sends_the_chord_bodys_errbacks(app: Conveyor) -> None:

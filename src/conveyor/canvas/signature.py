@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .group_result import GroupResult
     from .maps import chunks
 
+_SET_OPTIONS = frozenset({"queue", "priority", "countdown", "immutable", "headers"})
 Canvas = Union["Signature", "chain", "group", "chord", "chunks"]
 R = TypeVar("R")
 
@@ -187,6 +188,14 @@ class Signature(_Sendable["AsyncResult"]):
         )
 
     def _with_options(self, options: dict[str, Any]) -> Signature:
+        unknown = sorted(set(options) - _SET_OPTIONS)
+        if unknown:
+            raise TypeError(
+                f"a signature's apply_async() takes the options of set() "
+                f"({', '.join(sorted(_SET_OPTIONS))}), link and link_error; not "
+                f"{', '.join(unknown)}: send the task itself for those "
+                "(task.apply_async(args, kwargs, eta=...))"
+            )
         return self.set(**options) if options else self
 
     def _result(self, app: Conveyor, node: Node) -> AsyncResult:
