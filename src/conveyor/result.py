@@ -42,6 +42,9 @@ class AsyncResult:
     #: header GroupResult); None on a call sent alone or on a handle rebuilt from an id. Set
     #: by canvas/signature.py when it returns the handle.
     parent: AsyncResult | GroupResult | None = None
+    #: The handles on its callbacks (`apply_async(link=...)`) on the handle that call
+    #: returned, as Celery's `res.children`; None elsewhere (conveyor does not store them).
+    children: list[AsyncResult | GroupResult] | None = None
 
     def __init__(self, id: str, app: Conveyor) -> None:
         self.id = id

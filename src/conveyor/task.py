@@ -143,7 +143,14 @@ class Task:
             from .canvas.signature import links_of
 
             links = links_of(link, link_error)
-        return self.app.publish(self.name, tuple(args or ()), dict(kwargs or {}), call, self, links)
+        result = self.app.publish(
+            self.name, tuple(args or ()), dict(kwargs or {}), call, self, links
+        )
+        if links.link:
+            from .canvas.signature import children_of
+
+            result.children = children_of(self.app, links.link)
+        return result
 
     def AsyncResult(self, task_id: str) -> AsyncResult:
         return self.app.AsyncResult(task_id)

@@ -305,3 +305,31 @@ def test_a_failed_header_member_sends_the_chord_bodys_errbacks(app: Conveyor) ->
     request, exc = by_name["error_handler"][1], by_name["error_handler"][2]
     assert request.id == res.id and request.task == "tsum"
     assert isinstance(exc, ZeroDivisionError)
+
+
+def test_children_are_the_handles_on_the_callbacks(app: Conveyor) -> None:
+    add, mul = app.tasks["add"], app.tasks["mul"]
+    res = add.apply_async((2, 2), link=mul.s(16))
+    sig = add.s(1, 1)
+    sig.link(mul.s(3))
+    from_sig = sig.delay()
+    run(app)
+    assert res.get(timeout=1) == 4
+    assert res.children is not None and res.children[0].get(timeout=1) == 64
+    assert from_sig.children is not None and from_sig.children[0].get(timeout=1) == 6
+    assert add.delay(1, 1).children is None
+
+
+def test_signature_repr_options_and_clone_as_celery(app: Conveyor) -> None:
+    add = app.tasks["add"]
+    s = add.s(2)
+    assert repr(s) == "add(2)"
+    assert repr(s.clone(args=(4,), kwargs={"debug": True})) == "add(4, 2, debug=True)"
+    assert add.signature((2, 2), countdown=10).options == {"countdown": 10}
+    linked = add.s(1, 1)
+    cb = linked.link(add.s(5))
+    assert linked.options == {"link": [cb]}
+    assert (
+        linked.clone().options == {"link": [cb]}
+        and linked.clone().callbacks is not linked.callbacks
+    )

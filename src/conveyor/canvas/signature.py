@@ -157,6 +157,50 @@ class Signature(_Sendable["AsyncResult"]):
             )
         return task(*args, **kwargs)
 
+    def __repr__(self) -> str:
+        """As Celery shows a signature: `proj.tasks.add(4, 2, debug=True)`."""
+        shown = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
+        return f"{self.task}({', '.join(shown)})"
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The call options set on it (Celery's `sig.options`): queue, priority, countdown,
+        headers, link, link_error — those that are set."""
+        found: dict[str, Any] = {
+            k: v
+            for k, v in (
+                ("queue", self.queue),
+                ("priority", self.priority),
+                ("countdown", self.countdown),
+            )
+            if v is not None
+        }
+        for name, value in (
+            ("headers", self.headers),
+            ("link", self.callbacks),
+            ("link_error", self.errbacks),
+        ):
+            if value:
+                found[name] = value if name == "headers" else list(value)
+        return found
+
+    def clone(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Signature:
+        """A copy, `args` put before its own and `kwargs` merged over its own, with the
+        options of `set()` (Celery's `s.clone(args=(4,), kwargs={'debug': True})`)."""
+        copy = self.set(**options)
+        return replace(
+            copy,
+            args=(*(args or ()), *self.args),
+            kwargs={**self.kwargs, **(kwargs or {})},
+            callbacks=copy.callbacks,
+            errbacks=copy.errbacks,
+        )
+
     def set(
         self,
         *,
@@ -201,7 +245,10 @@ class Signature(_Sendable["AsyncResult"]):
     def _result(self, app: Conveyor, node: Node) -> AsyncResult:
         from ..result import AsyncResult
 
-        return AsyncResult(result_ids(node)[0], app)
+        result = AsyncResult(result_ids(node)[0], app)
+        if isinstance(node, SigNode) and node.link:
+            result.children = children_of(app, node.link)
+        return result
 
     def _node(self, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> SigNode:
         if self.immutable:  # as Celery: partial arguments do not reach an immutable call
@@ -363,6 +410,12 @@ def links_of(
         link=tuple(_node_of(c) for c in _as_list(link)),
         link_error=tuple(_node_of(e) for e in _as_list(link_error)),
     )
+
+
+def children_of(app: Conveyor, callbacks: tuple[Node, ...]) -> list[AsyncResult | GroupResult]:
+    """The handles on a call's callbacks: Celery's `res.children` on the handle its
+    `apply_async(link=...)` returned."""
+    return [_handle(app, callback) for callback in callbacks]
 
 
 def _checked(item: Any) -> Canvas:
