@@ -333,3 +333,13 @@ def test_signature_repr_options_and_clone_as_celery(app: Conveyor) -> None:
         linked.clone().options == {"link": [cb]}
         and linked.clone().callbacks is not linked.callbacks
     )
+
+
+def test_a_group_errback_runs_for_each_failed_member(app: Conveyor) -> None:
+    boom, on_error = app.tasks["boom"], app.tasks["on_error"]
+    g = group(boom.s(1), boom.s(2), app.tasks["add"].s(1, 1))
+    g.link_error(on_error.s())
+    res = g()
+    run(app)
+    failed = [r.id for r in res.results[:2]]
+    assert sorted(entry[1] for entry in seen(app)) == sorted(failed)

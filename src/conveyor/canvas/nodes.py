@@ -8,6 +8,7 @@ step (its parent ran twice after a crash) re-sends the same ids, which the broke
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -103,14 +104,15 @@ def with_callbacks(node: Node, callbacks: tuple[Node, ...]) -> Node:
     return GroupNode(id=node.id, members=(with_callbacks(first, fixed), *rest))
 
 
-def with_errbacks(node: Node, errbacks: tuple[Node, ...]) -> Node:
-    """`node` with `errbacks` on every call that can fail, as Celery puts them: every step of
-    a chain and every member of a group, but not the header of a chord (a group followed by a
-    step), whose failure reaches the body's errbacks instead."""
-    if not errbacks:
-        return node
+def with_errbacks(node: Node, errbacks: Callable[[], tuple[Node, ...]]) -> Node:
+    """`node` with errbacks on every call that can fail, as Celery puts them: every step of a
+    chain and every member of a group, but not the header of a chord (a group followed by a
+    step), whose failure reaches the body's errbacks instead. `errbacks()` makes them with
+    fresh ids for each call, so that two members failing each send theirs (Celery clones the
+    errback for each)."""
     if isinstance(node, SigNode):
-        return msgspec.structs.replace(node, link_error=(*node.link_error, *errbacks))
+        made = errbacks()
+        return msgspec.structs.replace(node, link_error=(*node.link_error, *made)) if made else node
     if isinstance(node, ChainNode):
         last = len(node.steps) - 1
         return ChainNode(

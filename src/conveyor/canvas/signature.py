@@ -8,7 +8,7 @@ step, and a step re-sent after a crash reuses its id.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union
 
@@ -115,7 +115,7 @@ class _Sendable(Generic[R]):
         """`node` with this builder's callbacks and errbacks, and those given, attached where
         Celery attaches them (see nodes.with_callbacks / with_errbacks)."""
         node = with_callbacks(node, tuple(_node_of(c) for c in (*self.callbacks, *callbacks)))
-        return with_errbacks(node, tuple(_node_of(e) for e in (*self.errbacks, *errbacks)))
+        return with_errbacks(node, _maker((*self.errbacks, *errbacks)))
 
     def _node(self, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Node:
         raise NotImplementedError
@@ -389,7 +389,7 @@ class chord(_Sendable["AsyncResult | GroupResult"]):  # lower case: Celery's nam
         assert isinstance(node, ChainNode)
         header, body = node.steps
         body = with_callbacks(body, tuple(_node_of(c) for c in (*self.callbacks, *callbacks)))
-        body = with_errbacks(body, tuple(_node_of(e) for e in (*self.errbacks, *errbacks)))
+        body = with_errbacks(body, _maker((*self.errbacks, *errbacks)))
         return ChainNode(steps=(header, body))
 
 
@@ -410,6 +410,11 @@ def links_of(
         link=tuple(_node_of(c) for c in _as_list(link)),
         link_error=tuple(_node_of(e) for e in _as_list(link_error)),
     )
+
+
+def _maker(items: tuple[Canvas, ...]) -> Callable[[], tuple[Node, ...]]:
+    """What makes the nodes of `items`, with fresh ids each time it is called."""
+    return lambda: tuple(_node_of(item) for item in items)
 
 
 def children_of(app: Conveyor, callbacks: tuple[Node, ...]) -> list[AsyncResult | GroupResult]:
