@@ -180,11 +180,14 @@ print(json.dumps(out))
 
 
 def test_a_chord_errback_on_the_body(compat_url: str) -> None:
+    """Celery: the body fails with ChordError("Dependency <id> raised ValueError(...)"), and
+    its errback gets that error, once, with the body's request."""
     with worker(project("canvas"), compat_url, *WORKER) as proc:
         out = run(
             compat_url,
             """
 from conveyor import group
+from conveyor.exceptions import ChordError
 from proj.tasks import add, tsum, raising_task, on_chord_error, on_failed_id
 
 out = {}
@@ -195,15 +198,17 @@ bad = (group([add.s(4, 4), raising_task.s(), add.s(8, 8)]) |
        tsum.s().on_error(on_chord_error.s()).on_error(on_failed_id.s())).delay()
 try:
     bad.get(timeout=30)
-except ValueError as exc:
+except ChordError as exc:
     out["error"] = str(exc)
 out["body"] = bad.id
+out["member"] = bad.parent.results[1].id
 print(json.dumps(out))
 """,
         )
-        assert out["ok"] == 90 and out["error"] == "something something"
-        body = out["body"]
-        proc.wait_for_log(f"Task {body!r} raised error: ValueError('something something')")
+        body, member = out["body"], out["member"]
+        expected = f"Dependency {member} raised ValueError('something something')"
+        assert out["ok"] == 90 and out["error"] == expected
+        proc.wait_for_log(f"Task {body!r} raised error: ChordError({expected!r})")
         proc.wait_for_log(f"failed: {body}")
         _once(proc, f"Task {body!r} raised error")
 

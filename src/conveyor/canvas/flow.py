@@ -40,6 +40,7 @@ import msgspec
 
 from ..errors import (
     OUTAGES,
+    ChordError,
     ConfigurationError,
     DecodeError,
     EncodeError,
@@ -225,7 +226,7 @@ def _join(app: Conveyor, chord_id: str, member_id: str, join: ChordJoin | None) 
             f"chord {chord_id}: the results of {len(missing)} header member(s) are not stored "
             f"(first: {missing[0]}); a chord's header tasks must keep their results "
             "(ignore_result=False) until the body runs",
-            module="conveyor",
+            module=ChordError.__module__,
         )
         _fail(app, (meta.body, *meta.rest), error, f"chord {chord_id} could not collect its header")
         send_body_errbacks(app, (meta.body,), error)
@@ -271,6 +272,18 @@ def after_failure(
         f"an earlier step of the chain failed: {step}",
         f"a member of the chord's header failed: {step}",
         step,
+        chord_error(task_id, error) if links.chord else None,
+    )
+
+
+def chord_error(member_id: str, error: ErrorInfo) -> ErrorInfo:
+    """What the body of a chord whose header member `member_id` failed with `error` fails
+    with: Celery's `ChordError: Dependency <id> raised ValueError('…')`."""
+    return ErrorInfo(
+        ChordError.__name__,
+        f"Dependency {member_id} raised {error.type}({error.message!r})",
+        error.traceback,
+        module=ChordError.__module__,
     )
 
 
@@ -281,12 +294,14 @@ def _fail_after(
     chain_reason: str,
     chord_reason: str,
     step: str,
+    own_chord_error: ErrorInfo | None = None,
 ) -> None:
-    """Mark FAILURE every call after `step`. Only an outage raises: any other error here would
-    meet the step again if it were delivered again, so it is logged (those calls read PENDING)
-    and the step is acknowledged all the same."""
+    """Mark FAILURE every call after `step` (what follows the step's own chord with
+    `own_chord_error`, when given). Only an outage raises: any other error here would meet the
+    step again if it were delivered again, so it is logged (those calls read PENDING) and the
+    step is acknowledged all the same."""
     try:
-        _mark_after(app, links, error, chain_reason, chord_reason)
+        _mark_after(app, links, error, chain_reason, chord_reason, own_chord_error)
     except OUTAGES:
         raise
     except Exception:
@@ -294,7 +309,12 @@ def _fail_after(
 
 
 def _mark_after(
-    app: Conveyor, links: Links, error: ErrorInfo, chain_reason: str, chord_reason: str
+    app: Conveyor,
+    links: Links,
+    error: ErrorInfo,
+    chain_reason: str,
+    chord_reason: str,
+    own_chord_error: ErrorInfo | None = None,
 ) -> None:
     """Mark FAILURE every call after a step: the rest of its chain, and what follows every
     chord the step or a later call is a member of. What follows a chord comes from its members'
@@ -306,10 +326,12 @@ def _mark_after(
     if links.chord:
         chords[links.chord] = links.join or chords.get(links.chord)
     for chord_id, join in chords.items():
+        own = chord_id == links.chord  # the step's own chord failed (not one never started)
+        failed_with = own_chord_error if own and own_chord_error is not None else error
         if join is not None and join.then is not None:
-            _fail(app, join.then, error, chord_reason)
-            if chord_id == links.chord:  # the step's own chord failed: its body's errbacks
-                send_body_errbacks(app, join.then, error)
+            _fail(app, join.then, failed_with, chord_reason)
+            if own:  # its body's errbacks, as Celery sends them
+                send_body_errbacks(app, join.then, failed_with)
             continue
         try:
             meta = chord_meta(app, chord_id)
@@ -320,9 +342,9 @@ def _mark_after(
                 chord_id,
             )
             continue
-        _fail(app, (meta.body, *meta.rest), error, chord_reason)
-        if chord_id == links.chord:
-            send_body_errbacks(app, (meta.body,), error)
+        _fail(app, (meta.body, *meta.rest), failed_with, chord_reason)
+        if own:
+            send_body_errbacks(app, (meta.body,), failed_with)
 
 
 def _fail(app: Conveyor, nodes: tuple[Node, ...], error: ErrorInfo, reason: str) -> None:
