@@ -346,3 +346,17 @@ def test_a_group_errback_runs_for_each_failed_member(app: Conveyor) -> None:
     run(app)
     failed = [r.id for r in res.results[:2]]
     assert sorted(entry[1] for entry in seen(app)) == sorted(failed)
+
+
+def test_builtin_tasks_do_not_need_the_default_queue_declared() -> None:
+    app = Conveyor("declared", broker="memory://", set_as_current=False)
+    app.conf.update(task_queues=["hipri"], task_default_queue="hipri")
+
+    @app.task(name="add", queue="hipri")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    app.conf.update(task_default_queue="elsewhere")  # routed explicitly: nothing uses it
+    app.finalize()  # conveyor.map / starmap / errback are not routed to "elsewhere"
+    res = add.map([(1,)]).set(queue="hipri")
+    assert res.queue == "hipri" and add.starmap([(1, 2)]).queue == "hipri"
