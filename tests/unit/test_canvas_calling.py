@@ -19,6 +19,7 @@ from conveyor import (
     group,
     signature,
 )
+from conveyor.brokers.base import WorkerInfo
 from conveyor.canvas.flow import after_failure, after_success
 from conveyor.canvas.signature import links_of
 from conveyor.errors import NotRegistered
@@ -363,3 +364,28 @@ def test_builtin_tasks_do_not_need_the_default_queue_declared() -> None:
     assert not [p for p in problems(app) if "conveyor." in p.message]
     res = add.map([(1,)]).set(queue="hipri")
     assert res.queue == "hipri" and add.starmap([(1, 2)]).queue == "hipri"
+
+
+def test_an_errback_waits_for_the_last_retry(app: Conveyor) -> None:
+    tries: list[int] = []
+
+    @app.task(name="flaky", bind=True, max_retries=2, default_retry_delay=0)
+    def flaky(self: Any) -> None:
+        tries.append(self.request.retries)
+        raise self.retry(exc=ValueError("still failing"))
+
+    res = flaky.apply_async(link_error=app.tasks["error_handler"].s())
+    run(app)
+    with pytest.raises(ValueError, match="still failing"):
+        res.get(timeout=1)
+    assert tries == [0, 1, 2]
+    ((_, request, exc, _),) = seen(app)  # once, after the retries were used up
+    assert request.id == res.id and request.retries == 2 and isinstance(exc, ValueError)
+
+
+def test_a_call_the_worker_refuses_sends_its_errbacks(app: Conveyor) -> None:
+    queue = app.conf.settings.task_default_queue  # another worker published the name
+    app.broker.register_worker(WorkerInfo("new@h", (queue,), ("nowhere.gone",), 1, 0.0))
+    res = signature("nowhere.gone", app=app).apply_async(link_error=app.tasks["on_error"].s())
+    run(app)  # this worker does not have it: it refuses the call
+    assert seen(app) == [("on_error", res.id)]
