@@ -9,7 +9,15 @@ from .app import Conveyor, current_app, shared_task
 from .canvas import builtins as _builtins  # noqa: F401  (registers conveyor.map & co in every app)
 from .canvas.group_result import GroupResult
 from .canvas.maps import chunks, xmap, xstarmap
-from .canvas.signature import Signature, chain, chord, group, signature
+from .canvas.signature import (
+    Signature,
+    chain,
+    chord,
+    group,
+    maybe_signature,
+    signature,
+    subtask,
+)
 from .errors import (
     ConfigurationError,
     ConveyorError,
@@ -76,9 +84,11 @@ __all__ = [
     "crontab",
     "current_app",
     "group",
+    "maybe_signature",
     "shared_task",
     "signature",
     "states",
+    "subtask",
     "uuid",
     "xmap",
     "xstarmap",

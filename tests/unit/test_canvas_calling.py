@@ -17,12 +17,15 @@ from conveyor import (
     chord,
     chunks,
     group,
+    maybe_signature,
     signature,
+    subtask,
 )
 from conveyor.brokers.base import WorkerInfo
+from conveyor.canvas.dicts import as_dict
 from conveyor.canvas.flow import after_failure, after_success
 from conveyor.canvas.signature import links_of
-from conveyor.errors import NotRegistered
+from conveyor.errors import ConfigurationError, EncodeError, NotRegistered
 from conveyor.finalize import problems
 from conveyor.options import CallOptions
 from conveyor.results.base import ErrorInfo
@@ -389,3 +392,64 @@ def test_a_call_the_worker_refuses_sends_its_errbacks(app: Conveyor) -> None:
     res = signature("nowhere.gone", app=app).apply_async(link_error=app.tasks["on_error"].s())
     run(app)  # this worker does not have it: it refuses the call
     assert seen(app) == [("on_error", res.id)]
+
+
+# -- signatures as arguments (Celery's dict form) ----------------------------------------------
+def test_a_signature_given_as_an_argument_arrives_as_its_dict(app: Conveyor) -> None:
+    add, record = app.tasks["add"], app.tasks["record"]
+
+    @app.task(name="process")
+    def process(data: int, callback: dict[str, Any], more: list[Any]) -> Any:
+        given.append((callback, more))
+        return signature(callback, app=app).delay(data * 2).id
+
+    given: list[Any] = []
+    callback = add.s(1).set(priority=5, countdown=0)
+    callback.link(record.si("after"))
+    res = process.delay(5, callback=callback, more=[add.si(2, 2), 3])
+    run(app)
+    ((sent, more),) = given
+    assert sent == {
+        "task": "add",
+        "args": [1],
+        "kwargs": {},
+        "options": {
+            "priority": 5,
+            "countdown": 0,
+            "link": [
+                {
+                    "task": "record",
+                    "args": ["after"],
+                    "kwargs": {},
+                    "options": {},
+                    "subtask_type": None,
+                    "immutable": True,
+                }
+            ],
+        },
+        "subtask_type": None,
+        "immutable": False,
+    }
+    assert more[0]["task"] == "add" and more[1] == 3
+    assert AsyncResult(res.get(timeout=1), app).get(timeout=1) == 11  # add(10, 1)
+    assert seen(app) == [("record", ("after",))]  # its link came along
+
+
+def test_signature_and_maybe_signature_rebuild_the_dict_form(app: Conveyor) -> None:
+    add = app.tasks["add"]
+    sig = add.s(2, k=1).set(priority=3)
+    again = signature(as_dict(sig), app=app)
+    assert again == sig and again.options == {"priority": 3}
+    assert maybe_signature(None) is None and maybe_signature(sig) is sig
+    assert maybe_signature(as_dict(sig), app=app) == sig
+    assert subtask is signature and signature(sig) == sig and signature(sig) is not sig
+    in_chain = chain(app.tasks["mul"].s(2, 3), app.tasks["record"].s(add.s(1)))()
+    run(app)
+    assert in_chain.get(timeout=1) == "recorded"
+    assert seen(app)[0][1][1]["task"] == "add"  # record(6, <add's dict>)
+    with pytest.raises(ConfigurationError, match="not supported in its dict form"):
+        signature({"task": "add", "options": {"eta": 1}}, app=app)
+    with pytest.raises(ConfigurationError, match="a chain cannot be rebuilt"):
+        signature({"task": "celery.chain", "subtask_type": "chain"}, app=app)
+    with pytest.raises(EncodeError, match="chain"):
+        add.delay(1, chain(add.s(1, 1), add.s(2)))

@@ -16,6 +16,7 @@ from ..bounds import check_optional_seconds, check_queue_name
 from ..errors import ConfigurationError, NotRegistered
 from ..message import Links, check_json, new_task_id
 from ..options import check_priority
+from .dicts import plain_arguments
 from .flow import send_node
 from .nodes import (
     ChainNode,
@@ -253,11 +254,12 @@ class Signature(_Sendable["AsyncResult"]):
     def _node(self, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> SigNode:
         if self.immutable:  # as Celery: partial arguments do not reach an immutable call
             args, kwargs = (), None
+        args, kwargs = plain_arguments((*args, *self.args), {**self.kwargs, **(kwargs or {})})
         return SigNode(
             task=self.task,
             id=new_task_id(),
-            args=(*args, *self.args),
-            kwargs={**self.kwargs, **(kwargs or {})},
+            args=args,
+            kwargs=kwargs,
             immutable=self.immutable,
             queue=self.queue,
             priority=self.priority,
@@ -267,7 +269,7 @@ class Signature(_Sendable["AsyncResult"]):
 
 
 def signature(
-    task: str | Task,
+    task: str | Task | Signature | Mapping[str, Any],
     args: Sequence[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
     *,
@@ -277,12 +279,35 @@ def signature(
     countdown: float | None = None,
     app: Conveyor | None = None,
 ) -> Signature:
-    """A signature by task or task name (`signature("proj.add", (2, 2))`)."""
+    """A signature by task or task name (`signature("proj.add", (2, 2))`); from a signature's
+    dict form (what a task receives when a signature was one of its arguments, see
+    canvas/dicts.py), or a copy of a signature, as Celery's `signature(varies)`."""
+    if isinstance(task, Signature):
+        return task.clone()
+    if isinstance(task, Mapping):
+        from .dicts import from_dict
+
+        return from_dict(task, app)
     name = task if isinstance(task, str) else task.name
     owner = app if app is not None or isinstance(task, str) else task.app
     return Signature(
         name, tuple(args), dict(kwargs or {}), immutable, queue, priority, countdown, app=owner
     )
+
+
+subtask = signature  # Celery's older name
+
+
+def maybe_signature(
+    d: Signature | Mapping[str, Any] | None, app: Conveyor | None = None
+) -> Signature | None:
+    """None stays None; a signature or its dict form becomes a Signature (Celery's
+    `maybe_signature`)."""
+    if d is None:
+        return None
+    if isinstance(d, Signature):
+        return d if app is None else replace(d, app=app)
+    return signature(d, app=app)
 
 
 class chain(_Sendable["AsyncResult | GroupResult"]):  # lower case: Celery's name
