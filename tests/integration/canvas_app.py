@@ -9,7 +9,7 @@ import os
 import time
 from typing import Any
 
-from conveyor import Conveyor, Request, Task
+from conveyor import Conveyor, Request, Task, signature
 
 app = Conveyor("canvas")
 app.conf.update(visibility_timeout=float(os.environ.get("CANVAS_VISIBILITY", "30")))
@@ -74,6 +74,12 @@ def error_handler(request: Request, exc: Exception, traceback: str | None) -> No
         exc=f"{type(exc).__name__}: {exc}",
         traceback=traceback or "",
     )
+
+
+@app.task(name="canvas.process")
+def process(data: int, callback: dict[str, Any]) -> str:
+    """Celery's pattern of a callback passed as an argument: it arrives as a dict."""
+    return signature(callback).delay(data * 2).id
 
 
 def ledger(path: str) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 PRODUCER = """
 import json
 from conveyor import chain, chord, group
-from canvas_app import add, mul, tsum, fail, callback, on_error, error_handler
+from canvas_app import add, app, mul, tsum, fail, callback, on_error, error_handler, process
 
 out = {}
 res = chain(add.s(2, 2), add.s(4), mul.s(8))()
@@ -34,6 +34,8 @@ out["map"] = tsum.map([[1, 2], [3, 4]]).delay().get(timeout=60)
 out["starmap"] = add.starmap([(2, 2), (4, 4)]).delay().get(timeout=60)
 out["chunks"] = add.chunks(zip(range(6), range(6)), 4)().get(timeout=60)
 out["inline"] = add.s(2)(3)
+sent_id = process.delay(3, callback=add.s(4)).get(timeout=60)
+out["by_dict"] = app.AsyncResult(sent_id).get(timeout=60)
 linked = add.apply_async((5, 5), link=callback.s("linked"))
 out["linked"] = linked.get(timeout=60)
 failed = fail.apply_async((7,), link_error=[error_handler.s(), on_error.s()])
@@ -55,7 +57,7 @@ def test_canvas_calls_callbacks_and_errbacks_across_processes(db: Where, reader:
         assert out["chord"] == [6, [2, 4]]
         assert out["map"] == [3, 7] and out["starmap"] == [4, 8]
         assert out["chunks"] == [[0, 2, 4, 6], [8, 10]]
-        assert out["inline"] == 5 and out["linked"] == 10
+        assert out["inline"] == 5 and out["linked"] == 10 and out["by_dict"] == 10
         wait_until(lambda: len(ledger(str(path))) >= 3, 60, "the callback and both errbacks")
     finally:
         stop_worker(proc)
