@@ -91,24 +91,41 @@ def plain_arguments(
     args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """`args` and `kwargs` with every Signature in them in its dict form (the same objects
-    when there is none: the common case costs one type check per argument)."""
-    if not (_has_signature(args) or _has_signature(kwargs)):
-        return args, kwargs
+    when there is none: this runs for every call sent, so plain arguments cost one type check
+    each)."""
+    for value in args:
+        if type(value) not in _SCALARS and _has_signature(value, 0):
+            break
+    else:
+        for value in kwargs.values():
+            if type(value) not in _SCALARS and _has_signature(value, 0):
+                break
+        else:
+            return args, kwargs
     return tuple(_to_plain(list(args))), _to_plain(kwargs)
 
 
-def _has_signature(value: Any, depth: int = 0) -> bool:
+def _has_signature(value: Any, depth: int) -> bool:
     """Whether a Signature is in `value` (a walk that builds nothing), down to the nesting a
     message may carry: deeper data is refused by the JSON check anyway, naming it."""
+    kind = type(value)
+    if kind is list or kind is tuple:
+        items: Any = value
+    elif kind is dict:
+        items = value.values()
+    else:
+        return kind not in _SCALARS and _is_signature(value)
+    if depth >= MAX_NESTING:
+        return False
+    for item in items:  # noqa: SIM110 - a plain loop: cheaper than any() on this per-call path
+        if type(item) not in _SCALARS and _has_signature(item, depth + 1):
+            return True
+    return False
+
+
+def _is_signature(value: Any) -> bool:
     from .signature import Signature
 
-    kind = type(value)
-    if kind in _SCALARS or depth > MAX_NESTING:
-        return False
-    if kind is list or kind is tuple:
-        return any(type(v) not in _SCALARS and _has_signature(v, depth + 1) for v in value)
-    if kind is dict:
-        return any(type(v) not in _SCALARS and _has_signature(v, depth + 1) for v in value.values())
     return isinstance(value, Signature)
 
 
