@@ -306,7 +306,9 @@ def maybe_signature(
     if d is None:
         return None
     if isinstance(d, Signature):
-        return d if app is None else replace(d, app=app)
+        if app is None or d.app is app:
+            return d
+        return replace(d, app=app, callbacks=list(d.callbacks), errbacks=list(d.errbacks))
     return signature(d, app=app)
 
 
