@@ -141,7 +141,7 @@ def test_callbacks_and_errbacks(compat_url: str, tmp_path: Path) -> None:
             compat_url,
             """
 from conveyor import group
-from proj.tasks import add, mul, log_result, log_error, raising_task, on_failed_id
+from proj.tasks import add, mul, log_result, log_error, raising_task, on_failed_id, error_handler
 
 out = {}
 res = add.apply_async((2, 2), link=mul.s(16))
@@ -162,11 +162,20 @@ g.link_error(log_error.s())
 res = g()
 res.get(timeout=30, propagate=False)
 out["failed"] = [failed.id, other.id] + [r.id for r in res.results]
+res = add.apply_async((2, 2), link=[add.s(16), mul.s(2)])     # the Calling guide
+out["both"] = [child.get(timeout=30) for child in res.children]
+handled = raising_task.apply_async(link_error=error_handler.s())
+handled.get(timeout=30, propagate=False)
+out["handled"] = handled.id
 print(json.dumps(out))
 """,
         )
         assert out["linked"] == [4, 64] and out["partial_callback"] == 12
-        assert out["sig_links"] == [4, 16]
+        assert out["sig_links"] == [4, 16] and out["both"] == [20, 8]
+        handled = out["handled"]
+        proc.wait_for_log(
+            f"Task {handled} raised exception: ValueError('something something')\n'Traceback"
+        )
         failed = out["failed"]
         assert isinstance(failed, list)
         wait_until(lambda: len(list(errors.iterdir())) == 4, 30, "an error file per failure", proc)

@@ -51,3 +51,8 @@ def on_chord_error(request, exc, traceback):
 @app.task
 def on_failed_id(task_id):
     print("failed: {0}".format(task_id))
+
+
+@app.task
+def error_handler(request, exc, traceback):
+    print("Task {0} raised exception: {1!r}\n{2!r}".format(request.id, exc, traceback))
