@@ -453,3 +453,16 @@ def test_signature_and_maybe_signature_rebuild_the_dict_form(app: Conveyor) -> N
         signature({"task": "celery.chain", "subtask_type": "chain"}, app=app)
     with pytest.raises(EncodeError, match="chain"):
         add.delay(1, chain(add.s(1, 1), add.s(2)))
+
+
+def test_chunks_and_maps_compose_like_signatures(app: Conveyor) -> None:
+    add, tsum = app.tasks["add"], app.tasks["tsum"]
+    flat = app.tasks["record"]
+    piped = (add.chunks([(1, 1), (2, 2), (3, 3)], 2) | flat.s())()
+    mapped = chord([tsum.map([[1, 2]]), add.starmap([(3, 4)])], flat.s())()
+    run(app)
+    assert piped.get(timeout=1) == "recorded" and mapped.get(timeout=1) == "recorded"
+    assert sorted(seen(app), key=repr) == [("record", ([[2, 4], [6]],)), ("record", ([[3], [7]],))]
+    app.conf.task_always_eager = True
+    assert add.chunks([(1, 1), (2, 2), (3, 3)], 2)().get(timeout=1) == [[2, 4], [6]]
+    assert ~group(add.s(1, 1), tsum.map([[1, 2]])) == [2, [3]]

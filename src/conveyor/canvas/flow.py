@@ -22,6 +22,10 @@ every later call (FAILURE, with a `WorkflowError` naming the error and the step)
 so the step is acknowledged and never runs again. (In eager mode the next step runs inline and
 its own error reaches the caller, as a task's does.)
 
+Callbacks and errbacks (`link` / `link_error`, see canvas/callbacks.py) are sent from
+`after_success` / `after_failure` the same way: under ids fixed when their call was sent, so a
+call settled again sends none of them twice.
+
 Chords. The chord's description (`ChordMeta`: header ids, body, rest) is stored under the
 chord's id before any member is sent. Each member carries a `ChordJoin` (the header's size,
 and what follows the chord when that is small), so joining is an atomic set-add that returns
