@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from uuid import uuid4 as _uuid4
 
+from . import canvas as _canvas_package
 from . import states
 from .app import Conveyor, current_app, shared_task
 from .canvas import builtins as _builtins  # noqa: F401  (registers conveyor.map & co in every app)
@@ -44,6 +45,10 @@ from .states import TaskState
 from .task import Task
 
 __version__ = "0.1.0"
+
+# `conveyor.canvas.signature` is the function, as `celery.canvas.signature` is (the import
+# system set the package attribute to the submodule; code imports the module by its path).
+setattr(_canvas_package, "signature", signature)  # noqa: B010
 
 
 def uuid() -> str:

@@ -466,3 +466,13 @@ def test_chunks_and_maps_compose_like_signatures(app: Conveyor) -> None:
     app.conf.task_always_eager = True
     assert add.chunks([(1, 1), (2, 2), (3, 3)], 2)().get(timeout=1) == [[2, 4], [6]]
     assert ~group(add.s(1, 1), tsum.map([[1, 2]])) == [2, [3]]
+
+
+def test_celerys_canvas_module_names() -> None:
+    from conveyor import canvas
+
+    assert vars(canvas)["signature"] is signature  # the function, as celery.canvas.signature
+    assert canvas.chain is chain and canvas.chunks is chunks
+    assert canvas.maybe_signature is maybe_signature and canvas.subtask is signature
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        canvas.nope  # noqa: B018
