@@ -476,3 +476,20 @@ def test_celerys_canvas_module_names() -> None:
     assert canvas.maybe_signature is maybe_signature and canvas.subtask is signature
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         canvas.nope  # noqa: B018
+
+
+def test_a_signatures_id_can_be_fixed_before_it_is_sent(app: Conveyor) -> None:
+    add = app.tasks["add"]
+    sig = add.s(2, 2)
+    handle = sig.freeze()  # in place, as Celery's
+    assert sig.id == handle.id and sig.options == {"task_id": handle.id}
+    sent = sig.delay()
+    given = add.s(1, 1).apply_async(task_id="my-id")
+    in_chain = chain(add.s(1, 1), add.s(5).set(task_id="last"))()
+    run(app)
+    assert sent.id == handle.id and handle.get(timeout=1) == 4
+    assert given.id == "my-id" and given.get(timeout=1) == 2
+    assert in_chain.id == "last" and in_chain.get(timeout=1) == 7
+    assert signature(as_dict(add.s(1).set(task_id="t")), app=app).id == "t"
+    with pytest.raises(ConfigurationError, match="non-empty string"):
+        add.s(1).set(task_id="")

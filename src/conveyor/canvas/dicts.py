@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .signature import Signature
 
 #: The options a signature's dict form may carry (what `Signature.options` gives).
-OPTIONS = frozenset({"queue", "priority", "countdown", "headers", "link", "link_error"})
+OPTIONS = frozenset({"queue", "priority", "countdown", "headers", "link", "link_error", "task_id"})
 _KEYS = frozenset({"task", "args", "kwargs", "options", "subtask_type", "immutable", "chord_size"})
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
@@ -81,6 +81,7 @@ def from_dict(d: Mapping[str, Any], app: Conveyor | None = None) -> Signature:
         priority=options.get("priority"),
         countdown=options.get("countdown"),
         headers=options.get("headers"),
+        task_id=options.get("task_id"),
     )
     sig.callbacks.extend(from_dict(c, app) for c in options.get("link") or ())
     sig.errbacks.extend(from_dict(e, app) for e in options.get("link_error") or ())

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from .group_result import GroupResult
     from .maps import chunks
 
-_SET_OPTIONS = frozenset({"queue", "priority", "countdown", "immutable", "headers"})
+_SET_OPTIONS = frozenset({"queue", "priority", "countdown", "immutable", "headers", "task_id"})
 Canvas = Union["Signature", "chain", "group", "chord", "chunks"]
 R = TypeVar("R")
 
@@ -141,6 +141,22 @@ class Signature(_Sendable["AsyncResult"]):
     headers: Mapping[str, Any] = field(default_factory=dict)  # the call's own (request.headers)
     callbacks: list[Canvas] = field(default_factory=list)  # link(); lists, added to in place
     errbacks: list[Canvas] = field(default_factory=list)  # link_error()
+    task_id: str | None = None  # the id it is sent with (set(task_id=...), freeze()); else new
+
+    @property
+    def id(self) -> str | None:
+        """The id it will be sent with, once fixed (`freeze()`, `set(task_id=...)`)."""
+        return self.task_id
+
+    def freeze(self, _id: str | None = None) -> AsyncResult:
+        """Fix the id it will be sent with (in place, as Celery's) and return the handle on
+        its result: the handle can be kept or passed on before the call is sent."""
+        from ..result import AsyncResult
+
+        if self.task_id is None or _id is not None:
+            object.__setattr__(self, "task_id", _check_id(_id) if _id else new_task_id())
+        assert self.task_id is not None
+        return AsyncResult(self.task_id, _app_of(self))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the task here and now, inline, with these arguments put before the signature's
@@ -173,6 +189,7 @@ class Signature(_Sendable["AsyncResult"]):
                 ("queue", self.queue),
                 ("priority", self.priority),
                 ("countdown", self.countdown),
+                ("task_id", self.task_id),
             )
             if v is not None
         }
@@ -210,9 +227,11 @@ class Signature(_Sendable["AsyncResult"]):
         countdown: float | None = None,
         immutable: bool | None = None,
         headers: Mapping[str, Any] | None = None,
+        task_id: str | None = None,
     ) -> Signature:
         """A copy with these call options; `headers` replaces the call's own headers (they
-        reach the task as `self.request.headers`)."""
+        reach the task as `self.request.headers`); `task_id` is the id it is sent with (sent
+        twice, it is stored once)."""
         if priority is not None:
             check_priority(priority)
         if queue is not None:
@@ -228,6 +247,7 @@ class Signature(_Sendable["AsyncResult"]):
             countdown=countdown if countdown is not None else self.countdown,
             immutable=immutable if immutable is not None else self.immutable,
             headers=headers if headers is not None else self.headers,
+            task_id=_check_id(task_id) if task_id is not None else self.task_id,
             callbacks=list(self.callbacks),  # the copy's link() must not add to this one
             errbacks=list(self.errbacks),
         )
@@ -257,7 +277,7 @@ class Signature(_Sendable["AsyncResult"]):
         args, kwargs = plain_arguments((*args, *self.args), {**self.kwargs, **(kwargs or {})})
         return SigNode(
             task=self.task,
-            id=new_task_id(),
+            id=self.task_id or new_task_id(),
             args=args,
             kwargs=kwargs,
             immutable=self.immutable,
@@ -437,6 +457,12 @@ def links_of(
         link=tuple(_node_of(c) for c in _as_list(link)),
         link_error=tuple(_node_of(e) for e in _as_list(link_error)),
     )
+
+
+def _check_id(task_id: Any) -> str:
+    if not isinstance(task_id, str) or not task_id:
+        raise ConfigurationError(f"task_id={task_id!r}: give a non-empty string (uuid())")
+    return task_id
 
 
 def _maker(items: tuple[Canvas, ...]) -> Callable[[], tuple[Node, ...]]:
