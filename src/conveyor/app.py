@@ -107,8 +107,14 @@ class Conveyor:
         """(broker URL, result store URL) in effect."""
         settings = self.conf.settings
         if settings.task_always_eager and not (self._broker_arg or settings.broker_url):
-            return "memory://", self._backend_arg or settings.result_backend or "memory://"
-        return resolve_urls(settings, self._broker_arg, self._backend_arg)
+            urls = "memory://", self._backend_arg or settings.result_backend or "memory://"
+        else:
+            urls = resolve_urls(settings, self._broker_arg, self._backend_arg)
+        if settings.task_always_eager and not settings.task_store_eager_result:
+            # Results area: as Celery, eager outcomes stay in this process (tests need no
+            # reachable result server) unless task_store_eager_result asks to store them.
+            return urls[0], "memory://"
+        return urls
 
     # -- tasks ------------------------------------------------------------------------------
     @overload
@@ -376,7 +382,22 @@ class Conveyor:
         envelope = calls.envelope(message)
         if self.broker.enqueue([envelope])[0]:  # False: the broker knew the id (a re-send)
             calls.announce([envelope])
-        return AsyncResult(message.id, self)
+        return self._sent_result(message.id, task, call)
+
+    # -- results: the handle of a sent call (results area) -----------------------------------
+    def _sent_result(self, task_id: str, task: Task | None, call: CallOptions) -> AsyncResultType:
+        """The AsyncResult `publish` returns: `ignored` when the call's outcome is not stored
+        (ignore_result of the call, else of the task, else the setting), so that its `get()`
+        returns None at once, as Celery's does."""
+        handle = AsyncResult(task_id, self)
+        # The call's own ignore_result, where CallOptions carries one (apply_async option).
+        ignore: bool | None = getattr(call, "ignore_result", None)
+        if ignore is None and task is not None:
+            ignore = task.options.ignore_result
+        if ignore is None:
+            ignore = self.conf.settings.task_ignore_result
+        handle.ignored = bool(ignore)
+        return handle
 
     def send_once(
         self,

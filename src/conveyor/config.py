@@ -59,6 +59,9 @@ class Settings:
     task_ignore_result: bool = False
     task_always_eager: bool = False
     task_eager_propagates: bool = False
+    # Results area: eager calls' outcomes go to the configured result store only when True;
+    # otherwise to a store of the process's own, as Celery keeps them (see app.urls).
+    task_store_eager_result: bool = False
     task_serializer: str = "json"
     result_serializer: str = "json"
     accept_content: tuple[str, ...] = ("json",)

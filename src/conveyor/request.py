@@ -32,6 +32,9 @@ class Request:
     called_directly: bool = False
     # The call's own headers (see Message.headers); conveyor's fields above never come from them.
     headers: Mapping[str, Any] = field(default_factory=dict)
+    # The fencing token of the lease this run holds (0: no lease, eager or direct): what the
+    # task's own result-store writes (`update_state`) are fenced with.
+    lease_token: int = 0
 
 
 def request_for(
@@ -40,6 +43,7 @@ def request_for(
     attempt: int,
     delivery_info: Mapping[str, Any] | None = None,
     is_eager: bool = False,
+    lease_token: int = 0,
 ) -> Request:
     """The request context for running `message` as delivery number `attempt`."""
     return Request(
@@ -57,6 +61,7 @@ def request_for(
         root_id=message.root_id,
         is_eager=is_eager,
         headers=dict(message.headers) if message.headers else {},  # the task may change its copy
+        lease_token=lease_token,
     )
 
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .app import Conveyor
     from .canvas.maps import chunks
     from .canvas.signature import Canvas, Signature
-    from .result import AsyncResult
+    from .result import AsyncResult, EagerResult
 
 
 class Task:
@@ -154,6 +154,36 @@ class Task:
 
     def AsyncResult(self, task_id: str) -> AsyncResult:
         return self.app.AsyncResult(task_id)
+
+    # -- results: progress states and running here (results area) ---------------------------
+    def update_state(
+        self, task_id: str | None = None, state: str | None = None, meta: Any = None
+    ) -> None:
+        """Store `state` (any name, e.g. "PROGRESS") with `meta` (JSON) for the running call
+        (or `task_id`), readable as `result.state` / `result.info` while it runs; fenced by
+        the call's lease. See conveyor.progress for the rules."""
+        from .progress import update_state
+
+        update_state(self, task_id, state, meta)
+
+    def apply(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        task_id: str | None = None,
+        retries: int | None = None,
+        throw: bool | None = None,
+        headers: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> EagerResult:
+        """Run the task here and now, as a worker would (signals, retries run again at once),
+        and return an EagerResult holding its state and value; nothing is stored or sent.
+        `throw` (default `task_eager_propagates`) re-raises a failure here. See
+        conveyor.eager.apply_here for the options accepted."""
+        from .eager import apply_here
+
+        return apply_here(self, args, kwargs, task_id, retries, throw, headers, options)
 
     # -- retrying ---------------------------------------------------------------------------
     def retry(

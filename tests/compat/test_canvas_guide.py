@@ -189,8 +189,10 @@ print(json.dumps(out))
 
 
 def test_a_chord_errback_on_the_body(compat_url: str) -> None:
-    """Celery: the body fails with ChordError("Dependency <id> raised ValueError(...)"), and
-    its errback gets that error, once, with the body's request."""
+    """Celery (its source: the guide's example predates following parents): `get()` on the
+    body follows `parent` to the header and raises the member's error; the body itself fails
+    with ChordError("Dependency <id> raised ValueError(...)"), and its errback gets that
+    error, once, with the body's request."""
     with worker(project("canvas"), compat_url, *WORKER) as proc:
         out = run(
             compat_url,
@@ -206,7 +208,11 @@ out["ok"] = c.get(timeout=30)
 bad = (group([add.s(4, 4), raising_task.s(), add.s(8, 8)]) |
        tsum.s().on_error(on_chord_error.s()).on_error(on_failed_id.s())).delay()
 try:
-    bad.get(timeout=30)
+    bad.get(timeout=30)          # follows bad.parent, the header: the member's own error
+except ValueError as exc:
+    out["member_error"] = str(exc)
+try:
+    bad.get(timeout=30, follow_parents=False)   # the body's own outcome
 except ChordError as exc:
     out["error"] = str(exc)
 out["body"] = bad.id
@@ -216,7 +222,8 @@ print(json.dumps(out))
         )
         body, member = out["body"], out["member"]
         expected = f"Dependency {member} raised ValueError('something something')"
-        assert out["ok"] == 90 and out["error"] == expected
+        assert out["ok"] == 90 and out["member_error"] == "something something"
+        assert out["error"] == expected
         proc.wait_for_log(f"Task {body!r} raised error: ChordError({expected!r})")
         proc.wait_for_log(f"failed: {body}")
         _once(proc, f"Task {body!r} raised error")

@@ -49,6 +49,42 @@ def test_put_and_get_round_trip_every_field(make_store: MakeStore) -> None:
     assert store.get("missing") is None
 
 
+def test_a_custom_state_round_trips_counts_as_running_and_is_listed_by_its_own_name(
+    make_store: MakeStore,
+) -> None:
+    store = make_store(TTL)  # update_state(state="PROGRESS", meta=...) while the call runs
+    progress = Outcome(
+        "t", TaskState.STARTED, value=b'{"done":3}', custom_state="PROGRESS", token=4
+    )
+    assert store.put([progress, Outcome("u", TaskState.STARTED)]) == [True, True]
+    got = store.get("t")
+    assert got == progress and got.state_name == "PROGRESS" and not got.state.ready
+    assert store.wait(["t"], 0.05) == {}  # not ready: a waiter keeps waiting
+    listed = store.history(HistoryQuery(state=TaskState.STARTED)).entries
+    assert [e.outcome.task_id for e in listed] == ["u"]  # the filter matches the stored name
+    store.put([Outcome("t", TaskState.SUCCESS, value=b"1", token=4)])
+    done = store.get("t")
+    assert done is not None and done.custom_state is None and done.state_name == "SUCCESS"
+
+
+def test_a_late_started_record_never_replaces_a_state_of_the_same_run(
+    make_store: MakeStore,
+) -> None:
+    store = make_store(TTL)  # the task's update_state landed before the worker's STARTED
+    progress = Outcome("t", TaskState.STARTED, value=b"1", custom_state="PROGRESS", token=4)
+    assert store.put([progress]) == [True]
+    assert store.put([Outcome("t", TaskState.STARTED, worker="w", token=4)]) == [False]
+    assert store.get("t") == progress
+    batch = [progress, Outcome("t", TaskState.STARTED, token=4)]  # also within one batch
+    assert store.put([Outcome("u", TaskState.SUCCESS, value=b"2", token=4)]) == [True]
+    assert store.put([Outcome("u", TaskState.STARTED, token=4)]) == [False]
+    assert store.put(batch)[0] and store.get("t") == progress
+    started = Outcome("t", TaskState.STARTED, token=5)  # a newer run starts over
+    assert store.put([started]) == [True] and store.get("t") == started
+    again = Outcome("t", TaskState.STARTED, worker="x", token=5)  # STARTED over STARTED
+    assert store.put([again]) == [True] and store.get("t") == again
+
+
 def test_last_write_wins(make_store: MakeStore) -> None:
     store = make_store(TTL)
     store.put([Outcome("t", TaskState.STARTED)])
@@ -316,7 +352,9 @@ def test_text_and_counts_no_store_could_keep_are_stored_escaped_and_clamped(
     )
     store = make_store(TTL)
     good = Outcome("u", TaskState.SUCCESS, value=b"1", task_name="caf\u00e9")
-    assert store.put([outcome, good]) == [True, True]
-    assert store.get("t") == outcome
+    named = Outcome("v", TaskState.STARTED, custom_state=f"PARSING {name}\x00")
+    assert named.custom_state == "PARSING report-\\xff.csv\\x00"  # update_state's own name
+    assert store.put([outcome, good, named]) == [True, True, True]
+    assert store.get("t") == outcome and store.get("v") == named
     assert store.get("u") == good  # valid Unicode is kept as it is
     assert storable_text("plain") == "plain" and storable_text("naïve") == "naïve"

@@ -78,6 +78,15 @@ def log_run(self: Task, path: str, seconds: float) -> int:
 # -- outside the broker (SAMPLE_LEDGER), so a checker can count lost and repeated runs.
 
 
+@app.task(name="sample.progress", bind=True)
+def progress(self: Task, steps: int, seconds: float) -> str:
+    """Reports each step with update_state (results area), then returns its worker's name."""
+    for i in range(steps):
+        self.update_state(state="PROGRESS", meta={"step": i, "worker": self.request.hostname})
+        time.sleep(seconds)
+    return self.request.hostname or ""
+
+
 def _ledger(kind: str, task: Task) -> None:
     path = os.environ.get("SAMPLE_LEDGER")
     if not path:

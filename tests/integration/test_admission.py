@@ -19,6 +19,7 @@ import pytest
 
 from conveyor import Conveyor
 from conveyor.brokers.base import Envelope, MessageState
+from conveyor.errors import ChordError
 from conveyor.message import Message, encode_message
 from conveyor.request import request_for
 from conveyor.states import TaskState
@@ -274,7 +275,7 @@ def test_a_600_deep_call_is_refused_at_the_call_site_and_a_stored_one_dead_lette
     assert rejections(reader, reasons, {"deep": "sample.total", "member": "sample.add"}) == {}
     # the chord's body is not left PENDING: it fails with Celery's ChordError naming the member
     with pytest.raises(
-        Exception, match=r"Dependency member raised MessageRejected\(.message refused: join\.then"
+        ChordError, match=r"Dependency member raised MessageRejected\(.message refused: join\.then"
     ):
         reader.AsyncResult("body").get(timeout=10)
     assert proc.returncode == 0

@@ -9,6 +9,7 @@ import pytest
 from conveyor import Conveyor, Ignore, Reject, RemoteError, TaskRevokedError
 from conveyor.brokers.base import Envelope, MessageState
 from conveyor.clock import FakeClock
+from conveyor.errors import EncodeError
 from conveyor.states import TaskState
 from conveyor.testing import solo_worker
 
@@ -237,7 +238,7 @@ def test_non_json_return_value_fails_the_task(mem_app: Conveyor) -> None:
 
     res = returns_set.delay()
     solo_worker(mem_app).run_until_idle()
-    with pytest.raises(RemoteError, match=r"return value is a builtins\.set"):
+    with pytest.raises(EncodeError, match=r"return value is a builtins\.set"):
         res.get(timeout=1)
 
 

@@ -69,6 +69,6 @@ def call(
         click.echo(f"{TaskState.FAILURE.value}: {exc}", err=True)
         raise click.exceptions.Exit(1) from None
     except Exception as exc:
-        click.echo(f"{res.state.value}: {type(exc).__name__}: {exc}", err=True)
+        click.echo(f"{res.state}: {type(exc).__name__}: {exc}", err=True)
         raise click.exceptions.Exit(1) from None
     click.echo(json.dumps(value))

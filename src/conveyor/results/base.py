@@ -8,7 +8,10 @@ and timings. Guarantees every backend gives (checked by `tests/contract/`):
   at least the stored one (or the stored one expired); otherwise it changes nothing and
   reports False. Tokens grow with every grant, so a worker that lost its lease can never
   overwrite what the message's new owner wrote, while one owner may move its own outcome on
-  (STARTED, then SUCCESS). Writers without a lease (eager mode) use token 0.
+  (STARTED, then SUCCESS). Writers without a lease (eager mode) use token 0. Under one
+  token a bare STARTED never replaces another state (`replaces`): the worker's STARTED record
+  is written by its writer thread and may land after what the running task wrote itself
+  (`update_state`), which must stay; such a STARTED is dropped and reported not stored.
 * **Absence is PENDING.** `get` returns None for an id with no outcome, one that was forgotten,
   or one whose outcome expired (`result_expires`); readers show that as PENDING.
 * **Expiry.** Each outcome expires `ttl` seconds after it was written (no expiry when the store
@@ -117,6 +120,9 @@ class Outcome:
     reason: str | None = None
     token: int = 0
     arguments: bytes | None = None  # JSON {"args": […], "kwargs": {…}}; only with result_extended
+    # A state name of the task's own (`update_state(state="PROGRESS")`); `state` is then
+    # STARTED, which is how everything but the reader treats it (running, not ready).
+    custom_state: str | None = None
 
     def __post_init__(self) -> None:
         """Storable text and counts (see the module docstring); ids are kept as given. Runs
@@ -126,12 +132,37 @@ class Outcome:
             and _plain(self.queue)
             and _plain(self.worker)
             and _plain(self.reason)
+            and _plain(self.custom_state)
         ):
-            for name in ("task_name", "queue", "worker", "reason"):
+            for name in ("task_name", "queue", "worker", "reason", "custom_state"):
                 object.__setattr__(self, name, _storable(getattr(self, name)))
         if not (0 <= self.attempt <= MAX_COUNT and 0 <= self.retries <= MAX_COUNT):
             object.__setattr__(self, "attempt", min(max(self.attempt, 0), MAX_COUNT))
             object.__setattr__(self, "retries", min(max(self.retries, 0), MAX_COUNT))
+
+    @property
+    def state_name(self) -> str:
+        """The state as readers see it and stores keep it: the task's own name for a custom
+        state, else the TaskState's name."""
+        return self.custom_state if self.custom_state is not None else self.state.value
+
+
+def replaces(new: Outcome, old: Outcome) -> bool:
+    """Whether `new` replaces `old`, the live outcome stored for its id (see Fenced writes):
+    a larger token always does, a smaller never; under the same token anything does but a
+    bare STARTED over another state."""
+    if new.token != old.token:
+        return new.token > old.token
+    return new.state_name != TaskState.STARTED.value or old.state_name == TaskState.STARTED.value
+
+
+def state_from_name(name: str) -> tuple[TaskState, str | None]:
+    """A stored state name as (state, custom_state): a name that is not one of TaskState's
+    is a task's custom state, which counts as STARTED."""
+    try:
+        return TaskState(name), None
+    except ValueError:
+        return TaskState.STARTED, name
 
 
 #: Pseudo-task names of what workflows keep in the result store (a chord's description, a
@@ -178,7 +209,7 @@ class HistoryQuery:
         """Whether one outcome belongs in the answer (for stores that filter in Python)."""
         if outcome.task_name in WORKFLOW_RECORDS:
             return False
-        if self.state is not None and outcome.state is not self.state:
+        if self.state is not None and outcome.state_name != self.state.value:  # as SQL filters
             return False
         if self.task_name is not None and outcome.task_name != self.task_name:
             return False

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 
 from ..clock import SYSTEM_CLOCK, Clock
-from .base import HistoryEntry, HistoryPage, HistoryQuery, Outcome
+from .base import HistoryEntry, HistoryPage, HistoryQuery, Outcome, replaces
 
 
 class MemoryResultStore:
@@ -29,7 +29,7 @@ class MemoryResultStore:
             stored = []
             for outcome in outcomes:
                 old = self._live(outcome.task_id)
-                fresh = old is None or old.token <= outcome.token
+                fresh = old is None or replaces(outcome, old)
                 if fresh:
                     self._data[outcome.task_id] = (outcome, expires, now)
                 stored.append(fresh)

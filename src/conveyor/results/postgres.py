@@ -14,7 +14,7 @@ from ..guard import guarded
 from ..pgschema import open_backend
 from ..sqlfiles import load_sql
 from ..states import TaskState
-from .base import HistoryPage, HistoryQuery, Outcome
+from .base import HistoryPage, HistoryQuery, Outcome, replaces
 from .rows import entry_from_row, history_params, outcome_from_row
 
 _READY_STATES = [s.value for s in TaskState if s.ready]
@@ -56,7 +56,7 @@ class PostgresResultStore:
         final: dict[str, Outcome] = {}
         for o in outcomes:
             kept = final.get(o.task_id)
-            if kept is None or o.token >= kept.token:
+            if kept is None or replaces(o, kept):
                 final[o.task_id] = o
         params = _columns(list(final.values()))
         params.update(
@@ -137,7 +137,7 @@ def _columns(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     errors = [o.error for o in outcomes]
     return {
         "task_id": [o.task_id for o in outcomes],
-        "state": [o.state.value for o in outcomes],
+        "state": [o.state_name for o in outcomes],
         "value": [o.value for o in outcomes],
         "error_type": [e.type if e else None for e in errors],
         "error_module": [e.module if e else None for e in errors],

@@ -14,6 +14,7 @@ from .._redis import Scripts, client_from_url, transient_errors
 from .._urls import safe_url
 from ..clock import SYSTEM_CLOCK, Clock
 from ..guard import Guard, guarded
+from ..states import TaskState
 from .base import HistoryEntry, HistoryPage, HistoryQuery, Outcome
 
 _ENCODER = msgspec.msgpack.Encoder()
@@ -54,7 +55,8 @@ class RedisResultStore:
             return []
         args: list[Any] = [self._now(), "" if self._ttl is None else repr(self._ttl)]
         for o in outcomes:
-            args += [o.task_id, o.token, _ENCODER.encode(o), int(o.state.ready)]
+            bare_started = o.state is TaskState.STARTED and o.custom_state is None
+            args += [o.task_id, o.token, _ENCODER.encode(o), int(o.state.ready), int(bare_started)]
         return [bool(v) for v in self._scripts("put", self.prefix, args)]
 
     def get(self, task_id: str) -> Outcome | None:

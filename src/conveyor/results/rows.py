@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..states import TaskState
-from .base import ErrorInfo, HistoryEntry, HistoryQuery, Outcome
+from .base import ErrorInfo, HistoryEntry, HistoryQuery, Outcome, state_from_name
 
 
 def outcome_from_row(r: Sequence[Any]) -> Outcome:
@@ -14,9 +13,11 @@ def outcome_from_row(r: Sequence[Any]) -> Outcome:
     task_name, queue, worker, attempt, retries, started_at, finished_at, reason, token,
     arguments)."""
     error = ErrorInfo(r[3], r[5] or "", r[6], r[4] or "builtins") if r[3] is not None else None
+    state, custom = state_from_name(r[1])
     return Outcome(
         task_id=r[0],
-        state=TaskState(r[1]),
+        state=state,
+        custom_state=custom,
         value=r[2],
         error=error,
         task_name=r[7],

@@ -127,7 +127,7 @@ def _row(o: Outcome, now: float, expires: float | None) -> dict[str, Any]:
     err = o.error
     return {
         "task_id": o.task_id,
-        "state": o.state.value,
+        "state": o.state_name,
         "value": o.value,
         "error_type": err.type if err else None,
         "error_module": err.module if err else None,

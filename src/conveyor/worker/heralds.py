@@ -28,7 +28,8 @@ def request_of(item: Inflight, hostname: str) -> Request:
     `.hostname`, `.delivery_info`, …), as the task itself would see it."""
     d = item.delivery
     info = {"queue": d.envelope.queue, "priority": d.envelope.priority}
-    return request_for(item.message, hostname, d.attempt, {**info, "redelivered": d.attempt > 1})
+    info = {**info, "redelivered": d.attempt > 1}
+    return request_for(item.message, hostname, d.attempt, info, lease_token=d.lease.token)
 
 
 def received(sender: object, item: Inflight, hostname: str) -> None:

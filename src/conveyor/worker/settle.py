@@ -111,6 +111,7 @@ class Settler:
         self._max_size = max_size
         self._app = app  # moves workflows on (chains); None: messages carry none
         self._clock = app.clock if app is not None else SYSTEM_CLOCK
+        self._results = results
         self.writer = Writer(broker, results)
 
     def settle(self, finished: Sequence[tuple[Inflight, RunResult]]) -> None:
@@ -134,12 +135,23 @@ class Settler:
             plan.acks.append(item.lease)
         else:
             plan.after.append(functools.partial(self._release_or_dead_letter, item, result))
-        if result.kind is RunKind.IGNORE:  # no outcome at all: drop the STARTED record
-            plan.forgets.append(item.message.id)
+        if result.kind is RunKind.IGNORE and not self._task_wrote_state(item):
+            plan.forgets.append(item.message.id)  # no outcome at all: drop the STARTED record
         followup = self._followup(item, result)
         if followup is not None:
             plan.followups.append((item.lease, followup))
         return plan
+
+    def _task_wrote_state(self, item: Inflight) -> bool:
+        """Whether the ignored call stored a state of its own (`update_state`, e.g. FAILURE
+        before `raise Ignore()`): that one stays, as in Celery. One read, on this rare path."""
+        found = self._results.get(item.message.id)
+        return found is not None and (
+            found.custom_state is not None
+            or found.state is not TaskState.STARTED
+            or found.value is not None
+            or found.error is not None
+        )
 
     def _unsettled(self, item: Inflight, exc: Exception) -> Plan:
         """What to write for a delivery whose settling the store or broker refused for good:

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from ..brokers.base import Broker, Lease
 from ..errors import OUTAGES
 from ..results.base import Outcome, ResultStore, storable_text
+from ..states import TaskState
 from .fencing import live_only
 
 log = logging.getLogger("conveyor.worker")
@@ -200,7 +201,9 @@ class Writer:
         plan = live_only(self._broker, plan, again)  # no writes of a lease that ran out
         if plan.puts:
             for outcome, ok in zip(plan.puts, self._results.put(plan.puts), strict=True):
-                if not ok:
+                # A STARTED record is also refused when the task already wrote its own state
+                # (update_state, under the same lease): nothing lost, nothing to report.
+                if not ok and outcome.state_name != TaskState.STARTED.value:
                     log.warning(
                         "outcome of %s not recorded: lease lost, a newer delivery owns the result",
                         outcome.task_id,

@@ -2,7 +2,8 @@
 --
 -- Key layout. P is the key prefix (KEYS[1], as for the broker).
 --   P:res:<id>     hash, one outcome: tk fencing token, v the encoded outcome (msgpack),
---                  ex expiry time ('' for none); expires natively at the same moment
+--                  ex expiry time ('' for none), st '1' when the outcome is a bare STARTED;
+--                  expires natively at the same moment
 --   P:resx         zset id -> expiry time, so purge_expired can count and clear what the
 --                  server did not expire yet (a FakeClock in tests runs ahead of it)
 --   P:resh         zset id -> time of its last write, newest last: the history index

@@ -4,7 +4,8 @@
 -- channel, which waiting readers LISTEN on.
 
 -- name: put
--- One statement for a batch: atomic. Returns the ids stored (a smaller token loses).
+-- One statement for a batch: atomic. Returns the ids stored (a smaller token loses, and so
+-- does a bare STARTED over another state of the same token: see results/base.py).
 WITH t AS (SELECT conveyor_now(%(now)s) AS now),
 up AS (
     INSERT INTO conveyor_results AS r (
@@ -33,7 +34,8 @@ up AS (
         finished_at = excluded.finished_at, reason = excluded.reason,
         updated_at = excluded.updated_at, expires_at = excluded.expires_at,
         token = excluded.token, arguments = excluded.arguments
-    WHERE excluded.token >= r.token OR r.expires_at <= excluded.updated_at
+    WHERE excluded.token > r.token OR r.expires_at <= excluded.updated_at
+       OR (excluded.token = r.token AND (excluded.state <> 'STARTED' OR r.state = 'STARTED'))
     RETURNING r.task_id, r.state
 ),
 woke AS (

@@ -108,7 +108,9 @@ ON CONFLICT (task_id) DO UPDATE SET
     started_at = excluded.started_at, finished_at = excluded.finished_at,
     reason = excluded.reason, updated_at = excluded.updated_at,
     expires_at = excluded.expires_at, token = excluded.token, arguments = excluded.arguments
-WHERE excluded.token >= conveyor_results.token OR conveyor_results.expires_at <= :updated_at;
+WHERE excluded.token > conveyor_results.token OR conveyor_results.expires_at <= :updated_at
+   OR (excluded.token = conveyor_results.token
+       AND (excluded.state <> 'STARTED' OR conveyor_results.state = 'STARTED'));
 
 -- name: get_many
 SELECT task_id, state, value, error_type, error_module, error_message, traceback, task_name,
