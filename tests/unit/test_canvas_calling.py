@@ -496,3 +496,12 @@ def test_a_signatures_id_can_be_fixed_before_it_is_sent(app: Conveyor) -> None:
     assert signature(as_dict(add.s(1).set(task_id="t")), app=app).id == "t"
     with pytest.raises(ConfigurationError, match="non-empty string"):
         add.s(1).set(task_id="")
+
+
+def test_a_long_chains_handle_links_every_step(app: Conveyor) -> None:
+    add = app.tasks["add"]
+    res = chain(add.s(0, 0), *(add.s(1) for _ in range(2999)))()
+    depth, node = 0, res
+    while node.parent is not None:
+        depth, node = depth + 1, node.parent
+    assert depth == 2999

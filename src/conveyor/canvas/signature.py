@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union
 
 from ..bounds import check_optional_seconds, check_queue_name
-from ..errors import ConfigurationError, NotRegistered
+from ..errors import ConfigurationError, NotRegistered, WorkflowError
 from ..message import Links, check_json, new_task_id
 from ..options import check_priority
 from .dicts import plain_arguments
@@ -524,10 +524,15 @@ def _handle(app: Conveyor, node: Node) -> AsyncResult | GroupResult:
     from .group_result import GroupResult
 
     if isinstance(node, ChainNode):
-        last = _handle(app, node.steps[-1])
-        if len(node.steps) > 1:
-            _root(last).parent = _handle(app, ChainNode(steps=node.steps[:-1]))
-        return last
+        previous: AsyncResult | GroupResult | None = None
+        for step in node.steps:  # a loop, not recursion: chains may have thousands of steps
+            current = _handle(app, step)
+            if previous is not None:
+                _root(current).parent = previous
+            previous = current
+        if previous is None:
+            raise WorkflowError("a chain with no steps has no result")
+        return previous
     if isinstance(node, GroupNode):
         return GroupResult.of(app, node)
     return AsyncResult(node.id, app)
