@@ -115,6 +115,8 @@ class _Sendable(Generic[R]):
     def _linked(self, node: Node, callbacks: list[Canvas], errbacks: list[Canvas]) -> Node:
         """`node` with this builder's callbacks and errbacks, and those given, attached where
         Celery attaches them (see nodes.with_callbacks / with_errbacks)."""
+        if not (self.callbacks or callbacks or self.errbacks or errbacks):
+            return node  # the common case: nothing to attach, nothing rebuilt
         node = with_callbacks(node, tuple(_node_of(c) for c in (*self.callbacks, *callbacks)))
         return with_errbacks(node, _maker((*self.errbacks, *errbacks)))
 
@@ -434,6 +436,8 @@ class chord(_Sendable["AsyncResult | GroupResult"]):  # lower case: Celery's nam
         task_allow_error_cb_on_chord_header=False: a failed header member reaches the body's
         errbacks)."""
         assert isinstance(node, ChainNode)
+        if not (self.callbacks or callbacks or self.errbacks or errbacks):
+            return node
         header, body = node.steps
         body = with_callbacks(body, tuple(_node_of(c) for c in (*self.callbacks, *callbacks)))
         body = with_errbacks(body, _maker((*self.errbacks, *errbacks)))
