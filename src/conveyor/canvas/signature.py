@@ -1,9 +1,12 @@
 """Building workflows: `task.s(...)`, `task.si(...)`, `signature(name, ...)`, `chain`, `group`,
 and `|` between them — Celery's canvas API.
 
-Builders are immutable values: `.set()` and `|` return new ones. Ids are chosen when a workflow
-is sent (`apply_async`), for every call in it at once, so the handle returned can wait on any
-step, and a step re-sent after a crash reuses its id.
+Builders are values: `.set()`, `.clone()` and `|` return new ones; only `link()`,
+`link_error()` and `freeze()` change one in place, as Celery's do. Ids are chosen when a
+workflow is sent (`apply_async`), for every call in it at once (callbacks and errbacks too),
+so the handle returned can wait on any step (`res.parent`, `res.children`), and a step re-sent
+after a crash reuses its id. Calling a signature (`sig()`) runs its task inline; calling a
+chain, group or chord sends it.
 """
 
 from __future__ import annotations
