@@ -36,6 +36,7 @@ from .sending import Calls, Sender
 from .task import Task
 
 if TYPE_CHECKING:
+    from .autodiscover import Packages
     from .events.stream import EventPublisher
     from .scheduler.book import Schedules
     from .scheduler.stores.base import ScheduleStore
@@ -84,6 +85,9 @@ class Conveyor:
         self.warned: set[str] = set()  # routing warnings already logged (strict=False)
         self._routes: tuple[Settings | None, RouteTable | None] = (None, None)
         _apps.add(self)
+        from .contrib.django.fixup import install as install_django_fixup
+
+        install_django_fixup(self)  # Celery's Django fix-up, when DJANGO_SETTINGS_MODULE is set
         for fn, opts in _shared:
             self._register(fn, opts)
         if set_as_current:
@@ -109,7 +113,10 @@ class Conveyor:
         if settings.task_always_eager and not (self._broker_arg or settings.broker_url):
             urls = "memory://", self._backend_arg or settings.result_backend or "memory://"
         else:
-            urls = resolve_urls(settings, self._broker_arg, self._backend_arg)
+            broker, backend = resolve_urls(settings, self._broker_arg, self._backend_arg)
+            from .contrib.django.results import result_url
+
+            urls = broker, result_url(self, backend)  # "django-db": the Django database
         if settings.task_always_eager and not settings.task_store_eager_result:
             # Results area: as Celery, eager outcomes stay in this process (tests need no
             # reachable result server) unless task_store_eager_result asks to store them.
@@ -158,9 +165,28 @@ class Conveyor:
         return MappingProxyType(self._tasks)
 
     def import_modules(self) -> None:
-        """Import the modules named in `include` so their tasks register."""
+        """Set Django up (Django projects), run pending `autodiscover_tasks()`, then import
+        the modules named in `include`, so their tasks register."""
+        from .autodiscover import import_pending
+
+        import_pending(self)
         for module in self.include:
             importlib.import_module(module)
+
+    # -- autodiscovery (conveyor.autodiscover; Django: conveyor.contrib.django) --------------
+    def autodiscover_tasks(
+        self,
+        packages: Packages = None,
+        related_name: str | None = "tasks",
+        force: bool = False,
+    ) -> None:
+        """Import `<package>.tasks` (or `related_name`) of each package when the app imports
+        its task modules (`force=True`: now). `packages` is a list of names or a callable
+        returning one; none means Django's INSTALLED_APPS (DJANGO_SETTINGS_MODULE must be
+        set). A package without the module is skipped."""
+        from .autodiscover import autodiscover
+
+        autodiscover(self, packages, related_name, force)
 
     # -- routing ----------------------------------------------------------------------------
     @property

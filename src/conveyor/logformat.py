@@ -1,5 +1,11 @@
-"""Log line formats: `text` (the classic one-line format) and `json` (one JSON object per line,
-for log collectors). Both show every URL without its secrets.
+"""Log line formats: `text` (Celery's worker format) and `json` (one JSON object per line, for
+log collectors). Both show every URL without its secrets.
+
+The text format is Celery's: `[%(asctime)s: %(levelname)s/%(processName)s] %(message)s` for
+every logger, and for the task loggers (those under `conveyor.task`, which
+`get_task_logger(__name__)` returns) the task format, which adds `%(task_name)s[%(task_id)s]: `
+before the message (both "???" outside a task). A plain `logging.getLogger(__name__)` in a task
+module logs through the root logger in the first format, at the worker's `-l` level.
 
 A JSON line has `timestamp` (ISO 8601, UTC), `level`, `logger`, `message`, `exc_info` (the
 traceback text) when the record has one, and the call fields a record carries: `task_id`,
@@ -18,12 +24,14 @@ from typing import Any
 import msgspec
 
 from ._urls import mask_urls_in
-from .log import UNKNOWN
+from .log import TASK_LOGGER, UNKNOWN, TaskContextFilter
 
 FORMATS = ("text", "json")
 #: Values JSON has no type for (an `extra=` object) are written as their str().
 _ENCODER = msgspec.json.Encoder(enc_hook=str)
-TEXT_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] %(name)s: %(message)s"
+TEXT_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s"
+#: The text format of records from task loggers (Celery's worker_task_log_format).
+TASK_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] %(task_name)s[%(task_id)s]: %(message)s"
 #: The fields a record may carry about a call, in the order a JSON line shows them.
 CALL_FIELDS = ("task_id", "task_name", "queue", "attempt", "retries", "state", "runtime", "worker")
 #: Set by `configure` so that a process-pool child (started later, from a fork server) logs in
@@ -39,6 +47,38 @@ class MaskingFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return mask_urls_in(super().format(record))
+
+
+_CONTEXT = TaskContextFilter()
+
+
+class TextFormatter(MaskingFormatter):
+    """Celery's text lines: TASK_FORMAT for records of task loggers (TASK_LOGGER and the
+    loggers under it), TEXT_FORMAT for the others; URLs masked."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+        self._task = MaskingFormatter(TASK_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        if _is_task_logger(record.name):
+            if not hasattr(record, "task_id"):  # a logger under a task logger has no filter
+                _CONTEXT.filter(record)
+            return self._task.format(record)
+        return super().format(record)
+
+
+def _is_task_logger(name: str) -> bool:
+    """Whether the logger `name` is TASK_LOGGER or has it among its ancestors (checked on the
+    live hierarchy: get_task_logger re-parents loggers that are not named under it). Read
+    from the manager's dict, without logging's module lock: this runs for every text line."""
+    found = logging.Logger.manager.loggerDict.get(name)
+    logger = found if isinstance(found, logging.Logger) else None
+    while logger is not None:
+        if logger.name == TASK_LOGGER:
+            return True
+        logger = logger.parent
+    return False
 
 
 class JsonFormatter(logging.Formatter):
@@ -90,7 +130,7 @@ def check_format(value: str) -> str:
 
 def formatter(fmt: str) -> logging.Formatter:
     """The formatter of the format named `fmt` ("text" or "json")."""
-    return JsonFormatter() if check_format(fmt) == "json" else MaskingFormatter(TEXT_FORMAT)
+    return JsonFormatter() if check_format(fmt) == "json" else TextFormatter()
 
 
 def configure(fmt: str, level: int, handler: logging.Handler, logfile: str | None = None) -> None:
@@ -140,9 +180,11 @@ __all__ = [
     "ENV_FORMAT",
     "ENV_LEVEL",
     "FORMATS",
+    "TASK_FORMAT",
     "TEXT_FORMAT",
     "JsonFormatter",
     "MaskingFormatter",
+    "TextFormatter",
     "banner",
     "check_format",
     "configure",

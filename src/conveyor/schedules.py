@@ -4,5 +4,7 @@
 from __future__ import annotations
 
 from .scheduler.cron import crontab
+from .scheduler.schedule import schedule
+from .scheduler.solar import solar
 
-__all__ = ["crontab"]
+__all__ = ["crontab", "schedule", "solar"]

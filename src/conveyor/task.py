@@ -6,6 +6,8 @@ A bound task (`bind=True`) receives the Task as `self`, with `self.request` and 
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -208,3 +210,20 @@ class Task:
         delay = self.options.default_retry_delay if countdown is None else countdown
         check_seconds("retry countdown", delay, zero=True)
         raise Retry(exc=exc, countdown=float(delay), retries=req.retries + 1)
+
+    # -- Django: sending once the transaction commits (conveyor.contrib.django) -------------
+    def delay_on_commit(self, *args: Any, **kwargs: Any) -> None:
+        """`delay(*args, **kwargs)` once the current Django transaction commits (at once in
+        autocommit, never if it rolls back); returns None, as the call is not sent yet.
+        Celery's DjangoTask method; needs Django."""
+        from .contrib.django.task import on_commit
+
+        on_commit(functools.partial(self.delay, *args, **kwargs))
+
+    def apply_async_on_commit(self, *args: Any, **kwargs: Any) -> None:
+        """`apply_async(*args, **kwargs)` once the current Django transaction commits, as
+        `delay_on_commit`. Unknown options are a TypeError now, not after the commit."""
+        from .contrib.django.task import on_commit
+
+        inspect.signature(self.apply_async).bind(*args, **kwargs)
+        on_commit(functools.partial(self.apply_async, *args, **kwargs))

@@ -33,7 +33,8 @@ def test_call_wait_result_and_queues(db: Path) -> None:
         assert done.returncode == 0, done.stderr
         task_id, value = done.stdout.split()
         assert value == "42"
-    shown = conveyor(db, "-A", "sample_app", "result", task_id)
+    assert conveyor(db, "-A", "sample_app", "result", task_id).stdout == "42\n"  # as Celery's
+    shown = conveyor(db, "-A", "sample_app", "result", "show", task_id)
     assert "SUCCESS" in shown.stdout and "42" in shown.stdout and "sample.add" in shown.stdout
     record = json.loads(conveyor(db, "result", task_id, "--json").stdout)
     assert record["state"] == "SUCCESS" and record["result"] == 42 and record["attempt"] == 1

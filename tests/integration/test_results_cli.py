@@ -41,11 +41,11 @@ def test_extended_results_and_history_from_the_command_line(db: Where, reader: C
     assert record["runtime"] is not None and record["finished_at"] >= record["started_at"]
     assert added.args == [2] and added.kwargs == {"y": 3} and added.name == "sample.add"
     assert added.date_done is not None and added.worker == record["worker"]
-    text = _cli(db, "result", failed.id)
+    text = _cli(db, "result", "show", failed.id)
     assert 'args: ["boom"]' in text and "ValueError: cannot handle 'boom'" in text
     assert plain.outcome is not None and plain.outcome.arguments is None
     assert plain.args is None and plain.kwargs is None
-    assert "not stored (set result_extended=True" in _cli(db, "result", plain.id)
+    assert "not stored (set result_extended=True" in _cli(db, "result", "--verbose", plain.id)
 
     failures = json.loads(_cli(db, "results", "--state", "failure", "--json"))
     assert [r["task_id"] for r in failures["results"]] == [failed.id]

@@ -208,7 +208,7 @@ def test_celery_names_count_the_same_and_a_delayed_call_waits_from_its_due_time(
         assert ours == theirs, (word, run.log)
         assert sum(ours.values()) > 0 or word == "rejected"
     hosts = {dict(k[1])["hostname"] for k in samples if k[0].startswith("celery_task_")}
-    assert hosts == {host}  # the host part of the worker's name, conveyor@<host>
+    assert hosts == {host}  # the host part of the worker's name, celery@<host>
     labels = {"hostname": host, "queue_name": "default"}
     for task in ("metrics.ok", "metrics.later"):  # at 0 before the first call
         assert value(run.before, "celery_task_received_total", name=task, **labels) == 0

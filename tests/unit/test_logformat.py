@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 
 from conveyor import Conveyor
 from conveyor.errors import ConfigurationError
-from conveyor.log import TaskContextFilter
+from conveyor.log import TaskContextFilter, get_task_logger
 from conveyor.logformat import JsonFormatter, banner, check_format, formatter
 from conveyor.request import Request, running
 
@@ -74,9 +75,28 @@ def test_outside_a_task_the_unknown_call_fields_are_left_out() -> None:
     assert "task_id" not in json.loads(JsonFormatter().format(record))
 
 
-def test_the_text_format_is_the_classic_line_and_masks_urls() -> None:
-    text = formatter("text").format(_record("to %s", "amqp://u:pw@h//"))
-    assert text.endswith("conveyor.worker: to amqp://u:***@h//")
+def test_the_text_format_is_celerys_line_and_masks_urls() -> None:
+    record = _record("to %s", "amqp://u:pw@h//")
+    record.processName = "MainProcess"
+    text = formatter("text").format(record)
+    assert re.fullmatch(r"\[[-0-9]+ [0-9:,]+: INFO/MainProcess\] to amqp://u:\*\*\*@h//", text)
+
+
+def test_a_task_logger_line_has_celerys_task_format() -> None:
+    logger = get_task_logger("tests.unit.logformat_tasks")
+    record = logger.makeRecord(logger.name, logging.INFO, __file__, 1, "adding", (), None)
+    with running(Request(id="abc", task="proj.add")):
+        TaskContextFilter().filter(record)
+    text = formatter("text").format(record)
+    assert text.endswith("INFO/MainProcess] proj.add[abc]: adding")
+
+
+def test_a_plain_logger_line_has_no_task_fields_even_inside_a_task() -> None:
+    record = _record("plain")
+    with running(Request(id="abc", task="proj.add")):
+        text = formatter("text").format(record)
+    assert text.endswith("] plain")
+    assert "proj.add" not in text
 
 
 def test_an_unknown_format_names_the_known_ones() -> None:

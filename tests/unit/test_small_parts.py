@@ -60,7 +60,7 @@ def test_builtin_name_from_another_module_is_not_trusted() -> None:
 @pytest.mark.parametrize(
     ("pattern", "expected"),
     [
-        (None, "conveyor@web1.example.com"),
+        (None, "celery@web1.example.com"),
         ("fast@%h", "fast@web1.example.com"),
         ("slow@%n", "slow@web1"),
         ("w@%n.%d", "w@web1.example.com"),

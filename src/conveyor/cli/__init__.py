@@ -21,6 +21,7 @@ from .health import health
 from .history import results
 from .inspect_cmds import queues, result
 from .metrics import metrics
+from .multi import multi
 from .purge import purge
 from .routes import routes
 from .schedule import schedule
@@ -62,6 +63,7 @@ for command in (
     health,
     events,
     metrics,
+    multi,
 ):
     cli.add_command(command)
 

@@ -17,7 +17,9 @@ from ..app import Conveyor
 from ..config import Settings
 from ..logformat import banner
 from ..scheduler.beat import Beat, BeatOptions
+from ..scheduler.foreign import ignored_notice
 from .context import CliContext, log_format_option, setup_logging
+from .detach import detach as run_detached
 from .files import Pidfile, exit_on_sigterm, logfile_option, pidfile_option
 
 log = logging.getLogger("conveyor.beat")
@@ -28,6 +30,13 @@ log = logging.getLogger("conveyor.beat")
 @log_format_option()
 @logfile_option()
 @pidfile_option("scheduler")
+@click.option(
+    "-D",
+    "--detach",
+    is_flag=True,
+    help="Run the scheduler in the background (a new session; output to --logfile, else "
+    "discarded) and return once it has started.",
+)
 @click.option(
     "--lease",
     type=click.FloatRange(min=0.5),
@@ -63,6 +72,7 @@ def beat(
     log_format: str | None,
     logfile: str | None,
     pidfile: Path | None,
+    detach: bool,
     lease: float | None,
     max_interval: float | None,
     schedule_file: str | None,
@@ -70,6 +80,8 @@ def beat(
 ) -> None:
     """Run the scheduler: send the periodic tasks of beat_schedule and `conveyor schedule`."""
     app = ctx.app(required=True)  # first: its module may connect the setup_logging signal
+    if detach:
+        run_detached("beat", pidfile, logfile)  # exits this process
     fmt = log_format or app.conf.settings.worker_log_format
     setup_logging(loglevel, logfile, fmt)
     exit_on_sigterm()
@@ -87,8 +99,9 @@ def _run(
     """Start the scheduler and run it until a signal stops it."""
     scheduler = Beat(app, beat_options(app.conf.settings, lease, max_interval))
     entries = scheduler.start()
-    if ignored:
-        log.info("-s/-S ignored: the schedule is kept in %s", safe_url(app.urls[1]))
+    notice = ignored_notice(ignored or app.conf.settings.beat_scheduler, safe_url(app.urls[1]))
+    if notice is not None:
+        log.log(*notice)
     line = (
         f"conveyor beat {scheduler.options.holder}: {len(entries)} entries from beat_schedule, "
         f"{len(scheduler.store.entries())} stored, schedule in {safe_url(app.urls[1])}"

@@ -123,6 +123,16 @@ def _pid_in(path: Path) -> int | None:
         os.close(fd)
 
 
+def read_pid(path: Path) -> int | None:
+    """The pid a pid file names, if it is a regular file holding one and that process is
+    alive; None otherwise (no file, a symbolic link, no pid, a dead process)."""
+    try:
+        pid = _pid_in(path)
+    except OSError:  # missing, a link (O_NOFOLLOW), unreadable
+        return None
+    return pid if pid is not None and _alive(pid) else None
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -1,4 +1,4 @@
-"""Read-only views: `conveyor result ID` and `conveyor queues`."""
+"""Read-only views: `conveyor result ID` (and `result show ID`) and `conveyor queues`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from .._names import did_you_mean
+from ..app import Conveyor
+from ..errors import TaskRevokedError
 from ..message import decode_arguments, decode_value
 from ..results.base import Outcome
 from .context import CliContext
@@ -53,13 +56,82 @@ def outcome_record(outcome: Outcome, limit: int) -> dict[str, Any]:
     return record
 
 
-@click.command()
-@click.argument("task_id")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.command(context_settings={"ignore_unknown_options": False})
+@click.argument("words", nargs=-1, required=True, metavar="[show] TASK_ID")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Show everything stored for the call (`result show`)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print everything stored as one JSON object.")
+@click.option("--traceback", "show_traceback", is_flag=True, help="Print the traceback instead.")
+@click.option(
+    "-t",
+    "--task",
+    "task_name",
+    metavar="NAME",
+    help="Accepted as Celery's; the name must be registered. conveyor keeps every task's "
+    "results in the app's one result store, so it changes nothing else.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    help="Give up after this many seconds (default: wait as long as it takes, as Celery).",
+)
 @click.pass_obj
-def result(ctx: CliContext, task_id: str, as_json: bool) -> None:
-    """Show everything stored for one call (args and kwargs with result_extended)."""
+def result(
+    ctx: CliContext,
+    words: tuple[str, ...],
+    verbose: bool,
+    as_json: bool,
+    show_traceback: bool,
+    task_name: str | None,
+    timeout: float | None,
+) -> None:
+    """Print the return value of a call, as Celery's `celery result ID`: wait for it to
+    finish, then print the value (a failure: its error on stderr, exit 1).
+
+    `result show ID`, `-v` or `--json`: everything stored for the call, at once (args and
+    kwargs with result_extended)."""
+    show, task_id = _result_words(words)
     app = ctx.app()
+    if task_name is not None and task_name not in app.tasks:
+        near = did_you_mean(task_name, app.tasks)
+        raise click.BadParameter(
+            f"no task named {task_name!r} is registered in this app{near}",
+            param_hint="'-t' / '--task'",
+        )
+    if show or verbose or as_json:
+        _show_record(app, task_id, as_json)
+    elif show_traceback:
+        click.echo(app.AsyncResult(task_id).traceback)
+    else:
+        _print_value(app, task_id, timeout)
+
+
+def _result_words(words: tuple[str, ...]) -> tuple[bool, str]:
+    """(show, task id) from `ID` or `show ID`."""
+    if len(words) == 1:
+        return False, words[0]
+    if len(words) == 2 and words[0] == "show":
+        return True, words[1]
+    raise click.UsageError("give one task id: `conveyor result ID` or `conveyor result show ID`")
+
+
+def _print_value(app: Conveyor, task_id: str, timeout: float | None) -> None:
+    """Wait for the call, then print its value as Celery prints it (its str()); a failure or
+    a revoke prints the error and exits 1."""
+    try:
+        value = app.AsyncResult(task_id).get(timeout=timeout, propagate=False)
+    except TimeoutError as exc:
+        raise click.ClickException(f"{exc}; try again later, or give a longer --timeout") from None
+    if isinstance(value, TaskRevokedError):
+        raise click.ClickException(str(value))
+    if isinstance(value, BaseException):
+        raise click.ClickException(f"task {task_id} failed: {type(value).__name__}: {value}")
+    click.echo("" if value is None else str(value))
+
+
+def _show_record(app: Conveyor, task_id: str, as_json: bool) -> None:
+    """Everything stored for one call, as a table or one JSON object, without waiting."""
     outcome = app.results.get(task_id)
     if outcome is None:
         fields = {"task_id": task_id, "state": "PENDING"}

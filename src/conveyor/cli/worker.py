@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import os
 from pathlib import Path
@@ -18,11 +19,14 @@ from ..app import Conveyor
 from ..config import POOL_NAMES, Settings, lease_seconds
 from ..logformat import banner
 from ..scheduler.beat import Beat, run_in_thread
-from ..worker.naming import expand_node_name
+from ..worker.child import ENV_INCLUDE
+from ..worker.naming import expand_node_name, node_format
 from ..worker.slotspec import QueueOrder, SlotSpec, parse_slot_spec
 from ..worker.worker import Worker, WorkerOptions
 from .beat import beat_options
+from .celery_options import check_combinations, check_pool, refused_options
 from .context import CliContext, log_format_option, setup_logging
+from .detach import detach as run_detached
 from .files import Pidfile, exit_on_sigterm, logfile_option, pidfile_option, writable_directory
 
 log = logging.getLogger("conveyor.worker")
@@ -57,7 +61,11 @@ def _not_built(flag: str, feature: str) -> click.UsageError:
     "round-robin by weights (-Q high=3,default=1:4).",
 )
 @click.option(
-    "-P", "--pool", type=click.Choice(sorted(POOL_NAMES)), help="process (default), threads, solo."
+    "-P",
+    "--pool",
+    metavar="|".join(sorted(POOL_NAMES)),
+    callback=lambda ctx, param, value: check_pool(value),
+    help="process (default), threads, solo.",
 )
 @click.option("-n", "--hostname", "node", metavar="NAME@%h", help="Node name; %h %n %d expand.")
 @click.option(
@@ -76,10 +84,65 @@ def _not_built(flag: str, feature: str) -> click.UsageError:
     type=click.IntRange(min=1),
     help="Reserve up to free slots × N messages (default 1: one per free slot).",
 )
+@click.option(
+    "--disable-prefetch",
+    is_flag=True,
+    help="Reserve a message only for a free slot (the default; refused with "
+    "--prefetch-multiplier above 1).",
+)
+@click.option(
+    "--purge",
+    "--discard",
+    "purge_first",
+    is_flag=True,
+    help="Delete the waiting messages of the consumed queues before consuming (as Celery's).",
+)
+@click.option(
+    "-I",
+    "--include",
+    "include",
+    multiple=True,
+    metavar="MOD1,MOD2",
+    help="Also import these modules (their tasks register) before consuming.",
+)
+@click.option(
+    "-S",
+    "--statedb",
+    metavar="FILE",
+    help="Accepted for Celery compatibility and not used: revoked ids are kept in the broker, "
+    "so they survive restarts without a state file.",
+)
+@click.option(
+    "-O",
+    "--optimization",
+    type=click.Choice(("default", "fair")),
+    default="default",
+    help="Accepted as Celery's: conveyor always behaves as `fair` (a slot gets a task only "
+    "once it is free), so both profiles schedule the same way.",
+)
+@click.option(
+    "--time-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Hard time limit in seconds for tasks without one of their own (sets "
+    "task_time_limit for this worker).",
+)
+@click.option(
+    "--soft-time-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Soft time limit in seconds (SoftTimeLimitExceeded) for tasks without one of their "
+    "own (sets task_soft_time_limit for this worker).",
+)
 @click.option("-l", "--loglevel", default="warning", show_default=True)
 @log_format_option()
 @logfile_option()
 @pidfile_option("worker")
+@click.option(
+    "-D",
+    "--detach",
+    is_flag=True,
+    help="Start the worker in the background (a new session; output to --logfile, else "
+    "discarded) and return once it has started.",
+)
 @click.option(
     "--without-gossip",
     is_flag=True,
@@ -89,6 +152,12 @@ def _not_built(flag: str, feature: str) -> click.UsageError:
     "--without-mingle",
     is_flag=True,
     help="Accepted for Celery compatibility; conveyor has no mingle.",
+)
+@click.option(
+    "--without-heartbeat",
+    is_flag=True,
+    help="Publish no worker-heartbeat events (the worker's record in the broker is still "
+    "refreshed: that is how the cluster metrics tell a live worker from a lost one).",
 )
 @click.option(
     "--health-file",
@@ -122,6 +191,22 @@ def _not_built(flag: str, feature: str) -> click.UsageError:
     help="Also run a scheduler in this process. Safe on every worker: schedulers elect one "
     "leader, and a fire is never sent twice.",
 )
+@click.option(
+    "-s",
+    "--schedule-filename",
+    "--schedule",
+    "schedule_file",
+    metavar="FILE",
+    help="With -B, accepted for Celery compatibility and not used: the schedule and its "
+    "progress live in the result backend's database.",
+)
+@click.option(
+    "--scheduler",
+    "scheduler_class",
+    metavar="CLASS",
+    help="With -B, accepted for Celery compatibility and not used: conveyor's scheduler is "
+    "always database-backed.",
+)
 @click.option("--autoscale", metavar="MAX,MIN", help="Autoscale the pool (not built yet).")
 @click.option(
     "-E",
@@ -130,6 +215,7 @@ def _not_built(flag: str, feature: str) -> click.UsageError:
     help="Also publish task events to the event stream (`conveyor events`; default: "
     "worker_send_task_events). Worker events are always published.",
 )
+@refused_options()
 @click.pass_obj
 def worker(
     ctx: CliContext,
@@ -141,26 +227,46 @@ def worker(
     max_tasks_per_child: int | None,
     max_memory_per_child: int | None,
     prefetch_multiplier: int | None,
+    disable_prefetch: bool,
+    purge_first: bool,
+    include: tuple[str, ...],
+    statedb: str | None,
+    optimization: str,
+    time_limit: float | None,
+    soft_time_limit: float | None,
     loglevel: str,
     log_format: str | None,
     logfile: str | None,
     pidfile: Path | None,
+    detach: bool,
     without_gossip: bool,
     without_mingle: bool,
+    without_heartbeat: bool,
     health_file: Path | None,
     metrics_port: int | None,
     metrics_host: str,
     cluster_metrics: bool,
     beat: bool,
+    schedule_file: str | None,
+    scheduler_class: str | None,
     autoscale: str | None,
     task_events: bool,
 ) -> None:
     """Start a worker that consumes queues and runs their tasks."""
     if autoscale:
         raise _not_built("--autoscale", "the autoscaler")
+    beat_file = schedule_file or scheduler_class
+    check_combinations(beat, beat_file, disable_prefetch, prefetch_multiplier)
     app = ctx.app(required=True)  # first: its module may connect the setup_logging signal
+    name = expand_node_name(node)
+    pidfile = Path(node_format(str(pidfile), name)) if pidfile else None
+    logfile = node_format(logfile, name) if logfile else None
+    if detach:
+        run_detached("worker", pidfile, logfile)  # exits this process
+    _apply_time_limits(app, time_limit, soft_time_limit)
     fmt = log_format or app.conf.settings.worker_log_format
     setup_logging(loglevel, logfile, fmt)
+    import_included(include)
     warn_if_root()
     s = app.conf.settings
     chosen_pool = POOL_NAMES[pool] if pool else s.worker_pool
@@ -169,8 +275,10 @@ def worker(
     options = WorkerOptions(
         queues=(),
         groups=groups,
-        name=expand_node_name(node),
-        prefetch_multiplier=prefetch_multiplier or s.worker_prefetch_multiplier,
+        name=name,
+        prefetch_multiplier=1
+        if disable_prefetch
+        else (prefetch_multiplier or s.worker_prefetch_multiplier),
         max_tasks_per_child=max_tasks_per_child
         or _if_process(groups, s.worker_max_tasks_per_child),
         max_memory_per_child=max_memory_per_child
@@ -183,6 +291,7 @@ def worker(
         metrics_host=metrics_host,
         task_events=task_events or s.worker_send_task_events,
         cluster_metrics=cluster_metrics,
+        heartbeat_events=not without_heartbeat,
     )
     first = (
         f"conveyor worker {options.name}: slot groups "
@@ -190,20 +299,49 @@ def worker(
     )
     for line in (first, *sqlite_locations(*app.urls)):  # where ./conveyor.db really is
         click.echo(banner(line, log.name, fmt), err=True)
+    if beat_file:
+        log.info("-s/--scheduler ignored: the schedule is kept in %s", safe_url(app.urls[1]))
+    if statedb:
+        log.info("--statedb ignored: revoked ids are kept in %s", safe_url(app.urls[0]))
     exit_on_sigterm()
     pidlock = Pidfile.acquire(pidfile) if pidfile else None  # before anything is opened
     try:
-        _run(app, options, beat)
+        _run(app, options, beat, purge_first)
     finally:
         if pidlock is not None:
             pidlock.release()
 
 
-def _run(app: Conveyor, options: WorkerOptions, beat: bool) -> None:
+def _apply_time_limits(app: Conveyor, hard: float | None, soft: float | None) -> None:
+    """`--time-limit` / `--soft-time-limit`: this worker's task_time_limit and
+    task_soft_time_limit, as in Celery (a task's own limits, and a call's, still win)."""
+    limits = {"task_time_limit": hard, "task_soft_time_limit": soft}
+    app.conf.update({k: v for k, v in limits.items() if v is not None})
+
+
+def import_included(include: tuple[str, ...]) -> None:
+    """`-I/--include`: import each named module (comma-separated, repeatable) so its tasks
+    register, here and in process-pool children (ENV_INCLUDE); a module that fails to import
+    stops the worker with its error."""
+    modules = [m.strip() for spec in include for m in spec.split(",") if m.strip()]
+    os.environ[ENV_INCLUDE] = ",".join(modules)
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise click.BadParameter(
+                f"cannot import {module!r}: {exc}", param_hint="'-I' / '--include'"
+            ) from exc
+
+
+def _run(app: Conveyor, options: WorkerOptions, beat: bool, purge_first: bool) -> None:
     """Open the broker, start the scheduler if asked, and consume until stopped. Sends the
     worker_init signal before the worker starts and worker_shutdown once it has stopped."""
     consumer = Worker(app, options)  # checks routes and opens the broker
     warn_unused_queues(app, options.all_queues)
+    if purge_first:
+        deleted = app.broker.purge(list(options.all_queues))
+        log.warning("purge: deleted %d waiting message(s) from %s", deleted, options.all_queues)
     scheduler = Beat(app, beat_options(app.conf.settings, None, None)) if beat else None
     if scheduler is not None:
         scheduler.start()  # a bad beat_schedule fails here, before anything runs

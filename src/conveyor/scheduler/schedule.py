@@ -1,13 +1,14 @@
 """Schedule entries: what `beat_schedule` (or `conveyor schedule add`) defines, in Celery's format.
 
 An entry is a task, its arguments, its send options and a schedule — an `Interval` (seconds, a
-timedelta, Celery's `schedule(run_every=…)`) or a `crontab`. Entries are stored as JSON text
-(`Entry.to_json`), so every store keeps them the same way and `conveyor schedule list` can read
-entries that a worker with other code added.
+timedelta, Celery's `schedule(run_every=…)`), a `crontab` or a `solar` event. Entries are stored
+as JSON text (`Entry.to_json`), so every store keeps them the same way and `conveyor schedule
+list` can read entries that a worker with other code added.
 
 Fire times are exact and shared by every scheduler: an interval entry fires at the multiples of
 its interval since the epoch (every 300 s fires at :00, :05, :10 … past the hour; every hour on
-the hour), a crontab entry at its matching minutes in the schedule's zone. Nothing is due
+the hour), a crontab entry at its matching minutes in the schedule's zone, a solar entry at its
+event's second (scheduler/solar.py). Nothing is due
 before the entry's anchor (when it was first stored), and nothing drifts with the time a fire
 was actually sent, which is what lets any scheduler compute the same fire — and the same message
 id — as any other.
@@ -29,6 +30,7 @@ from ..bounds import MAX_SECONDS, check_queue_name
 from ..errors import ConfigurationError
 from ..options import check_priority
 from .cron import crontab
+from .solar import solar
 
 _MAX_SCAN = 100_000  # due fires counted one by one before giving up on exact counts
 MIN_INTERVAL = 1.0  # seconds; shorter intervals need the entry's allow_subsecond
@@ -89,7 +91,7 @@ class Interval:
         return f"every {_duration(self.seconds)}"
 
 
-Schedule = Interval | crontab
+Schedule = Interval | crontab | solar
 
 
 def schedule(run_every: float | timedelta) -> Interval:
@@ -99,7 +101,7 @@ def schedule(run_every: float | timedelta) -> Interval:
 
 def describe(sched: Schedule) -> str:
     """The schedule in words: "every 5 minutes", "at 08:00 on mon-fri"."""
-    if isinstance(sched, Interval):
+    if isinstance(sched, Interval | solar):
         return sched.describe()
     return _describe_cron(sched)
 
@@ -283,13 +285,13 @@ def parse_entry(name: str, spec: object) -> Entry:
 
 
 def to_schedule(value: object, where: str) -> Schedule:
-    """A schedule from seconds, a timedelta, an Interval or a crontab."""
-    if isinstance(value, Interval | crontab):
+    """A schedule from seconds, a timedelta, an Interval, a crontab or a solar."""
+    if isinstance(value, Interval | crontab | solar):
         return value
     if isinstance(value, timedelta | int | float) and not isinstance(value, bool):
         return Interval(_seconds(value, where))
     raise ConfigurationError(
-        f"{where} must be seconds (300.0), a timedelta or crontab(...), not {value!r}"
+        f"{where} must be seconds (300.0), a timedelta, crontab(...) or solar(...), not {value!r}"
     )
 
 
@@ -392,12 +394,17 @@ def _missed(value: object, where: str) -> Missed:
 def _schedule_json(sched: Schedule) -> dict[str, Any]:
     if isinstance(sched, Interval):
         return {"every": sched.seconds}
+    if isinstance(sched, solar):
+        return {"solar": [sched.event, sched.lat, sched.lon]}
     return {"cron": list(sched.spec)}
 
 
 def _schedule_from_json(data: Mapping[str, Any]) -> Schedule:
     if "every" in data:
         return Interval(float(data["every"]))
+    if "solar" in data:
+        event, lat, lon = data["solar"]
+        return solar(event, lat, lon)
     minute, hour, day_of_week, day_of_month, month_of_year = data["cron"]
     return crontab(minute, hour, day_of_week, day_of_month, month_of_year)
 

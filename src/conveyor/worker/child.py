@@ -15,6 +15,7 @@ After each job the child reports its peak resident memory (KiB), for
 
 from __future__ import annotations
 
+import importlib
 import os
 import resource
 import signal
@@ -44,6 +45,10 @@ def _peak_rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
 
 
+#: The modules of the worker's `-I/--include` (comma-separated), which each child imports too.
+ENV_INCLUDE = "CONVEYOR_WORKER_INCLUDE"
+
+
 def child_main(app_path: str, conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -53,6 +58,8 @@ def child_main(app_path: str, conn: Connection) -> None:
         from ..loader import load_app
 
         app = load_app(app_path)
+        for module in filter(None, os.environ.get(ENV_INCLUDE, "").split(",")):
+            importlib.import_module(module)  # the worker's -I/--include, imported there too
     except BaseException:
         conn.send(("error", traceback.format_exc()))
         return

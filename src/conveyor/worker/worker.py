@@ -72,6 +72,7 @@ class WorkerOptions:
     metrics_host: str = "127.0.0.1"
     task_events: bool = False  # also publish task-* events to the event stream (-E)
     cluster_metrics: bool = False  # also serve the cluster's metrics (observability/cluster.py)
+    heartbeat_events: bool = True  # publish worker-heartbeat events (off: --without-heartbeat)
 
     def __post_init__(self) -> None:
         if not self.groups and not self.queues:
@@ -158,7 +159,8 @@ class Worker:
             self.events.lease_lost(item)
 
     def _beat(self) -> None:
-        signals.heartbeat_sent.send(sender=self)  # a receiver's error is logged, never raised
+        if self.options.heartbeat_events:  # as Celery: no heartbeat_sent without heartbeats
+            signals.heartbeat_sent.send(sender=self)  # a receiver's error is logged, not raised
         if not self.events.bus.wanted(EventType.WORKER_HEARTBEAT):
             return
         counts: Counter[RunKind] = Counter()
@@ -279,6 +281,8 @@ class Worker:
         """Publish this worker's events to the broker's event stream (`conveyor events`): the
         worker events always, task events with task_events; returns what flushes and stops."""
         types = WORKER_EVENTS | (TASK_EVENTS if self.options.task_events else frozenset())
+        if not self.options.heartbeat_events:  # the registry record is refreshed all the same
+            types -= {EventType.WORKER_HEARTBEAT}
         publisher = publish(self.app.events, self.broker, types)
         return publisher.close
 

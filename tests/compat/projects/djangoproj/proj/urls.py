@@ -1,0 +1,6 @@
+from demoapp import views
+from django.urls import path
+
+urlpatterns = [
+    path("widgets/", views.create_widget),
+]

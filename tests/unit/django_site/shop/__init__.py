@@ -1,0 +1,1 @@
+"""An installed app whose tasks module autodiscover_tasks() finds."""
