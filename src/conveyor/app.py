@@ -20,18 +20,20 @@ from zoneinfo import ZoneInfo
 from ._names import nearest
 from .brokers import open_broker
 from .brokers.base import Broker, Envelope
+from .calling import mapped
 from .clock import SYSTEM_CLOCK, Clock
 from .config import Config, Settings, resolve_urls
 from .control import Control
 from .errors import ConfigurationError, NotRegistered
 from .events import EventBus, EventType
+from .guard import budget_for
 from .message import NO_LINKS, Links
 from .options import CallOptions, TaskOptions, task_options
 from .result import AsyncResult
 from .result import AsyncResult as AsyncResultType
 from .results import open_result_store
 from .results.base import ResultStore
-from .routing import Decision, RouteTable
+from .routing import Decision, RouteTable, table_for
 from .sending import Calls, Sender
 from .task import Task
 
@@ -172,6 +174,9 @@ class Conveyor:
         import_pending(self)
         for module in self.include:
             importlib.import_module(module)
+        settings = self.conf.settings  # Celery's `imports` and `include` settings name more
+        for module in (*settings.imports, *settings.include):
+            importlib.import_module(module)
 
     # -- autodiscovery (conveyor.autodiscover; Django: conveyor.contrib.django) --------------
     def autodiscover_tasks(
@@ -195,13 +200,7 @@ class Conveyor:
         settings = self.conf.settings
         cached_for, table = self._routes
         if cached_for is not settings or table is None:
-            declared = settings.task_queues
-            table = RouteTable(
-                rules=settings.task_routes,
-                declared=None if declared is None else frozenset(q.name for q in declared),
-                default_queue=settings.task_default_queue,
-                default_priority=settings.task_default_priority,
-            )
+            table = table_for(settings)
             self._routes = (settings, table)
         return table
 
@@ -340,25 +339,28 @@ class Conveyor:
         headers: Mapping[str, Any] | None = None,
         time_limit: float | None = None,
         soft_time_limit: float | None = None,
+        **options: Any,
     ) -> AsyncResultType:
-        """Send a call by task name, with the same call options as `Task.apply_async`. The name
-        must be registered here or published by a worker that has started against this broker;
-        otherwise NotRegistered names close matches."""
+        """Send a call by task name, with the same call options as `Task.apply_async` (Celery's
+        routing_key, exchange, ignore_result, shadow, compression, retry, retry_policy… too:
+        see conveyor.calling). The name must be registered here or published by a worker that
+        has started against this broker; otherwise NotRegistered names close matches."""
         call = CallOptions(
             countdown=countdown,
             eta=eta,
             expires=expires,
             priority=priority,
-            queue=queue,
             task_id=task_id,
             headers=dict(headers or {}),
             time_limit=time_limit,
             soft_time_limit=soft_time_limit,
+            **mapped(self.conf.settings, queue, options),  # Celery's options (task helper)
         )
         task = self._tasks.get(name)
         if task is None:
             self.check_task_name(name)
-        return self.publish(name, tuple(args or ()), dict(kwargs or {}), call, task)
+        with budget_for(call.retry_budget):
+            return self.publish(name, tuple(args or ()), dict(kwargs or {}), call, task)
 
     def check_task_name(self, name: str) -> None:
         """Raise NotRegistered unless `name` is registered here or published by a worker. A

@@ -47,7 +47,9 @@ def run_eagerly(app: Conveyor, message: Message) -> AsyncResult:
         RunKind.FAILURE: TaskState.FAILURE,
         RunKind.REJECT: TaskState.FAILURE,
     }.get(result.kind)
-    ignore = task.options.ignore_result
+    ignore = message.ignore_result
+    if ignore is None:
+        ignore = task.options.ignore_result
     if ignore is None:
         ignore = app.conf.settings.task_ignore_result
     if state is not None and not ignore:
@@ -58,7 +60,7 @@ def run_eagerly(app: Conveyor, message: Message) -> AsyncResult:
                     state=state,
                     value=result.value,
                     error=result.error,
-                    task_name=task.name,
+                    task_name=message.shown_name,
                     worker="eager",
                     attempt=attempt,
                     retries=message.retries,

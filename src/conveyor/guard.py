@@ -24,6 +24,7 @@ Contract:
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import logging
 import threading
@@ -39,6 +40,27 @@ P = ParamSpec("P")
 R = TypeVar("R")
 _FIRST_PAUSE = 0.05
 _MAX_PAUSE = 1.0
+_UNSET = -1.0
+#: A retry budget for the calls made in this context (seconds; inf: for ever), set by
+#: `budget_for`; _UNSET leaves each guard's own.
+_call_budget: contextvars.ContextVar[float] = contextvars.ContextVar(
+    "conveyor_call_budget", default=_UNSET
+)
+
+
+@contextlib.contextmanager
+def budget_for(seconds: float | None) -> Iterator[None]:
+    """Within the block, a producer's guards retry for `seconds` (0: not at all; inf: for
+    ever) instead of their own budget; None changes nothing. `apply_async(retry=,
+    retry_policy=)` sends through it. A patient (worker) guard keeps waiting for ever."""
+    if seconds is None:
+        yield
+        return
+    token = _call_budget.set(seconds)
+    try:
+        yield
+    finally:
+        _call_budget.reset(token)
 
 
 class Guard:
@@ -81,6 +103,9 @@ class Guard:
     def call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         started = time.monotonic()
         pause = _FIRST_PAUSE
+        budget, hint = self.budget, "raise broker_retry_budget to wait longer"
+        if budget is not None and (given := _call_budget.get()) != _UNSET:
+            budget, hint = given, f"this call's retry/retry_policy allowed {given:g}s"
         while True:
             try:
                 result = fn(*args, **kwargs)
@@ -88,11 +113,10 @@ class Guard:
                 reason = scrub(f"{type(exc).__name__}: {exc}", self._url).strip()
                 self._went_down(reason)
                 waited = time.monotonic() - started
-                if self.budget is not None and waited + pause > self.budget:
+                if budget is not None and waited + pause > budget:
                     raise BackendUnavailable(
                         f"the {self.what} did not answer for {waited:.1f}s ({reason}); the "
-                        "call did not happen — retry it later (raise broker_retry_budget to "
-                        "wait longer)"
+                        f"call did not happen — retry it later ({hint})"
                     ) from None
                 if self._aborted.wait(pause):
                     raise BackendUnavailable(

@@ -29,7 +29,7 @@ from typing import Any
 import msgspec
 
 from .canvas.nodes import ChainNode, ChordJoin, Node, SigNode
-from .compression import DEFAULT_LIMIT, decompress
+from .compression import DEFAULT_LIMIT, compress, decompress
 from .errors import DecodeError, EncodeError, MessageTooLarge
 
 PROTOCOL_VERSION = 1
@@ -70,6 +70,11 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     # The caller's own headers (`apply_async(headers=...)`, and what before_task_publish
     # receivers added), delivered as `self.request.headers`: JSON values, never read by conveyor.
     headers: dict[str, Any] = msgspec.field(default_factory=dict)
+    # Per-call options of apply_async (Celery's): `ignore_result` overrides the task's and the
+    # setting's for this call; `shadow` is the name the call shows under in logs, events and
+    # results (the task that runs is still `task`).
+    ignore_result: bool | None = None
+    shadow: str | None = None
     v: int = PROTOCOL_VERSION
 
     @property
@@ -78,6 +83,11 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
             return Links(self.chain, self.chord, self.join)
         origin = self if self.link_error else None  # an errback is given the failed call
         return Links(self.chain, self.chord, self.join, self.link, self.link_error, origin)
+
+    @property
+    def shown_name(self) -> str:
+        """The name to show for this call: its `shadow`, else its task's name."""
+        return self.shadow or self.task
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,7 +264,8 @@ def _check_nodes(nodes: tuple[Node, ...], path: str, depth: int) -> None:
 
 def encode_message(message: Message, max_size: int) -> bytes:
     """Encode `message`; refuse non-JSON or too deeply nested arguments (see `check_call`) and
-    bodies larger than `max_size` bytes."""
+    bodies larger than `max_size` bytes. (A body may then be compressed, see `compress_body`:
+    the limit holds for it uncompressed, as the worker checks it.)"""
     check_call(message)
     body = _encoder.encode(message)
     if len(body) > max_size:
@@ -265,10 +276,18 @@ def encode_message(message: Message, max_size: int) -> bytes:
     return body
 
 
-def decode_message(body: bytes) -> Message:
-    """Decode a stored body; raise DecodeError saying what is wrong with it."""
+def decode_message(body: bytes, limit: int = DEFAULT_LIMIT) -> Message:
+    """Decode a stored body (inflating it first when it was sent compressed, to at most
+    `limit` bytes); raise DecodeError saying what is wrong with it."""
     try:
-        message = _decoder.decode(body)
+        text = decompress(body, limit)
+    except DecodeError:
+        raise DecodeError(
+            f"compressed message body refused: it is damaged, or inflates past {limit} bytes "
+            "(task_message_max_size)"
+        ) from None
+    try:
+        message = _decoder.decode(text)
     except msgspec.DecodeError as exc:
         raise DecodeError(f"undecodable message body: {exc}") from None
     except RecursionError:
@@ -281,6 +300,18 @@ def decode_message(body: bytes) -> Message:
     return message
 
 
+def compress_body(body: bytes, method: str | None) -> bytes:
+    """`body` compressed with `method` (None, "gzip" or "zstd": apply_async's `compression=`)
+    when that makes it smaller. Readers need nothing to know it: `decode_message` recognises a
+    compressed body by its first bytes, as result values are (conveyor.compression)."""
+    return compress(body, method, 0)
+
+
+def plain_body(body: bytes) -> bytes:
+    """A stored body as JSON text, inflated if it was sent compressed."""
+    return decompress(body, DEFAULT_LIMIT)
+
+
 def admit_message(body: bytes, max_size: int) -> Message:
     """Decode a stored body for a worker whose task_message_max_size is `max_size`: refuse
     (DecodeError, saying why) a body larger than that, one that does not decode, and one whose
@@ -291,12 +322,17 @@ def admit_message(body: bytes, max_size: int) -> Message:
             f"message body is {len(body)} bytes, over this worker's task_message_max_size of "
             f"{max_size}; give workers at least the producers' limit, or send smaller messages"
         )
-    message = decode_message(body)
+    message = decode_message(body, max_size)
     try:
         check_call(message)
     except EncodeError as exc:
         raise DecodeError(f"message refused: {exc}") from None
     return message
+
+
+#: How far `identify` inflates a compressed body: far past any message size limit, short of
+#: what a hostile body could make a worker allocate.
+_IDENTIFY_LIMIT = 64 * 1024 * 1024
 
 
 def identify(body: object) -> Identity | None:
@@ -306,8 +342,8 @@ def identify(body: object) -> Identity | None:
     if not isinstance(body, bytes):
         return None
     try:
-        return _identity_decoder.decode(body)
-    except (msgspec.DecodeError, RecursionError):
+        return _identity_decoder.decode(decompress(body, _IDENTIFY_LIMIT))
+    except (msgspec.DecodeError, DecodeError, RecursionError):
         return None
 
 

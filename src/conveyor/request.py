@@ -32,6 +32,9 @@ class Request:
     called_directly: bool = False
     # The call's own headers (see Message.headers); conveyor's fields above never come from them.
     headers: Mapping[str, Any] = field(default_factory=dict)
+    # apply_async's per-call options, as Celery's request carries them (see Message).
+    ignore_result: bool | None = None
+    shadow: str | None = None
     # The fencing token of the lease this run holds (0: no lease, eager or direct): what the
     # task's own result-store writes (`update_state`) are fenced with.
     lease_token: int = 0
@@ -61,6 +64,8 @@ def request_for(
         root_id=message.root_id,
         is_eager=is_eager,
         headers=dict(message.headers) if message.headers else {},  # the task may change its copy
+        ignore_result=message.ignore_result,
+        shadow=message.shadow,
         lease_token=lease_token,
     )
 

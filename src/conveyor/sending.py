@@ -21,8 +21,16 @@ from . import signals
 from .brokers.base import Broker, Envelope
 from .canvas.dicts import plain_arguments
 from .events import EventType, TaskSent, producer_name
-from .message import NO_LINKS, Links, Message, encode_message, new_task_id
-from .options import CallOptions, TaskOptions
+from .message import (
+    NO_LINKS,
+    Links,
+    Message,
+    compress_body,
+    encode_message,
+    new_task_id,
+    plain_body,
+)
+from .options import CallOptions, TaskOptions, check_compression
 from .request import current_request
 from .routing import Decision
 from .task import Task
@@ -98,6 +106,11 @@ class Calls:
         self._before = bool(signals.before_task_publish.receivers)
         self._headers = dict(call.headers)  # one copy shared by this batch's (frozen) messages
         self._after = bool(signals.after_task_publish.receivers)
+        # apply_async(compression=), else the task's option, else task_compression (Celery's
+        # order); checked where each was given.
+        self.compression = call.compression or check_compression(opts.compression)
+        if self.compression is None:
+            self.compression = check_compression(settings.task_compression, "task_compression")
 
     def message(
         self,
@@ -126,6 +139,8 @@ class Calls:
             time_limit=call.time_limit,
             soft_time_limit=call.soft_time_limit,
             headers=self._headers,
+            ignore_result=call.ignore_result,
+            shadow=call.shadow,
         )
 
     def announce(self, envelopes: Sequence[Envelope]) -> None:
@@ -133,7 +148,7 @@ class Calls:
         built when nobody listens)."""
         if self._after:
             for envelope in envelopes:
-                body = msgspec.json.decode(envelope.body)
+                body = msgspec.json.decode(plain_body(envelope.body))
                 signals.after_task_publish.send(
                     sender=self.name,
                     body=body,
@@ -153,7 +168,7 @@ class Calls:
                     hostname=host,
                     timestamp=now,
                     uuid=envelope.id,
-                    name=self.name,
+                    name=self.call.shadow or self.name,
                     queue=envelope.queue,
                     priority=envelope.priority,
                     eta=self.eta,
@@ -172,6 +187,8 @@ class Calls:
         body = encode_message(message, self.max_size)
         if self._before:
             body = self._before_publish(message, body, decision)
+        if self.compression is not None:
+            body = compress_body(body, self.compression)
         return Envelope(
             id=message.id,
             queue=decision.queue,

@@ -44,7 +44,7 @@ from .ledger import read_ledger
 pytestmark = pytest.mark.slow
 
 HOUR = 3600.0
-QUEUE = "default"
+QUEUE = "celery"
 
 
 def nested(levels: int) -> bytes:

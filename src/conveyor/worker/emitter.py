@@ -92,7 +92,7 @@ class WorkerEvents:
                     hostname=self.hostname,
                     timestamp=self._clock.now(),
                     uuid=m.id,
-                    name=m.task,
+                    name=m.shown_name,
                     queue=d.envelope.queue,
                     attempt=d.attempt,
                     retries=m.retries,
@@ -110,7 +110,7 @@ class WorkerEvents:
                     hostname=self.hostname,
                     timestamp=self._clock.now(),
                     uuid=m.id,
-                    name=m.task,
+                    name=m.shown_name,
                     queue=d.envelope.queue,
                     attempt=d.attempt,
                     pid=pid(),
@@ -129,7 +129,7 @@ class WorkerEvents:
                     hostname=self.hostname,
                     timestamp=self._clock.now(),
                     uuid=item.message.id,
-                    name=item.message.task,
+                    name=item.message.shown_name,
                     queue=item.delivery.envelope.queue,
                     runtime=result.finished_at - result.started_at,
                     retries=item.message.retries,
@@ -144,7 +144,7 @@ class WorkerEvents:
                     hostname=self.hostname,
                     timestamp=self._clock.now(),
                     uuid=item.message.id,
-                    name=item.message.task,
+                    name=item.message.shown_name,
                     queue=item.delivery.envelope.queue,
                     exception=exception_text(error),
                     traceback=(error.traceback or "") if error is not None else "",
@@ -156,7 +156,7 @@ class WorkerEvents:
             why = exception_text(result.error)
             reason = f"{'requeued' if result.requeue else 'rejected'} by the task: {why}"
             # No task_rejected: a task's own Reject is told by task_postrun (state REJECTED).
-            self._rejected(item.delivery, item.message.task, reason, result.requeue)
+            self._rejected(item.delivery, item.message.shown_name, reason, result.requeue)
 
     def failed(self, item: Inflight, error: ErrorInfo | None, runtime: float = 0.0) -> None:
         if self.bus.wanted(EventType.TASK_FAILED):
@@ -165,7 +165,7 @@ class WorkerEvents:
                     hostname=self.hostname,
                     timestamp=self._clock.now(),
                     uuid=item.message.id,
-                    name=item.message.task,
+                    name=item.message.shown_name,
                     queue=item.delivery.envelope.queue,
                     runtime=runtime,
                     exception=exception_text(error),
@@ -192,7 +192,7 @@ class WorkerEvents:
                         hostname=self.hostname,
                         timestamp=self._clock.now(),
                         uuid=item.message.id,
-                        name=item.message.task,
+                        name=item.message.shown_name,
                         queue=item.delivery.envelope.queue,
                         terminated=terminated,
                         expired=expired,
@@ -230,7 +230,7 @@ class WorkerEvents:
                     hostname=self.hostname,
                     timestamp=self._clock.now(),
                     uuid=item.message.id,
-                    name=item.message.task,
+                    name=item.message.shown_name,
                     queue=item.delivery.envelope.queue,
                     attempt=item.delivery.attempt,
                 )

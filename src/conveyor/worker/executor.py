@@ -18,8 +18,8 @@ from ..errors import EncodeError, Ignore, MaxRetriesExceededError, Reject, Resul
 from ..message import Message, encode_value
 from ..request import Request, running
 from ..results.base import MAX_COUNT, ErrorInfo, storable_text
-from ..retry import backoff_delay, retries_exhausted
-from . import announce
+from ..retry import autoretry_limit, backoff_delay, retries_exhausted
+from . import announce, hooks
 
 if TYPE_CHECKING:
     from ..task import Task
@@ -36,7 +36,8 @@ class RunKind(str, Enum):
 @dataclass(frozen=True, slots=True)
 class RunResult:
     """What one run of a call came to. `value` is the encoded return value (SUCCESS);
-    `countdown` and `retries` describe the next run (RETRY); `requeue` applies to REJECT."""
+    `countdown` and `retries` describe the next run (RETRY); `requeue` applies to REJECT;
+    `killed`: a FAILURE made by the process pool for a child it killed at the hard limit."""
 
     kind: RunKind
     started_at: float
@@ -46,6 +47,9 @@ class RunResult:
     countdown: float = 0.0
     retries: int = 0
     requeue: bool = False
+    # The process running it was killed at its hard time limit: its hooks did not run there,
+    # and the worker's main process runs on_failure and after_return for it (see hooks.py).
+    killed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,30 +95,41 @@ def _str(exc: BaseException) -> str:
 
 def execute(task: Task, message: Message, request: Request) -> RunResult:
     """Run `task` for `message` with `request` as its context; never raises for task errors.
-    Sends the task signals (task_prerun, then task_success, task_failure or task_retry, then
-    task_postrun) around the run, in this process; a receiver that raises is logged and
-    changes nothing here."""
+    Calls the Task's hooks and sends the task signals around the run, in this process, in
+    Celery's order: task_prerun, before_start, the function, then on_success + task_success,
+    on_failure + task_failure or on_retry + task_retry, then after_return (not after a Reject
+    or an Ignore) and task_postrun. A signal receiver that raises is logged and changes
+    nothing here; for the hooks see conveyor.worker.hooks."""
     with running(request):
         announce.prerun(task, message)
         run = _run(task, message)
-        _finished(task, message, request, run)
+        run = _finished(task, message, request, run)
     return run.result
 
 
-def _finished(task: Task, message: Message, request: Request, run: Run) -> None:
+def _finished(task: Task, message: Message, request: Request, run: Run) -> Run:
+    if run.result.kind is RunKind.SUCCESS:
+        run = hooks.succeeded(task, message, run)  # a raising on_success fails the call
+        if run.result.kind is RunKind.SUCCESS:
+            announce.succeeded(task, run.retval)
     kind = run.result.kind
-    if kind is RunKind.SUCCESS:
-        announce.succeeded(task, run.retval)
-    elif kind is RunKind.FAILURE:
+    if kind is RunKind.FAILURE:
+        hooks.failed(task, message, run.retval)
         announce.failed(task, message, run.retval)
     elif kind is RunKind.RETRY:
+        hooks.retrying(task, message, run.retval)
         announce.retrying(task, request, run.retval)
-    announce.postrun(task, message, run.retval, POSTRUN_STATE[kind])
+    state = POSTRUN_STATE[kind]
+    if kind is not RunKind.REJECT and kind is not RunKind.IGNORE:
+        hooks.returned(task, message, state, run.retval)
+    announce.postrun(task, message, run.retval, state)
+    return run
 
 
 def _run(task: Task, message: Message) -> Run:
     started = time.time()
     try:
+        task.hook("before_start")(message.id, list(message.args), message.kwargs)
         value = task(*message.args, **message.kwargs)
         encoded = _encoded(task, value)
     except Retry as retry:
@@ -174,7 +189,8 @@ def _failed(task: Task, message: Message, exc: Exception, started: float) -> Run
     if (
         opts.autoretry_for
         and isinstance(exc, opts.autoretry_for)
-        and not retries_exhausted(opts.max_retries, message.retries)
+        and not isinstance(exc, opts.dont_autoretry_for)
+        and not retries_exhausted(autoretry_limit(opts), message.retries)
         and message.retries < MAX_COUNT
     ):
         delay = backoff_delay(opts, message.retries)

@@ -54,10 +54,13 @@ class Deadlines:
         return min(times) if times else None
 
 
-def time_limit_result(job: Job, started_wall: float) -> RunResult:
-    """The FAILURE a pool reports for a job it stopped at its hard limit."""
+def time_limit_result(job: Job, started_wall: float, killed: bool = False) -> RunResult:
+    """The FAILURE a pool reports for a job it stopped at its hard limit; `killed` when the
+    process running it was killed (its hooks are then run by the worker, see hooks.py)."""
     exc = TimeLimitExceeded(f"task {job.message.task} exceeded its time limit of {job.time_limit}s")
-    return RunResult(RunKind.FAILURE, started_wall, time.time(), error=error_info(exc))
+    return RunResult(
+        RunKind.FAILURE, started_wall, time.time(), error=error_info(exc), killed=killed
+    )
 
 
 def raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> None:

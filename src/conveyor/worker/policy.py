@@ -28,6 +28,9 @@ class TaskPolicy:
     time_limit: float | None
     soft_time_limit: float | None
     extended_result: bool = False
+    track_started: bool = True  # store STARTED when the run begins
+    store_errors: bool = False  # store FAILURE even when ignore_result
+    expected_errors: frozenset[str] = frozenset()  # "module.QualName" of the task's `throws`
 
     def limits(self, message: Message) -> tuple[float | None, float | None]:
         """(hard, soft) time limits for one call."""
@@ -64,4 +67,7 @@ def policy_for(task: Task, settings: Settings) -> TaskPolicy:
         time_limit=_pick(o.time_limit, settings.task_time_limit),
         soft_time_limit=_pick(o.soft_time_limit, settings.task_soft_time_limit),
         extended_result=settings.result_extended,
+        track_started=_pick(o.track_started, settings.task_track_started),
+        store_errors=o.store_errors_even_if_ignored,
+        expected_errors=frozenset(f"{t.__module__}.{t.__qualname__}" for t in o.throws),
     )

@@ -151,7 +151,8 @@ class ProcessPool:
             if limits is None or job is None:
                 continue
             if limits.hard_due(now):
-                self._kill(child, Completion(job.key, time_limit_result(job, child.started_wall)))
+                result = time_limit_result(job, child.started_wall, killed=True)
+                self._kill(child, Completion(job.key, result))
                 continue
             if limits.soft_due(now):
                 limits.soft_sent = True

@@ -80,7 +80,7 @@ class Inflight:
         return Outcome(
             task_id=self.message.id,
             state=state,
-            task_name=self.message.task,
+            task_name=self.message.shown_name,  # the shadow name, when the call has one
             queue=d.envelope.queue,
             worker=worker,
             attempt=d.attempt,
@@ -126,7 +126,10 @@ class Settler:
         """The writes settling one finished delivery, with its fallback."""
         plan = Plan(fallback=functools.partial(self._unsettled, item))
         outcome = self._outcome(item, result)
-        if outcome is not None and not item.policy.ignore_result:
+        policy = item.policy
+        if outcome is not None and (
+            not policy.ignore_result or (policy.store_errors and result.kind is RunKind.FAILURE)
+        ):
             plan.puts.append(outcome)
         failed_for_good = result.kind is RunKind.FAILURE and item.policy.dead_letter_on_failure
         if result.kind in (RunKind.SUCCESS, RunKind.FAILURE, RunKind.IGNORE) and not (
@@ -309,11 +312,13 @@ class Settler:
 
     def _log(self, item: Inflight, result: RunResult) -> None:
         level = logging.INFO if result.kind is not RunKind.FAILURE else logging.ERROR
+        if level == logging.ERROR and _expected(item, result):  # the task's `throws`
+            level = logging.INFO
         if log.isEnabledFor(level):  # checked first: no per-task work when logging is off
             info = describe(result)
             fields = {  # for structured formats (logformat.py); the text line is unchanged
                 "task_id": item.message.id,
-                "task_name": item.message.task,
+                "task_name": item.message.shown_name,
                 "queue": item.delivery.envelope.queue,
                 "attempt": item.delivery.attempt,
                 "retries": item.message.retries,
@@ -324,13 +329,20 @@ class Settler:
             log.log(
                 level,
                 "task %s[%s] %s attempt=%d %s",
-                item.message.task,
+                item.message.shown_name,
                 item.message.id,
                 info.pop("outcome"),
                 item.delivery.attempt,
                 " ".join(f"{k}={v}" for k, v in info.items()),
                 extra=fields,
             )
+
+
+def _expected(item: Inflight, result: RunResult) -> bool:
+    """Whether a failure's error is one its task declares it `throws` (Celery logs those at
+    INFO, as an expected outcome rather than an error)."""
+    error, expected = result.error, item.policy.expected_errors
+    return bool(expected) and error is not None and f"{error.module}.{error.type}" in expected
 
 
 def _text(error: ErrorInfo | None) -> str | None:

@@ -11,6 +11,7 @@ every lease of the process), the settler, the task policies and the per-worker r
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import threading
@@ -28,6 +29,7 @@ from ..request import Request
 from ..results.base import ErrorInfo, Outcome, storable_text, storable_traceback
 from ..states import TaskState
 from ..task import Task
+from . import hooks
 from .emitter import WorkerEvents
 from .executor import RunKind, error_info
 from .heralds import request_of
@@ -249,7 +251,10 @@ class SlotGroup:
         task = self.parts.app.tasks.get(message.task)
         if task is None:
             return None, f"task {message.task!r} is not registered in worker {self.parts.name}"
-        return Inflight(delivery, message, self.parts.policy(task)), None
+        policy = self.parts.policy(task)
+        if message.ignore_result is not None and message.ignore_result != policy.ignore_result:
+            policy = dataclasses.replace(policy, ignore_result=message.ignore_result)
+        return Inflight(delivery, message, policy), None
 
     def _vet(self, item: Inflight) -> Outcome | None:
         """The outcome to end a delivery with instead of running it, if any."""
@@ -292,14 +297,10 @@ class SlotGroup:
         batch = self._begin_at_most_once(batch)
         if not batch:
             return
-        app = self.parts.app
-        if app.conf.settings.task_track_started:
+        started = [i for i in batch if i.policy.track_started and not i.policy.ignore_result]
+        if started:
             self.parts.settler.store(
-                [
-                    item.outcome(TaskState.STARTED, self.parts.name)
-                    for item in batch
-                    if not item.policy.ignore_result
-                ]
+                [item.outcome(TaskState.STARTED, self.parts.name) for item in started]
             )
         for item in batch:
             self._submit(item)
@@ -374,6 +375,10 @@ class SlotGroup:
                     item.message.id,
                 )
                 continue
+            if done.result.killed and done.result.error is not None:
+                task = self.parts.app.tasks.get(item.message.task)
+                if task is not None:  # its child was killed before any hook could run
+                    hooks.killed_at_limit(task, item.message, done.result.error.message)
             finished.append((item, done.result))
             self.parts.events.ran(item, done.result)
             self.counts[done.result.kind] += 1
