@@ -505,3 +505,13 @@ def test_a_long_chains_handle_links_every_step(app: Conveyor) -> None:
     while node.parent is not None:
         depth, node = depth + 1, node.parent
     assert depth == 2999
+
+
+def test_send_task_takes_link_and_link_error(app: Conveyor) -> None:
+    linked = app.send_task("add", (2, 2), link=app.tasks["mul"].s(16))
+    failed = app.send_task("boom", (1,), link_error=app.tasks["on_error"].s())
+    run(app)
+    assert linked.children is not None and linked.children[0].get(timeout=1) == 64
+    assert seen(app) == [("on_error", failed.id)]
+    with pytest.raises(TypeError, match=r"'lnk' \(did you mean 'link'\?\)"):
+        app.send_task("add", (1, 1), lnk=app.tasks["mul"].s(2))
