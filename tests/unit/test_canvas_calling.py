@@ -515,3 +515,16 @@ def test_send_task_takes_link_and_link_error(app: Conveyor) -> None:
     assert seen(app) == [("on_error", failed.id)]
     with pytest.raises(TypeError, match=r"'lnk' \(did you mean 'link'\?\)"):
         app.send_task("add", (1, 1), lnk=app.tasks["mul"].s(2))
+
+
+def test_chord_errbacks_on_the_header_too_when_celerys_setting_says_so(app: Conveyor) -> None:
+    app.conf.update(task_allow_error_cb_on_chord_header=True)
+    add, boom, tsum, record = (app.tasks[n] for n in ("add", "boom", "tsum", "record"))
+    ch = chord([add.s(1, 1), boom.s(1), boom.s(2)], tsum.s())
+    ch.link_error(record.s("x"))
+    ch()
+    run(app)
+    header_copies = [e for e in seen(app) if e[1] == ("x",)]  # immutable copies: own args only
+    on_body = [e for e in seen(app) if e[1] != ("x",)]
+    assert len(header_copies) == 2  # one per failed member
+    assert len(on_body) == 1 and on_body[0][1][-1] == "x"  # (request, exc, traceback, "x")

@@ -30,6 +30,9 @@ from .nodes import (
     with_callbacks,
     with_errbacks,
 )
+from .nodes import (
+    immutable as made_immutable,
+)
 
 if TYPE_CHECKING:
     from ..app import Conveyor
@@ -435,15 +438,18 @@ class chord(_Sendable["AsyncResult | GroupResult"]):  # lower case: Celery's nam
         return ChainNode(steps=(self.header._node(args, kwargs), _node_of(self.body)))
 
     def _linked(self, node: Node, callbacks: list[Canvas], errbacks: list[Canvas]) -> Node:
-        """A chord's callbacks and errbacks go to its body only (Celery's default,
-        task_allow_error_cb_on_chord_header=False: a failed header member reaches the body's
-        errbacks)."""
+        """A chord's callbacks and errbacks go to its body (a failed header member reaches
+        the body's errbacks). With Celery's `task_allow_error_cb_on_chord_header`, each header
+        member gets its own immutable copy of the errbacks too, as Celery's."""
         assert isinstance(node, ChainNode)
         if not (self.callbacks or callbacks or self.errbacks or errbacks):
             return node
         header, body = node.steps
         body = with_callbacks(body, tuple(_node_of(c) for c in (*self.callbacks, *callbacks)))
-        body = with_errbacks(body, _maker((*self.errbacks, *errbacks)))
+        make = _maker((*self.errbacks, *errbacks))
+        body = with_errbacks(body, make)
+        if self._app().conf.settings.task_allow_error_cb_on_chord_header:
+            header = with_errbacks(header, lambda: tuple(made_immutable(e) for e in make()))
         return ChainNode(steps=(header, body))
 
 
