@@ -6,7 +6,7 @@ from uuid import uuid4 as _uuid4
 
 from . import canvas as _canvas_package
 from . import states
-from .app import Conveyor, current_app, shared_task
+from .app import Conveyor, shared_task
 from .canvas import builtins as _builtins  # noqa: F401  (registers conveyor.map & co in every app)
 from .canvas.group_result import GroupResult
 from .canvas.maps import chunks, xmap, xstarmap
@@ -37,6 +37,7 @@ from .errors import (
     TimeoutError,
     WorkerLostError,
 )
+from .local import current_app, current_task
 from .request import Request
 from .result import AsyncResult
 from .routing import Exchange, Queue
@@ -88,6 +89,7 @@ __all__ = [
     "chunks",
     "crontab",
     "current_app",
+    "current_task",
     "group",
     "maybe_signature",
     "shared_task",

@@ -19,6 +19,7 @@ from .errors import ConfigurationError, MaxRetriesExceededError, Retry
 from .guard import budget_for
 from .message import NO_LINKS
 from .options import CallOptions, TaskOptions, check_max_retries
+from .performing import bind_run, enter_call, leave_call
 from .request import DIRECT_CALL, Request, current_request
 from .retry import retries_exhausted
 from .task_attributes import OptionAttributes, with_views
@@ -39,8 +40,14 @@ class Task(OptionAttributes):
     per-call state lives in `request`, which is context-local."""
 
     def __init__(
-        self, app: Conveyor, fn: Callable[..., Any], name: str, options: TaskOptions
+        self,
+        app: Conveyor | None = None,
+        fn: Callable[..., Any] | None = None,
+        name: str | None = None,
+        options: TaskOptions | None = None,
     ) -> None:
+        if app is None or fn is None or name is None or options is None:
+            return  # `Task()`: a class-based task, bound by app.register_task with all four
         cls = with_views(type(self))
         if cls is not type(self):  # a base class's `max_retries = 5` would hide the options
             self.__class__ = cls
@@ -53,9 +60,39 @@ class Task(OptionAttributes):
         self.__wrapped__ = fn
         self.__name__ = getattr(fn, "__name__", name)
         self.__module__ = getattr(fn, "__module__", __name__)
+        bind_run(self, fn, options.bind)
+
+    # -- class-based tasks and the task's app (app area) ------------------------------------
+    # Celery's class-based form: subclass, define `run()`, register an instance with
+    # `app.register_task(MyTask())`. `__call__` runs `self.run`; a subclass may override
+    # `__call__` (Flask's app-context pattern) and the worker calls that override.
+    #: The app of the classes `app.Task` makes; every task gets its own when bound.
+    _app: Conveyor | None = None
+    name: str
+
+    @property
+    def app(self) -> Conveyor:
+        """The task's app; for a class not bound yet (`class T(app.Task)`, `Task()`), the app
+        of its class, else the current app — as in Celery."""
+        if self._app is not None:
+            return self._app
+        from .app import current_app
+
+        return current_app()
+
+    @app.setter
+    def app(self, app: Conveyor) -> None:
+        self._app = app
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """The task's body: a class-based task defines it; a function task's is the function."""
+        raise NotImplementedError(
+            f"{type(self).__name__} defines no run() method: a class-based task must define "
+            "run(self, ...), the body the worker calls"
+        )
 
     def __repr__(self) -> str:
-        return f"<Task {self.name}>"
+        return f"<Task {getattr(self, 'name', type(self).__qualname__)}>"
 
     # -- options, with the task_annotations setting applied ---------------------------------
     @property
@@ -84,10 +121,14 @@ class Task(OptionAttributes):
 
     # -- running inline ---------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the function here and now, like a plain call (no message, no result stored)."""
-        if self.options.bind:
-            return self.fn(self, *args, **kwargs)
-        return self.fn(*args, **kwargs)
+        """Run the task here and now (`self.run`), like a plain call (no message, no result
+        stored). The worker runs calls through this method too, so an override applies there.
+        While it runs, this task is `conveyor.current_task` here."""
+        token = enter_call(self)
+        try:
+            return self.run(*args, **kwargs)
+        finally:
+            leave_call(token)
 
     @property
     def request(self) -> Request:
