@@ -412,8 +412,11 @@ class Conveyor(Lifecycle):
     ) -> AsyncResultType:
         """Send a call by task name, with the same call options as `Task.apply_async` (Celery's
         routing_key, exchange, ignore_result, shadow, compression, retry, retry_policy… too:
-        see conveyor.calling). The name must be registered here or published by a worker that
-        has started against this broker; otherwise NotRegistered names close matches."""
+        see conveyor.calling; and `link` / `link_error`, see canvas/callbacks.py). The name must
+        be registered here or published by a worker that has started against this broker;
+        otherwise NotRegistered names close matches."""
+        # canvas: Celery's link / link_error, taken out before the other options are checked
+        link, link_error = options.pop("link", None), options.pop("link_error", None)
         call = CallOptions(
             countdown=countdown,
             eta=eta,
@@ -428,8 +431,18 @@ class Conveyor(Lifecycle):
         task = self._tasks.get(name)
         if task is None:
             self.check_task_name(name)
+        links = NO_LINKS
+        if link is not None or link_error is not None:
+            from .canvas.signature import links_of
+
+            links = links_of(link, link_error)
         with budget_for(call.retry_budget):
-            return self.publish(name, tuple(args or ()), dict(kwargs or {}), call, task)
+            result = self.publish(name, tuple(args or ()), dict(kwargs or {}), call, task, links)
+        if links.link:
+            from .canvas.signature import children_of
+
+            result.children = children_of(self, links.link)
+        return result
 
     def check_task_name(self, name: str) -> None:
         """Raise NotRegistered unless `name` is registered here or published by a worker. A

@@ -114,6 +114,8 @@ class Settings:
     result_compression_threshold: int = 1024
     result_max_size: int = DEFAULT_LIMIT  # bytes of a return value, encoded (uncompressed)
     chord_max_size: int = 10_000  # header members of one chord
+    # canvas: a chord's errbacks also on each header member (Celery's setting, default off)
+    task_allow_error_cb_on_chord_header: bool = False
     beat_schedule: Mapping[str, Any] = field(default_factory=dict)
     beat_lease_seconds: float = 10.0
     beat_max_loop_interval: float = 5.0
@@ -384,6 +386,7 @@ _CHECKS: Mapping[str, Any] = {
     "result_compression_threshold": lambda n, v: _positive(n, v, integer=True),
     "result_max_size": lambda n, v: _positive(n, v, integer=True),
     "chord_max_size": lambda n, v: _positive(n, v, integer=True),
+    "task_allow_error_cb_on_chord_header": _flag,
     "beat_schedule": lambda n, v: (parse_beat_schedule(v), dict(v))[1],
     "beat_lease_seconds": _positive,
     "beat_max_loop_interval": _positive,

@@ -49,9 +49,16 @@ def decision_for(table: RouteTable, task: Task) -> Decision:
 
 
 def decisions(app: Conveyor) -> dict[str, Decision]:
-    """Where each registered task goes, by name."""
+    """Where each registered task goes, by name (but the builtin tasks of canvas, which every
+    app has and which are always sent to the queue of the task they call)."""
+    from .canvas.builtins import BUILTIN_TASKS
+
     table = app.route_table
-    return {name: decision_for(table, task) for name, task in sorted(app.tasks.items())}
+    return {
+        name: decision_for(table, task)
+        for name, task in sorted(app.tasks.items())
+        if name not in BUILTIN_TASKS
+    }
 
 
 def queues_in_use(app: Conveyor) -> set[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -17,6 +17,7 @@ from .bounds import check_seconds
 from .calling import check_other_options, mapped
 from .errors import ConfigurationError, MaxRetriesExceededError, Retry
 from .guard import budget_for
+from .message import NO_LINKS
 from .options import CallOptions, TaskOptions, check_max_retries
 from .performing import bind_run, enter_call, leave_call
 from .request import DIRECT_CALL, Request, current_request
@@ -25,7 +26,8 @@ from .task_attributes import OptionAttributes, with_views
 
 if TYPE_CHECKING:
     from .app import Conveyor
-    from .canvas.signature import Signature
+    from .canvas.maps import chunks
+    from .canvas.signature import Canvas, Signature
     from .result import AsyncResult, EagerResult
     from .signals import ExceptionInfo
 
@@ -157,6 +159,27 @@ class Task(OptionAttributes):
 
         return signature(self, args, kwargs).set(**options)
 
+    # -- canvas: map, starmap, chunks (Celery's xmap, xstarmap, chunks) ---------------------
+    def map(self, it: Iterable[Any]) -> Signature:
+        """One call running this task on every item in turn, returning the list of results:
+        `~add_one.map([1, 2, 3])` (see canvas/maps.py)."""
+        from .canvas.maps import xmap
+
+        return xmap(self, it)
+
+    def starmap(self, it: Iterable[Iterable[Any]]) -> Signature:
+        """One call running `self(*item)` for every item in turn: `add.starmap([(2, 2)])`."""
+        from .canvas.maps import xstarmap
+
+        return xstarmap(self, it)
+
+    def chunks(self, it: Iterable[Iterable[Any]], n: int) -> chunks:
+        """The items split into parts of `n`, one call per part, sent as a group:
+        `add.chunks(zip(range(100), range(100)), 10)()` (see canvas/maps.py)."""
+        from .canvas.maps import chunks
+
+        return chunks(self, it, n)
+
     # -- sending ----------------------------------------------------------------------------
     def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
         """Send a call with these arguments; returns its AsyncResult."""
@@ -184,6 +207,8 @@ class Task(OptionAttributes):
         exchange: Any = None,
         routing_key: str | None = None,
         shadow: str | None = None,
+        link: Canvas | Sequence[Canvas] | None = None,
+        link_error: Canvas | Sequence[Canvas] | None = None,
         **other: Any,
     ) -> AsyncResult:
         """Send a call. `countdown` (seconds) or `eta` delays it; `expires` (seconds from now
@@ -199,7 +224,8 @@ class Task(OptionAttributes):
         default topology (see conveyor.calling); `serializer` may only be "json". Celery's
         publishing options that mean nothing here are refused saying why, except the harmless
         `delivery_mode="persistent"` and `argsrepr`/`kwargsrepr` (see
-        conveyor.calling.check_other_options)."""
+        conveyor.calling.check_other_options). `link` / `link_error`: signature(s) sent when
+        the call succeeds / fails for good (see canvas/callbacks.py)."""
         call_args, call_kwargs = tuple(args or ()), dict(kwargs or {})
         settings = self.app.conf.settings
         hard, soft = self.options.time_limit, self.options.soft_time_limit
@@ -236,8 +262,18 @@ class Task(OptionAttributes):
                 },
             ),
         )
+        links = NO_LINKS
+        if link is not None or link_error is not None:  # canvas: Celery's link / link_error
+            from .canvas.signature import links_of
+
+            links = links_of(link, link_error)
         with budget_for(call.retry_budget):
-            return self.app.publish(self.name, call_args, call_kwargs, call, self)
+            result = self.app.publish(self.name, call_args, call_kwargs, call, self, links)
+        if links.link:
+            from .canvas.signature import children_of
+
+            result.children = children_of(self.app, links.link)
+        return result
 
     def shadow_name(
         self, args: Sequence[Any], kwargs: Mapping[str, Any], options: Mapping[str, Any]

@@ -10,7 +10,7 @@ import pytest
 
 from conveyor import AsyncResult, Conveyor, chain, chord, group, signature
 from conveyor.brokers.base import Envelope
-from conveyor.canvas.flow import after_failure, after_success, send_node
+from conveyor.canvas.flow import after_failure, after_success, chord_error, send_node
 from conveyor.canvas.nodes import (
     INLINE_LIMIT,
     ChainNode,
@@ -204,7 +204,7 @@ def test_a_large_continuation_is_read_from_the_description_instead(
     error = ErrorInfo("ZeroDivisionError", "boom")
     after_failure(app, members[0].links, "add", members[0].id, error)
     assert len(reads) == 1  # the description, read once
-    assert failure(app, result_ids(node)[0]).error == error
+    assert failure(app, result_ids(node)[0]).error == chord_error(members[0].id, error)
 
 
 def deep(levels: int) -> Any:
