@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from uuid import uuid4 as _uuid4
 
+from . import canvas as _canvas_package
 from . import states
-from .app import Conveyor, current_app, shared_task
+from .app import Conveyor, shared_task
+from .canvas import builtins as _builtins  # noqa: F401  (registers conveyor.map & co in every app)
 from .canvas.group_result import GroupResult
-from .canvas.signature import Signature, chain, chord, group, signature
+from .canvas.maps import chunks, xmap, xstarmap
+from .canvas.signature import (
+    Signature,
+    chain,
+    chord,
+    group,
+    maybe_signature,
+    signature,
+    subtask,
+)
 from .errors import (
     ConfigurationError,
     ConveyorError,
@@ -26,6 +37,7 @@ from .errors import (
     TimeoutError,
     WorkerLostError,
 )
+from .local import current_app, current_task
 from .request import Request
 from .result import AsyncResult
 from .routing import Exchange, Queue
@@ -34,6 +46,10 @@ from .states import TaskState
 from .task import Task
 
 __version__ = "0.1.0"
+
+# `conveyor.canvas.signature` is the function, as `celery.canvas.signature` is (the import
+# system set the package attribute to the submodule; code imports the module by its path).
+setattr(_canvas_package, "signature", signature)  # noqa: B010
 
 
 def uuid() -> str:
@@ -70,11 +86,17 @@ __all__ = [
     "WorkerLostError",
     "chain",
     "chord",
+    "chunks",
     "crontab",
     "current_app",
+    "current_task",
     "group",
+    "maybe_signature",
     "shared_task",
     "signature",
     "states",
+    "subtask",
     "uuid",
+    "xmap",
+    "xstarmap",
 ]

@@ -196,3 +196,54 @@ def check_port(port: str, url: str) -> None:
             f"port {port!r} in {safe_url(url)} is not a port number: use a number from 1 to "
             "65535, or leave it out for the default"
         )
+
+
+# -- Celery's result backend URLs ----------------------------------------------------------
+#: SQLAlchemy dialects of Celery's `db+` URLs conveyor has a store for: dialect → scheme.
+_DB_DIALECTS = {"sqlite": "sqlite", "postgresql": "postgresql", "postgres": "postgresql"}
+#: Celery result backends conveyor has no store for, and what to write instead.
+_NO_STORE = {
+    "amqp": "Celery 5 removed the amqp result backend (rpc:// replaced it)",
+    "django-cache": "django_celery_results keeps them in Django's cache",
+    "cache+memcached": "conveyor has no memcached store",
+    "mongodb": "conveyor has no MongoDB store",
+}
+_STORES_HINT = (
+    "name one of conveyor's stores instead: the broker's own database (leave result_backend "
+    "unset), sqlite:///results.db, redis://… or postgresql://… (for Django, the URL of the "
+    "project's PostgreSQL database works)"
+)
+
+
+def result_store_url(url: str, broker_url: str) -> str:
+    """A result backend URL as conveyor's stores read it. `rpc://` (Celery's tutorial: results
+    sent back to the caller over the broker) is the store beside the broker, `broker_url`.
+    Celery's SQLAlchemy URLs map onto the stores of the same database: `db+sqlite:///results.db`
+    → `sqlite:///results.db`, `db+postgresql+psycopg2://u@h/db` → `postgresql://u@h/db` (the
+    driver part is dropped: conveyor uses its own). Other `db+` dialects and Celery backends
+    conveyor has no store for (`django-cache`, `cache+memcached://`, …) raise ConfigurationError
+    saying what to use; every other URL is returned unchanged (`django-db` is mapped onto the
+    Django project's database by conveyor.contrib.django.results)."""
+    scheme, sep, rest = url.partition("://")
+    lowered = scheme.lower() if sep else url.lower()
+    if lowered == "rpc":
+        return broker_url
+    if lowered in _NO_STORE or lowered.split("+", 1)[0] in ("amqp", "mongodb"):
+        reason = _NO_STORE.get(lowered) or _NO_STORE[lowered.split("+", 1)[0]]
+        raise ConfigurationError(
+            f"result_backend {safe_url(url)!r} is refused: {reason}. {_STORES_HINT}"
+        )
+    if not lowered.startswith("db+"):
+        return url
+    dialect = lowered.removeprefix("db+").split("+", 1)[0]
+    if dialect not in _DB_DIALECTS:
+        raise ConfigurationError(
+            f"result_backend {safe_url(url)!r} is refused: conveyor has no {dialect} store. "
+            f"{_STORES_HINT}"
+        )
+    if dialect == "sqlite" and rest in ("", "/"):
+        raise ConfigurationError(
+            f"result_backend {url!r} names SQLAlchemy's in-memory SQLite database, which no "
+            "other process can read: name a file, db+sqlite:///results.db"
+        )
+    return f"{_DB_DIALECTS[dialect]}://{rest}"

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from zoneinfo import ZoneInfo
 
 from ._names import nearest
+from .app_lifecycle import Lifecycle
 from .brokers import open_broker
 from .brokers.base import Broker, Envelope
 from .calling import mapped
@@ -33,9 +34,11 @@ from .result import AsyncResult
 from .result import AsyncResult as AsyncResultType
 from .results import open_result_store
 from .results.base import ResultStore
-from .routing import Decision, RouteTable
+from .routing import Decision, RouteTable, table_for
 from .sending import Calls, Sender
 from .task import Task
+
+AppTask = Task  # `Task` in Conveyor's body is the `app.Task` property (Celery's name)
 
 if TYPE_CHECKING:
     from .autodiscover import Packages
@@ -48,10 +51,11 @@ _PUBLISHED_NAMES_TTL = 5.0
 
 _apps: weakref.WeakSet[Conveyor] = weakref.WeakSet()
 _current_app: Conveyor | None = None
+_default_app: Conveyor | None = None
 _shared: list[tuple[Callable[..., Any], TaskOptions]] = []
 
 
-class Conveyor:
+class Conveyor(Lifecycle):
     """A task queue application.
 
     `Conveyor("proj")` with no URLs uses the embedded SQLite file `./conveyor.db` for messages
@@ -68,14 +72,51 @@ class Conveyor:
         include: Sequence[str] = (),
         clock: Clock = SYSTEM_CLOCK,
         set_as_current: bool = True,
+        task_cls: type[AppTask] | str | None = None,
+        config_source: Any = None,
+        namespace: str | None = None,
+        changes: Mapping[str, Any] | None = None,
+        autofinalize: bool = True,
+        strict_typing: bool = True,
+        fixups: Any = None,
+        loader: Any = None,
+        amqp: Any = None,
+        events: Any = None,
+        log: Any = None,
+        control: Any = None,
+        tasks: Any = None,
+        **settings: Any,
     ) -> None:
+        """Celery's constructor: `settings` keywords and `changes` are `app.conf` settings,
+        checked here and kept above what `config_from_object` reads (see conveyor.preconf);
+        `task_cls` is the class tasks are built from (`app.Task` is bound to this app);
+        `config_source` is read as by `config_from_object`, with `namespace` its default
+        namespace; `strict_typing=False` turns off the call-time argument check of every
+        task. Celery's plug-ins for its own internals are refused with the reason."""
+        from .preconf import check_autofinalize, refuse_internals, wants_django_fixup
+
+        refuse_internals(
+            {"loader": loader, "amqp": amqp, "events": events, "log": log, "control": control}
+            | {"tasks": tasks}
+        )
+        django_fixup = wants_django_fixup(fixups)
+        check_autofinalize(autofinalize)
         self.main = main
         self.conf = Config()
         self.clock = clock
         self.include = tuple(include)
+        self.namespace = namespace
+        self.strict_typing = bool(strict_typing)  # False: calls' arguments are not checked
+        given_urls = {"broker_url": broker, "result_backend": backend}
+        self._preconf = {
+            **(changes or {}),
+            **{key: url for key, url in given_urls.items() if url},  # app.conf shows them
+            **settings,
+        }
+        self.conf.update(self._preconf)
         self._broker_arg = broker
         self._backend_arg = backend
-        self._tasks: dict[str, Task] = {}
+        self._tasks: dict[str, AppTask] = {}
         self._lock = threading.Lock()
         self._broker: Broker | None = None
         self._results: ResultStore | None = None
@@ -86,10 +127,14 @@ class Conveyor:
         self._finalized = False
         self.warned: set[str] = set()  # routing warnings already logged (strict=False)
         self._routes: tuple[Settings | None, RouteTable | None] = (None, None)
+        self._init_lifecycle(task_cls)
+        if config_source is not None:
+            self.config_from_object(config_source)
         _apps.add(self)
         from .contrib.django.fixup import install as install_django_fixup
 
-        install_django_fixup(self)  # Celery's Django fix-up, when DJANGO_SETTINGS_MODULE is set
+        if django_fixup:  # Celery's Django fix-up, when DJANGO_SETTINGS_MODULE is set
+            install_django_fixup(self)
         for fn, opts in _shared:
             self._register(fn, opts)
         if set_as_current:
@@ -104,9 +149,24 @@ class Conveyor:
         _current_app = self
 
     # -- settings ---------------------------------------------------------------------------
-    def config_from_object(self, obj: Any, namespace: str | None = None) -> None:
-        """Load settings from an object or module path; see Config.config_from_object."""
-        self.conf.config_from_object(obj, namespace=namespace)
+    def config_from_object(
+        self, obj: Any, silent: bool = False, force: bool = False, namespace: str | None = None
+    ) -> None:
+        """Load settings from an object, dict or module path; see Config.config_from_object.
+        `namespace` defaults to the app's (`Conveyor(namespace="CELERY")`); settings given to
+        the constructor stay above what is read here, as in Celery. `silent=True` skips a
+        module path that cannot be imported (Celery's flag); `force` is accepted and has no
+        effect to ask for: settings are always read at once here, never lazily."""
+        from .preconf import load_below
+
+        def load() -> None:
+            self.conf.config_from_object(obj, namespace=namespace or self.namespace)
+
+        try:
+            load_below(self.conf, self._preconf, load)
+        except ImportError:
+            if not (silent and isinstance(obj, str)):
+                raise
 
     @property
     def urls(self) -> tuple[str, str]:
@@ -127,9 +187,9 @@ class Conveyor:
 
     # -- tasks ------------------------------------------------------------------------------
     @overload
-    def task(self, fn: F) -> Task: ...
+    def task(self, fn: F) -> AppTask: ...
     @overload
-    def task(self, fn: None = None, **options: Any) -> Callable[[F], Task]: ...
+    def task(self, fn: None = None, **options: Any) -> Callable[[F], AppTask]: ...
 
     def task(self, fn: Any = None, **options: Any) -> Any:
         """Register a task: `@app.task` or `@app.task(name=..., queue=..., bind=True, ...)`.
@@ -139,8 +199,15 @@ class Conveyor:
             return self._register(fn, opts)
         return lambda f: self._register(f, opts)
 
-    def _register(self, fn: Callable[..., Any], opts: TaskOptions) -> Task:
+    def _register(self, fn: Callable[..., Any], opts: TaskOptions) -> AppTask:
         name = opts.name or default_task_name(fn, self.main)
+        task = self._task_class(opts)()  # Celery's rule: task classes take no arguments
+        AppTask.__init__(task, self, fn, name, self._with_task_cls_defaults(opts))
+        return self._add(task)
+
+    def _add(self, task: AppTask) -> AppTask:
+        """Put a bound task in the registry; a different function under its name is an error."""
+        name, fn = task.name, task.fn
         with self._lock:
             existing = self._tasks.get(name)
             if (
@@ -152,7 +219,6 @@ class Conveyor:
                     f"two different functions are registered as task {name!r}: "
                     f"{_origin(existing.fn)} and {_origin(fn)}; give one of them name=..."
                 )
-            task = _task_class(opts)(self, fn, name, opts)
             self._tasks[name] = task
         if self._finalized:
             from .finalize import check_late_task
@@ -161,7 +227,7 @@ class Conveyor:
         return task
 
     @property
-    def tasks(self) -> Mapping[str, Task]:
+    def tasks(self) -> Mapping[str, AppTask]:
         """Registered tasks by name: a read-only live view, no copy (the worker reads it per
         delivery)."""
         return MappingProxyType(self._tasks)
@@ -173,6 +239,9 @@ class Conveyor:
 
         import_pending(self)
         for module in self.include:
+            importlib.import_module(module)
+        settings = self.conf.settings  # Celery's `imports` and `include` settings name more
+        for module in (*settings.imports, *settings.include):
             importlib.import_module(module)
 
     # -- autodiscovery (conveyor.autodiscover; Django: conveyor.contrib.django) --------------
@@ -197,32 +266,29 @@ class Conveyor:
         settings = self.conf.settings
         cached_for, table = self._routes
         if cached_for is not settings or table is None:
-            declared = settings.task_queues
-            table = RouteTable(
-                rules=settings.task_routes,
-                declared=None if declared is None else frozenset(q.name for q in declared),
-                default_queue=settings.task_default_queue,
-                default_priority=settings.task_default_priority,
-            )
+            table = table_for(settings)
             self._routes = (settings, table)
         return table
 
     def finalize(self, when: str = "finalizing the app") -> None:
-        """Import `include`, then check every route against the registered tasks (see
-        conveyor.finalize). Raises ConfigurationError listing the problems, unless
-        `task_routes_strict=False`. Idempotent once it has passed."""
+        """Configure the app (see `configure`), import `include`, then check every route
+        against the registered tasks (see conveyor.finalize). Raises ConfigurationError listing
+        the problems, unless `task_routes_strict=False`. Idempotent once it has passed; the
+        first pass sends `on_after_finalize`."""
         if self._finalized:
             return
         from .finalize import problems, report
 
+        self.configure()
         self.import_modules()
         report(self, problems(self), when)
         self._finalized = True
+        self.on_after_finalize.send(sender=self)
 
     def route(
         self,
         name: str,
-        task: Task | None,
+        task: AppTask | None,
         call: CallOptions,
         args: Sequence[Any] = (),
         kwargs: Mapping[str, Any] | None = None,
@@ -346,8 +412,11 @@ class Conveyor:
     ) -> AsyncResultType:
         """Send a call by task name, with the same call options as `Task.apply_async` (Celery's
         routing_key, exchange, ignore_result, shadow, compression, retry, retry_policy… too:
-        see conveyor.calling). The name must be registered here or published by a worker that
-        has started against this broker; otherwise NotRegistered names close matches."""
+        see conveyor.calling; and `link` / `link_error`, see canvas/callbacks.py). The name must
+        be registered here or published by a worker that has started against this broker;
+        otherwise NotRegistered names close matches."""
+        # canvas: Celery's link / link_error, taken out before the other options are checked
+        link, link_error = options.pop("link", None), options.pop("link_error", None)
         call = CallOptions(
             countdown=countdown,
             eta=eta,
@@ -362,8 +431,18 @@ class Conveyor:
         task = self._tasks.get(name)
         if task is None:
             self.check_task_name(name)
+        links = NO_LINKS
+        if link is not None or link_error is not None:
+            from .canvas.signature import links_of
+
+            links = links_of(link, link_error)
         with budget_for(call.retry_budget):
-            return self.publish(name, tuple(args or ()), dict(kwargs or {}), call, task)
+            result = self.publish(name, tuple(args or ()), dict(kwargs or {}), call, task, links)
+        if links.link:
+            from .canvas.signature import children_of
+
+            result.children = children_of(self, links.link)
+        return result
 
     def check_task_name(self, name: str) -> None:
         """Raise NotRegistered unless `name` is registered here or published by a worker. A
@@ -398,7 +477,7 @@ class Conveyor:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         call: CallOptions,
-        task: Task | None,
+        task: AppTask | None,
         links: Links = NO_LINKS,
     ) -> AsyncResultType:
         """Build, encode and enqueue one call (or run it now in eager mode); `links` place it
@@ -457,7 +536,7 @@ class Conveyor:
 
     def send_many(
         self,
-        task: Task | str,
+        task: AppTask | str,
         args_list: Iterable[Sequence[Any]],
         kwargs: Mapping[str, Any] | None = None,
         *,
@@ -511,16 +590,6 @@ class Conveyor:
         return when.timestamp()
 
 
-def _task_class(opts: TaskOptions) -> type[Task]:
-    if opts.base is None:
-        return Task
-    if not issubclass(opts.base, Task):
-        raise ConfigurationError(
-            f"base={opts.base.__name__} must subclass conveyor.Task (from conveyor import Task)"
-        )
-    return opts.base
-
-
 def _origin(fn: Callable[..., Any]) -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', '?')}"
 
@@ -529,19 +598,31 @@ def default_task_name(fn: Callable[..., Any], main: str | None) -> str:
     """`module.function`, as Celery names tasks; a task defined in a script run as __main__
     takes the app's main name instead, so workers that import the app agree on it."""
     module = getattr(fn, "__module__", None) or "__main__"
-    if module == "__main__" and main:
+    # __mp_main__: the script as multiprocessing's fork server and spawned children import it
+    if module in ("__main__", "__mp_main__") and main:
         module = main
     return f"{module}.{fn.__name__}"
 
 
 def current_app() -> Conveyor:
-    """The app `shared_task` proxies use: the most recently created (or set) app."""
-    if _current_app is None:
+    """The app `shared_task` proxies use: the most recently created (or set) app, else the one
+    given to `set_default()`. `conveyor.current_app` is a proxy to it (conveyor.local)."""
+    app = _current_app or _default_app
+    if app is None:
         raise ConfigurationError(
-            "no Conveyor app exists yet: create one (app = Conveyor('proj')) before sending a "
-            "shared task"
+            "no Conveyor app exists yet: create one (app = Conveyor('proj')) before using the "
+            "current app or sending a shared task"
         )
-    return _current_app
+    return app
+
+
+def registered_task(name: str) -> Task | None:
+    """The task registered as `name` in the current app, else in any other live app."""
+    app = _current_app or _default_app
+    found = app.tasks.get(name) if app is not None else None
+    if found is None:
+        found = next((a.tasks[name] for a in list(_apps) if name in a.tasks), None)
+    return found
 
 
 class SharedTask:
@@ -588,3 +669,20 @@ def shared_task(fn: Any = None, **options: Any) -> Any:
         return SharedTask(f, opts)
 
     return register(fn) if fn is not None else register
+
+
+# -- Celery's module paths under conveyor.app (app area) ------------------------------------
+def _celery_module_paths() -> None:
+    """`from conveyor.app.task import Task` and `from conveyor.app.base import Conveyor`, the
+    renames of Celery's `celery.app.task` / `celery.app.base` (typed code imports them): small
+    modules registered under those names, since conveyor.app is a module, not a package."""
+    import sys
+    from types import ModuleType
+
+    for name, attrs in (("task", {"Task": AppTask}), ("base", {"Conveyor": Conveyor})):
+        module = ModuleType(f"{__name__}.{name}", f"Celery's celery.app.{name} path, renamed.")
+        module.__dict__.update(attrs, __all__=list(attrs))
+        sys.modules.setdefault(module.__name__, module)
+
+
+_celery_module_paths()

@@ -197,6 +197,8 @@ _KNOWN = frozenset(
         "delivery_mode",
         "argsrepr",
         "kwargsrepr",
+        "link",  # canvas: taken by apply_async / send_task themselves
+        "link_error",
     }
 )
 

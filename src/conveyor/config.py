@@ -25,12 +25,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ._names import did_you_mean
 from ._sqlite import check_file_mode
-from ._urls import safe_url
+from ._urls import result_store_url, safe_url
+from .accepted import ACCEPTED, REFUSED_TRANSPORT_OPTIONS, TRANSPORT_OPTIONS, check_accepted
 from .annotations import prepare as prepare_annotations
+from .bindings import check_exchange_type
 from .bounds import check_queue_name, check_seconds, shown
 from .compression import DEFAULT_LIMIT, check_method
 from .errors import ConfigurationError
 from .options import check_compression, check_priority
+from .priorities import check_max_priority
 from .ratelimit import parse_rate
 from .routing import Queue, Rule, parse_queues, parse_routes
 from .scheduler.schedule import parse_beat_schedule
@@ -38,6 +41,9 @@ from .scheduler.schedule import parse_beat_schedule
 DEFAULT_SQLITE_URL = "sqlite:///conveyor.db"
 ENV_BROKER = "CONVEYOR_BROKER_URL"
 ENV_BACKEND = "CONVEYOR_RESULT_BACKEND"
+#: Celery's variables, read when conveyor's are unset.
+CELERY_ENV_BROKER = "CELERY_BROKER_URL"
+CELERY_ENV_BACKEND = "CELERY_RESULT_BACKEND"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +58,19 @@ class Settings:
 
     broker_url: str | None = None
     result_backend: str | None = None
-    task_default_queue: str = "default"
+    task_default_queue: str = "celery"  # Celery's name: `-Q celery` workers find unrouted calls
     task_default_priority: int | None = None
+    # Celery's AMQP topology, mapped onto queues by name (conveyor.bindings, conveyor.priorities)
+    task_create_missing_queues: bool = True  # False: an undeclared destination is an error
+    task_default_exchange: str | None = None  # None: task_default_queue, as in Celery
+    task_default_exchange_type: str = "direct"
+    task_default_routing_key: str | None = None  # None: task_default_queue, as in Celery
+    task_queue_max_priority: int | None = None  # the scale of callers' priorities (None: 0–9)
+    imports: tuple[str, ...] = ()  # task modules the app imports when finalized, as in Celery
+    include: tuple[str, ...] = ()  # imported after `imports` (beside Conveyor(include=...))
     task_acks_late: bool = True
     task_reject_on_worker_lost: bool | None = None
-    task_track_started: bool = True
+    task_track_started: bool = False  # Celery's default: a running call reads PENDING
     task_ignore_result: bool = False
     task_always_eager: bool = False
     task_eager_propagates: bool = False
@@ -100,6 +114,8 @@ class Settings:
     result_compression_threshold: int = 1024
     result_max_size: int = DEFAULT_LIMIT  # bytes of a return value, encoded (uncompressed)
     chord_max_size: int = 10_000  # header members of one chord
+    # canvas: a chord's errbacks also on each header member (Celery's setting, default off)
+    task_allow_error_cb_on_chord_header: bool = False
     beat_schedule: Mapping[str, Any] = field(default_factory=dict)
     beat_lease_seconds: float = 10.0
     beat_max_loop_interval: float = 5.0
@@ -149,6 +165,29 @@ OLD_NAMES: Mapping[str, str] = {
     "CELERY_SEND_EVENTS": "worker_send_task_events",
     "CELERY_SEND_TASK_SENT_EVENT": "task_send_sent_event",
     "CELERY_DEFAULT_RATE_LIMIT": "task_default_rate_limit",
+    "CELERY_IMPORTS": "imports",
+    "CELERYD_LOG_FORMAT": "worker_log_format",
+    "CELERY_INCLUDE": "include",
+    "CELERY_CREATE_MISSING_QUEUES": "task_create_missing_queues",
+    "CELERY_DEFAULT_EXCHANGE": "task_default_exchange",
+    "CELERY_DEFAULT_EXCHANGE_TYPE": "task_default_exchange_type",
+    "CELERY_DEFAULT_ROUTING_KEY": "task_default_routing_key",
+    "CELERY_DEFAULT_DELIVERY_MODE": "task_default_delivery_mode",
+    "CELERY_RESULT_PERSISTENT": "result_persistent",
+    "CELERY_EVENT_QUEUE_EXPIRES": "event_queue_expires",
+    "CELERY_EVENT_QUEUE_TTL": "event_queue_ttl",
+    "CELERY_EVENT_SERIALIZER": "event_serializer",
+    "CELERY_REDIS_MAX_CONNECTIONS": "redis_max_connections",
+    "CELERY_ENABLE_REMOTE_CONTROL": "worker_enable_remote_control",
+    "BROKER_CONNECTION_RETRY": "broker_connection_retry",
+    "BROKER_CONNECTION_MAX_RETRIES": "broker_connection_max_retries",
+    "BROKER_CONNECTION_TIMEOUT": "broker_connection_timeout",
+    "BROKER_HEARTBEAT": "broker_heartbeat",
+    "BROKER_HEARTBEAT_CHECKRATE": "broker_heartbeat_checkrate",
+    "BROKER_POOL_LIMIT": "broker_pool_limit",
+    "CELERYD_TIMER_PRECISION": "worker_timer_precision",
+    "CELERYD_WORKER_LOST_WAIT": "worker_lost_wait",
+    "CELERYBEAT_SYNC_EVERY": "beat_sync_every",
     "CELERYD_CONCURRENCY": "worker_concurrency",
     "CELERYD_POOL": "worker_pool",
     "CELERYD_PREFETCH_MULTIPLIER": "worker_prefetch_multiplier",
@@ -246,20 +285,70 @@ def _check_timezone(name: str, value: Any) -> str:
 def _check_transport(name: str, value: Any) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigurationError(f"{name} must be a dict")
+    known = _TRANSPORT_OPTIONS | set(TRANSPORT_OPTIONS)
     for key in value:
-        if key not in _TRANSPORT_OPTIONS:
+        if key in REFUSED_TRANSPORT_OPTIONS:
             raise ConfigurationError(
-                f"{name}[{key!r}] is not supported{did_you_mean(key, _TRANSPORT_OPTIONS)}; "
-                f"supported keys: {', '.join(sorted(_TRANSPORT_OPTIONS))}"
+                f"{name}[{key!r}] is refused: {REFUSED_TRANSPORT_OPTIONS[key]}"
+            )
+        if key not in known:
+            raise ConfigurationError(
+                f"{name}[{key!r}] is not supported{did_you_mean(key, known)}; "
+                f"supported keys: {', '.join(sorted(known))}"
             )
     if "visibility_timeout" in value:
         _positive("broker_transport_options['visibility_timeout']", value["visibility_timeout"])
     return dict(value)
 
 
+def _url(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigurationError(f"setting {name} must be a URL string; got {value!r}")
+    return value
+
+
+def _name(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"setting {name} must be a non-empty string; got {value!r}")
+    return value
+
+
+def _modules(name: str, value: Any) -> tuple[str, ...]:
+    """Module names: one string, or a list or tuple of them."""
+    names = (value,) if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not all(isinstance(m, str) and m for m in names):
+        raise ConfigurationError(
+            f"setting {name} must be a module name or a list of them, such as "
+            f"('proj.tasks',); got {value!r}"
+        )
+    return tuple(names)
+
+
+def _log_format(name: str, value: Any) -> str:
+    """ "text" or "json"; Celery's logging format strings are refused saying what to use."""
+    if isinstance(value, str) and "%(" in value:
+        raise ConfigurationError(
+            f"{name}={value!r} is a logging format string, as Celery's {name} is; conveyor's "
+            "chooses 'text' (Celery's default format) or 'json' (one JSON object per line), "
+            "and custom format strings are not supported: remove the setting"
+        )
+    return _one_of(name, value, ("text", "json"))
+
+
+#: Celery reads these as task_default_queue when they are unset.
+_FROM_DEFAULT_QUEUE = frozenset({"task_default_exchange", "task_default_routing_key"})
+
 _CHECKS: Mapping[str, Any] = {
     "task_default_queue": lambda n, v: check_queue_name(v, n),
     "task_default_priority": lambda n, v: None if v is None else check_priority(v),
+    "result_backend": lambda n, v: None if v is None else (result_store_url(_url(n, v), ""), v)[1],
+    "task_create_missing_queues": _flag,
+    "task_default_exchange": lambda n, v: None if v is None else _name(n, v),
+    "task_default_exchange_type": check_exchange_type,
+    "task_default_routing_key": lambda n, v: None if v is None else _name(n, v),
+    "task_queue_max_priority": check_max_priority,
+    "imports": _modules,
+    "include": _modules,
     "task_serializer": _check_serializer,
     "result_serializer": _check_serializer,
     "accept_content": _check_serializer,
@@ -290,13 +379,14 @@ _CHECKS: Mapping[str, Any] = {
     "task_queues": lambda n, v: parse_queues(v),
     "worker_pool": _check_pool,
     "worker_queue_order": lambda n, v: _one_of(n, v, ("strict", "weighted")),
-    "worker_log_format": lambda n, v: _one_of(n, v, ("text", "json")),
+    "worker_log_format": _log_format,
     "timezone": _check_timezone,
     "broker_transport_options": _check_transport,
     "result_compression": check_method,
     "result_compression_threshold": lambda n, v: _positive(n, v, integer=True),
     "result_max_size": lambda n, v: _positive(n, v, integer=True),
     "chord_max_size": lambda n, v: _positive(n, v, integer=True),
+    "task_allow_error_cb_on_chord_header": _flag,
     "beat_schedule": lambda n, v: (parse_beat_schedule(v), dict(v))[1],
     "beat_lease_seconds": _positive,
     "beat_max_loop_interval": _positive,
@@ -307,9 +397,8 @@ _CHECKS: Mapping[str, Any] = {
 
 
 def unknown_setting(name: str) -> ConfigurationError:
-    return ConfigurationError(
-        f"unknown setting {name!r}{did_you_mean(name, SETTING_NAMES | set(OLD_NAMES))}"
-    )
+    known = SETTING_NAMES | set(OLD_NAMES) | set(ACCEPTED)
+    return ConfigurationError(f"unknown setting {name!r}{did_you_mean(name, known)}")
 
 
 class Config:
@@ -318,6 +407,7 @@ class Config:
 
     def __init__(self) -> None:
         object.__setattr__(self, "_settings", Settings())
+        object.__setattr__(self, "_accepted", {})  # values of ACCEPTED settings given
 
     @property
     def settings(self) -> Settings:
@@ -331,16 +421,23 @@ class Config:
         given_as: dict[str, str] = {}
         for name, raw in {**(mapping or {}), **kwargs}.items():
             key = OLD_NAMES.get(name, name)
-            if key not in SETTING_NAMES:
+            if key not in SETTING_NAMES and key not in ACCEPTED:
                 raise unknown_setting(name)
-            value = _validate(key, raw)
+            value = check_accepted(key, raw) if key in ACCEPTED else _validate(key, raw)
             if key in changes and changes[key] != value:
                 raise ConfigurationError(
                     f"setting {key} is given twice with different values: {given_as[key]}="
                     f"{_shown(key, changes[key])!r} and {name}={_shown(key, value)!r}; keep one"
                 )
             changes[key], given_as[key] = value, name
+        accepted = {k: changes.pop(k) for k in list(changes) if k in ACCEPTED}
         object.__setattr__(self, "_settings", dataclasses.replace(self.settings, **changes))
+        self._given.update(accepted)
+
+    @property
+    def _given(self) -> dict[str, Any]:
+        given: dict[str, Any] = object.__getattribute__(self, "_accepted")
+        return given
 
     def config_from_object(self, obj: Any, namespace: str | None = None) -> None:
         """Read settings from an object, a dict, a module path ("proj.settings") or Celery's
@@ -361,10 +458,15 @@ class Config:
         self.update(dict(_settings_in(obj, namespace)))
 
     def __getattr__(self, name: str) -> Any:
+        if name in ACCEPTED:
+            return self._given.get(name, ACCEPTED[name].default)
         try:
-            return getattr(self.settings, name)
+            value = getattr(self.settings, name)
         except AttributeError:
             raise unknown_setting(name) from None
+        if value is None and name in _FROM_DEFAULT_QUEUE:
+            return self.settings.task_default_queue
+        return value
 
     def __setattr__(self, name: str, value: Any) -> None:
         self.update({name: value})
@@ -377,10 +479,10 @@ class Config:
 
     def get(self, name: str, default: Any = None) -> Any:
         key = OLD_NAMES.get(name, name)
-        return getattr(self.settings, key) if key in SETTING_NAMES else default
+        return self.__getattr__(key) if key in SETTING_NAMES or key in ACCEPTED else default
 
     def __iter__(self) -> Iterator[str]:
-        return iter(sorted(SETTING_NAMES))
+        return iter(sorted(SETTING_NAMES | set(ACCEPTED)))
 
     def __repr__(self) -> str:
         changed = {
@@ -388,6 +490,7 @@ class Config:
             for f in dataclasses.fields(Settings)
             if getattr(self.settings, f.name) != getattr(_DEFAULTS, f.name)
         }
+        changed.update(self._given)
         return f"<Config {changed}>"
 
 
@@ -446,13 +549,24 @@ def lease_seconds(settings: Settings) -> float:
     )
 
 
+def _env(*names: str) -> str | None:
+    """The first of the environment variables `names` that is set and not empty."""
+    return next((os.environ[n] for n in names if os.environ.get(n)), None)
+
+
 def resolve_urls(settings: Settings, broker: str | None, backend: str | None) -> tuple[str, str]:
     """The broker and result-store URLs in effect.
 
-    Explicit arguments and settings win; then CONVEYOR_BROKER_URL / CONVEYOR_RESULT_BACKEND;
-    then the embedded SQLite file `./conveyor.db`. With no result store named, results live
-    beside the broker (same URL).
+    Explicit arguments and settings win; then CONVEYOR_BROKER_URL / CONVEYOR_RESULT_BACKEND,
+    then Celery's CELERY_BROKER_URL / CELERY_RESULT_BACKEND (deployments set them for Celery,
+    which reads them without a line of code; a producer falling back to a local SQLite file
+    instead would strand its calls); then the embedded SQLite file `./conveyor.db`. With no
+    result store named, results live beside the broker (same URL). Celery's `db+sqlite://` and
+    `db+postgresql://` result URLs name the store of the same database, and `rpc://` the store
+    beside the broker (`_urls.result_store_url`).
     """
-    broker_url = broker or settings.broker_url or os.environ.get(ENV_BROKER) or DEFAULT_SQLITE_URL
-    backend_url = backend or settings.result_backend or os.environ.get(ENV_BACKEND) or broker_url
-    return broker_url, backend_url
+    broker_url = (
+        broker or settings.broker_url or _env(ENV_BROKER, CELERY_ENV_BROKER) or DEFAULT_SQLITE_URL
+    )
+    named = backend or settings.result_backend or _env(ENV_BACKEND, CELERY_ENV_BACKEND)
+    return broker_url, result_store_url(named, broker_url) if named else broker_url

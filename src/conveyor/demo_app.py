@@ -1,5 +1,8 @@
 """The example app `conveyor demo` runs: two queues, a task that retries, one that fails.
 
+Every task names its queue (`emails`, `reports`), so the demo worker consumes those two; a task
+without one would go to `celery`, the default queue (`task_default_queue`), as in Celery.
+
 It names no broker, so it runs on the embedded SQLite default (the demo points
 CONVEYOR_BROKER_URL at its own file so it never touches your ./conveyor.db).
 """

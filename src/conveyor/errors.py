@@ -50,6 +50,11 @@ class WorkflowError(ConveyorError):
     follow-up retried (see canvas/flow.py)."""
 
 
+class ChordError(ConveyorError):
+    """What a chord's body fails with when a member of its header failed for good: `Dependency
+    <member id> raised ValueError('…')`, as Celery's (the member's traceback is kept)."""
+
+
 class MessageRejected(ConveyorError):
     """A worker refused a delivered message before running it and dead-lettered it: its body
     could not be read, names a task the worker does not have, is over task_message_max_size,

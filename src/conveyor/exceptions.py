@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .errors import (
+    ChordError,
     Ignore,
     MaxRetriesExceededError,
     Reject,
@@ -15,6 +16,7 @@ from .errors import (
 )
 
 __all__ = [
+    "ChordError",
     "Ignore",
     "MaxRetriesExceededError",
     "Reject",

@@ -2,11 +2,13 @@
 
 An app is *finalized* the first time it matters — worker start, `conveyor routes`, the first
 enqueue: the modules in `include` are imported, then every route is checked. A pattern that
-matches no task, or a destination `task_queues` does not declare, is an error listing every
-problem (or, with `task_routes_strict=False`, a logged warning each), so the seed's "every task
-silently lands on default" cannot happen. Until the routes pass, each enqueue checks again and
-fails again: nothing is sent to the wrong queue meanwhile. A task registered after that (a lazy
-import) is checked when it registers.
+matches no task is an error listing every problem (or, with `task_routes_strict=False`, a logged
+warning each), so the seed's "every task silently lands on default" cannot happen. A
+destination `task_queues` does not declare is a warning while `task_create_missing_queues` is
+True (Celery's default: such a queue is simply used) and an error when it is False (Celery
+raises QueueNotFound when sending; conveyor says so earlier). Until the routes pass, each
+enqueue checks again and fails again: nothing is sent to the wrong queue meanwhile. A task
+registered after that (a lazy import) is checked when it registers.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from .routing import (
     Decision,
     PatternRoute,
     Problem,
+    ProblemKind,
     RouteTable,
     undeclared_for_call,
     undeclared_queue_problems,
@@ -39,14 +42,23 @@ def decision_for(table: RouteTable, task: Task) -> Decision:
     opts = task.options
     try:
         return table.decide(task.name, opts.queue, opts.priority, task=task)
+    except ConfigurationError:  # a priority off its queue's scale, a routing key reaching two
+        raise
     except Exception as exc:  # a router that needs real arguments
         return Decision("", 0, f"a router raised {exc!r} without arguments", error=str(exc))
 
 
 def decisions(app: Conveyor) -> dict[str, Decision]:
-    """Where each registered task goes, by name."""
+    """Where each registered task goes, by name (but the builtin tasks of canvas, which every
+    app has and which are always sent to the queue of the task they call)."""
+    from .canvas.builtins import BUILTIN_TASKS
+
     table = app.route_table
-    return {name: decision_for(table, task) for name, task in sorted(app.tasks.items())}
+    return {
+        name: decision_for(table, task)
+        for name, task in sorted(app.tasks.items())
+        if name not in BUILTIN_TASKS
+    }
 
 
 def queues_in_use(app: Conveyor) -> set[str]:
@@ -82,11 +94,14 @@ def report(app: Conveyor, found: Iterable[Problem], when: str) -> None:
     found = list(found)
     if not found:
         return
-    if not app.conf.settings.task_routes_strict:
-        for problem in found:
-            if problem.message not in app.warned:
-                app.warned.add(problem.message)
-                log.warning("%s (task_routes_strict=False: continuing)", problem.message)
+    settings = app.conf.settings
+    if settings.task_create_missing_queues:
+        _warn(app, [p for p in found if p.kind is ProblemKind.UNDECLARED_QUEUE], _CREATED)
+        found = [p for p in found if p.kind is not ProblemKind.UNDECLARED_QUEUE]
+    if not found:
+        return
+    if not settings.task_routes_strict:
+        _warn(app, found, "task_routes_strict=False: continuing")
         return
     lines = "\n".join(f"  - {p.message}" for p in found)
     raise ConfigurationError(
@@ -94,6 +109,20 @@ def report(app: Conveyor, found: Iterable[Problem], when: str) -> None:
         "Fix the routes (run `conveyor -A <app> routes` to see where every task goes), or set "
         "task_routes_strict=False to log these as warnings while you migrate."
     )
+
+
+_CREATED = (
+    "task_create_missing_queues=True: the queue is used all the same, so run a worker with "
+    "-Q naming it; set task_create_missing_queues=False to make this an error"
+)
+
+
+def _warn(app: Conveyor, found: Iterable[Problem], why: str) -> None:
+    """Log each problem once per app."""
+    for problem in found:
+        if problem.message not in app.warned:
+            app.warned.add(problem.message)
+            log.warning("%s (%s)", problem.message, why)
 
 
 def check_late_task(app: Conveyor, task: Task) -> None:

@@ -63,6 +63,10 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     chain: tuple[Node, ...] = ()
     chord: str | None = None
     join: ChordJoin | None = None  # what joining `chord` needs (absent in older messages)
+    # Celery's link / link_error: what is sent when this call succeeds (with its result) or
+    # fails for good (see canvas/callbacks.py). Absent in messages without them.
+    link: tuple[Node, ...] = ()
+    link_error: tuple[Node, ...] = ()
     # The caller's own headers (`apply_async(headers=...)`, and what before_task_publish
     # receivers added), delivered as `self.request.headers`: JSON values, never read by conveyor.
     headers: dict[str, Any] = msgspec.field(default_factory=dict)
@@ -75,7 +79,10 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
     @property
     def links(self) -> Links:
-        return Links(self.chain, self.chord, self.join)
+        if not (self.link or self.link_error):
+            return Links(self.chain, self.chord, self.join)
+        origin = self if self.link_error else None  # an errback is given the failed call
+        return Links(self.chain, self.chord, self.join, self.link, self.link_error, origin)
 
     @property
     def shown_name(self) -> str:
@@ -85,14 +92,19 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
 @dataclass(frozen=True, slots=True)
 class Links:
-    """A call's place in a workflow: the steps after it, and the chord it is a member of."""
+    """A call's place in a workflow: the steps after it, the chord it is a member of, and the
+    callbacks (`link`) and errbacks (`link_error`) it sends when it ends. `origin` is the
+    call's own message when it has errbacks, which are given its arguments."""
 
     chain: tuple[Node, ...] = ()
     chord: str | None = None
     join: ChordJoin | None = None
+    link: tuple[Node, ...] = ()
+    link_error: tuple[Node, ...] = ()
+    origin: Message | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.chain or self.chord)
+        return bool(self.chain or self.chord or self.link or self.link_error)
 
 
 NO_LINKS = Links()
@@ -108,15 +120,16 @@ class Identity(msgspec.Struct, frozen=True, kw_only=True):
     chain: tuple[Node, ...] = ()
     chord: str | None = None
     join: ChordJoin | None = None
+    link_error: tuple[Node, ...] = ()
     v: int = PROTOCOL_VERSION
 
     @property
     def links(self) -> Links:
-        """Its place in a workflow; none when the body is of another protocol version, whose
-        workflows this release cannot read."""
+        """Its place in a workflow (and its errbacks, which a refused call sends); none when
+        the body is of another protocol version, whose workflows this release cannot read."""
         if self.v != PROTOCOL_VERSION:
             return NO_LINKS
-        return Links(self.chain, self.chord, self.join)
+        return Links(self.chain, self.chord, self.join, link_error=self.link_error)
 
 
 _encoder = msgspec.json.Encoder()
@@ -210,6 +223,8 @@ def check_call(message: Message) -> None:
     if message.headers:
         check_json(message.headers, "headers")
     check_nodes(message.chain, "chain")
+    check_nodes(message.link, "link")
+    check_nodes(message.link_error, "link_error")
     if message.join is not None and message.join.then is not None:
         check_nodes(message.join.then, "join.then")
 
@@ -237,6 +252,10 @@ def _check_nodes(nodes: tuple[Node, ...], path: str, depth: int) -> None:
             _check_arguments(node.args, node.kwargs, f"{where} ({node.task}) ")
             if node.headers:
                 check_json(node.headers, f"{where} ({node.task}) headers")
+            if node.link:
+                _check_nodes(node.link, f"{where}.link", depth + 1)
+            if node.link_error:
+                _check_nodes(node.link_error, f"{where}.link_error", depth + 1)
         elif isinstance(node, ChainNode):
             _check_nodes(node.steps, f"{where}.steps", depth + 1)
         else:

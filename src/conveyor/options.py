@@ -24,6 +24,7 @@ from .bounds import (
 )
 from .compression import METHODS, check_method
 from .errors import ConfigurationError
+from .priorities import AMQP_MAX_PRIORITY
 from .ratelimit import parse_rate
 
 MIN_PRIORITY = 0
@@ -208,12 +209,16 @@ def check_time_limits(hard: float | None, soft: float | None) -> None:
 
 
 def check_priority(priority: int) -> int:
-    """Return `priority` if it is an int in 0..9, else raise ConfigurationError."""
+    """Return `priority` if it is an int from 0 to 255 (RabbitMQ's range), else raise
+    ConfigurationError. Where the call goes decides its scale: conveyor's 0–9, or 0 to the
+    queue's max priority (`task_queue_max_priority`), checked and mapped when it is routed
+    (conveyor.priorities)."""
     if isinstance(priority, bool) or not isinstance(priority, int):
         raise ConfigurationError(f"priority must be an int from 0 to 9, got {priority!r}")
-    if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+    if not MIN_PRIORITY <= priority <= AMQP_MAX_PRIORITY:
         raise ConfigurationError(
-            f"priority must be from 0 to 9 (higher runs first), got {priority}"
+            f"priority must be from 0 to 9 (higher runs first), or up to task_queue_max_priority "
+            f"(at most {AMQP_MAX_PRIORITY}) when that is set; got {priority}"
         )
     return priority
 

@@ -24,6 +24,7 @@ from .states import TaskState
 
 if TYPE_CHECKING:
     from .app import Conveyor
+    from .canvas.group_result import GroupResult
 
 
 # -- rebuilding stored exceptions -------------------------------------------------------------
@@ -134,6 +135,14 @@ class AsyncResult:
     `app` defaults to the current app, so `AsyncResult(task_id)` works in a web view as in
     Celery. `ignored` is True for calls sent with `ignore_result`: their `get()` returns None
     at once, as Celery's does. `parent` is the previous step's result in a chain."""
+
+    # -- canvas: Celery's `res.parent` and `res.children` on a workflow's handles ---------------
+    #: The handle on the step before: a chain step's, or a chord body's header GroupResult
+    #: (set by canvas/signature.py on the handle a workflow's apply_async returns).
+    parent: AsyncResult | GroupResult | None
+    #: The handles on its callbacks (`apply_async(link=...)`) on the handle that send
+    #: returned, as Celery's `res.children`; None elsewhere (conveyor does not store them).
+    children: list[AsyncResult | GroupResult] | None = None
 
     def __init__(
         self, id: str, app: Conveyor | None = None, parent: AsyncResult | None = None
@@ -299,6 +308,8 @@ class AsyncResult:
             )
         value = self._final_value(outcome)
         if propagate and isinstance(value, BaseException):
+            if follow_parents:  # canvas: an earlier step failed meanwhile (a chord's member)
+                self._reraise_parent_error()  # Celery checks the parents while it waits
             raise value
         if callback is not None:
             callback(self.id, value)
@@ -354,7 +365,7 @@ class AsyncResult:
 
     def _reraise_parent_error(self) -> None:
         """Raise the error of the earliest failed step before this one (as Celery's get)."""
-        parents: list[AsyncResult] = []
+        parents: list[AsyncResult | GroupResult] = []
         node = self.parent
         while node is not None:
             parents.append(node)

@@ -8,11 +8,14 @@ setting is written, so a malformed entry fails there, naming the entry.
 
 Where a call goes, first given wins:
   queue:    `apply_async(queue=)` → the task's `queue=` → the first matching route →
-            `task_default_queue`
-  priority: `apply_async(priority=)` → the task's `priority=` → the route → `task_default_priority`
+            `task_default_queue`. A route giving a `routing_key` and no `queue` names the
+            queue its key reaches (conveyor.bindings).
+  priority: `apply_async(priority=)` → the task's `priority=` → the route → `task_default_priority`,
+            read on the destination queue's scale and mapped onto 0–9 (conveyor.priorities).
 
 `validate` finds the mistakes Celery routes silently forgive: a pattern that matches no task
-(so its tasks land on `default`), and a destination queue that `task_queues` does not declare.
+(so its tasks land on the default queue), and a destination queue that `task_queues` does not
+declare.
 """
 
 from __future__ import annotations
@@ -23,44 +26,49 @@ import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._names import did_you_mean
+from .bindings import Binding, queue_for_key
 from .bounds import check_queue_name
 from .errors import ConfigurationError
 from .options import check_priority
+from .priorities import to_band
+from .queues import Exchange, Queue, default_consumed, exchange_name, parse_queues
 
-_DESTINATION_KEYS = frozenset({"queue", "priority"})
-#: AMQP routing keys Celery configurations carry; conveyor routes by queue name alone.
-_AMQP_KEYS = frozenset({"exchange", "exchange_type", "routing_key", "delivery_mode"})
+if TYPE_CHECKING:
+    from .config import Settings
+
+__all__ = [  # Queue declarations live in conveyor.queues and stay importable from here
+    "CallableRoute",
+    "Decision",
+    "Destination",
+    "Exchange",
+    "MatchKind",
+    "PatternRoute",
+    "Problem",
+    "ProblemKind",
+    "Queue",
+    "RouteTable",
+    "Router",
+    "Rule",
+    "closest_names",
+    "default_consumed",
+    "parse_destination",
+    "parse_queues",
+    "parse_routes",
+    "suggested_pattern",
+    "table_for",
+    "undeclared_for_call",
+    "undeclared_queue_problems",
+    "unmatched_patterns",
+]
+
+_DESTINATION_KEYS = frozenset({"queue", "priority", "exchange", "routing_key"})
+#: AMQP keys of a route that change nothing in conveyor: the exchange's type is what queues
+#: declare (conveyor.bindings), and every message is stored durably (delivery_mode 2).
+_AMQP_KEYS = frozenset({"exchange_type", "delivery_mode"})
 _GLOB_CHARS = frozenset("*?[")
-
-
-@dataclass(frozen=True, slots=True)
-class Exchange:
-    """Accepted so `Queue("ai", Exchange("ai"), routing_key="ai")` from kombu keeps working.
-    conveyor has no exchanges: a queue is addressed by its name alone."""
-
-    name: str = ""
-    type: str = "direct"
-    durable: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class Queue:
-    """A declared queue (an entry of `task_queues`). Only `name` matters to conveyor; the AMQP
-    arguments of `kombu.Queue` are accepted and ignored."""
-
-    name: str
-    exchange: Exchange | str | None = None
-    routing_key: str | None = None
-    durable: bool = True
-    auto_delete: bool = False
-    max_priority: int | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise ConfigurationError(f"Queue name must be a non-empty string, got {self.name!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +77,8 @@ class Destination:
 
     queue: str | None = None
     priority: int | None = None
+    exchange: str | None = None
+    routing_key: str | None = None
 
 
 class MatchKind(str, Enum):
@@ -201,16 +211,20 @@ def parse_destination(value: Any, where: str) -> Destination:
         if key not in _DESTINATION_KEYS | _AMQP_KEYS:
             raise ConfigurationError(
                 f"{where}: unknown key {key!r}{did_you_mean(str(key), _DESTINATION_KEYS)}; a "
-                "route sets 'queue' and/or 'priority'"
+                "route sets 'queue' and/or 'priority' (or a 'routing_key', with an 'exchange')"
             )
     queue = value.get("queue")
-    if isinstance(queue, Queue):
-        queue = queue.name
+    named = getattr(queue, "name", None)  # a conveyor or kombu Queue
+    queue = named if isinstance(named, str) else queue
     priority = value.get("priority")
     try:
         return Destination(
             queue=None if queue is None else _queue_name(queue, where),
             priority=None if priority is None else check_priority(priority),
+            exchange=exchange_name(value.get("exchange"), where),
+            routing_key=None
+            if value.get("routing_key") is None
+            else _queue_name(value["routing_key"], f"{where} routing_key"),
         )
     except ConfigurationError as exc:
         raise ConfigurationError(f"{where}: {exc}") from None
@@ -218,33 +232,6 @@ def parse_destination(value: Any, where: str) -> Destination:
 
 def _queue_name(value: Any, where: str) -> str:
     return check_queue_name(value, where)
-
-
-def parse_queues(value: Any) -> tuple[Queue, ...] | None:
-    """Normalise `task_queues`: names, Queue objects (or anything with a `name`, such as a
-    kombu.Queue), or a dict keyed by name. None means "not declared": any queue may be used."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = [value]
-    if isinstance(value, Mapping):
-        value = list(value)
-    if not isinstance(value, Iterable):
-        raise ConfigurationError(f"task_queues must be a list of queues, got {value!r}")
-    out: list[Queue] = []
-    for entry in value:
-        if isinstance(entry, Queue):
-            out.append(entry)
-        elif isinstance(entry, str):
-            out.append(Queue(entry))
-        elif isinstance(getattr(entry, "name", None), str):
-            out.append(Queue(entry.name))
-        else:
-            raise ConfigurationError(
-                f"task_queues entry {entry!r}: expected a queue name or Queue('name')"
-            )
-        check_queue_name(out[-1].name, "task_queues")
-    return tuple(out)
 
 
 # -- deciding ------------------------------------------------------------------------------
@@ -256,6 +243,9 @@ class RouteTable:
     declared: frozenset[str] | None
     default_queue: str
     default_priority: int | None
+    bindings: tuple[Binding, ...] = ()  # the declared queues as Celery binds them
+    max_priority: int | None = None  # task_queue_max_priority: the scale of every queue
+    queue_max_priority: Mapping[str, int] = field(default_factory=dict)  # Queue(max_priority=)
     _memo: dict[str, tuple[Destination, str]] = field(default_factory=dict, compare=False)
 
     def decide(
@@ -280,10 +270,25 @@ class RouteTable:
         elif task_queue is not None:
             queue, source = task_queue, "task option"
         else:
-            queue = route.queue or self.default_queue
-            source = source if route.queue else "task_default_queue"
+            routed = self._queue_of(route, source)
+            queue = routed or self.default_queue
+            source = source if routed else "task_default_queue"
         priority = _first(call_priority, task_priority, route.priority, self.default_priority)
-        return Decision(queue, priority, source)
+        return Decision(queue, self.band(priority, queue), source)
+
+    def _queue_of(self, route: Destination, source: str) -> str | None:
+        if route.queue is not None or route.routing_key is None:
+            return route.queue
+        return self.queue_for_key(route.routing_key, route.exchange, source)
+
+    def queue_for_key(self, routing_key: str, exchange: str | None, where: str) -> str:
+        """The queue a call published with `routing_key` (to `exchange`) lands in, as Celery's
+        bindings of the declared queues decide (conveyor.bindings)."""
+        return queue_for_key(self.bindings, routing_key, exchange, where)
+
+    def band(self, priority: int, queue: str) -> int:
+        """conveyor's 0–9 band of `priority`, read on `queue`'s scale (conveyor.priorities)."""
+        return to_band(priority, self.queue_max_priority.get(queue, self.max_priority), queue)
 
     def route_for(
         self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any], task: object
@@ -318,6 +323,24 @@ class RouteTable:
 
     def undeclared(self, queue: str) -> bool:
         return self.declared is not None and queue not in self.declared
+
+
+def table_for(settings: Settings) -> RouteTable:
+    """The route table of an app's settings."""
+    declared = settings.task_queues
+    default_exchange = settings.task_default_exchange or settings.task_default_queue
+    exchange_type = settings.task_default_exchange_type
+    return RouteTable(
+        rules=settings.task_routes,
+        declared=None if declared is None else frozenset(q.name for q in declared),
+        default_queue=settings.task_default_queue,
+        default_priority=settings.task_default_priority,
+        bindings=tuple(q.binding(default_exchange, exchange_type) for q in declared or ()),
+        max_priority=settings.task_queue_max_priority,
+        queue_max_priority={
+            q.name: q.max_priority for q in declared or () if q.max_priority is not None
+        },
+    )
 
 
 def _first(*values: int | None) -> int:

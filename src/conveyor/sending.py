@@ -19,6 +19,7 @@ import msgspec
 
 from . import signals
 from .brokers.base import Broker, Envelope
+from .canvas.dicts import plain_arguments
 from .events import EventType, TaskSent, producer_name
 from .message import (
     NO_LINKS,
@@ -119,10 +120,13 @@ class Calls:
         links: Links = NO_LINKS,
     ) -> Message:
         call = self.call
+        args, kwargs = plain_arguments(args, kwargs)  # canvas: signatures in Celery's dict form
         return Message(
             chain=links.chain,
             chord=links.chord,
             join=links.join,
+            link=links.link,
+            link_error=links.link_error,
             id=task_id or new_task_id(),
             task=self.name,
             args=args,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -17,14 +17,17 @@ from .bounds import check_seconds
 from .calling import check_other_options, mapped
 from .errors import ConfigurationError, MaxRetriesExceededError, Retry
 from .guard import budget_for
+from .message import NO_LINKS
 from .options import CallOptions, TaskOptions, check_max_retries
+from .performing import bind_run, enter_call, leave_call
 from .request import DIRECT_CALL, Request, current_request
 from .retry import retries_exhausted
 from .task_attributes import OptionAttributes, with_views
 
 if TYPE_CHECKING:
     from .app import Conveyor
-    from .canvas.signature import Signature
+    from .canvas.maps import chunks
+    from .canvas.signature import Canvas, Signature
     from .result import AsyncResult, EagerResult
     from .signals import ExceptionInfo
 
@@ -37,8 +40,14 @@ class Task(OptionAttributes):
     per-call state lives in `request`, which is context-local."""
 
     def __init__(
-        self, app: Conveyor, fn: Callable[..., Any], name: str, options: TaskOptions
+        self,
+        app: Conveyor | None = None,
+        fn: Callable[..., Any] | None = None,
+        name: str | None = None,
+        options: TaskOptions | None = None,
     ) -> None:
+        if app is None or fn is None or name is None or options is None:
+            return  # `Task()`: a class-based task, bound by app.register_task with all four
         cls = with_views(type(self))
         if cls is not type(self):  # a base class's `max_retries = 5` would hide the options
             self.__class__ = cls
@@ -51,9 +60,39 @@ class Task(OptionAttributes):
         self.__wrapped__ = fn
         self.__name__ = getattr(fn, "__name__", name)
         self.__module__ = getattr(fn, "__module__", __name__)
+        bind_run(self, fn, options.bind)
+
+    # -- class-based tasks and the task's app (app area) ------------------------------------
+    # Celery's class-based form: subclass, define `run()`, register an instance with
+    # `app.register_task(MyTask())`. `__call__` runs `self.run`; a subclass may override
+    # `__call__` (Flask's app-context pattern) and the worker calls that override.
+    #: The app of the classes `app.Task` makes; every task gets its own when bound.
+    _app: Conveyor | None = None
+    name: str
+
+    @property
+    def app(self) -> Conveyor:
+        """The task's app; for a class not bound yet (`class T(app.Task)`, `Task()`), the app
+        of its class, else the current app — as in Celery."""
+        if self._app is not None:
+            return self._app
+        from .app import current_app
+
+        return current_app()
+
+    @app.setter
+    def app(self, app: Conveyor) -> None:
+        self._app = app
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """The task's body: a class-based task defines it; a function task's is the function."""
+        raise NotImplementedError(
+            f"{type(self).__name__} defines no run() method: a class-based task must define "
+            "run(self, ...), the body the worker calls"
+        )
 
     def __repr__(self) -> str:
-        return f"<Task {self.name}>"
+        return f"<Task {getattr(self, 'name', type(self).__qualname__)}>"
 
     # -- options, with the task_annotations setting applied ---------------------------------
     @property
@@ -82,10 +121,14 @@ class Task(OptionAttributes):
 
     # -- running inline ---------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the function here and now, like a plain call (no message, no result stored)."""
-        if self.options.bind:
-            return self.fn(self, *args, **kwargs)
-        return self.fn(*args, **kwargs)
+        """Run the task here and now (`self.run`), like a plain call (no message, no result
+        stored). The worker runs calls through this method too, so an override applies there.
+        While it runs, this task is `conveyor.current_task` here."""
+        token = enter_call(self)
+        try:
+            return self.run(*args, **kwargs)
+        finally:
+            leave_call(token)
 
     @property
     def request(self) -> Request:
@@ -116,6 +159,27 @@ class Task(OptionAttributes):
 
         return signature(self, args, kwargs).set(**options)
 
+    # -- canvas: map, starmap, chunks (Celery's xmap, xstarmap, chunks) ---------------------
+    def map(self, it: Iterable[Any]) -> Signature:
+        """One call running this task on every item in turn, returning the list of results:
+        `~add_one.map([1, 2, 3])` (see canvas/maps.py)."""
+        from .canvas.maps import xmap
+
+        return xmap(self, it)
+
+    def starmap(self, it: Iterable[Iterable[Any]]) -> Signature:
+        """One call running `self(*item)` for every item in turn: `add.starmap([(2, 2)])`."""
+        from .canvas.maps import xstarmap
+
+        return xstarmap(self, it)
+
+    def chunks(self, it: Iterable[Iterable[Any]], n: int) -> chunks:
+        """The items split into parts of `n`, one call per part, sent as a group:
+        `add.chunks(zip(range(100), range(100)), 10)()` (see canvas/maps.py)."""
+        from .canvas.maps import chunks
+
+        return chunks(self, it, n)
+
     # -- sending ----------------------------------------------------------------------------
     def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
         """Send a call with these arguments; returns its AsyncResult."""
@@ -143,6 +207,8 @@ class Task(OptionAttributes):
         exchange: Any = None,
         routing_key: str | None = None,
         shadow: str | None = None,
+        link: Canvas | Sequence[Canvas] | None = None,
+        link_error: Canvas | Sequence[Canvas] | None = None,
         **other: Any,
     ) -> AsyncResult:
         """Send a call. `countdown` (seconds) or `eta` delays it; `expires` (seconds from now
@@ -158,7 +224,8 @@ class Task(OptionAttributes):
         default topology (see conveyor.calling); `serializer` may only be "json". Celery's
         publishing options that mean nothing here are refused saying why, except the harmless
         `delivery_mode="persistent"` and `argsrepr`/`kwargsrepr` (see
-        conveyor.calling.check_other_options)."""
+        conveyor.calling.check_other_options). `link` / `link_error`: signature(s) sent when
+        the call succeeds / fails for good (see canvas/callbacks.py)."""
         call_args, call_kwargs = tuple(args or ()), dict(kwargs or {})
         settings = self.app.conf.settings
         hard, soft = self.options.time_limit, self.options.soft_time_limit
@@ -195,8 +262,18 @@ class Task(OptionAttributes):
                 },
             ),
         )
+        links = NO_LINKS
+        if link is not None or link_error is not None:  # canvas: Celery's link / link_error
+            from .canvas.signature import links_of
+
+            links = links_of(link, link_error)
         with budget_for(call.retry_budget):
-            return self.app.publish(self.name, call_args, call_kwargs, call, self)
+            result = self.app.publish(self.name, call_args, call_kwargs, call, self, links)
+        if links.link:
+            from .canvas.signature import children_of
+
+            result.children = children_of(self.app, links.link)
+        return result
 
     def shadow_name(
         self, args: Sequence[Any], kwargs: Mapping[str, Any], options: Mapping[str, Any]

@@ -56,7 +56,7 @@ def test_queues_table_and_json(db: Path) -> None:
         "leased": 0,
         "dead": 0,
     }
-    assert by_queue["default"]["scheduled"] == 1
+    assert by_queue["celery"]["scheduled"] == 1
     table = conveyor(db, "queues").stdout
     assert "emails" in table and "scheduled" in table
 
@@ -75,7 +75,7 @@ def test_purge_asks_first_and_force_skips_the_question(db: Path) -> None:
     )
     assert "Delete 3 message(s)" in declined.stdout and declined.returncode != 0
     assert json.loads(conveyor(db, "queues", "--json").stdout)[0]["ready"] == 3
-    forced = conveyor(db, "purge", "-Q", "default", "-f")
+    forced = conveyor(db, "purge", "-Q", "celery", "-f")
     assert "purged 3" in forced.stdout
     assert json.loads(conveyor(db, "queues", "--json").stdout) == []
 

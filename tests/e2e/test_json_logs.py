@@ -40,7 +40,7 @@ def test_every_worker_line_is_json_and_settled_calls_carry_their_fields(
     settled = {line["task_id"]: line for line in lines if line.keys() >= SETTLED_FIELDS}
     assert settled[ok_id]["state"] == "SUCCESS"
     assert settled[ok_id]["task_name"] == "jsonlog.greet"
-    assert settled[ok_id]["queue"] == "default"
+    assert settled[ok_id]["queue"] == "celery"
     assert settled[ok_id]["attempt"] == 1
     assert settled[fail_id]["state"] == "FAILURE"
     assert settled[fail_id]["level"] == "ERROR"

@@ -7,7 +7,7 @@ from conveyor import Conveyor
 
 app = Conveyor("cluster")
 app.conf.update(
-    task_queues=["default", "work", "idle"],
+    task_queues=["celery", "work", "idle"],
     task_routes={"cluster.work": {"queue": "work"}},
     beat_schedule={"tick": {"task": "cluster.work", "schedule": 3600.0}},
     metrics_celery_names=True,

@@ -40,6 +40,7 @@ def env_for(db: Where, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env["CONVEYOR_BROKER_URL"] = url_of(db)
     env.pop("CONVEYOR_RESULT_BACKEND", None)
+    env.pop("CELERY_RESULT_BACKEND", None)  # read when conveyor's is unset
     env["PYTHONPATH"] = os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")])
     env.update(extra)
     return env

@@ -16,6 +16,7 @@ app.conf.update(
     visibility_timeout=float(os.environ.get("SAMPLE_VISIBILITY", "30")),
     worker_shutdown_timeout=float(os.environ.get("SAMPLE_GRACE", "30")),
     result_extended=os.environ.get("SAMPLE_EXTENDED") == "1",
+    task_track_started=True,  # the tests watch for STARTED (Celery's default is off)
 )
 
 

@@ -12,6 +12,7 @@ import time
 from conveyor import Conveyor, Queue
 
 app = Conveyor("seed_app")
+app.conf.task_default_queue = "default"  # the seed project named its default queue so
 app.conf.task_queues = [Queue("high"), Queue("default"), Queue("low")]
 app.conf.task_routes = {
     "notifications.process_pending": {"queue": "high"},

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conveyor import Conveyor, GroupResult, Signature, chain, chord, group, signature
+from conveyor import AsyncResult, Conveyor, GroupResult, Signature, chain, chord, group, signature
 
 from .helpers import Where, dir_of, start_worker, stop_worker, wait_until, worker
 from .ledger import read_ledger
@@ -35,8 +35,11 @@ def test_chains_and_groups_across_two_workers(db: Where, reader: Conveyor) -> No
         assert isinstance(fanned, GroupResult)
         assert fanned.get(timeout=60) == [2 * i for i in range(40)]
         assert mixed.get(timeout=60) == [3 * (i + 1) for i in range(10)]
+        with pytest.raises(ValueError, match="cannot handle 3"):
+            failed.get(timeout=60)  # the failed step's error, through failed.parent
+        assert isinstance(failed, AsyncResult)
         with pytest.raises(ValueError, match="cannot handle 3") as err:
-            failed.get(timeout=60)
+            failed.get(timeout=60, follow_parents=False)  # the last step's own outcome
         assert any(
             "an earlier step of the chain failed: sample.fail" in n
             for n in getattr(err.value, "__notes__", [])

@@ -92,7 +92,7 @@ def assert_queues_match(samples: Samples, reader: Conveyor) -> None:
         got = value(samples, "conveyor_queue_messages", queue="work", state=state)
         assert got == getattr(stats["work"], state), state
         assert value(samples, "conveyor_queue_messages", queue="idle", state=state) == 0
-        assert value(samples, "conveyor_queue_messages", queue="default", state=state) == 0
+        assert value(samples, "conveyor_queue_messages", queue="celery", state=state) == 0
     assert value(samples, "celery_queue_length", queue_name="work") == 3
     assert value(samples, "conveyor_queue_oldest_ready_age_seconds", queue="idle") == 0
 

@@ -119,7 +119,7 @@ def test_a_worker_with_task_events_is_followed_live(db: Where, tails: list[Tail]
     assert flaky_kinds == [*run, "task-retried", *run, "task-succeeded"]
     (online,) = tail.of("worker-online")
     beat = tail.of("worker-heartbeat")[0]
-    assert online["hostname"] == beat["hostname"] and online["queues"] == ["default"]
+    assert online["hostname"] == beat["hostname"] and online["queues"] == ["celery"]
 
 
 @pytest.mark.every_backend
@@ -147,4 +147,4 @@ def test_task_send_sent_event_publishes_task_sent_from_a_short_script(db: Where)
     )
     (task_id,) = python(db, code).stdout.split()
     (sent,) = [e for e in stream(db) if e["type"] == "task-sent"]
-    assert sent["uuid"] == task_id and sent["name"] == "events.ok" and sent["queue"] == "default"
+    assert sent["uuid"] == task_id and sent["name"] == "events.ok" and sent["queue"] == "celery"

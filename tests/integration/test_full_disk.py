@@ -146,7 +146,7 @@ def test_a_producer_on_a_full_filesystem_gets_backend_unavailable(small_fs: Path
             app.send_task("sample.sleep", (0,), task_id="refused")
         filler.unlink()
         later = app.send_task("sample.sleep", (0,))
-        ids = {m.envelope.id for m in app.broker.list_messages("default")}
+        ids = {m.envelope.id for m in app.broker.list_messages("celery")}
         assert ids == {first.id, later.id}
     finally:
         app.close()

@@ -64,7 +64,7 @@ def test_the_trace_of_a_send_continues_in_the_pool_child(db: Where, reader: Conv
         send, run = sends[task_id], runs[task_id]
         assert run["pid"] not in (proc.pid, int(producer_pid))  # the pool child
         assert run["trace_id"] == send["trace_id"] and run["parent_id"] == send["span_id"]
-        assert run["attributes"]["messaging.destination.name"] == "default"
+        assert run["attributes"]["messaging.destination.name"] == "celery"
     assert shown["headers"]["traceparent"].split("-")[1:3] == [
         sends[show_id]["trace_id"],
         sends[show_id]["span_id"],

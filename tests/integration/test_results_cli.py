@@ -37,7 +37,7 @@ def test_extended_results_and_history_from_the_command_line(db: Where, reader: C
     record = json.loads(_cli(db, "result", added.id, "--json"))
     assert record["task"] == "sample.add" and record["state"] == "SUCCESS"
     assert record["args"] == [2] and record["kwargs"] == {"y": 3} and record["result"] == 5
-    assert record["worker"] and record["queue"] == "default" and record["attempt"] == 1
+    assert record["worker"] and record["queue"] == "celery" and record["attempt"] == 1
     assert record["runtime"] is not None and record["finished_at"] >= record["started_at"]
     assert added.args == [2] and added.kwargs == {"y": 3} and added.name == "sample.add"
     assert added.date_done is not None and added.worker == record["worker"]

@@ -234,7 +234,7 @@ def _publish_signals(entries: list[dict[str, Any]], ids: list[str], worker_pid: 
         sent = [e for e in entries if e["signal"] == name]
         assert sorted(e["task_id"] for e in sent) == sorted(ids)
         assert all(e["pid"] != worker_pid and e["sender"] == "signals.add" for e in sent)
-        assert all(e["args"] == args and e["value_routing_key"] == "default" for e in sent)
+        assert all(e["args"] == args and e["value_routing_key"] == "celery" for e in sent)
 
 
 DOCUMENTED_PUBLISH = sorted(

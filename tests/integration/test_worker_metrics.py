@@ -140,7 +140,7 @@ def test_worker_metrics_count_a_known_workload(
     samples, log = run.after, run.log
     if extra:
         assert run.runners == 10  # every call of metrics.ok ran in a fresh child
-    q = "default"
+    q = "celery"
     # Before the first call: a sample at 0 for every task and counter (failed excepted)
     for task in ("metrics.ok", "metrics.fail", "metrics.flaky", "metrics.later"):
         for word in ("received", "started", "succeeded", "retried", "revoked", "rejected"):
@@ -209,7 +209,7 @@ def test_celery_names_count_the_same_and_a_delayed_call_waits_from_its_due_time(
         assert sum(ours.values()) > 0 or word == "rejected"
     hosts = {dict(k[1])["hostname"] for k in samples if k[0].startswith("celery_task_")}
     assert hosts == {host}  # the host part of the worker's name, celery@<host>
-    labels = {"hostname": host, "queue_name": "default"}
+    labels = {"hostname": host, "queue_name": "celery"}
     for task in ("metrics.ok", "metrics.later"):  # at 0 before the first call
         assert value(run.before, "celery_task_received_total", name=task, **labels) == 0
     failed = value(samples, "celery_task_failed_total", name="metrics.fail", **labels,
@@ -220,7 +220,7 @@ def test_celery_names_count_the_same_and_a_delayed_call_waits_from_its_due_time(
     assert value(samples, "celery_worker_up", hostname=host) == 1
     assert value(samples, "celery_worker_tasks_active", hostname=host) == 0
     # The call sent with countdown=2 waited from its due time, not from when it was sent
-    later = {"task": "metrics.later", "queue": "default"}
+    later = {"task": "metrics.later", "queue": "celery"}
     assert value(samples, "conveyor_task_queue_wait_seconds_count", **later) == 1
     assert value(samples, "conveyor_task_queue_wait_seconds_sum", **later) < 2.0
     later_celery = {"name": "metrics.later", **labels}

@@ -60,7 +60,7 @@ def test_any_error_reading_a_delivery_dead_letters_it_and_its_batch_runs(mem_app
 
     first = add.delay(1, 1)
     # a body that is not even bytes: decoding raises TypeError, not DecodeError
-    mem_app.broker.enqueue([Envelope("not-bytes", "default", None)])  # type: ignore[arg-type]
+    mem_app.broker.enqueue([Envelope("not-bytes", "celery", None)])  # type: ignore[arg-type]
     last = add.delay(2, 2)
     worker = batch_worker(mem_app)
     try:
@@ -87,7 +87,7 @@ def test_a_body_whose_id_is_another_calls_is_dead_lettered_and_that_call_untouch
     forged = encode_message(
         Message(id=victim.id, task=add.name, args=(100, 100), chain=then), 1 << 20
     )
-    mem_app.broker.enqueue([Envelope("intruder", "default", forged)])
+    mem_app.broker.enqueue([Envelope("intruder", "celery", forged)])
     solo_worker(mem_app).run_until_idle()
     reason = dead_reason(mem_app, "intruder")
     assert f"carries id {victim.id!r}, not its envelope's 'intruder'" in reason
@@ -103,7 +103,7 @@ def test_a_body_over_the_workers_message_size_limit_is_dead_lettered(mem_app: Co
 
     mem_app.conf.update(task_message_max_size=1000)
     big = encode_message(Message(id="big", task=echo.name, args=("x" * 2000,)), 1 << 20)
-    mem_app.broker.enqueue([Envelope("big", "default", big)])
+    mem_app.broker.enqueue([Envelope("big", "celery", big)])
     small = echo.delay("fits")
     solo_worker(mem_app).run_until_idle()
     assert small.get(timeout=1) == "fits"
@@ -123,7 +123,7 @@ def test_a_stored_body_nested_600_deep_is_dead_lettered_naming_the_limit(
     body = (
         b'{"id":"deep","task":"' + total.name.encode() + b'","args":[' + b"[" * 600 + b"]" * 600
     ) + b"]}"
-    mem_app.broker.enqueue([Envelope("deep", "default", body)])
+    mem_app.broker.enqueue([Envelope("deep", "celery", body)])
     ok = total.delay([1, 2])
     solo_worker(mem_app).run_until_idle()
     assert ok.get(timeout=1) == 3
@@ -140,21 +140,24 @@ def test_a_refused_call_fails_the_rest_of_its_workflow(mem_app: Conveyor) -> Non
         return x + y
 
     unknown = signature("p.gone", (1,), app=mem_app)
-    mem_app.broker.register_worker(WorkerInfo("new@h", ("default",), ("p.gone",), 1, 0.0))
+    mem_app.broker.register_worker(WorkerInfo("new@h", ("celery",), ("p.gone",), 1, 0.0))
     steps = chain(unknown, add.s(2), add.s(3)).apply_async()  # another worker published it
     tail = chord([add.s(1, 1), unknown], add.s(0)).apply_async()
     solo_worker(mem_app).run_until_idle()  # this worker does not have p.gone
     assert isinstance(steps, AsyncResult) and isinstance(tail, AsyncResult)
     reason = "task 'p.gone' is not registered in worker test@local"
-    ids = [m.envelope.id for m in mem_app.broker.list_messages("default", MessageState.DEAD)]
+    ids = [m.envelope.id for m in mem_app.broker.list_messages("celery", MessageState.DEAD)]
     assert len(ids) == 2 and all(dead_reason(mem_app, i) == reason for i in ids)
     for mid in ids:
         rejected(mem_app, mid, "p.gone")
-    for last in (steps, tail):
-        outcome = last.outcome
-        assert outcome is not None and outcome.state is TaskState.FAILURE
-        assert outcome.error is not None and outcome.error.type == "MessageRejected"
-        assert outcome.error.message == reason
+    outcome = steps.outcome
+    assert outcome is not None and outcome.state is TaskState.FAILURE
+    assert outcome.error is not None and outcome.error.type == "MessageRejected"
+    assert outcome.error.message == reason
+    outcome = tail.outcome  # a chord's body fails with Celery's ChordError naming the member
+    assert outcome is not None and outcome.state is TaskState.FAILURE
+    assert outcome.error is not None and outcome.error.type == "ChordError"
+    assert outcome.error.message.endswith(f"raised MessageRejected({reason!r})")
     assert mem_app.broker.queue_stats()[0].ready == 0
 
 
@@ -170,7 +173,7 @@ def test_a_stored_chord_member_carrying_a_too_deep_body_fails_the_body(
         deep = [deep]
     then = (SigNode("p.total", "body", kwargs={"extra": deep}),)
     member = Message(id="member", task="p.add", args=(1, 1), chord="c", join=ChordJoin(1, then))
-    mem_app.broker.enqueue([Envelope("member", "default", msgspec.json.encode(member))])
+    mem_app.broker.enqueue([Envelope("member", "celery", msgspec.json.encode(member))])
     solo_worker(mem_app).run_until_idle()
     assert "join.then[0] (p.total) kwargs['extra'][0]" in dead_reason(mem_app, "member")
     rejected(mem_app, "member", "p.add")
@@ -184,10 +187,10 @@ def test_a_rejection_under_a_lease_that_was_lost_writes_nothing(
 ) -> None:
     then = (SigNode("p.add", "next"),)
     message = Message(id="m", task="p.gone", chain=then)
-    mem_app.broker.enqueue([Envelope("m", "default", encode_message(message, 1 << 20))])
-    (stale,) = mem_app.broker.reserve(["default"], 1, 30.0, 0.0)
+    mem_app.broker.enqueue([Envelope("m", "celery", encode_message(message, 1 << 20))])
+    (stale,) = mem_app.broker.reserve(["celery"], 1, 30.0, 0.0)
     fake_clock.advance(31.0)  # the worker paused past its lease; the message went to another
-    (fresh,) = mem_app.broker.reserve(["default"], 1, 30.0, 0.0)
+    (fresh,) = mem_app.broker.reserve(["celery"], 1, 30.0, 0.0)
     assert fresh.lease.token > stale.lease.token
     settler = Settler(mem_app.broker, mem_app.results, "w@local", 1 << 20, mem_app)
     error = ErrorInfo("MessageRejected", "why")

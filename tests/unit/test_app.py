@@ -81,9 +81,9 @@ def test_naive_eta_is_read_in_the_app_timezone(mem_app: Conveyor, fake_clock: Fa
     (stats,) = mem_app.broker.queue_stats()
     assert stats.scheduled == 1
     fake_clock.advance(89)
-    assert mem_app.broker.reserve(["default"], 1, 30) == []
+    assert mem_app.broker.reserve(["celery"], 1, 30) == []
     fake_clock.advance(1)
-    assert len(mem_app.broker.reserve(["default"], 1, 30)) == 1
+    assert len(mem_app.broker.reserve(["celery"], 1, 30)) == 1
 
 
 def test_bad_arguments_fail_at_the_call_site_and_enqueue_nothing(mem_app: Conveyor) -> None:
@@ -106,7 +106,7 @@ def test_send_task_by_unknown_name_names_close_matches(mem_app: Conveyor) -> Non
 
 
 def test_send_task_accepts_names_that_workers_published(mem_app: Conveyor) -> None:
-    mem_app.broker.register_worker(WorkerInfo("w@h", ("default",), ("remote.only",), 1, 0.0, 0.0))
+    mem_app.broker.register_worker(WorkerInfo("w@h", ("celery",), ("remote.only",), 1, 0.0, 0.0))
     res = mem_app.send_task("remote.only", [1], {"k": 2})
     msg = decode_message(only_envelope(mem_app).envelope.body)
     assert (msg.id, msg.task, msg.args, msg.kwargs) == (res.id, "remote.only", (1,), {"k": 2})
@@ -117,9 +117,9 @@ def test_a_name_published_since_the_cached_list_was_read_is_found(
 ) -> None:
     """A rolling deploy: a worker publishes a new task just after a producer (or a worker
     sending a chain's next step) read the published names; the cache is not trusted for a miss."""
-    mem_app.broker.register_worker(WorkerInfo("old@h", ("default",), ("old.task",), 1, 0.0, 0.0))
+    mem_app.broker.register_worker(WorkerInfo("old@h", ("celery",), ("old.task",), 1, 0.0, 0.0))
     mem_app.send_task("old.task")  # reads and caches the published names
-    mem_app.broker.register_worker(WorkerInfo("new@h", ("default",), ("new.task",), 2, 0.0, 0.0))
+    mem_app.broker.register_worker(WorkerInfo("new@h", ("celery",), ("new.task",), 2, 0.0, 0.0))
     fake_clock.advance(1.0)  # well within the cache's lifetime
     res = mem_app.send_task("new.task")
     assert decode_message(mem_app.broker.get_message(res.id).envelope.body).task == "new.task"  # type: ignore[union-attr]
@@ -151,7 +151,7 @@ def test_shared_task_binds_to_the_current_app(fake_clock: FakeClock) -> None:
         assert double(4) == 8
         res = double.delay(3)
         assert res.app is app
-        assert len(app.broker.reserve(["default"], 1, 30)) == 1
+        assert len(app.broker.reserve(["celery"], 1, 30)) == 1
     finally:
         app.close()
 

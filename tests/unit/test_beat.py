@@ -48,7 +48,7 @@ def beat(app: Conveyor, holder: str, lease: float = LEASE, grace: float = 60.0) 
     return b
 
 
-def sent(app: Conveyor, queue: str = "default") -> list[str]:
+def sent(app: Conveyor, queue: str = "celery") -> list[str]:
     return [m.envelope.id for m in app.broker.list_messages(queue, limit=100_000)]
 
 

@@ -187,7 +187,7 @@ def test_seconds_beyond_the_maximum_are_refused_per_call(
 
 def test_the_maximum_itself_is_accepted_and_huge_ints_are_named_not_printed(app: Conveyor) -> None:
     kept = add_of(app).apply_async((1, 2), countdown=MAX_SECONDS, expires=MAX_SECONDS)
-    assert [m.envelope.id for m in app.broker.list_messages("default")] == [kept.id]
+    assert [m.envelope.id for m in app.broker.list_messages("celery")] == [kept.id]
     with pytest.raises(ConfigurationError, match=r"an integer of 401 digits$"):
         add_of(app).apply_async((1, 2), countdown=10**400)
 
@@ -229,7 +229,7 @@ def test_a_retry_raised_directly_is_checked_as_self_retry_is(app: Conveyor, valu
     outcome = app.results.get(result.id)
     assert outcome is not None and outcome.state is TaskState.FAILURE
     assert outcome.error is not None and "retry countdown must be" in outcome.error.message
-    assert app.broker.list_messages("default") == []  # failed, not queued again
+    assert app.broker.list_messages("celery") == []  # failed, not queued again
 
 
 @pytest.mark.parametrize("value", [NAN, INF, -1, 2.5, True, "3"])
@@ -337,5 +337,5 @@ def test_refused_calls_store_nothing_on_any_backend(any_backend: Conveyor) -> No
         with pytest.raises(ConfigurationError):
             add.apply_async((1, 2), **options)
     kept = add.apply_async((1, 2), countdown=0, task_id="kept")
-    stored = any_backend.broker.list_messages("default")
+    stored = any_backend.broker.list_messages("celery")
     assert [m.envelope.id for m in stored] == [kept.id]

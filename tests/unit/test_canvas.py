@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from conveyor import Conveyor, GroupResult, chain, chord, group, signature
+from conveyor import AsyncResult, Conveyor, GroupResult, chain, chord, group, signature
 from conveyor.canvas.flow import after_success, send_node
 from conveyor.canvas.nodes import GroupNode, result_ids
-from conveyor.errors import ConfigurationError, TimeoutError
+from conveyor.errors import ChordError, ConfigurationError, TimeoutError
 from conveyor.message import Links
 from conveyor.testing import solo_worker
 
@@ -64,8 +64,11 @@ def test_a_failing_step_stops_the_chain_and_names_itself(app: Conveyor) -> None:
     add, boom, mul = app.tasks["add"], app.tasks["boom"], app.tasks["mul"]
     res = chain(add.s(1, 1), boom.s(), mul.s(2), add.s(3)).apply_async()
     run(app)
+    with pytest.raises(ZeroDivisionError, match="boom on 2"):
+        res.get(timeout=1)  # the failed step's own error, found through res.parent (Celery's)
+    assert isinstance(res, AsyncResult)
     with pytest.raises(ZeroDivisionError, match="boom on 2") as err:
-        res.get(timeout=1)
+        res.get(timeout=1, follow_parents=False)  # the last step's own outcome names it
     assert any(
         "an earlier step of the chain failed: boom[" in n
         for n in getattr(err.value, "__notes__", [])
@@ -143,8 +146,12 @@ def test_a_failing_header_member_fails_the_chord(app: Conveyor) -> None:
     add, boom, tsum, mul = app.tasks["add"], app.tasks["boom"], app.tasks["tsum"], app.tasks["mul"]
     res = chain(chord([add.s(1, 1), boom.s(7), add.s(2, 2)], tsum.s()), mul.s(2)).apply_async()
     run(app)
-    with pytest.raises(ZeroDivisionError, match="boom on 7") as err:
-        res.get(timeout=1)
+    with pytest.raises(ZeroDivisionError, match="boom on 7"):
+        res.get(timeout=1)  # the member's error, through res.parent (the header), as Celery's
+    assert isinstance(res, AsyncResult)
+    with pytest.raises(ChordError) as err:  # the steps' own outcome: Celery's ChordError
+        res.get(timeout=1, follow_parents=False)
+    assert chord_error_text(err.value).endswith("raised ZeroDivisionError('boom on 7')")
     assert any(
         "a member of the chord's header failed: boom[" in n
         for n in getattr(err.value, "__notes__", [])
@@ -152,8 +159,16 @@ def test_a_failing_header_member_fails_the_chord(app: Conveyor) -> None:
     assert app.broker.queue_stats() == []  # the body and the step after it never ran
     in_chain = chord([add.s(1, 1), chain(add.s(1, 1), boom.s())], tsum.s()).apply_async()
     run(app)
-    with pytest.raises(ZeroDivisionError):
-        in_chain.get(timeout=1)
+    assert isinstance(in_chain, AsyncResult)
+    with pytest.raises(ChordError) as err:
+        in_chain.get(timeout=1, follow_parents=False)
+    assert chord_error_text(err.value).endswith("raised ZeroDivisionError('boom on 2')")
+
+
+def chord_error_text(exc: BaseException) -> str:
+    """The message of a ChordError read back (the class itself: the reader has it loaded)."""
+    assert isinstance(exc, ChordError), exc
+    return str(exc)
 
 
 def test_a_redelivered_header_member_does_not_run_the_body_twice(app: Conveyor) -> None:

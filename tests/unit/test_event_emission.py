@@ -164,7 +164,7 @@ def test_a_known_workload_gives_the_documented_fields(
     sent, received, started, succeeded = w.of("ok1")
     assert fields(sent, "name", "queue", "priority", "retries", "eta", "expires") == {
         "name": "t.add",
-        "queue": "default",
+        "queue": "celery",
         "priority": 0,
         "retries": 0,
         "eta": None,
@@ -173,7 +173,7 @@ def test_a_known_workload_gives_the_documented_fields(
     assert sent.hostname.startswith("gen") and sent.timestamp == w.start_at
     assert fields(received, "hostname", "queue", "attempt", "retries") == {
         "hostname": "w@test",
-        "queue": "default",
+        "queue": "celery",
         "attempt": 1,
         "retries": 0,
     }
@@ -263,7 +263,7 @@ def test_a_lost_lease_is_reported_for_the_grant_that_was_lost(
     assert fields(lost, "uuid", "name", "queue", "attempt", "hostname") == {
         "uuid": res.id,
         "name": "t.f",
-        "queue": "default",
+        "queue": "celery",
         "attempt": 1,
         "hostname": "w@test",
     }
@@ -298,7 +298,7 @@ def test_a_worker_says_online_heartbeat_and_offline() -> None:
     assert isinstance(online, WorkerOnline) and isinstance(offline, WorkerOffline)
     assert fields(online, "hostname", "queues", "slots") == {
         "hostname": "w@ev",
-        "queues": ("default",),
+        "queues": ("celery",),
         "slots": 2,
     }
     assert offline.processed == 5 and offline.hostname == "w@ev"
@@ -375,7 +375,7 @@ def test_the_scheduler_emits_fired_and_skipped(fake_clock: FakeClock) -> None:
 
     fired = [e for e in collector.events if isinstance(e, ScheduleFired)]
     skipped = [e for e in collector.events if isinstance(e, ScheduleSkipped)]
-    sent = [m.envelope.id for m in app.broker.list_messages("default", limit=1000)]
+    sent = [m.envelope.id for m in app.broker.list_messages("celery", limit=1000)]
     assert [e.uuid for e in fired] == sent and len(fired) == 4
     assert [e.scheduled_for for e in fired[:3]] == [now + 1, now + 2, now + 3]
     assert {e.entry for e in fired} == {"every-second"} and fired[0].hostname == "beat@test"
@@ -424,5 +424,5 @@ def test_reject_gives_task_rejected_and_ignore_ends_with_started(mem_app: Convey
     assert kinds(got[refused.id]) == [*RAN, "task-rejected"]
     assert kinds(got[skipped.id]) == RAN
     rejected = got[refused.id][-1]
-    assert fields(rejected, "queue", "requeue") == {"queue": "default", "requeue": False}
+    assert fields(rejected, "queue", "requeue") == {"queue": "celery", "requeue": False}
     assert rejected.reason.startswith("rejected by the task: Reject(")  # type: ignore[attr-defined]

@@ -195,7 +195,7 @@ def test_a_running_scheduler_publishes_its_fires() -> None:
         thread.join(10)
     first = fired()[0]
     assert first.entry == "every-second" and first.hostname == "b@t"
-    assert first.uuid in {m.envelope.id for m in broker.list_messages("default")}
+    assert first.uuid in {m.envelope.id for m in broker.list_messages("celery")}
 
 
 @pytest.mark.parametrize("name", ["worker_send_task_events", "task_send_sent_event"])

@@ -32,7 +32,7 @@ def test_a_worker_stores_arguments_only_with_result_extended(tmp_path: Path) -> 
     solo_worker(app).run_until_idle()
     assert on.get(timeout=5) == "hello ada!"
     assert on.args == ["ada"] and on.kwargs == {"punctuation": "!"} and on.name == "greet"
-    assert on.queue == "default" and on.worker == "test@local" and on.retries == 0
+    assert on.queue == "celery" and on.worker == "test@local" and on.retries == 0
     assert on.date_done is not None
 
     app.conf.result_extended = False

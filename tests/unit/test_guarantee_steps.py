@@ -45,7 +45,7 @@ def test_at_most_once_call_runs_once_and_a_cut_off_run_is_recorded(
     assert solo_worker(mem_app).run_until_idle() == 1
     assert ok.get(timeout=1) == 1
     cut = once.delay(2)
-    (d,) = mem_app.broker.reserve(["default"], 1, 30.0)  # a worker took it and began…
+    (d,) = mem_app.broker.reserve(["celery"], 1, 30.0)  # a worker took it and began…
     assert mem_app.broker.begin([d.lease]) == [True]
     fake_clock.advance(31.0)  # …and died
     solo_worker(mem_app).run_until_idle()
@@ -64,7 +64,7 @@ def test_a_lost_run_is_redelivered_at_once_then_dead_lettered(mem_app: Conveyor)
     res = leave.delay()
     w = thread_worker(mem_app)
     w.run_until_idle()
-    (dead,) = mem_app.broker.list_messages("default", MessageState.DEAD)
+    (dead,) = mem_app.broker.list_messages("celery", MessageState.DEAD)
     assert dead.envelope.id == res.id and dead.attempts == 2
     assert "run lost 2 times" in (dead.reason or "") and "SystemExit" in (dead.last_error or "")
     w.groups[0].pool.stop(1.0)
@@ -106,14 +106,14 @@ def test_a_renewal_of_the_old_lease_never_marks_the_new_lease_of_its_message_los
 ) -> None:
     broker = ReplyInFlight(fake_clock)
     keeper = LeaseKeeper(broker, 30.0)
-    broker.enqueue([Envelope("m", "default", b"{}")])
-    (first,) = broker.reserve(["default"], 1, 30.0)
+    broker.enqueue([Envelope("m", "celery", b"{}")])
+    (first,) = broker.reserve(["celery"], 1, 30.0)
     keeper.hold(first.lease)
     fake_clock.advance(31.0)  # the worker was paused past its lease
     regranted: list[Delivery] = []
 
     def own_message_comes_back() -> None:  # while the renewal's "lost" is on its way
-        regranted.extend(broker.reserve(["default"], 1, 30.0))
+        regranted.extend(broker.reserve(["celery"], 1, 30.0))
         keeper.hold(regranted[0].lease)
 
     broker.meanwhile = own_message_comes_back
@@ -134,11 +134,11 @@ def test_settling_the_old_lease_leaves_the_new_lease_of_its_message_renewed(
 ) -> None:
     broker = MemoryBroker(fake_clock)
     keeper = LeaseKeeper(broker, 30.0)
-    broker.enqueue([Envelope("m", "default", b"{}")])
-    (first,) = broker.reserve(["default"], 1, 30.0)
+    broker.enqueue([Envelope("m", "celery", b"{}")])
+    (first,) = broker.reserve(["celery"], 1, 30.0)
     keeper.hold(first.lease)
     fake_clock.advance(31.0)  # paused past the lease; no renewal has run since
-    (second,) = broker.reserve(["default"], 1, 30.0)
+    (second,) = broker.reserve(["celery"], 1, 30.0)
     keeper.hold(second.lease)
     assert keeper.held() == 2
     keeper.drop(first.lease)  # the old run finished first
@@ -176,6 +176,7 @@ def test_a_worker_paused_past_its_lease_writes_one_outcome_when_its_message_come
             assert gate.wait(30)
         return len(runs)
 
+    mem_app.conf.task_track_started = True  # the fenced STARTED write is part of the story
     puts = record_puts(mem_app)
     res = paused.delay()
     w = thread_worker(mem_app)  # the only worker
@@ -200,8 +201,8 @@ def test_a_worker_paused_past_its_lease_writes_one_outcome_when_its_message_come
 
 def test_the_writer_drops_every_write_of_a_lease_no_longer_held(fake_clock: FakeClock) -> None:
     broker, store = MemoryBroker(fake_clock), MemoryResultStore(None, fake_clock)
-    broker.enqueue([Envelope("old", "default", b"{}"), Envelope("ignored", "default", b"{}")])
-    old, ignored = broker.reserve(["default"], 2, 30.0)
+    broker.enqueue([Envelope("old", "celery", b"{}"), Envelope("ignored", "celery", b"{}")])
+    old, ignored = broker.reserve(["celery"], 2, 30.0)
     fake_clock.advance(31.0)  # both leases ran out
     broker.enqueue([Envelope("live", "other", b"{}")])
     (live,) = broker.reserve(["other"], 1, 30.0)
@@ -227,7 +228,7 @@ def test_the_writer_drops_every_write_of_a_lease_no_longer_held(fake_clock: Fake
     assert followed == ["live"]
     assert broker.list_messages("other") == []  # the live lease was acknowledged
     assert broker.confirm([old.lease, ignored.lease]) == [False, False]
-    assert len(broker.reserve(["default"], 2, 30.0)) == 2  # both are delivered again
+    assert len(broker.reserve(["celery"], 2, 30.0)) == 2  # both are delivered again
 
 
 def test_revoked_waiting_call_never_runs_even_when_sent_again(

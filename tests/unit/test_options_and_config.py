@@ -74,11 +74,18 @@ def test_options_with_built_behaviour_are_accepted() -> None:
     assert f.options.priority == 9 and f.options.autoretry_for == (ValueError,)
 
 
-@pytest.mark.parametrize("priority", [-1, 10, 1.5, True])
-def test_priority_must_be_0_to_9(priority: object) -> None:
+@pytest.mark.parametrize("priority", [-1, 256, 1.5, True])
+def test_priority_must_be_an_int_from_0_to_255(priority: object) -> None:
     app = Conveyor("t", broker="memory://", set_as_current=False)
     with pytest.raises(ConfigurationError, match="priority"):
         app.task(priority=priority)
+
+
+def test_a_priority_above_9_is_refused_when_sent_without_a_larger_scale() -> None:
+    app = Conveyor("t", broker="memory://", backend="memory://", set_as_current=False)
+    task = app.task(name="t.urgent", priority=10)(lambda: None)
+    with pytest.raises(ConfigurationError, match="set task_queue_max_priority"):
+        task.delay()
 
 
 def test_update_rejects_unknown_setting_with_nearest_name() -> None:

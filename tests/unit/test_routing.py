@@ -57,7 +57,7 @@ def test_exact_and_glob_routes_in_a_dict() -> None:
     )
     assert queue_of(app, "notifications.process_pending") == ("high", 9)
     assert queue_of(app, "sii.sync_f29") == ("low", 0)
-    assert queue_of(app, "calendar.sync_company") == ("default", 0)
+    assert queue_of(app, "calendar.sync_company") == ("celery", 0)  # Celery's default queue
 
 
 def test_a_list_of_dicts_and_routers_is_checked_in_order() -> None:
@@ -120,7 +120,7 @@ def test_queue_objects_and_kombu_style_arguments_are_accepted() -> None:
         ({"sii.*": {"queu": "low"}}, "task_routes['sii.*']: unknown key 'queu' (did you mean"),
         ({"sii.*": 5}, "task_routes['sii.*']: a destination is a dict"),
         ({"re:sii.(": "low"}, "task_routes['re:sii.(']: the regex does not compile"),
-        ({"sii.*": {"queue": "low", "priority": 12}}, "task_routes['sii.*']: priority must be"),
+        ({"sii.*": {"queue": "low", "priority": 256}}, "task_routes['sii.*']: priority must be"),
         ([{"a": "b"}, "proj.routers.route"], "task_routes[1] is a str"),
     ],
 )
@@ -177,10 +177,11 @@ def test_strict_false_logs_each_problem_once_and_carries_on(
     assert len(warnings) == 2 and all("task_routes_strict=False" in w for w in warnings)
 
 
-def test_routes_to_undeclared_queues_are_errors() -> None:
+def test_routes_to_undeclared_queues_are_errors_without_create_missing_queues() -> None:
     app = make_app(
-        task_queues=["high", "default", "low"],
+        task_queues=["high", "celery", "low"],
         task_routes={"sii.*": {"queue": "lwo"}},
+        task_create_missing_queues=False,
     )
     with pytest.raises(ConfigurationError) as err:
         app.finalize()
@@ -191,7 +192,7 @@ def test_routes_to_undeclared_queues_are_errors() -> None:
 
 
 def test_a_task_queue_option_and_a_call_queue_must_be_declared() -> None:
-    app = make_app(task_queues=["default"])
+    app = make_app(task_queues=["celery"], task_create_missing_queues=False)
     app.finalize()
     with pytest.raises(
         ConfigurationError, match=re.escape("'late.task' goes (by task option) to queue 'emails'")
@@ -202,10 +203,12 @@ def test_a_task_queue_option_and_a_call_queue_must_be_declared() -> None:
 
 
 def test_default_queue_must_be_declared_when_tasks_land_there() -> None:
-    app = make_app(task_queues=["high"], task_routes={"sii.*": "high"})
+    app = make_app(
+        task_queues=["high"], task_routes={"sii.*": "high"}, task_create_missing_queues=False
+    )
     with pytest.raises(ConfigurationError) as err:
         app.finalize()
-    assert "go (by task_default_queue) to queue 'default'" in str(err.value)
+    assert "go (by task_default_queue) to queue 'celery'" in str(err.value)
     assert "notifications.process_pending" in str(err.value)
 
 

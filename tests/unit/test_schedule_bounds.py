@@ -110,7 +110,7 @@ def test_an_entry_stored_without_the_flag_does_not_fire(
     for _ in range(8):
         clock.advance(0.25)
         beat.tick()
-    assert app.broker.list_messages("default") == []
+    assert app.broker.list_messages("celery") == []
     assert "old-fast" in caplog.text and "interval below one second" in caplog.text
 
 
@@ -129,5 +129,5 @@ def test_the_floor_holds_on_every_store_and_for_stored_entries(
     for _ in range(4):  # no OverflowError: the entry is reported and skipped
         clock.advance(0.25)
         beat.tick()
-    assert app.broker.list_messages("default") == []
+    assert app.broker.list_messages("celery") == []
     assert "tiny" in caplog.text and "below the shortest" in caplog.text

@@ -61,7 +61,7 @@ def test_celery_forms_of_a_schedule_parse() -> None:
         ({"task": "t", "schedule": -1}, "must be positive"),
         ({"task": "t", "schedule": 5, "kwarg": {}}, "did you mean 'kwargs'"),
         ({"task": "t", "schedule": 5, "options": {"queues": "q"}}, "did you mean 'queue'"),
-        ({"task": "t", "schedule": 5, "options": {"priority": 12}}, "priority"),
+        ({"task": "t", "schedule": 5, "options": {"priority": 256}}, "priority"),
         ({"task": "t", "schedule": 5, "args": [object()]}, "JSON values"),
         ({"task": "t", "schedule": 5, "missed": "later"}, "'skip' (default) or 'catch_up'"),
     ],

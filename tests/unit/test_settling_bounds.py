@@ -71,7 +71,7 @@ def deliveries(app: Conveyor, names: list[str]) -> list[Inflight]:
     """Send one call per name and lease them all, as a worker would."""
     for name in names:
         app.send_task(name)
-    leased = app.broker.reserve(["default"], len(names), 30.0)
+    leased = app.broker.reserve(["celery"], len(names), 30.0)
     items = []
     for delivery in leased:
         message = decode_message(delivery.envelope.body)
@@ -126,7 +126,7 @@ def test_a_refused_call_whose_failure_is_refused_too_is_dead_lettered_with_the_r
     settler.settle([(i, RunResult(RunKind.SUCCESS, 1.0, 2.0, value=b"1")) for i in items])
     second = app.results.get(items[1].message.id)
     assert second is not None and second.state is TaskState.SUCCESS
-    dead = app.broker.list_messages("default", MessageState.DEAD)
+    dead = app.broker.list_messages("celery", MessageState.DEAD)
     assert [d.envelope.id for d in dead] == [items[0].message.id]
     assert dead[0].reason == (
         "the outcome could not be stored: ValueError: this store refuses that id; the call ran "
@@ -163,10 +163,10 @@ def test_a_store_outage_is_not_a_verdict_the_calls_are_delivered_again(
 def test_a_retry_count_beyond_64_bits_fails_the_call_clearly(app: Conveyor) -> None:
     message = Message(id=new_task_id(), task="again", retries=2**64 + 5)
     body = encode_message(message, app.conf.settings.task_message_max_size)
-    app.broker.enqueue([Envelope(message.id, "default", body)])
+    app.broker.enqueue([Envelope(message.id, "celery", body)])
     near = Message(id=new_task_id(), task="again", retries=MAX_COUNT)
     body = encode_message(near, app.conf.settings.task_message_max_size)
-    app.broker.enqueue([Envelope(near.id, "default", body)])
+    app.broker.enqueue([Envelope(near.id, "celery", body)])
     solo_worker(app).run_until_idle()
     for task_id in (message.id, near.id):
         outcome = app.results.get(task_id)

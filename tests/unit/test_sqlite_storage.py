@@ -206,7 +206,7 @@ def test_a_producer_gets_backend_unavailable_with_the_cause_and_nothing_is_store
         assert not conn.in_transaction  # rolled back, not left open
         uncap(conn)
         later = app.send_task("t.echo", (BIG,))
-        ids = {m.envelope.id for m in app.broker.list_messages("default")}
+        ids = {m.envelope.id for m in app.broker.list_messages("celery")}
         assert ids == {first.id, later.id}  # the refused call was not stored
     finally:
         app.close()
@@ -234,11 +234,11 @@ def test_a_patient_guard_waits_out_a_full_disk_and_then_stores(tmp_path: Path) -
         wait_for(lambda: guard.down is not None, "the guard to see the full disk")
         assert "database or disk is full" in guard.down[1]
         assert sender.is_alive()  # waiting, not failed
-        assert broker.list_messages("default") == []
+        assert broker.list_messages("celery") == []
         uncap(capped[0])  # room again (sqlite3 connections here may be used across threads)
         sender.join(30)
         assert not sender.is_alive() and guard.down is None
-        assert [m.envelope.id for m in broker.list_messages("default")] == ["waited"]
+        assert [m.envelope.id for m in broker.list_messages("celery")] == ["waited"]
     finally:
         stop.set()
         sender.join(5)
@@ -276,7 +276,7 @@ def test_a_lock_held_elsewhere_is_an_outage_for_producers_and_workers(tmp_path: 
         holder.execute("ROLLBACK")
         sender.join(30)
         assert not sender.is_alive() and guard.down is None
-        ids = sorted(m.envelope.id for m in broker.list_messages("default"))
+        ids = sorted(m.envelope.id for m in broker.list_messages("celery"))
         assert ids == ["before", "waited"]
     finally:
         stop.set()

@@ -135,7 +135,7 @@ def test_received_and_revoked_for_a_waiting_call_carry_its_request(
         return x + y
 
     worker = _worker(mem_app)
-    keep, victim = add.delay(1, 2), add.apply_async((7, 8), kwargs={}, queue="default")
+    keep, victim = add.delay(1, 2), add.apply_async((7, 8), kwargs={}, queue="celery")
     worker.groups[0].reserve(0.0)  # both reserved, none started
     mem_app.control.revoke(victim.id)
     worker.keeper.renew_once()  # the renewal carries the revocation
@@ -151,7 +151,7 @@ def test_received_and_revoked_for_a_waiting_call_carry_its_request(
         {},
         "w@sig",
     )
-    assert request.delivery_info["queue"] == "default"
+    assert request.delivery_info["queue"] == "celery"
     (revoked,) = of(heard, "task_revoked")
     assert revoked["sender"] is add and revoked["request"].id == victim.id
     assert (revoked["terminated"], revoked["expired"], revoked["signum"]) == (False, False, None)
@@ -195,7 +195,7 @@ def test_an_unknown_task_sends_task_unknown_and_an_unreadable_body_task_rejected
     other = Conveyor("other", broker="memory://", set_as_current=False)
     other._broker = mem_app.broker  # a producer that knows a task this worker does not
     stranger = other.task(name="not.here")(lambda: None).delay()
-    mem_app.broker.enqueue([Envelope(id="junk-1", queue="default", body=b"not json")])
+    mem_app.broker.enqueue([Envelope(id="junk-1", queue="celery", body=b"not json")])
     worker = _worker(mem_app)
     worker.run_until_idle()
     assert of(heard, "task_received") == []

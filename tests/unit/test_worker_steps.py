@@ -28,7 +28,7 @@ def test_success_stores_the_value_and_acks(mem_app: Conveyor) -> None:
         TaskState.SUCCESS,
         1,
         "test@local",
-        "default",
+        "celery",
     )
     assert o.started_at is not None and o.finished_at is not None
     assert mem_app.broker.queue_stats() == []
@@ -59,7 +59,7 @@ def test_bound_task_sees_its_request(mem_app: Conveyor) -> None:
         "retries": 0,
         "attempt": 1,
         "hostname": "test@local",
-        "queue": "default",
+        "queue": "celery",
     }
     assert who.request.called_directly  # outside a run
 
@@ -172,12 +172,12 @@ def test_undecodable_body_is_dead_lettered_and_the_worker_goes_on(mem_app: Conve
     def fine() -> str:
         return "ok"
 
-    mem_app.broker.enqueue([Envelope("garbage", "default", b"\x00not json")])
+    mem_app.broker.enqueue([Envelope("garbage", "celery", b"\x00not json")])
     res = fine.delay()
     worker = solo_worker(mem_app)
     worker.run_until_idle()
     assert res.get(timeout=1) == "ok"
-    (dead,) = mem_app.broker.list_messages("default", MessageState.DEAD)
+    (dead,) = mem_app.broker.list_messages("celery", MessageState.DEAD)
     assert dead.envelope.id == "garbage" and "undecodable" in (dead.reason or "")
 
 
@@ -186,7 +186,7 @@ def test_message_for_an_unregistered_task_is_dead_lettered(mem_app: Conveyor) ->
     other._broker = mem_app.broker  # a producer that knows a task this worker does not
     other.task(name="not.here")(lambda: None).delay()
     solo_worker(mem_app).run_until_idle()
-    (dead,) = mem_app.broker.list_messages("default", MessageState.DEAD)
+    (dead,) = mem_app.broker.list_messages("celery", MessageState.DEAD)
     assert "not registered" in (dead.reason or "")
 
 
@@ -202,7 +202,7 @@ def test_reject_and_ignore(mem_app: Conveyor) -> None:
     r1, r2 = refuse.delay(), skip.delay()
     solo_worker(mem_app).run_until_idle()
     assert r1.state is TaskState.FAILURE and r1.outcome and r1.outcome.reason == "rejected"
-    (dead,) = mem_app.broker.list_messages("default", MessageState.DEAD)
+    (dead,) = mem_app.broker.list_messages("celery", MessageState.DEAD)
     assert dead.envelope.id == r1.id
     assert r2.state is TaskState.PENDING  # settled without an outcome
     assert [s.ready + s.leased for s in mem_app.broker.queue_stats()] == [0]
@@ -252,7 +252,7 @@ def test_priorities_and_queues_in_a_worker(mem_app: Conveyor) -> None:
     note.apply_async(("low",), priority=0)
     note.apply_async(("high",), priority=9)
     note.apply_async(("elsewhere",), queue="other")
-    solo_worker(mem_app, queues=("default",)).run_until_idle()
+    solo_worker(mem_app, queues=("celery",)).run_until_idle()
     assert order == ["high", "low"]
 
 
@@ -308,7 +308,7 @@ def test_thread_pool_returns_a_job_even_when_the_task_escapes_execute(mem_app: C
     pool = ThreadPool(mem_app.tasks.__getitem__, 1)
     pool.start()
     res = leave.delay()
-    msg = mem_app.broker.reserve(["default"], 1, 30)[0]
+    msg = mem_app.broker.reserve(["celery"], 1, 30)[0]
     from conveyor.message import decode_message
 
     message = decode_message(msg.envelope.body)

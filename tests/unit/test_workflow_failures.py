@@ -10,7 +10,7 @@ import pytest
 
 from conveyor import AsyncResult, Conveyor, chain, chord, group, signature
 from conveyor.brokers.base import Envelope
-from conveyor.canvas.flow import after_failure, after_success, send_node
+from conveyor.canvas.flow import after_failure, after_success, chord_error, send_node
 from conveyor.canvas.nodes import (
     INLINE_LIMIT,
     ChainNode,
@@ -84,7 +84,7 @@ def test_an_empty_chain_in_a_message_fails_what_follows_it(app: Conveyor) -> Non
     after = SigNode("add", new_task_id(), args=(1,))
     message = Message(id=new_task_id(), task="add", args=(1, 2), chain=(ChainNode(steps=()), after))
     body = encode_message(message, app.conf.settings.task_message_max_size)
-    app.broker.enqueue([Envelope(message.id, "default", body)])
+    app.broker.enqueue([Envelope(message.id, "celery", body)])
     run(app)
     assert app.runs == [("add", 1, 2)]  # type: ignore[attr-defined]
     assert "a chain with no steps" in failure(app, after.id).error.message  # type: ignore[union-attr]
@@ -153,10 +153,8 @@ def count_reads(app: Conveyor, monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def sent(app: Conveyor) -> list[Message]:
-    """The messages waiting in the default queue (the chord's members)."""
-    return [
-        decode_message(s.envelope.body) for s in app.broker.list_messages("default", limit=5000)
-    ]
+    """The messages waiting in the default queue, celery (the chord's members)."""
+    return [decode_message(s.envelope.body) for s in app.broker.list_messages("celery", limit=5000)]
 
 
 @pytest.mark.parametrize("size", [10, 1000])
@@ -169,7 +167,7 @@ def test_joining_a_chord_reads_nothing_that_grows_with_its_header(
     assert len(members) == size and members[0].join is not None
     assert len(msgspec.json.encode(members[0].join)) < 200  # carried: size and the body
     app.results.put([Outcome(m.id, TaskState.SUCCESS, value=b"1") for m in members])
-    app.broker.purge(["default"])  # the members ran: their joins are played below
+    app.broker.purge(["celery"])  # the members ran: their joins are played below
     reads = count_reads(app, monkeypatch)
     for m in members[:-1]:
         after_success(app, m.links, m.id, 1, "add")
@@ -206,7 +204,7 @@ def test_a_large_continuation_is_read_from_the_description_instead(
     error = ErrorInfo("ZeroDivisionError", "boom")
     after_failure(app, members[0].links, "add", members[0].id, error)
     assert len(reads) == 1  # the description, read once
-    assert failure(app, result_ids(node)[0]).error == error
+    assert failure(app, result_ids(node)[0]).error == chord_error(members[0].id, error)
 
 
 def deep(levels: int) -> Any:

@@ -22,6 +22,10 @@ every later call (FAILURE, with a `WorkflowError` naming the error and the step)
 so the step is acknowledged and never runs again. (In eager mode the next step runs inline and
 its own error reaches the caller, as a task's does.)
 
+Callbacks and errbacks (`link` / `link_error`, see canvas/callbacks.py) are sent from
+`after_success` / `after_failure` the same way: under ids fixed when their call was sent, so a
+call settled again sends none of them twice.
+
 Chords. The chord's description (`ChordMeta`: header ids, body, rest) is stored under the
 chord's id before any member is sent. Each member carries a `ChordJoin` (the header's size,
 and what follows the chord when that is small), so joining is an atomic set-add that returns
@@ -40,6 +44,7 @@ import msgspec
 
 from ..errors import (
     OUTAGES,
+    ChordError,
     ConfigurationError,
     DecodeError,
     EncodeError,
@@ -51,6 +56,7 @@ from ..message import Links, check_nodes, decode_value
 from ..options import CallOptions
 from ..results.base import CHORD_RECORD, ErrorInfo, Outcome, storable_text
 from ..states import TaskState
+from .callbacks import send_body_errbacks, send_callbacks, send_errbacks
 from .nodes import (
     ChainNode,
     ChordJoin,
@@ -168,7 +174,7 @@ def _send_call(app: Conveyor, node: SigNode, parent: Parent | None, rest: tuple[
         countdown=node.countdown,
         headers=node.headers,
     )
-    links = Links(rest, node.chord, node.join)
+    links = Links(rest, node.chord, node.join, node.link, node.link_error)
     if app.conf.settings.task_always_eager:
         app.publish(node.task, args, dict(node.kwargs), call, app.tasks.get(node.task), links)
     else:
@@ -181,7 +187,9 @@ def after_success(
     """Call `task_id` succeeded with `value`: send the next step of its chain, or join its
     chord (and send the body when it completes it). Any error but an outage (`OUTAGES`) is
     permanent: it fails the rest of the workflow, and this returns; an outage raises (see the
-    module docstring)."""
+    module docstring). Its callbacks (`link`) are sent first (see canvas/callbacks.py)."""
+    if links.link:
+        send_callbacks(app, links, task_id, value)
     try:
         if links.chain:
             send_node(app, links.chain[0], Parent(value), links.chain[1:])
@@ -222,9 +230,10 @@ def _join(app: Conveyor, chord_id: str, member_id: str, join: ChordJoin | None) 
             f"chord {chord_id}: the results of {len(missing)} header member(s) are not stored "
             f"(first: {missing[0]}); a chord's header tasks must keep their results "
             "(ignore_result=False) until the body runs",
-            module="conveyor",
+            module=ChordError.__module__,
         )
         _fail(app, (meta.body, *meta.rest), error, f"chord {chord_id} could not collect its header")
+        send_body_errbacks(app, (meta.body,), error)
         return
     limit = app.conf.settings.result_max_size
     try:
@@ -255,7 +264,10 @@ def after_failure(
 ) -> None:
     """Call `task_id` failed for good: every call still to come in its chain fails with its
     error, and so does the body of its chord (and of any chord a later step belonged to). Only
-    an outage raises (see `_fail_after`)."""
+    an outage raises (see `_fail_after`). Its errbacks (`link_error`) are sent first (see
+    canvas/callbacks.py)."""
+    if links.link_error:
+        send_errbacks(app, links, task_name, task_id, error)
     step = f"{task_name}[{task_id}]"
     _fail_after(
         app,
@@ -264,6 +276,18 @@ def after_failure(
         f"an earlier step of the chain failed: {step}",
         f"a member of the chord's header failed: {step}",
         step,
+        chord_error(task_id, error) if links.chord else None,
+    )
+
+
+def chord_error(member_id: str, error: ErrorInfo) -> ErrorInfo:
+    """What the body of a chord whose header member `member_id` failed with `error` fails
+    with: Celery's `ChordError: Dependency <id> raised ValueError('…')`."""
+    return ErrorInfo(
+        ChordError.__name__,
+        f"Dependency {member_id} raised {error.type}({error.message!r})",
+        error.traceback,
+        module=ChordError.__module__,
     )
 
 
@@ -274,12 +298,14 @@ def _fail_after(
     chain_reason: str,
     chord_reason: str,
     step: str,
+    own_chord_error: ErrorInfo | None = None,
 ) -> None:
-    """Mark FAILURE every call after `step`. Only an outage raises: any other error here would
-    meet the step again if it were delivered again, so it is logged (those calls read PENDING)
-    and the step is acknowledged all the same."""
+    """Mark FAILURE every call after `step` (what follows the step's own chord with
+    `own_chord_error`, when given). Only an outage raises: any other error here would meet the
+    step again if it were delivered again, so it is logged (those calls read PENDING) and the
+    step is acknowledged all the same."""
     try:
-        _mark_after(app, links, error, chain_reason, chord_reason)
+        _mark_after(app, links, error, chain_reason, chord_reason, own_chord_error)
     except OUTAGES:
         raise
     except Exception:
@@ -287,19 +313,29 @@ def _fail_after(
 
 
 def _mark_after(
-    app: Conveyor, links: Links, error: ErrorInfo, chain_reason: str, chord_reason: str
+    app: Conveyor,
+    links: Links,
+    error: ErrorInfo,
+    chain_reason: str,
+    chord_reason: str,
+    own_chord_error: ErrorInfo | None = None,
 ) -> None:
     """Mark FAILURE every call after a step: the rest of its chain, and what follows every
     chord the step or a later call is a member of. What follows a chord comes from its members'
     `ChordJoin` when they carry it, else from its description; a chord whose description is
-    gone as well cannot be marked, and is logged."""
+    gone as well cannot be marked, and is logged. When the step's own chord fails, its body's
+    errbacks are sent (as Celery does; a chord later in the chain never started)."""
     _fail(app, links.chain, error, chain_reason)
     chords = chords_in(links.chain)
     if links.chord:
         chords[links.chord] = links.join or chords.get(links.chord)
     for chord_id, join in chords.items():
+        own = chord_id == links.chord  # the step's own chord failed (not one never started)
+        failed_with = own_chord_error if own and own_chord_error is not None else error
         if join is not None and join.then is not None:
-            _fail(app, join.then, error, chord_reason)
+            _fail(app, join.then, failed_with, chord_reason)
+            if own:  # its body's errbacks, as Celery sends them
+                send_body_errbacks(app, join.then, failed_with)
             continue
         try:
             meta = chord_meta(app, chord_id)
@@ -310,7 +346,9 @@ def _mark_after(
                 chord_id,
             )
             continue
-        _fail(app, (meta.body, *meta.rest), error, chord_reason)
+        _fail(app, (meta.body, *meta.rest), failed_with, chord_reason)
+        if own:
+            send_body_errbacks(app, (meta.body,), failed_with)
 
 
 def _fail(app: Conveyor, nodes: tuple[Node, ...], error: ErrorInfo, reason: str) -> None:

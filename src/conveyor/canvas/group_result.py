@@ -209,6 +209,9 @@ class ResultSet:  # noqa: PLW1641  (mutable, so unhashable, as Celery's)
 class GroupResult(ResultSet):
     """A group's results, with the group's `id` (for `save` / `restore`)."""
 
+    #: canvas: the step before the group in a workflow (an AsyncResult, or a chord's header).
+    parent: AsyncResult | GroupResult | None
+
     def __init__(
         self,
         id: str | None = None,

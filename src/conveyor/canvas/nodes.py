@@ -8,6 +8,7 @@ step (its parent ran twice after a crash) re-sends the same ids, which the broke
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -27,6 +28,10 @@ class SigNode(msgspec.Struct, frozen=True, tag="sig", omit_defaults=True):
     chord: str | None = None  # the chord whose header this call's result belongs to
     join: ChordJoin | None = None  # what joining it needs (absent in older messages)
     headers: dict[str, Any] = msgspec.field(default_factory=dict)  # the call's own
+    # Celery's link / link_error: sent when this call succeeds (given its result) or fails
+    # for good (see canvas/callbacks.py); their ids are fixed here, so they are sent once.
+    link: tuple[Node, ...] = ()
+    link_error: tuple[Node, ...] = ()
 
 
 class ChainNode(msgspec.Struct, frozen=True, tag="chain"):
@@ -84,6 +89,50 @@ def joined(node: Node, chord_id: str, join: ChordJoin | None = None) -> Node:
     return GroupNode(id=node.id, members=tuple(joined(m, chord_id, join) for m in node.members))
 
 
+def with_callbacks(node: Node, callbacks: tuple[Node, ...]) -> Node:
+    """`node` with `callbacks` linked where Celery links them: a call's own, a chain's last
+    step's, a group's first member's (made immutable, since that member alone cannot pass
+    the group's results on)."""
+    if not callbacks:
+        return node
+    if isinstance(node, SigNode):
+        return msgspec.structs.replace(node, link=(*node.link, *callbacks))
+    if isinstance(node, ChainNode):
+        return ChainNode(steps=(*node.steps[:-1], with_callbacks(node.steps[-1], callbacks)))
+    first, *rest = node.members
+    fixed = tuple(immutable(c) for c in callbacks)
+    return GroupNode(id=node.id, members=(with_callbacks(first, fixed), *rest))
+
+
+def with_errbacks(node: Node, errbacks: Callable[[], tuple[Node, ...]]) -> Node:
+    """`node` with errbacks on every call that can fail, as Celery puts them: every step of a
+    chain and every member of a group, but not the header of a chord (a group followed by a
+    step), whose failure reaches the body's errbacks instead. `errbacks()` makes them with
+    fresh ids for each call, so that two members failing each send theirs (Celery clones the
+    errback for each)."""
+    if isinstance(node, SigNode):
+        made = errbacks()
+        return msgspec.structs.replace(node, link_error=(*node.link_error, *made)) if made else node
+    if isinstance(node, ChainNode):
+        last = len(node.steps) - 1
+        return ChainNode(
+            steps=tuple(
+                s if isinstance(s, GroupNode) and i < last else with_errbacks(s, errbacks)
+                for i, s in enumerate(node.steps)
+            )
+        )
+    return GroupNode(id=node.id, members=tuple(with_errbacks(m, errbacks) for m in node.members))
+
+
+def immutable(node: Node) -> Node:
+    """`node` ignoring the result it is given: its first call(s) made immutable."""
+    if isinstance(node, SigNode):
+        return msgspec.structs.replace(node, immutable=True)
+    if isinstance(node, ChainNode):
+        return ChainNode(steps=(immutable(node.steps[0]), *node.steps[1:]))
+    return GroupNode(id=node.id, members=tuple(immutable(m) for m in node.members))
+
+
 def chords_in(nodes: tuple[Node, ...]) -> dict[str, ChordJoin | None]:
     """The chords that calls inside `nodes` are members of, with what their members carry."""
     out: dict[str, ChordJoin | None] = {}
@@ -101,6 +150,15 @@ def result_ids(node: Node) -> list[str]:
     if isinstance(node, ChainNode):
         return result_ids(node.steps[-1])
     return [i for member in node.members for i in result_ids(member)]
+
+
+def first_calls(node: Node) -> list[SigNode]:
+    """The calls that run first in `node`: itself, a chain's first step's, every member's."""
+    if isinstance(node, SigNode):
+        return [node]
+    if isinstance(node, ChainNode):
+        return first_calls(node.steps[0]) if node.steps else []
+    return [call for member in node.members for call in first_calls(member)]
 
 
 def all_calls(nodes: tuple[Node, ...]) -> list[SigNode]:

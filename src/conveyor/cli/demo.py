@@ -47,6 +47,7 @@ def demo(db_path: str, concurrency: int) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     os.environ["CONVEYOR_BROKER_URL"] = f"sqlite:///{path}"
     os.environ.pop("CONVEYOR_RESULT_BACKEND", None)
+    os.environ.pop("CELERY_RESULT_BACKEND", None)  # read when conveyor's is unset
     from .. import demo_app
 
     app = demo_app.app

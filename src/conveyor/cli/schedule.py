@@ -80,7 +80,9 @@ def unsynced(book: Schedules, views: list[EntryView]) -> list[str]:
 @click.option("--args", "args_json", default="[]", help="Positional arguments as a JSON list.")
 @click.option("--kwargs", "kwargs_json", default="{}", help="Keyword arguments as a JSON object.")
 @click.option("--queue", help="Send to this queue (default: the task's route).")
-@click.option("--priority", type=click.IntRange(0, 9))
+@click.option(
+    "--priority", type=click.IntRange(0, 255), help="0–9, or 0 to task_queue_max_priority."
+)
 @click.option("--expires", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS")
 @click.option("--missed", type=click.Choice([m.value for m in Missed]), default=Missed.SKIP.value)
 @click.option(

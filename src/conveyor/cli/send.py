@@ -33,7 +33,11 @@ def _json(value: str, what: str, kind: type) -> Any:
     "--expires", type=float, help="Drop the call if not started within this many seconds."
 )
 @click.option("--queue", help="Queue to send to (default: the task's or task_default_queue).")
-@click.option("--priority", type=click.IntRange(0, 9), help="0–9, higher runs first.")
+@click.option(
+    "--priority",
+    type=click.IntRange(0, 255),
+    help="0–9, higher runs first (or 0 to task_queue_max_priority, mapped onto 0–9).",
+)
 @click.option("--wait", is_flag=True, help="Wait for the outcome and print it.")
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="With --wait.")
 @click.pass_obj

@@ -18,6 +18,7 @@ from .._urls import safe_url
 from ..app import Conveyor
 from ..config import POOL_NAMES, Settings, lease_seconds
 from ..logformat import banner
+from ..routing import default_consumed
 from ..scheduler.beat import Beat, run_in_thread
 from ..worker.child import ENV_INCLUDE
 from ..worker.naming import expand_node_name, node_format
@@ -43,7 +44,8 @@ def _not_built(flag: str, feature: str) -> click.UsageError:
     "queues",
     multiple=True,
     metavar="Q1,Q2[:N[:POOL]]",
-    help="Queues of one slot group, drained in this order (default: task_default_queue). "
+    help="Queues of one slot group, drained in this order (default: every queue of "
+    "task_queues, else task_default_queue). "
     "Repeat for more groups, each with its own slots: -Q high,default:3 -Q low:1.",
 )
 @click.option(
@@ -377,7 +379,7 @@ def slot_groups(
 ) -> tuple[SlotSpec, ...]:
     """The slot groups from `-Q`/`-c`: one -c for one -Q, one -c after each -Q, or N in the
     -Q itself."""
-    specs = queues or (s.task_default_queue,)
+    specs = queues or (",".join(default_consumed(s)),)
     fallback = 1 if pool == "solo" else (s.worker_concurrency or os.cpu_count() or 1)
     if len(specs) > 1 and concurrency and len(concurrency) != len(specs):
         raise click.UsageError(

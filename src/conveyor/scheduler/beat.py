@@ -283,17 +283,41 @@ def configured_entries(app: Conveyor) -> list[Entry]:
 
 
 def check_entry(app: Conveyor, entry: Entry) -> None:
-    """An entry's task must be known and its queue declared (when queues are declared)."""
+    """An entry's task must be known and its queue declared (when queues are declared and
+    `task_create_missing_queues` is False; when True, a fire to an undeclared queue is sent
+    with the routing warning, as Celery creates the queue)."""
     try:
         app.check_task_name(entry.task)
     except ConveyorError as exc:
         raise ConfigurationError(f"schedule entry {entry.name!r}: {exc}") from None
-    declared = app.conf.settings.task_queues
+    _check_priority(app, entry)
+    settings = app.conf.settings
+    declared = None if settings.task_create_missing_queues else settings.task_queues
     if entry.queue and declared is not None and entry.queue not in {q.name for q in declared}:
         raise ConfigurationError(
             f"schedule entry {entry.name!r} sends to queue {entry.queue!r}, which task_queues "
             f"does not declare ({', '.join(q.name for q in declared)})"
         )
+
+
+def _check_priority(app: Conveyor, entry: Entry) -> None:
+    """An entry's priority must fit the scale of the queue it goes to (conveyor.priorities)."""
+    if entry.priority is None:
+        return
+    task = app.tasks.get(entry.task)
+    opts = task.options if task is not None else None
+    try:
+        app.route_table.decide(
+            entry.task,
+            task_queue=opts.queue if opts else None,
+            call_queue=entry.queue,
+            call_priority=entry.priority,
+            task=task,
+        )
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"schedule entry {entry.name!r}: {exc}") from None
+    except Exception:  # a router that needs the call's arguments: checked when it fires
+        return
 
 
 def find_duplicate(entry: Entry, others: list[Entry]) -> str | None:

@@ -28,7 +28,7 @@ class TaskPolicy:
     time_limit: float | None
     soft_time_limit: float | None
     extended_result: bool = False
-    track_started: bool = True  # store STARTED when the run begins
+    track_started: bool = False  # store STARTED when the run begins (task_track_started)
     store_errors: bool = False  # store FAILURE even when ignore_result
     expected_errors: frozenset[str] = frozenset()  # "module.QualName" of the task's `throws`
 

@@ -388,11 +388,12 @@ def _stop(service: Service) -> None:
 def default_options(app: Conveyor, **overrides: object) -> WorkerOptions:
     """WorkerOptions from the app's settings, with overrides."""
     from ..config import lease_seconds
+    from ..routing import default_consumed
     from .naming import expand_node_name
 
     s = app.conf.settings
     base = WorkerOptions(
-        queues=(s.task_default_queue,),
+        queues=default_consumed(s),
         name=expand_node_name(None),
         concurrency=1,
         pool="solo",
