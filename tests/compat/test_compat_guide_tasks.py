@@ -312,3 +312,37 @@ def test_revoke_with_terminate_stops_a_running_task(guide: Running) -> None:
         """
     )
     assert out == ["TaskRevokedError", "REVOKED"]
+
+
+def test_reject_with_requeue_delivers_the_message_again(guide: Running) -> None:
+    out = guide.run("from proj.tasks import requeues\nprint(requeues.delay().get(timeout=20))")
+    assert out.strip() == "received two times"
+    guide.worker.wait_for_log("received two times", timeout=10)
+
+
+def test_retry_through_the_task_object_in_an_unbound_task(guide: Running) -> None:
+    out = guide.lines(
+        """
+        from proj.tasks import FailWhaleError, refresh_timeline_unbound
+        r = refresh_timeline_unbound.delay('ann')
+        try:
+            r.get(timeout=20)
+        except FailWhaleError as exc:
+            print(exc)
+        print(r.state)
+        """
+    )
+    assert out == ["ann", "FAILURE"]
+
+
+def test_the_time_helpers_task_modules_import(guide: Running) -> None:
+    out = guide.lines(
+        """
+        from datetime import timedelta
+        from conveyor.utils.time import humanize_seconds, maybe_timedelta, rate
+        print(maybe_timedelta(30) == timedelta(seconds=30))
+        print(rate('10/m') == 10 / 60)
+        print(humanize_seconds(90))
+        """
+    )
+    assert out == ["True", "True", "1.50 minutes"]

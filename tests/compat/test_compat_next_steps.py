@@ -224,13 +224,14 @@ def test_current_app_states_and_task_ids_known_before_sending(proj: Running) -> 
 
 
 def test_worker_options_of_celery_are_accepted(compat_url: str) -> None:
-    """`-O fair`, the time limits and the --without-* switches Celery's docs and init scripts
-    pass; the node is named celery@<hostname> by default, as in Celery."""
+    """`-A proj.celery:app`, `-O fair`, the time limits and the --without-* switches that
+    Celery's docs and init scripts pass; the node is named celery@<hostname> by default, as in
+    Celery."""
     import socket
 
     where = project("next_steps")
     args = (
-        "-A", "proj", "worker", "-l", "INFO", "-O", "fair", "--time-limit=60",
+        "-A", "proj.celery:app", "worker", "-l", "INFO", "-O", "fair", "--time-limit=60",
         "--soft-time-limit=50", "--without-heartbeat", "--without-gossip", "--without-mingle",
     )  # fmt: skip
     with worker(where, compat_url, *args) as proc:

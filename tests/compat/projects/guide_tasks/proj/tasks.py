@@ -7,7 +7,7 @@ import uuid
 
 import conveyor
 from conveyor import Task, current_task, shared_task, states
-from conveyor.exceptions import Ignore
+from conveyor.exceptions import Ignore, Reject
 from conveyor.utils.log import get_task_logger
 
 from .celery import app
@@ -244,3 +244,21 @@ def who_am_i():
 def long_running(seconds):
     time.sleep(seconds)
     return seconds
+
+
+# -- Semipredicates: Reject with requeue
+@app.task(bind=True, acks_late=True)
+def requeues(self):
+    if not self.request.delivery_info["redelivered"]:
+        raise Reject("no reason", requeue=True)
+    print("received two times")
+    return "received two times"
+
+
+# -- Automatic retry: the unbound form (no countdown in the guide; 0 here instead of 3 minutes)
+@app.task
+def refresh_timeline_unbound(user):
+    try:
+        raise FailWhaleError(user)
+    except FailWhaleError as exc:
+        raise refresh_timeline_unbound.retry(exc=exc, max_retries=1, countdown=0)
