@@ -168,7 +168,8 @@ def test_worker_option_errors(db: Path, args: list[str], message: str) -> None:
 def test_worker_writes_and_removes_its_pidfile(db: Path) -> None:
     pidfile = db.parent / "w.pid"
     with worker(db, "-P", "solo", "--pidfile", str(pidfile)) as proc:
-        wait_until(pidfile.exists, 60, "the pidfile")
+        # created (O_EXCL), then written: wait for the pid, not just the file
+        wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), 60, "the pid")
         assert int(pidfile.read_text()) == proc.pid
     assert not pidfile.exists()
 

@@ -506,8 +506,9 @@ def test_track_started_per_task_wins_over_the_setting(mem_app: Conveyor) -> None
     @mem_app.task
     def plain() -> None: ...
 
+    assert mem_app.conf.settings.task_track_started is False  # Celery's default
+    mem_app.conf.task_track_started = True
     settings = mem_app.conf.settings
-    assert settings.task_track_started is True
     assert policy_for(quiet, settings).track_started is False
     assert policy_for(plain, settings).track_started is True
     mem_app.conf.task_track_started = False
