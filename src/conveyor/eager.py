@@ -80,7 +80,7 @@ def run_eagerly(app: Conveyor, message: Message) -> AsyncResult:
     elif links and state is TaskState.FAILURE and result.error is not None:
         after_failure(app, links, message.task, message.id, result.error)
     if state is TaskState.FAILURE and app.conf.settings.task_eager_propagates and result.error:
-        raise rebuild_exception(result.error)
+        raise rebuild_exception(result.error, _failure_args(result))
     handle = AsyncResult(message.id, app)
     handle.ignored = bool(ignore)
     return handle
@@ -170,7 +170,19 @@ def _eager_result(
     if result.kind is RunKind.REJECT and result.error:  # as Celery: REJECTED, not raised
         exc = rebuild_exception(result.error)
         return EagerResult(message.id, exc, "REJECTED", traceback=tb, name=task.name)
-    exc = rebuild_exception(result.error) if result.error else RuntimeError("task failed")
+    exc = (
+        rebuild_exception(result.error, _failure_args(result))
+        if result.error
+        else RuntimeError("task failed")
+    )
     if throw:
         raise exc
     return EagerResult(message.id, exc, TaskState.FAILURE, traceback=tb, name=task.name)
+
+
+def _failure_args(result: RunResult) -> list[Any] | None:
+    """The exception's arguments the executor kept beside a FAILURE (see rebuild_exception)."""
+    if result.kind is not RunKind.FAILURE or result.value is None:
+        return None
+    args = decode_value(result.value)
+    return args if isinstance(args, list) else None

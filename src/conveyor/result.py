@@ -11,7 +11,7 @@ import builtins
 import contextvars
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -28,26 +28,33 @@ if TYPE_CHECKING:
 
 
 # -- rebuilding stored exceptions -------------------------------------------------------------
-def rebuild_exception(error: ErrorInfo) -> BaseException:
+def rebuild_exception(error: ErrorInfo, args: Sequence[Any] | None = None) -> BaseException:
     """Turn a stored error back into an exception without importing anything named in storage.
 
     The exception comes back as its own class when that class is already loaded in this
     process (found through `sys.modules`, never imported), is an `Exception` subclass, and
-    can be built from the stored message as its one argument; otherwise as RemoteError, which
-    carries the type's name, message and traceback as text."""
+    can be built from the stored arguments (`args`: the exception's own, kept beside a
+    FAILURE) or else from the stored message as its one argument; otherwise as RemoteError,
+    which carries the type's name, message and traceback as text."""
     cls = _loaded_class(error)
     exc: BaseException | None = None
     if cls is not None:
-        try:
-            exc = cls(error.message)
-        except Exception:  # a constructor that wants other arguments: keep the text
-            exc = None
+        exc = _built(cls, tuple(args)) if args is not None else None
+        if exc is None:
+            exc = _built(cls, (error.message,))
     if exc is None:
         qualified = error.type if error.module == "builtins" else f"{error.module}.{error.type}"
         exc = RemoteError(qualified, error.message, error.traceback)
     if error.traceback and hasattr(exc, "add_note"):
         exc.add_note("Remote traceback (most recent call last):\n" + error.traceback)
     return exc
+
+
+def _built(cls: type[Exception], args: tuple[Any, ...]) -> Exception | None:
+    try:
+        return cls(*args)
+    except Exception:  # a constructor that wants other arguments: keep the text
+        return None
 
 
 def _loaded_class(error: ErrorInfo) -> type[Exception] | None:
@@ -497,6 +504,17 @@ def _state_of(outcome: Outcome | None) -> str:
     return outcome.custom_state if outcome.custom_state is not None else outcome.state
 
 
+def _exception_args(outcome: Outcome, limit: int) -> list[Any] | None:
+    """The failed call's exception arguments, when the worker kept them (executor)."""
+    if outcome.state is not TaskState.FAILURE or outcome.value is None:
+        return None
+    try:
+        args = decode_value(outcome.value, limit)
+    except Exception:  # unreadable: rebuild from the message instead
+        return None
+    return args if isinstance(args, list) else None
+
+
 def _date_done(outcome: Outcome | None) -> datetime | None:
     if outcome is None or outcome.finished_at is None:
         return None
@@ -509,7 +527,7 @@ def _value_or_exception(outcome: Outcome | None, limit: int) -> Any:
     if outcome is None:
         return None
     if outcome.error is not None:
-        exc = rebuild_exception(outcome.error)
+        exc = rebuild_exception(outcome.error, _exception_args(outcome, limit))
         if outcome.reason and outcome.state is TaskState.FAILURE and hasattr(exc, "add_note"):
             exc.add_note(outcome.reason)  # e.g. which step of a chain failed
         return exc

@@ -45,9 +45,14 @@ def test_chains_and_groups_across_two_workers(db: Where, reader: Conveyor) -> No
             for n in getattr(err.value, "__notes__", [])
         )
         saved = fanned.save()
+        # eight half-second naps on four slots: neither worker can take them all alone, so
+        # both must run members (which the fast group above cannot promise on a loaded host)
+        naps = group(signature("sample.sleep", (0.5,), app=reader) for _ in range(8))
+        napped = naps.apply_async()
+        napped.get(timeout=60)
     restored = GroupResult.restore(saved.id, reader)
     assert restored is not None and restored.completed_count() == 40
-    workers = {r.outcome.worker.split("@")[0] for r in fanned.results if r.outcome}  # type: ignore[union-attr]
+    workers = {r.outcome.worker.split("@")[0] for r in napped.results if r.outcome}  # type: ignore[union-attr]
     assert workers == {"a", "b"}
     assert reader.broker.queue_stats() == []
 

@@ -384,10 +384,32 @@ def test_a_set_raises_the_first_failure_in_order_without_waiting_for_later_membe
 
 
 # -- exceptions -------------------------------------------------------------------------------
+class HttpError(Exception):
+    def __init__(self, status: int, headers: dict[str, str], body: str) -> None:
+        super().__init__(status, headers, body)
+        self.status, self.headers, self.body = status, headers, body
+
+
 def test_loaded_exception_classes_come_back_as_themselves() -> None:
     here = __name__
     exc = rebuild_exception(ErrorInfo("ShopError", "no stock", "tb", here))
     assert type(exc) is ShopError and exc.args == ("no stock",)
+
+
+def test_a_failed_calls_exception_comes_back_with_its_own_arguments(mem_app: Conveyor) -> None:
+    @mem_app.task
+    def fetch() -> None:
+        raise HttpError(404, {"Server": "x"}, "gone")
+
+    res = fetch.delay()
+    solo_worker(mem_app).run_until_idle()
+    with pytest.raises(HttpError) as err:
+        res.get(timeout=1)
+    assert (err.value.status, err.value.headers, err.value.body) == (404, {"Server": "x"}, "gone")
+    assert isinstance(res.result, HttpError) and res.result.args == (404, {"Server": "x"}, "gone")
+    # arguments JSON cannot carry are not kept: the message is, and the class is tried with it
+    stored = rebuild_exception(ErrorInfo("HttpError", "404 gone", None, __name__), None)
+    assert isinstance(stored, RemoteError)  # HttpError needs three arguments
 
 
 @pytest.mark.parametrize(

@@ -202,7 +202,29 @@ def _failed(task: Task, message: Message, exc: Exception, started: float) -> Run
             countdown=delay,
             retries=message.retries + 1,
         )
-    return RunResult(RunKind.FAILURE, started, time.time(), error=error_info(exc))
+    return RunResult(
+        RunKind.FAILURE, started, time.time(), error=error_info(exc), value=exception_args(exc)
+    )
+
+
+#: The most bytes of a failed call's exception arguments kept beside its error.
+EXCEPTION_ARGS_LIMIT = 16 * 1024
+
+
+def exception_args(exc: BaseException) -> bytes | None:
+    """The exception's `args` as JSON, stored as a FAILURE outcome's value (Celery keeps them
+    too, as `exc_message`), so a reader that has the class loaded can build it again with the
+    same arguments: `HttpError(status, headers, body)`, not `HttpError("<message>")`. None
+    when the message alone says it all (no arguments, or one string), or when the arguments
+    are not JSON or too large: the reader then falls back to the message."""
+    args = exc.args
+    if not args or (len(args) == 1 and isinstance(args[0], str)):
+        return None
+    try:
+        data = encode_value(list(args), "exception arguments")
+    except Exception:  # not JSON (an object, bytes…): the message is kept, as before
+        return None
+    return data if len(data) <= EXCEPTION_ARGS_LIMIT else None
 
 
 def describe(result: RunResult) -> dict[str, Any]:
