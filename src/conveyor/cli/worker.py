@@ -20,6 +20,7 @@ from ..config import POOL_NAMES, Settings, lease_seconds
 from ..logformat import banner
 from ..routing import default_consumed
 from ..scheduler.beat import Beat, run_in_thread
+from ..scheduler.foreign import ignored_notice
 from ..worker.child import ENV_INCLUDE
 from ..worker.naming import expand_node_name, node_format
 from ..worker.slotspec import QueueOrder, SlotSpec, parse_slot_spec
@@ -301,8 +302,9 @@ def worker(
     )
     for line in (first, *sqlite_locations(*app.urls)):  # where ./conveyor.db really is
         click.echo(banner(line, log.name, fmt), err=True)
-    if beat_file:
-        log.info("-s/--scheduler ignored: the schedule is kept in %s", safe_url(app.urls[1]))
+    notice = ignored_notice(beat_file, safe_url(app.urls[1])) if beat_file else None
+    if notice is not None:  # a django_celery_beat scheduler is warned about, as beat does
+        log.log(*notice)
     if statedb:
         log.info("--statedb ignored: revoked ids are kept in %s", safe_url(app.urls[0]))
     exit_on_sigterm()
